@@ -1,0 +1,77 @@
+"""The DAQ interface: the master clock, the tail electrodes and the camera triggers.
+
+A DAQ reads ``chunk_samples`` of analog input at a time, in this column order:
+``tail_left, tail_right, trigger_readback`` (and ``photodiode`` when configured).
+It also *generates* the light-sheet timing from the :class:`~rig.timeline.Timeline`:
+one camera-trigger pulse per plane (taller at each volume start, as the
+dataset's decoder expects) and the galvo/piezo waveforms, all on the same sample
+clock as the inputs, so the trigger of plane ``p`` of volume ``t`` happens at
+exactly ``timeline.plane_samples[t, p]``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+
+from rig.timeline import Timeline
+
+__all__ = ["INPUT_COLUMNS", "Daq"]
+
+#: Column order of the array :meth:`Daq.read` returns.
+INPUT_COLUMNS = ("tail_left", "tail_right", "trigger_readback", "photodiode")
+
+
+class Daq(ABC):
+    """A data-acquisition board that is the rig's master clock."""
+
+    sample_rate_hz: float
+    chunk_samples: int
+
+    @abstractmethod
+    def open(self) -> None:
+        """Reserve the device and configure channels; raise DeviceError if absent."""
+
+    @abstractmethod
+    def start(self, timeline: Timeline) -> None:
+        """Load the trigger/galvo waveforms for ``timeline`` and start all tasks on one trigger."""
+
+    @abstractmethod
+    def read(self) -> np.ndarray:
+        """Block until the next chunk exists; return float32 (chunk_samples, n_inputs) in volts.
+
+        Raises DeviceError on a buffer overflow or a lost device.
+        """
+
+    @property
+    @abstractmethod
+    def samples_read(self) -> int:
+        """DAQ sample index of the first sample the next :meth:`read` returns."""
+
+    @property
+    @abstractmethod
+    def n_inputs(self) -> int:
+        """Columns in each chunk (3, or 4 with a photodiode)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop all tasks and drive every analog output to 0 V (safe state)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device (stops first if running)."""
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

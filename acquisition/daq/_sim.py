@@ -1,0 +1,91 @@
+"""The simulated DAQ: the virtual fish's tail, the camera-trigger read-back, paced by a clock.
+
+It stands in for the NI board sample for sample: the tail channels come from
+the virtual fish, the read-back channel is the commanded trigger waveform as an
+analog input sees it (a slight droop over each pulse plus input noise), and
+``read`` returns when the chunk "exists" on the clock (now, in virtual time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from acquisition.daq._base import Daq
+from acquisition.daq._ttl import trigger_waveform
+from acquisition.fish import VirtualFish
+from rig.clock import Clock
+from rig.config import DaqConfig
+from rig.errors import DeviceError
+from rig.timeline import Timeline
+
+__all__ = ["SimDaq"]
+
+_READBACK_NOISE_V = 0.002
+
+
+class SimDaq(Daq):
+    def __init__(
+        self,
+        cfg: DaqConfig,
+        clock: Clock,
+        fish: VirtualFish,
+        rng: np.random.Generator,
+        overflow_at_s: float | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.sample_rate_hz = cfg.sample_rate_hz
+        self.chunk_samples = cfg.chunk_samples
+        self.clock = clock
+        self.fish = fish
+        self.rng = rng
+        self._timeline: Timeline | None = None
+        self._next = 0
+        self._open = False
+        self._overflow_at = (
+            None if overflow_at_s is None else round(overflow_at_s * cfg.sample_rate_hz)
+        )
+
+    @property
+    def n_inputs(self) -> int:
+        return 4 if self.cfg.photodiode_channel else 3
+
+    @property
+    def samples_read(self) -> int:
+        return self._next
+
+    def open(self) -> None:
+        self._open = True
+
+    def start(self, timeline: Timeline) -> None:
+        if not self._open:
+            raise DeviceError("simulated DAQ: start() before open()")
+        self._timeline = timeline
+        self._next = 0
+        self.clock.start()
+
+    def read(self) -> np.ndarray:
+        if self._timeline is None:
+            raise DeviceError("simulated DAQ: read() before start()")
+        s0, n = self._next, self.chunk_samples
+        self.clock.wait_until(s0 + n)
+        if self._overflow_at is not None and s0 + n > self._overflow_at:
+            raise DeviceError(
+                f"DAQ {self.cfg.device}: input buffer overflow at sample {s0} (simulated fault): "
+                "the engine did not read fast enough"
+            )
+        out = np.empty((n, self.n_inputs), dtype=np.float32)
+        out[:, 0:2] = self.fish.tail(s0, n)
+        ttl = trigger_waveform(self._timeline, self.cfg, s0, n, droop=0.05)
+        out[:, 2] = ttl + self.rng.normal(0.0, _READBACK_NOISE_V, n)
+        if self.n_inputs == 4:
+            # a photodiode under the projector reads the mean luminance the fish sees
+            out[:, 3] = self.fish.seen.luminance + self.rng.normal(0.0, 0.005, n)
+        self._next = s0 + n
+        return out
+
+    def stop(self) -> None:
+        self._timeline = None
+
+    def close(self) -> None:
+        self.stop()
+        self._open = False

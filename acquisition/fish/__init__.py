@@ -1,0 +1,74 @@
+"""The virtual fish: one seeded model read by the simulated DAQ (tail) and microscope (brain)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from acquisition.fish._behaviour import Behaviour, TrueBout
+from acquisition.fish._brain import TUNINGS, Brain
+from acquisition.fish._vision import Seen, see
+from rig.config import FishConfig
+from stimuli.state import FRAME_DTYPE
+
+__all__ = ["TUNINGS", "Brain", "Seen", "TrueBout", "VirtualFish", "see"]
+
+
+class VirtualFish:
+    """Sees frames (after a visual latency), swims, and lights up.
+
+    Frames arrive with their flip samples through :meth:`show`; the fish acts on
+    the newest frame that flipped at least ``visual_latency_s`` before now.
+    """
+
+    def __init__(
+        self, cfg: FishConfig, sample_rate_hz: float, shape_zyx: tuple[int, int, int], seed: int
+    ) -> None:
+        b_seed, n_seed = np.random.SeedSequence(seed).spawn(2)
+        self.cfg = cfg
+        self.fs = sample_rate_hz
+        self.behaviour = Behaviour(cfg, sample_rate_hz, np.random.default_rng(b_seed))
+        self.brain = Brain(shape_zyx, cfg.n_neurons, np.random.default_rng(n_seed))
+        self._latency = round(cfg.visual_latency_s * sample_rate_hz)
+        self._queue: list[np.void] = []
+        self._seen = see(np.zeros((), dtype=FRAME_DTYPE)[()])
+        self._swim_since_volume = 0.0
+        self._turn_since_volume = 0.0
+
+    def show(self, frames: np.ndarray) -> None:
+        """Frames the projector displayed (FRAME_DTYPE, by flip_sample)."""
+        self._queue.extend(frames)
+
+    def _catch_up(self, sample: int) -> None:
+        due = sample - self._latency
+        i = 0
+        while i < len(self._queue) and int(self._queue[i]["flip_sample"]) <= due:
+            i += 1
+        if i:
+            self._seen = see(self._queue[i - 1])
+            del self._queue[:i]
+
+    def tail(self, s0: int, n: int) -> np.ndarray:
+        """Tail electrode voltages (n, 2) for samples [s0, s0 + n)."""
+        self._catch_up(s0)
+        out = self.behaviour.step(s0, n, self._seen)
+        if self.behaviour.swimming:
+            self._swim_since_volume += n / self.fs
+            self._turn_since_volume += self.behaviour.bias * n / self.fs
+        return out
+
+    @property
+    def seen(self) -> Seen:
+        return self._seen
+
+    def image_volume(self, dt: float, out: np.ndarray) -> None:
+        """Render the brain as it is now into ``out``; ``dt`` since the previous volume."""
+        swim = min(1.0, self._swim_since_volume / max(dt, 1e-3) * 3.0)
+        turn = float(np.clip(self._turn_since_volume / max(dt, 1e-3) * 3.0, -1.0, 1.0))
+        self._swim_since_volume = 0.0
+        self._turn_since_volume = 0.0
+        f = self.brain.advance(dt, self.brain.drive(self._seen, swim, turn))
+        self.brain.render(f, out)
+
+    @property
+    def true_bouts(self) -> list[TrueBout]:
+        return self.behaviour.bouts

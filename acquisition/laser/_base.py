@@ -1,0 +1,52 @@
+"""The excitation-laser interface. Safety rule: every stop, abort and fault calls :meth:`off`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+__all__ = ["Laser", "LaserStatus"]
+
+
+@dataclass(frozen=True, slots=True)
+class LaserStatus:
+    on: bool
+    power_mw: float
+    faults: tuple[str, ...] = ()
+    identity: str = ""
+
+
+class Laser(ABC):
+    @abstractmethod
+    def open(self) -> None:
+        """Connect; raise DeviceError if the device does not answer."""
+
+    @abstractmethod
+    def on(self, power_mw: float) -> None:
+        """Set the power and open the emission."""
+
+    @abstractmethod
+    def off(self) -> None:
+        """Close the emission. Must not raise on a device that has gone away: log instead."""
+
+    @abstractmethod
+    def status(self) -> LaserStatus:
+        """Ask the device; raise DeviceError if it does not answer."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Switch off and release the port."""
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,177 @@
+"""Online fictive-swim detection from the two tail channels (the Ahrens lab's method).
+
+Per channel, every ``step`` samples (10 = 1.7 ms at 6 kHz): the variance of the
+last ``window`` samples (60 = 10 ms) around their mean. A noise threshold is
+re-estimated every second from the last minute of those values: the histogram
+mode plus ``k`` times the distance from the mode down to the low tail (the
+noise distribution's width, measured from the side swims never reach).
+Swim power is the square root of the supra-threshold variance, in units of the
+threshold, so closed-loop gains carry over between fish and electrodes.
+A bout starts when either channel crosses its threshold and ends after
+``gap_s`` with both below.
+
+Cost: a few vectorised numpy calls per chunk; the sliding window is carried
+across chunks, so results do not depend on the chunk size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stimuli.closed_loop import SwimInput
+
+__all__ = ["BOUT_DTYPE", "OnlineSwimDetector", "SwimParams"]
+
+BOUT_DTYPE = np.dtype(
+    [
+        ("start_sample", "i8"),
+        ("stop_sample", "i8"),
+        ("power_left", "f4"),
+        ("power_right", "f4"),
+        ("peak_power", "f4"),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SwimParams:
+    window: int = 60
+    step: int = 10
+    threshold_k: float = 1.8
+    low_tail_percentile: float = 0.05
+    history_s: float = 60.0
+    reestimate_s: float = 1.0
+    gap_s: float = 0.1
+    min_bout_s: float = 0.02
+    #: Until enough noise has been seen, the threshold is this multiple of the median power.
+    warmup_factor: float = 2.5
+
+
+class OnlineSwimDetector:
+    def __init__(self, sample_rate_hz: float, params: SwimParams | None = None) -> None:
+        self.p = params or SwimParams()
+        self.fs = sample_rate_hz
+        self._carry = np.zeros((0, 2))
+        self._pos = 0  # global index of the first sample of _carry
+        n_hist = int(self.p.history_s * sample_rate_hz / self.p.step)
+        self._hist = np.zeros((n_hist, 2))
+        self._hist_n = 0
+        self._hist_i = 0
+        self._since_estimate = 0
+        self.threshold = np.array([np.inf, np.inf])
+        self._ready = False
+        self._gap = round(self.p.gap_s * sample_rate_hz)
+        self._in_bout = False
+        self._bout_start = 0
+        self._last_supra = 0
+        self._sum_l = 0.0
+        self._sum_r = 0.0
+        self._count = 0
+        self._peak = 0.0
+        self.last_power = np.zeros((0, 2))  # (evals, 2) of the last chunk, for live views
+        self.last_eval_samples = np.zeros(0, dtype=np.int64)
+
+    @property
+    def swimming(self) -> bool:
+        return self._in_bout
+
+    def process(self, tail: np.ndarray, s0: int) -> tuple[SwimInput, np.ndarray]:
+        """Feed samples [s0, s0+n) of (n, 2) tail voltages; return the chunk's swim input
+        and the bouts that ended in it (BOUT_DTYPE)."""
+        x = np.concatenate([self._carry, np.asarray(tail, dtype=np.float64)])
+        base = s0 - len(self._carry)
+        w, st = self.p.window, self.p.step
+        # evaluation points: global samples e (multiple of step) with a full window [e-w, e)
+        first = max(base + w, ((s0 + st - 1) // st) * st)
+        if first % st:
+            first += st - first % st
+        ends = np.arange(first, s0 + len(tail) + 1, st, dtype=np.int64)
+        done = np.zeros(0, dtype=BOUT_DTYPE)
+        if len(ends):
+            c1 = np.concatenate([np.zeros((1, 2)), np.cumsum(x, axis=0)])
+            c2 = np.concatenate([np.zeros((1, 2)), np.cumsum(x * x, axis=0)])
+            hi = ends - base
+            lo = hi - w
+            mean = (c1[hi] - c1[lo]) / w
+            var = np.maximum((c2[hi] - c2[lo]) / w - mean * mean, 0.0)
+            self._remember(var)
+            power = self._power(var)
+            done = self._bouts(var, power, ends)
+            self.last_power = power
+            self.last_eval_samples = ends
+        keep = w
+        self._carry = x[-keep:]
+        pl, pr = self._chunk_power()
+        return SwimInput(self._in_bout, pl, pr), done
+
+    def _power(self, var: np.ndarray) -> np.ndarray:
+        if not self._ready:
+            return np.zeros_like(var)
+        return np.sqrt(np.maximum(var - self.threshold, 0.0) / self.threshold)
+
+    def _chunk_power(self) -> tuple[float, float]:
+        if not self._in_bout or not len(self.last_power):
+            return 0.0, 0.0
+        m = self.last_power.mean(axis=0)
+        return float(m[0]), float(m[1])
+
+    def _remember(self, var: np.ndarray) -> None:
+        n = len(var)
+        cap = len(self._hist)
+        idx = (self._hist_i + np.arange(n)) % cap
+        self._hist[idx] = var
+        self._hist_i = (self._hist_i + n) % cap
+        self._hist_n = min(cap, self._hist_n + n)
+        self._since_estimate += n * self.p.step
+        if self._since_estimate >= self.p.reestimate_s * self.fs or not self._ready:
+            self._since_estimate = 0
+            self._estimate()
+
+    def _estimate(self) -> None:
+        h = self._hist[: self._hist_n]
+        if len(h) < 50:
+            return
+        thr = np.empty(2)
+        for ch in range(2):
+            v = h[:, ch]
+            lo = np.percentile(v, self.p.low_tail_percentile)
+            top = np.percentile(v, 90.0)
+            counts, edges = np.histogram(v, bins=100, range=(lo, max(top, lo * 1.01 + 1e-12)))
+            k = int(np.argmax(counts))
+            mode = 0.5 * (edges[k] + edges[k + 1])
+            thr[ch] = mode + self.p.threshold_k * max(mode - lo, 1e-12)
+            if self._hist_n * self.p.step < 2.0 * self.fs:
+                thr[ch] = max(thr[ch], self.p.warmup_factor * float(np.median(v)))
+        self.threshold = thr
+        self._ready = True
+
+    def _bouts(self, var: np.ndarray, power: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        if not self._ready:
+            return np.zeros(0, dtype=BOUT_DTYPE)
+        supra = (var > self.threshold).any(axis=1)
+        out = []
+        half = self.p.window // 2
+        for i in range(len(ends)):
+            e = int(ends[i])
+            if supra[i]:
+                if not self._in_bout:
+                    self._in_bout = True
+                    self._bout_start = e - half
+                    self._sum_l = self._sum_r = self._peak = 0.0
+                    self._count = 0
+                self._last_supra = e
+                self._sum_l += power[i, 0]
+                self._sum_r += power[i, 1]
+                self._count += 1
+                self._peak = max(self._peak, float(power[i].max()))
+            elif self._in_bout and e - self._last_supra >= self._gap:
+                self._in_bout = False
+                stop = self._last_supra - half
+                if (stop - self._bout_start) >= self.p.min_bout_s * self.fs:
+                    n = max(1, self._count)
+                    out.append(
+                        (self._bout_start, stop, self._sum_l / n, self._sum_r / n, self._peak)
+                    )
+        return np.array(out, dtype=BOUT_DTYPE)

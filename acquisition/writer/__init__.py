@@ -1,0 +1,8 @@
+"""The session writer: a process of its own fed through bounded shared-memory buffers."""
+
+from __future__ import annotations
+
+from acquisition.writer._client import WriterClient
+from acquisition.writer._ring import VolumeRing
+
+__all__ = ["VolumeRing", "WriterClient"]

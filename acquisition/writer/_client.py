@@ -1,0 +1,239 @@
+"""The engine's side of the writer: batches small records, lends volume buffers, never blocks.
+
+Stream rows and table rows are gathered and sent in batches (about every 0.1 s
+of samples) so inter-process overhead stays small even in virtual time.
+Volumes travel through the shared-memory :class:`VolumeRing`; only a slot
+number crosses the queue. If the queue is full the writer is far behind: the
+batch is kept and a warning raised, never a wait in the closed loop.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.writer._process import writer_main
+from acquisition.writer._ring import QUEUED, VolumeRing
+from rig.errors import SessionFileError
+
+__all__ = ["WriterClient"]
+
+
+class WriterClient:
+    """Implements the microscope's ``VolumeSink`` and the engine's record sink."""
+
+    def __init__(
+        self,
+        path: Path,
+        create_kwargs: dict[str, Any],
+        n_slots: int,
+        flush_interval_s: float = 1.0,
+        batch_samples: int = 600,
+        wait_for_buffers: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self._create_kwargs = create_kwargs
+        self._ctx = mp.get_context("spawn")
+        shape = create_kwargs["shape_zyx"]
+        self.ring = VolumeRing(shape, n_slots)
+        self._inbox: mp.Queue = self._ctx.Queue(maxsize=4096)
+        self._status: mp.Queue = self._ctx.Queue()
+        self._flush_s = flush_interval_s
+        self._batch_samples = batch_samples
+        # In virtual time nothing is real-time, so wait for the disk instead of dropping.
+        self._wait = wait_for_buffers
+        self._stream: list[np.ndarray] = []
+        self._stream_n = 0
+        self._tables: dict[str, list[Any]] = defaultdict(list)
+        self._slots: dict[int, int] = {}
+        self._volume_meta: dict[int, tuple[int, np.ndarray]] = {}
+        self._backlog: list[tuple[Any, ...]] = []
+        self.proc: Any = None
+        self.errors: list[str] = []
+        self.volumes_written = 0
+        self.bytes_written = 0
+        self.volumes_dropped = 0
+        self.closed = False
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the process and wait until the file exists (fails before any device starts)."""
+        self.proc = self._ctx.Process(
+            target=writer_main,
+            name="zaprig-writer",
+            args=(
+                str(self.path),
+                self._create_kwargs,
+                self.ring.spec(),
+                self.ring.states,
+                self._inbox,
+                self._status,
+                self._flush_s,
+                os.getpid(),
+            ),
+            daemon=False,
+        )
+        self.proc.start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                msg = self._status.get(timeout=0.1)
+            except queue.Empty:
+                if not self.proc.is_alive():
+                    break
+                continue
+            if msg[0] == "ready":
+                return
+            if msg[0] == "error":
+                self.proc.join(5)
+                self.ring.close()
+                raise SessionFileError(msg[1])
+        self.proc.kill()
+        self.ring.close()
+        raise SessionFileError(f"{self.path}: the writer process did not start")
+
+    def close(self, final_attrs: dict[str, Any], timeout_s: float = 120.0) -> None:
+        """Send everything still pending, set the final attributes, wait for the file to close."""
+        if self.closed:
+            return
+        self.flush()
+        self._send(("close", final_attrs), force=True)
+        deadline = time.monotonic() + timeout_s
+        while self.proc.is_alive() and time.monotonic() < deadline:
+            self.poll()
+            self.proc.join(0.1)
+        self.poll()
+        if self.proc.is_alive():
+            self.errors.append(
+                "writer did not finish in time; killed (file readable up to last flush)"
+            )
+            self.proc.kill()
+            self.proc.join(5)
+        self.ring.close()
+        self.closed = True
+
+    def kill(self) -> None:
+        """For fault injection: the writer process dies."""
+        if self.proc is not None:
+            self.proc.kill()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    # -- records -----------------------------------------------------------------------------
+    def stream(self, rows: np.ndarray) -> None:
+        self._stream.append(rows)
+        self._stream_n += len(rows)
+        if self._stream_n >= self._batch_samples:
+            self.flush()
+
+    def table(self, path: str, rows: np.ndarray | dict[str, np.ndarray]) -> None:
+        self._tables[path].append(rows)
+
+    def event(self, sample: int, wall_time: float, kind: str, message: str) -> None:
+        self._tables["events"].append(
+            {
+                "sample": np.array([sample], dtype=np.int64),
+                "wall_time": np.array([wall_time]),
+                "kind": np.array([kind], dtype=object),
+                "message": np.array([message], dtype=object),
+            }
+        )
+
+    def attrs(self, values: dict[str, Any]) -> None:
+        self._send(("attrs", values), force=True)
+
+    def flush(self) -> None:
+        """Send batched stream and table rows (call once per chunk or so)."""
+        if self._stream:
+            rows = np.concatenate(self._stream) if len(self._stream) > 1 else self._stream[0]
+            self._stream.clear()
+            self._stream_n = 0
+            self._send(("stream", rows))
+        for path, parts in list(self._tables.items()):
+            if not parts:
+                continue
+            if isinstance(parts[0], np.ndarray):
+                merged: Any = np.concatenate(parts)
+            else:
+                merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            parts.clear()
+            self._send(("table", path, merged))
+
+    def _send(self, msg: tuple[Any, ...], force: bool = False) -> None:
+        while self._backlog:
+            try:
+                self._inbox.put_nowait(self._backlog[0])
+            except queue.Full:
+                break
+            self._backlog.pop(0)
+        if self._backlog and not force:
+            self._backlog.append(msg)
+            return
+        try:
+            self._inbox.put_nowait(msg) if not force else self._inbox.put(msg, timeout=10)
+        except queue.Full:
+            self._backlog.append(msg)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    # -- VolumeSink ---------------------------------------------------------------------------
+    def set_volume_meta(self, t: int, start: int, planes: np.ndarray) -> None:
+        self._volume_meta[t] = (start, planes)
+
+    def acquire(self, t: int) -> np.ndarray | None:
+        slot = self.ring.take_free()
+        if slot is None and self._wait:
+            self.flush()
+            while slot is None and self.alive():
+                self.proc.join(0.002)
+                slot = self.ring.take_free()
+        if slot is None:
+            self.volumes_dropped += 1
+            start, planes = self._volume_meta.pop(t)
+            self.flush()
+            self._send(("dropped", t, start, planes, "writer buffer full"))
+            return None
+        self._slots[t] = slot
+        return self.ring.slot(slot)
+
+    def commit(self, t: int, missing_planes: tuple[int, ...] = ()) -> None:
+        slot = self._slots.pop(t)
+        start, planes = self._volume_meta.pop(t)
+        self.ring.states[slot] = QUEUED
+        # records before the volume, so the file's tables stay in time order
+        self.flush()
+        self._send(("volume", slot, t, start, planes, missing_planes))
+
+    def discard(self, t: int) -> None:
+        slot = self._slots.pop(t, None)
+        if slot is not None:
+            self.ring.states[slot] = 0
+
+    def buffer_fill(self) -> float:
+        return self.ring.in_use() / self.ring.n_slots
+
+    # -- status -------------------------------------------------------------------------------
+    def poll(self) -> list[str]:
+        """Drain the writer's status queue; return new error messages."""
+        new: list[str] = []
+        while True:
+            try:
+                msg = self._status.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                break
+            if msg[0] == "progress" or msg[0] == "closed":
+                self.volumes_written, self.bytes_written = msg[1], msg[2]
+            elif msg[0] == "error":
+                new.append(msg[1])
+        self.errors.extend(new)
+        return new

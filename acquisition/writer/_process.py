@@ -1,0 +1,184 @@
+"""The writer process: everything that reaches the disk goes through here.
+
+h5py holds the GIL while it writes, so it lives in its own process and the
+engine's closed loop never waits for the disk. It receives messages in order
+on one queue (stream rows, table rows, events, attributes, volume-slot handles),
+writes them, flushes at least every ``flush_interval_s`` (so a crash loses at
+most that much), and reports progress and errors on a second queue.
+
+If the engine process disappears, the writer finishes the file itself with
+status ``failed`` and says why in ``/events``.
+"""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing as mp
+import os
+import queue
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from acquisition.writer._ring import FREE, VolumeRing
+from rig.clock import utc_now_iso
+from rig.session._layout import append_columns, create_session_file
+
+__all__ = ["writer_main"]
+
+
+class _Writer:
+    def __init__(self, f: h5py.File, ring: VolumeRing, status: mp.Queue, flush_s: float) -> None:
+        self.f = f
+        self.ring = ring
+        self.status = status
+        self.flush_s = flush_s
+        self.last_flush = time.monotonic()
+        self.volumes_written = 0
+        self.bytes_written = 0
+        self.stream_rows = 0
+        self.raw = f["volumes/raw"]
+        self.start = f["volumes/start_sample"]
+        self.plane = f["volumes/plane_sample"]
+        self.stream = f["stimuli_and_ephys"]
+
+    def handle(self, msg: tuple[Any, ...]) -> bool:
+        kind = msg[0]
+        if kind == "stream":
+            rows = msg[1]
+            n0 = self.stream.shape[0]
+            self.stream.resize((n0 + len(rows), 10))
+            self.stream[n0:] = rows
+            self.stream_rows += len(rows)
+            self.bytes_written += rows.nbytes
+        elif kind == "table":
+            append_columns(self.f[msg[1]], msg[2])
+        elif kind == "volume":
+            _, slot, t, start, planes, missing = msg
+            self._volume_meta(t, start, planes)
+            self.raw[t] = self.ring.slot(slot)
+            self.ring.states[slot] = FREE
+            self.volumes_written += 1
+            self.bytes_written += self.ring.slot_bytes
+            if missing:
+                self.f.attrs["frames_missing"] = int(self.f.attrs.get("frames_missing", 0)) + len(
+                    missing
+                )
+        elif kind == "dropped":
+            _, t, start, planes, reason = msg
+            # the chunk is left unwritten: it reads as zeros and costs no disk
+            self._volume_meta(t, start, planes)
+            append_columns(
+                self.f["volumes/dropped"],
+                {"volume": np.array([t]), "reason": np.array([reason], dtype=object)},
+            )
+        elif kind == "attrs":
+            for k, v in msg[1].items():
+                self.f.attrs[k] = v
+        elif kind == "flush":
+            self.flush()
+        elif kind == "close":
+            for k, v in msg[1].items():
+                self.f.attrs[k] = v
+            return False
+        return True
+
+    def _volume_meta(self, t: int, start: int, planes: np.ndarray) -> None:
+        n = t + 1
+        if self.raw.shape[0] < n:
+            self.raw.resize((n, *self.raw.shape[1:]))
+            self.start.resize((n,))
+            self.plane.resize((n, self.plane.shape[1]))
+        self.start[t] = start
+        self.plane[t] = planes
+
+    def flush(self) -> None:
+        self.f.flush()
+        self.last_flush = time.monotonic()
+        self.status.put(
+            ("progress", self.volumes_written, self.bytes_written, self.stream_rows, time.time())
+        )
+
+    def maybe_flush(self) -> None:
+        if time.monotonic() - self.last_flush >= self.flush_s:
+            self.flush()
+
+
+def _finish_orphaned(w: _Writer, why: str) -> None:
+    """The engine is gone: close the file honestly so nothing recorded is lost."""
+    ev = w.f["events"]
+    sample = int(w.stream_rows)
+    append_columns(
+        ev,
+        {
+            "sample": np.array([sample]),
+            "wall_time": np.array([time.time()]),
+            "kind": np.array(["fault"], dtype=object),
+            "message": np.array([why], dtype=object),
+        },
+    )
+    w.f.attrs["status"] = "failed"
+    w.f.attrs["ended_at"] = utc_now_iso()
+
+
+def writer_main(
+    path: str,
+    create_kwargs: dict[str, Any],
+    ring_spec: dict[str, Any],
+    states: Any,
+    inbox: mp.Queue,
+    status: mp.Queue,
+    flush_s: float,
+    parent_pid: int,
+) -> None:
+    """Entry point of the writer process."""
+    ring = VolumeRing(ring_spec["shape"], ring_spec["n_slots"], ring_spec["name"], states)
+    try:
+        f = create_session_file(Path(path), **create_kwargs)
+    except FileExistsError:
+        status.put(("error", f"{path}: exists already; a session file is never overwritten"))
+        return
+    except OSError as e:
+        status.put(("error", f"{path}: cannot create the session file: {e}"))
+        return
+    w = _Writer(f, ring, status, flush_s)
+    status.put(("ready", path))
+    closing_normally = False
+    try:
+        while True:
+            try:
+                msg = inbox.get(timeout=0.2)
+            except queue.Empty:
+                if os.getppid() != parent_pid:
+                    _finish_orphaned(w, "engine process died; file closed by the writer")
+                    break
+                w.maybe_flush()
+                continue
+            if not w.handle(msg):
+                closing_normally = True
+                break
+            w.maybe_flush()
+    except OSError as e:
+        full = e.errno == errno.ENOSPC or "No space" in str(e)
+        reason = "disk full" if full else f"write failed: {e}"
+        status.put(("error", f"{path}: {reason}; the file holds everything up to the last flush"))
+        try:
+            f.attrs["status"] = "failed"
+            f.attrs["ended_at"] = utc_now_iso()
+            f.flush()
+        except Exception:  # the disk may refuse even this; the SWMR file stays readable
+            pass
+    except Exception:
+        status.put(("error", f"writer crashed:\n{traceback.format_exc()}"))
+    finally:
+        try:
+            f.close()
+        except Exception as e:  # reported, never raised: the process is ending
+            status.put(("error", f"{path}: close failed: {e}"))
+        ring.close()
+    if closing_normally:
+        status.put(("closed", w.volumes_written, w.bytes_written))

@@ -1,0 +1,65 @@
+"""A ring of volume buffers in shared memory, lent by the writer to the camera backend.
+
+Lock-free by ownership: each slot's state byte goes FREE -> FILLING -> QUEUED on
+the engine side and QUEUED -> FREE on the writer side, so neither process ever
+waits for the other. When no slot is free the volume is dropped (and counted)
+rather than stalling the closed loop.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from multiprocessing import shared_memory
+from multiprocessing.sharedctypes import SynchronizedArray
+
+import numpy as np
+
+__all__ = ["FILLING", "FREE", "QUEUED", "VolumeRing"]
+
+FREE, FILLING, QUEUED = 0, 1, 2
+
+
+class VolumeRing:
+    def __init__(
+        self,
+        shape_zyx: tuple[int, int, int],
+        n_slots: int,
+        name: str | None = None,
+        states: SynchronizedArray | None = None,
+    ) -> None:
+        self.shape = tuple(shape_zyx)
+        self.n_slots = n_slots
+        self.slot_bytes = int(np.prod(self.shape)) * 2
+        if name is None:
+            self.shm = shared_memory.SharedMemory(create=True, size=self.slot_bytes * n_slots)
+            self.owner = True
+        else:
+            self.shm = shared_memory.SharedMemory(name=name)
+            self.owner = False
+        self.states = (
+            states if states is not None else mp.get_context("spawn").RawArray("b", n_slots)
+        )
+        self._arr = np.ndarray((n_slots, *self.shape), dtype=np.uint16, buffer=self.shm.buf)
+
+    def spec(self) -> dict[str, object]:
+        """What the writer process needs to attach."""
+        return {"shape": self.shape, "n_slots": self.n_slots, "name": self.shm.name}
+
+    def slot(self, i: int) -> np.ndarray:
+        return self._arr[i]
+
+    def take_free(self) -> int | None:
+        for i in range(self.n_slots):
+            if self.states[i] == FREE:
+                self.states[i] = FILLING
+                return i
+        return None
+
+    def in_use(self) -> int:
+        return sum(1 for i in range(self.n_slots) if self.states[i] != FREE)
+
+    def close(self) -> None:
+        del self._arr
+        self.shm.close()
+        if self.owner:
+            self.shm.unlink()

@@ -1,0 +1,220 @@
+"""Rig configuration: one validated, frozen model per rig, loaded from TOML.
+
+The simulated rig and real rigs share this one schema, so switching between them
+is a config change (the ``backend`` of each device), never a code change.
+Validation happens when the file is loaded, before any device is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rig.errors import ConfigError, format_validation_error
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DaqConfig",
+    "DisplayConfig",
+    "FaultConfig",
+    "FishConfig",
+    "LaserConfig",
+    "MicroscopeConfig",
+    "RigConfig",
+    "WriterConfig",
+    "load_config",
+]
+
+HERE = Path(__file__).resolve().parent
+#: Where the shipped rig configs live: beside the packages in a source checkout.
+CONFIG_DIR = HERE.parent / "hardware_configs"
+DEFAULT_CONFIG = CONFIG_DIR / "simulated.toml"
+
+Volts = Annotated[float, Field(ge=-10.0, le=10.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DaqConfig(_Model):
+    """The NI DAQ: the master clock, the tail electrodes and the light-sheet timing."""
+
+    backend: Literal["sim", "nidaqmx"] = "sim"
+    device: str = "Dev1"
+    sample_rate_hz: float = Field(6000.0, ge=1000.0, le=100_000.0)
+    #: Samples per read; the closed loop reacts once per chunk (the lab's rig: 50).
+    chunk_samples: int = Field(60, ge=10, le=6000)
+    tail_channels: tuple[str, str] = ("ai0", "ai1")
+    trigger_readback_channel: str = "ai2"
+    photodiode_channel: str | None = None
+    input_range_v: float = Field(10.0, gt=0.0, le=10.0)
+    camera_trigger_output: str = "ao0"
+    galvo_output: str | None = "ao1"
+    piezo_output: str | None = "ao2"
+    #: TTL levels as the dataset's decoder expects: volume start > 3.55 V, plane in 1-3.55 V.
+    volume_start_v: Volts = 5.0
+    plane_trigger_v: Volts = 3.0
+    trigger_pulse_ms: float = Field(1.0, gt=0.0, le=5.0)
+    galvo_amplitude_v: Volts = 2.0
+    piezo_amplitude_v: Volts = 5.0
+    #: Samples the driver buffers before an overflow (the NI default is a few seconds).
+    buffer_seconds: float = Field(5.0, gt=0.1, le=60.0)
+
+    @model_validator(mode="after")
+    def _levels_decodable(self) -> Self:
+        if not self.volume_start_v > 3.55:
+            raise ValueError("volume_start_v must be above 3.55 V for the dataset's decoder")
+        if not 1.0 < self.plane_trigger_v < 3.55:
+            raise ValueError("plane_trigger_v must be between 1 and 3.55 V")
+        return self
+
+
+class MicroscopeConfig(_Model):
+    """The light-sheet: the camera, and how many planes per volume how often."""
+
+    backend: Literal["sim", "pymmcore", "pycromanager"] = "sim"
+    planes_per_volume: int = Field(8, ge=1, le=500)
+    volume_period_s: float = Field(0.9141, gt=0.05, le=60.0)
+    #: Camera frame size (x, y) in pixels.
+    width: int = Field(128, ge=8, le=8192)
+    height: int = Field(80, ge=8, le=8192)
+    voxel_size_um: tuple[float, float, float] = (4.0, 6.496, 6.496)  # (z, y, x)
+    #: Time between arming and the first volume; TTL decoding needs a quiet baseline.
+    lead_in_s: float = Field(0.1, ge=0.01, le=10.0)
+    mm_config: str | None = None
+    camera_device: str = "Camera"
+    exposure_ms: float = Field(5.0, gt=0.0, le=1000.0)
+    pycromanager_port: int = 4827
+
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        return (self.planes_per_volume, self.height, self.width)
+
+
+class DisplayConfig(_Model):
+    """The projector under the fish, calibrated in millimetres."""
+
+    backend: Literal["headless", "psychopy"] = "headless"
+    screen: int = Field(0, ge=0)
+    size_px: tuple[int, int] = (800, 600)
+    refresh_hz: float = Field(60.0, ge=10.0, le=500.0)
+    fullscreen: bool = False
+    px_per_mm: float = Field(10.0, gt=0.0)
+    #: Where the fish's head is on the screen (px from the screen centre) and where it faces.
+    fish_position_px: tuple[float, float] = (0.0, 0.0)
+    fish_heading_deg: float = Field(90.0, ge=-360.0, le=360.0)
+
+
+class LaserConfig(_Model):
+    """The excitation laser on a serial port (Coherent OBIS command set)."""
+
+    backend: Literal["sim", "obis", "none"] = "sim"
+    port: str = "/dev/ttyUSB0"
+    baudrate: int = 115200
+    power_mw: float = Field(20.0, ge=0.0, le=1000.0)
+    timeout_s: float = Field(0.5, gt=0.0, le=10.0)
+
+
+class WriterConfig(_Model):
+    """The session writer: compression, buffering, crash-safety flushing."""
+
+    compression: Literal["none", "lz4", "zstd"] = "none"
+    volume_slots: int = Field(6, ge=2, le=256)
+    flush_interval_s: float = Field(1.0, gt=0.0, le=2.0)
+    #: Warn when the volume buffer is this full (fraction of slots in use).
+    warn_fill: float = Field(0.5, gt=0.0, le=1.0)
+
+
+class FishConfig(_Model):
+    """The virtual fish of the simulated rig."""
+
+    n_neurons: int = Field(300, ge=1, le=100_000)
+    spontaneous_bout_rate_hz: float = Field(0.05, ge=0.0, le=10.0)
+    omr_bout_rate_hz: float = Field(1.2, ge=0.0, le=20.0)
+    noise_v: float = Field(0.01, ge=0.0, le=1.0)
+    spike_v: float = Field(0.25, ge=0.0, le=5.0)
+    tail_beat_hz: float = Field(30.0, gt=1.0, le=100.0)
+    bout_duration_s: float = Field(0.35, gt=0.02, le=5.0)
+    visual_latency_s: float = Field(0.15, ge=0.0, le=2.0)
+
+
+class FaultConfig(_Model):
+    """Fault injection for simulated runs: which device fails, and when (seconds)."""
+
+    camera_stops_at_s: float | None = None
+    camera_drops_frame_at_s: float | None = None
+    daq_overflow_at_s: float | None = None
+    renderer_dies_at_s: float | None = None
+    laser_disconnects_at_s: float | None = None
+    disk_full_at_s: float | None = None
+    writer_dies_at_s: float | None = None
+
+
+class RigConfig(_Model):
+    """A whole rig."""
+
+    name: str = "simulated"
+    description: str = ""
+    daq: DaqConfig = DaqConfig()
+    microscope: MicroscopeConfig = MicroscopeConfig()
+    display: DisplayConfig = DisplayConfig()
+    laser: LaserConfig = LaserConfig()
+    writer: WriterConfig = WriterConfig()
+    fish: FishConfig = FishConfig()
+    faults: FaultConfig = FaultConfig()
+
+    @property
+    def simulated(self) -> bool:
+        return self.daq.backend == "sim" or self.microscope.backend == "sim"
+
+    @model_validator(mode="after")
+    def _timing_decodable(self) -> Self:
+        fs = self.daq.sample_rate_hz
+        m = self.microscope
+        plane_gap = m.volume_period_s / m.planes_per_volume * fs
+        # The dataset's decoder (find_peaks distance=50 / 500) needs these gaps.
+        if m.planes_per_volume > 1 and plane_gap <= 50:
+            raise ValueError(
+                f"microscope: {m.planes_per_volume} planes in {m.volume_period_s} s puts plane "
+                f"triggers {plane_gap:.1f} samples apart; the dataset's TTL decoder needs > 50 "
+                "(fewer planes or a longer volume_period_s)"
+            )
+        if m.volume_period_s * fs <= 500:
+            raise ValueError("microscope.volume_period_s must exceed 500 DAQ samples")
+        if self.daq.trigger_pulse_ms * 1e-3 * fs >= min(plane_gap, 50):
+            raise ValueError("daq.trigger_pulse_ms must be shorter than the plane interval")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def _validate(data: dict[str, Any], source: str | Path) -> RigConfig:
+    try:
+        return RigConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(source, e.errors())) from None
+
+
+def load_config(path: str | Path | None = None) -> RigConfig:
+    """Read and validate a rig config; the default is the simulated rig."""
+    p = Path(path) if path is not None else DEFAULT_CONFIG
+    if not p.exists():
+        raise ConfigError(f"{p}: rig config not found (give --config with an existing TOML file)")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a UTF-8 text file: {e}") from None
+    return _validate(data, p)
+
+
+def config_from_json(text: str) -> RigConfig:
+    """Rebuild a config stored in a session file's ``hardware_config`` attribute."""
+    return _validate(json.loads(text), "<session hardware_config>")

@@ -1,0 +1,545 @@
+"""The run engine: runs a protocol on a rig, headless, as an explicit state machine.
+
+    IDLE --arm()--> ARMED --run()--> RUNNING --(end of protocol)--> STOPPING --> COMPLETE
+                      |                 |--(stop / Ctrl-C)-------> STOPPING --> ABORTED
+                      |                 '--(device or disk fault)-> STOPPING --> FAILED
+                      '--(preflight or file error: nothing started)------------> FAILED
+
+``arm`` validates everything that can be checked before hardware moves (disk
+space, the session file can be created, devices open); ``run`` loops once per
+DAQ chunk: read -> detect swims -> feedback -> publish to the renderer -> log.
+Stop requests take effect between chunks. Whatever ends the run, the laser goes
+off and the outputs go to zero first, then the file is closed with a status
+that says how it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from acquisition.swims import OnlineSwimDetector
+from acquisition.writer import WriterClient
+from rig import __version__
+from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
+from rig.config import RigConfig
+from rig.devices import Devices, make_devices
+from rig.errors import DeviceError, SessionFileError, ZaprigError
+from rig.session._layout import FORMAT, FORMAT_VERSION, ROW
+from rig.timeline import Timeline
+from stimuli.closed_loop import LoopState
+from stimuli.protocol import Protocol
+from stimuli.state import FRAME_DTYPE
+
+__all__ = ["Engine", "LiveChunk", "RunState", "RunStatus"]
+
+
+class RunState(enum.Enum):
+    IDLE = "idle"
+    ARMED = "armed"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """A snapshot for progress bars and the GUI's session bar."""
+
+    state: RunState
+    sample: int
+    end_sample: int
+    volumes_acquired: int
+    volumes_expected: int
+    condition: int
+    condition_name: str
+    bouts: int
+    dropped_frames: int
+    dropped_volumes: int
+    writer_fill: float
+    warnings: int
+    path: str
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.sample / 6000.0 if self.end_sample else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChunk:
+    """What live views get after each chunk (the arrays are copies; keep them)."""
+
+    s0: int
+    tail: np.ndarray  # (n, 2) V
+    power: np.ndarray  # (evals, 2) in threshold units
+    threshold: np.ndarray  # (2,) variance thresholds
+    velocity: float
+    gain: float
+    condition: int
+    swimming: bool
+    new_bouts: np.ndarray
+    frames: np.ndarray
+
+
+@dataclass
+class _Counters:
+    bouts: int = 0
+    warnings: int = 0
+    frames: int = 0
+    last_condition: int = -1
+    events: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+class Engine:
+    """Runs one session. Make a new Engine per session."""
+
+    def __init__(
+        self,
+        rig: RigConfig,
+        protocol: Protocol,
+        out_dir: Path | str = "sessions",
+        clock: str | Clock = "realtime",
+        seed: int = 0,
+        fish: dict[str, Any] | None = None,
+        session_name: str | None = None,
+        rig_source: str = "",
+    ) -> None:
+        self.rig = rig
+        self.protocol = protocol
+        self.out_dir = Path(out_dir)
+        fs = rig.daq.sample_rate_hz
+        self.clock = make_clock(clock, fs) if isinstance(clock, str) else clock
+        self.seed = seed
+        self.fish_meta = dict(fish or {})
+        self.session_name = session_name
+        self.rig_source = rig_source
+        self.timeline = Timeline.build(protocol, rig)
+        self.state = RunState.IDLE
+        self.path: Path | None = None
+        self.devices: Devices | None = None
+        self.writer: WriterClient | None = None
+        self.loop = LoopState()
+        self.detector = OnlineSwimDetector(fs)
+        self._stop = threading.Event()
+        self._abort_reason = ""
+        self._notes: list[str] = []
+        self._notes_lock = threading.Lock()
+        self._sample = 0
+        self._n = _Counters()
+        self._listeners: list[Callable[[LiveChunk], None]] = []
+        self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
+        self._frames = np.zeros(0, dtype=FRAME_DTYPE)
+        self._held = np.zeros((), dtype=FRAME_DTYPE)[()]
+        self._pending: list[tuple[int, np.ndarray]] = []
+        self._fault: str | None = None
+        self._volumes_started = 0
+        self._laser_on = False
+
+    # -- observers ---------------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
+        """Called after every chunk from the engine's thread: copy and return quickly."""
+        self._listeners.append(callback)
+
+    def subscribe_volumes(self, callback: Callable[[int, np.ndarray], None]) -> None:
+        """Called with (t, volume) for each committed volume (the array is only valid in the call)."""
+        self._volume_listeners.append(callback)
+
+    def request_stop(self, reason: str = "stopped by the user") -> None:
+        """Stop between chunks; the session ends ``aborted``."""
+        self._abort_reason = reason
+        self._stop.set()
+
+    def add_note(self, text: str) -> None:
+        """A user note, logged in /events at the current sample."""
+        with self._notes_lock:
+            self._notes.append(text)
+
+    def status(self) -> RunStatus:
+        w = self.writer
+        c = self.timeline.condition_at(self._sample)
+        names = [x.name for x in self.protocol.conditions]
+        return RunStatus(
+            state=self.state,
+            sample=self._sample,
+            end_sample=self.timeline.end_sample,
+            volumes_acquired=self.devices.microscope.volumes_done if self.devices else 0,
+            volumes_expected=self.timeline.n_volumes,
+            condition=c,
+            condition_name=names[c] if 0 <= c < len(names) else "",
+            bouts=self._n.bouts,
+            dropped_frames=self.devices.renderer.dropped_frames if self.devices else 0,
+            dropped_volumes=w.volumes_dropped if w else 0,
+            writer_fill=w.buffer_fill() if w and not w.closed else 0.0,
+            warnings=self._n.warnings,
+            path=str(self.path or ""),
+        )
+
+    # -- arming ------------------------------------------------------------------------------
+    def _planned_bytes(self) -> int:
+        z, y, x = self.rig.microscope.shape_zyx
+        vol = self.timeline.n_volumes * z * y * x * 2
+        stream = self.timeline.end_sample * 10 * 4
+        frames = self.timeline.duration_s * self.rig.display.refresh_hz * FRAME_DTYPE.itemsize
+        return int(vol + stream + frames)
+
+    def _session_path(self) -> Path:
+        stamp = utc_now_iso().replace(":", "").replace("-", "")[:15]
+        fish_id = str(self.fish_meta.get("fish_id", "") or "").strip().replace(" ", "_")
+        base = self.session_name or f"{stamp}_{fish_id or self.rig.name}"
+        p = self.out_dir / f"{base}.h5"
+        k = 1
+        while p.exists():
+            k += 1
+            p = self.out_dir / f"{base}-{k}.h5"
+        return p
+
+    def arm(self) -> None:
+        """Check, create the file, open the devices. Fails with a clear error before anything moves."""
+        if self.state is not RunState.IDLE:
+            raise ZaprigError(f"arm() in state {self.state.value}")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SessionFileError(
+                f"{self.out_dir}: cannot create the output folder: {e}"
+            ) from None
+        need = self._planned_bytes()
+        free = shutil.disk_usage(self.out_dir).free
+        if free < need * 1.05:
+            raise SessionFileError(
+                f"{self.out_dir}: {free / 1e9:.2f} GB free, the session needs about "
+                f"{need / 1e9:.2f} GB: free space, pick another --out folder, or use compression"
+            )
+        self.path = self._session_path()
+        m = self.rig.microscope
+        attrs = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "status": "recording",
+            "started_at": utc_now_iso(),
+            "ended_at": "",
+            "software_version": __version__,
+            "simulated": bool(self.rig.simulated),
+            "hardware_config": self.rig.to_json(),
+            "hardware_config_source": self.rig_source,
+            "protocol": self.protocol.to_json(),
+            "protocol_sha256": self.protocol.sha256,
+            "fish": json.dumps(self.fish_meta, sort_keys=True),
+            "seed": int(self.seed),
+            "clock": type(self.clock).__name__,
+            "volumes_expected": int(self.timeline.n_volumes),
+        }
+        self.writer = WriterClient(
+            self.path,
+            {
+                "attrs": attrs,
+                "shape_zyx": m.shape_zyx,
+                "voxel_size_um": m.voxel_size_um,
+                "volume_period_s": m.volume_period_s,
+                "sample_rate_hz": self.rig.daq.sample_rate_hz,
+                "compression": self.rig.writer.compression,
+            },
+            n_slots=self.rig.writer.volume_slots,
+            flush_interval_s=self.rig.writer.flush_interval_s,
+            batch_samples=max(self.rig.daq.chunk_samples, round(0.1 * self.rig.daq.sample_rate_hz)),
+            wait_for_buffers=isinstance(self.clock, VirtualClock),
+        )
+        self.writer.start()
+        try:
+            self.devices = make_devices(self.rig, self.clock, self.seed)
+            self.devices.laser.open()
+            self.devices.daq.open()
+            self.devices.microscope.open()
+        except BaseException as e:
+            self._close_devices()
+            msg = str(e) if isinstance(e, ZaprigError) else f"{type(e).__name__}: {e}"
+            self._event(0, "fault", f"arming failed: {msg}")
+            self.writer.close({"status": "failed", "ended_at": utc_now_iso()})
+            self.state = RunState.FAILED
+            raise
+        self.state = RunState.ARMED
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, progress: Callable[[RunStatus], None] | None = None) -> RunState:
+        """Run to the end of the protocol or until stopped; returns the final state."""
+        if self.state is RunState.IDLE:
+            self.arm()
+        if self.state is not RunState.ARMED:
+            raise ZaprigError(f"run() in state {self.state.value}")
+        assert self.devices is not None and self.writer is not None
+        dev, w, tl = self.devices, self.writer, self.timeline
+        final = RunState.COMPLETE
+        try:
+            dev.renderer.start(tl, self.rig.daq.sample_rate_hz)
+            dev.microscope.start(tl, w)
+            dev.laser.on(self.rig.laser.power_mw)
+            self._laser_on = True
+            self._event(0, "info", f"laser on at {self.rig.laser.power_mw:g} mW")
+            self.state = RunState.RUNNING
+            dev.daq.start(tl)
+            self._event(0, "protocol", f"run started: {self.protocol.name}")
+            tick = 0
+            while self._sample < tl.end_sample:
+                if self._stop.is_set():
+                    final = RunState.ABORTED
+                    self._event(self._sample, "protocol", f"run aborted: {self._abort_reason}")
+                    break
+                self._step()
+                if self._fault:
+                    final = RunState.FAILED
+                    break
+                tick += 1
+                if progress is not None and tick % 25 == 0:
+                    progress(self.status())
+        except KeyboardInterrupt:
+            final = RunState.ABORTED
+            self._event(self._sample, "protocol", "run aborted: Ctrl-C")
+        except ZaprigError as e:
+            final = RunState.FAILED
+            self._event(self._sample, "fault", str(e))
+            self._fault = str(e)
+        except Exception as e:
+            final = RunState.FAILED
+            self._fault = f"{type(e).__name__}: {e}"
+            self._event(self._sample, "fault", f"internal error: {self._fault}")
+            raise
+        finally:
+            self.state = RunState.STOPPING
+            self._safe_state()
+            self._finish(final)
+        if progress is not None:
+            progress(self.status())
+        return self.state
+
+    def _step(self) -> None:
+        dev, w, tl = self.devices, self.writer, self.timeline
+        assert dev is not None and w is not None
+        fs = self.rig.daq.sample_rate_hz
+        chunk = dev.daq.read()
+        n = len(chunk)
+        s0 = self._sample
+        s1 = s0 + n
+        swim, bouts = self.detector.process(chunk[:, :2], s0)
+        at = tl.step_at(s1)
+        law = at.stimulus.law() if at is not None else None
+        if law is not None:
+            law.step(self.loop, swim, n / fs)
+        else:
+            self.loop.swimming = swim.swimming
+            self.loop.gain = 0.0
+        self.loop.updated_sample = s1
+        dev.renderer.publish(self.loop, s1, n)
+        frames = dev.renderer.collect()
+        if len(frames):
+            if dev.fish is not None:
+                dev.fish.show(frames)
+            self._frames = np.concatenate([self._frames, frames])
+            w.table("stimulus/frames", frames)
+            self._n.frames += len(frames)
+        if len(bouts):
+            w.table("behavior/bouts", bouts)
+            self._n.bouts += len(bouts)
+        # plane triggers the DAQ fired during this chunk
+        trig = tl.all_plane_samples
+        lo, hi = np.searchsorted(trig, [s0, s1])
+        if hi > lo:
+            z = tl.planes_per_volume
+            idx = np.arange(lo, hi)
+            for k in idx[idx % z == 0]:
+                t = int(k // z)
+                w.set_volume_meta(t, int(tl.volume_starts[t]), tl.plane_samples[t])
+                self._volumes_started = t + 1
+            dev.microscope.on_triggers(idx, trig[lo:hi])
+        for ev in dev.microscope.poll():
+            self._event(s1, ev.kind, ev.message)
+            if ev.kind == "fault":
+                self._fault = ev.message
+        self._pending.append((s0, chunk))
+        self._emit_rows(final=False)
+        self._conditions(s1)
+        with self._notes_lock:
+            notes, self._notes = self._notes, []
+        for text in notes:
+            self._event(s1, "note", text)
+        for err in w.poll():
+            self._event(s1, "fault", f"writer: {err}")
+            self._fault = err
+        if w.proc is not None and not w.alive() and not self._fault:
+            self._fault = "the writer process died; the file holds everything up to its last flush"
+        if msg := dev.renderer.check():
+            self._event(s1, "fault", msg)
+            self._fault = msg
+        self._sample = s1
+        if self._listeners:
+            live = LiveChunk(
+                s0,
+                chunk[:, :2].copy(),
+                self.detector.last_power.copy(),
+                self.detector.threshold.copy(),
+                self.loop.velocity,
+                self.loop.gain,
+                tl.condition_at(s0),
+                swim.swimming,
+                bouts,
+                frames,
+            )
+            for cb in self._listeners:
+                cb(live)
+
+    def _emit_rows(self, final: bool) -> None:
+        """Write the 10-row stream for chunks whose displayed frames are all known."""
+        w = self.writer
+        assert w is not None
+        tl = self.timeline
+        known = int(self._frames["flip_sample"][-1]) if len(self._frames) else -1
+        while self._pending:
+            s0, chunk = self._pending[0]
+            n = len(chunk)
+            if not final and known < s0 + n - 1:
+                break
+            self._pending.pop(0)
+            n = min(n, tl.end_sample - s0)
+            if n <= 0:
+                continue
+            samples = np.arange(s0, s0 + n)
+            rows = np.zeros((n, 10), dtype=np.float32)
+            rows[:, ROW["tail_left"]] = chunk[:n, 0]
+            rows[:, ROW["tail_right"]] = chunk[:n, 1]
+            rows[:, ROW["trigger"]] = chunk[:n, 2]
+            cond = np.searchsorted(tl.condition_start_samples, samples, side="right")
+            cond[cond > tl.n_conditions] = 0
+            rows[:, ROW["condition"]] = cond
+            fr = self._frames
+            k = np.searchsorted(fr["flip_sample"], samples, side="right") - 1
+            for name in ("param3", "param4", "param5", "stim_id", "velocity", "gain"):
+                col = fr[name][np.maximum(k, 0)] if len(fr) else np.zeros(n)
+                before = k < 0
+                if before.any():
+                    col = np.where(before, self._held[name], col)
+                rows[:, ROW[name]] = col
+            w.stream(rows)
+            # forget frames older than the newest one at or before the end of this chunk
+            last = int(k[-1])
+            if last > 0:
+                self._held = fr[last]
+                self._frames = fr[last:]
+            elif last == 0:
+                self._held = fr[0]
+
+    def _conditions(self, s1: int) -> None:
+        tl = self.timeline
+        c = tl.condition_at(min(s1, tl.end_sample - 1))
+        while self._n.last_condition < c:
+            nxt = self._n.last_condition + 1
+            if nxt > 0:
+                self._condition_row(nxt - 1, int(tl.condition_start_samples[nxt]))
+            if nxt < tl.n_conditions:
+                start = int(tl.condition_start_samples[nxt])
+                name = self.protocol.conditions[nxt].name
+                self._event(start, "protocol", f"condition {nxt} ({name}) starts")
+            self._n.last_condition = nxt
+
+    def _condition_row(self, c: int, stop_sample: int) -> None:
+        w = self.writer
+        assert w is not None
+        tl = self.timeline
+        a = tl.condition_bounds[c]
+        b = tl.condition_bounds[c + 1]
+        if stop_sample < int(tl.condition_start_samples[c + 1]):
+            b = int(np.searchsorted(tl.volume_starts, stop_sample, side="left"))
+        w.table(
+            "protocol/conditions",
+            {
+                "name": np.array([self.protocol.conditions[c].name], dtype=object),
+                "index": np.array([c], dtype=np.int32),
+                "start_volume": np.array([a], dtype=np.int64),
+                "stop_volume": np.array([b], dtype=np.int64),
+                "start_sample": np.array([tl.condition_start_samples[c]], dtype=np.int64),
+                "stop_sample": np.array([stop_sample], dtype=np.int64),
+            },
+        )
+
+    # -- ending ------------------------------------------------------------------------------
+    def _safe_state(self) -> None:
+        """Laser off and outputs to zero, before anything else."""
+        dev = self.devices
+        if dev is None:
+            return
+        try:
+            dev.laser.off()
+            if self._laser_on:
+                self._event(self._sample, "info", "laser off")
+        except Exception as e:  # off() must not raise; if it does, say so loudly
+            self._event(self._sample, "fault", f"laser off failed: {e}")
+        self._laser_on = False
+        for stop in (dev.daq.stop, dev.microscope.stop, dev.renderer.stop):
+            try:
+                stop()
+            except Exception as e:
+                self._event(self._sample, "warning", f"{stop.__qualname__}: {e}")
+
+    def _finish(self, final: RunState) -> None:
+        w = self.writer
+        assert w is not None
+        tl = self.timeline
+        if w.alive():
+            self._emit_rows(final=True)
+            last = self._n.last_condition
+            if 0 <= last < tl.n_conditions:
+                self._condition_row(last, min(self._sample, tl.end_sample))
+            if final is RunState.COMPLETE:
+                self._event(tl.end_sample, "protocol", "run complete")
+        status = {
+            RunState.COMPLETE: "complete",
+            RunState.ABORTED: "aborted",
+            RunState.FAILED: "failed",
+        }[final]
+        if self._fault and final is RunState.FAILED:
+            self._event(self._sample, "fault", f"session failed: {self._fault}")
+        w.close(
+            {
+                "status": status,
+                "ended_at": utc_now_iso(),
+                "bouts_detected": self._n.bouts,
+                "frames_shown": self._n.frames,
+                "frames_dropped": self.devices.renderer.dropped_frames if self.devices else 0,
+                "volumes_dropped": w.volumes_dropped,
+            }
+        )
+        self._close_devices()
+        self.state = final
+
+    def _close_devices(self) -> None:
+        dev = self.devices
+        if dev is None:
+            return
+        for close in (dev.laser.close, dev.daq.close, dev.microscope.close):
+            with contextlib.suppress(Exception):
+                close()
+
+    def _event(self, sample: int, kind: str, message: str) -> None:
+        if kind in ("warning", "fault"):
+            self._n.warnings += 1
+        self._n.events.append((sample, kind, message))
+        if self.writer is not None and not self.writer.closed:
+            self.writer.event(sample, self.clock.wall_time(), kind, message)
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for the CLI: our errors as they are, others with their type."""
+    if isinstance(e, ZaprigError):
+        return str(e)
+    if isinstance(e, DeviceError):
+        return str(e)
+    return f"{type(e).__name__}: {e}"

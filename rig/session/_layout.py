@@ -1,0 +1,178 @@
+"""The session file's layout (the contract in DESIGN.md) and how to create it.
+
+Tables are groups of equal-length 1-D datasets ("columns"), one convention
+everywhere. Every dataset is created before SWMR mode is switched on (HDF5
+forbids new objects afterwards) and grows by appending, so the file is
+readable while it is written and after a crash up to the last flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from acquisition.swims import BOUT_DTYPE
+from stimuli.state import FRAME_DTYPE, Look
+
+__all__ = [
+    "CHANNEL_NAMES",
+    "CONDITION_DTYPE",
+    "EVENT_COLUMNS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ROW",
+    "TABLES",
+    "append_columns",
+    "create_session_file",
+    "read_table",
+]
+
+FORMAT = "zaprig.session"
+FORMAT_VERSION = 1
+
+#: The dataset's 10 rows, in its order (DATASET.md); the names its own code uses.
+CHANNEL_NAMES = (
+    "ai0", "ai1", "ai2", "stimParam4", "stimParam6",
+    "stimParam5", "stimParam3", "stimID", "stimParam1", "stimParam2",
+)  # fmt: skip
+ROW = {
+    "tail_left": 0,
+    "tail_right": 1,
+    "trigger": 2,
+    "param4": 3,
+    "condition": 4,
+    "param5": 5,
+    "param3": 6,
+    "stim_id": 7,
+    "velocity": 8,
+    "gain": 9,
+}
+
+CONDITION_DTYPE = np.dtype(
+    [
+        ("index", "i4"),
+        ("start_volume", "i8"),
+        ("stop_volume", "i8"),
+        ("start_sample", "i8"),
+        ("stop_sample", "i8"),
+    ]
+)
+_STR = h5py.string_dtype("utf-8")
+EVENT_COLUMNS: dict[str, Any] = {"sample": "i8", "wall_time": "f8", "kind": _STR, "message": _STR}
+
+#: table path -> columns (name -> dtype)
+TABLES: dict[str, dict[str, Any]] = {
+    "protocol/conditions": {"name": _STR, **{n: CONDITION_DTYPE[n] for n in CONDITION_DTYPE.names}},
+    "stimulus/frames": {n: FRAME_DTYPE[n] for n in FRAME_DTYPE.names or ()},
+    "behavior/bouts": {n: BOUT_DTYPE[n] for n in BOUT_DTYPE.names or ()},
+    "events": EVENT_COLUMNS,
+    "volumes/dropped": {"volume": "i8", "reason": _STR},
+}
+
+
+def _compression(kind: str) -> dict[str, Any]:
+    if kind == "none":
+        return {}
+    import hdf5plugin
+
+    return dict(
+        hdf5plugin.Blosc(
+            cname=kind, clevel=5 if kind == "lz4" else 3, shuffle=hdf5plugin.Blosc.BITSHUFFLE
+        )
+    )
+
+
+def create_session_file(
+    path: Path,
+    attrs: Mapping[str, Any],
+    shape_zyx: tuple[int, int, int],
+    voxel_size_um: tuple[float, float, float],
+    volume_period_s: float,
+    sample_rate_hz: float,
+    compression: str = "none",
+) -> h5py.File:
+    """Create every group and dataset, set the root attributes, switch SWMR on.
+
+    ``mode="w-"`` refuses an existing file: a session file is never overwritten.
+    """
+    f = h5py.File(path, "w-", libver="latest")
+    try:
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        s = f.create_dataset(
+            "stimuli_and_ephys",
+            shape=(0, 10),
+            maxshape=(None, 10),
+            dtype=np.float32,
+            chunks=(6000, 10),
+        )
+        s.attrs["sample_rate_hz"] = float(sample_rate_hz)
+        s.attrs["channel_names"] = list(CHANNEL_NAMES)
+        s.attrs["units"] = "V for rows 0-2; stimulus units for rows 3-9 (docs/session-format.md)"
+        z, y, x = shape_zyx
+        raw = f.create_dataset(
+            "volumes/raw",
+            shape=(0, z, y, x),
+            maxshape=(None, z, y, x),
+            dtype=np.uint16,
+            chunks=(1, 1, y, x),
+            fillvalue=0,
+            **_compression(compression),
+        )
+        raw.attrs["axes"] = ["t", "z", "y", "x"]
+        raw.attrs["voxel_size_um"] = list(voxel_size_um)
+        raw.attrs["volume_period_s"] = float(volume_period_s)
+        raw.attrs["compression"] = compression
+        f.create_dataset(
+            "volumes/start_sample", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,)
+        )
+        f.create_dataset(
+            "volumes/plane_sample",
+            shape=(0, z),
+            maxshape=(None, z),
+            dtype=np.int64,
+            chunks=(max(1, 4096 // z), z),
+        )
+        for tpath, cols in TABLES.items():
+            g = f.require_group(tpath)
+            for name, dt in cols.items():
+                g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(4096,))
+        f["stimulus/frames"].attrs["look_names"] = [m.name.lower() for m in Look]
+        f.swmr_mode = True
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def append_columns(group: h5py.Group, rows: Mapping[str, np.ndarray] | np.ndarray) -> int:
+    """Append equal-length columns (a dict or a structured array) to a table group."""
+    names = rows.dtype.names if isinstance(rows, np.ndarray) else tuple(rows.keys())
+    assert names
+    n = len(rows[names[0]])
+    if n == 0:
+        return 0
+    for name in names:
+        d = group[name]
+        old = d.shape[0]
+        d.resize((old + n,))
+        d[old:] = rows[name]
+    return n
+
+
+def read_table(obj: h5py.Group) -> dict[str, np.ndarray]:
+    """A table group as a dict of columns (strings decoded)."""
+    out: dict[str, np.ndarray] = {}
+    for k in obj:
+        d = obj[k]
+        if not isinstance(d, h5py.Dataset):
+            continue
+        if h5py.check_string_dtype(d.dtype) is not None:
+            out[k] = d.asstr()[...]
+        else:
+            out[k] = d[...]
+    return out

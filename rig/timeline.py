@@ -1,0 +1,139 @@
+"""A protocol placed on a rig's clock: every volume, plane and condition as a DAQ sample.
+
+The DAQ generates the camera triggers, so the trigger times are known before
+the run starts: volume ``t`` starts at ``lead_in + round(t * period * fs)`` (no
+drift over two hours), its planes follow evenly, and each condition starts
+with its first volume. This one table drives the simulated and the real DAQ
+alike, and ``zaprig plan`` prints it before any hardware moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from rig.config import RigConfig
+from stimuli.library import Stimulus
+from stimuli.protocol import Protocol, Step
+
+__all__ = ["StepAt", "Timeline"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepAt:
+    """Which step is on at a sample, and for how long it has been on."""
+
+    condition: int
+    step: int
+    stimulus: Stimulus
+    t_in_step: float
+    step_start_sample: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    protocol: Protocol
+    sample_rate_hz: float
+    volume_period_s: float
+    planes_per_volume: int
+    lead_in_samples: int
+    #: Condition boundaries in volumes: condition c spans [bounds[c], bounds[c+1]).
+    condition_bounds: tuple[int, ...]
+
+    @classmethod
+    def build(cls, protocol: Protocol, rig: RigConfig) -> Timeline:
+        period = rig.microscope.volume_period_s
+        counts = [c.n_volumes(period) for c in protocol.conditions]
+        bounds = tuple(int(x) for x in np.concatenate([[0], np.cumsum(counts)]))
+        fs = rig.daq.sample_rate_hz
+        return cls(
+            protocol=protocol,
+            sample_rate_hz=fs,
+            volume_period_s=period,
+            planes_per_volume=rig.microscope.planes_per_volume,
+            lead_in_samples=round(rig.microscope.lead_in_s * fs),
+            condition_bounds=bounds,
+        )
+
+    @property
+    def n_volumes(self) -> int:
+        return self.condition_bounds[-1]
+
+    @property
+    def n_conditions(self) -> int:
+        return len(self.protocol.conditions)
+
+    def volume_start(self, t: int | np.ndarray) -> np.ndarray:
+        """Sample of volume ``t``'s first plane trigger (also valid for t = n_volumes)."""
+        t = np.asarray(t, dtype=np.int64)
+        spv = self.volume_period_s * self.sample_rate_hz
+        return self.lead_in_samples + np.rint(t * spv).astype(np.int64)
+
+    @cached_property
+    def volume_starts(self) -> np.ndarray:
+        return self.volume_start(np.arange(self.n_volumes))
+
+    @cached_property
+    def plane_samples(self) -> np.ndarray:
+        """(n_volumes, planes) trigger samples; planes evenly spaced within the volume period."""
+        z = self.planes_per_volume
+        spv = self.volume_period_s * self.sample_rate_hz
+        offsets = np.rint(np.arange(z) * spv / z).astype(np.int64)
+        return self.volume_starts[:, None] + offsets[None, :]
+
+    @cached_property
+    def all_plane_samples(self) -> np.ndarray:
+        return self.plane_samples.ravel()
+
+    @property
+    def end_sample(self) -> int:
+        """The run ends where a next volume would start."""
+        return int(self.volume_start(self.n_volumes))
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_sample / self.sample_rate_hz
+
+    @cached_property
+    def condition_start_samples(self) -> np.ndarray:
+        """(n_conditions + 1,) start samples; the last entry is the end of the run."""
+        return self.volume_start(np.asarray(self.condition_bounds))
+
+    def condition_at(self, sample: int) -> int:
+        """Index of the condition on at ``sample``; -1 before the first, n after the last."""
+        starts = self.condition_start_samples
+        if sample < starts[0]:
+            return -1
+        return min(int(np.searchsorted(starts, sample, side="right")) - 1, self.n_conditions)
+
+    def step_at(self, sample: int) -> StepAt | None:
+        """The step on at ``sample`` (None outside the protocol)."""
+        c = self.condition_at(sample)
+        if c < 0 or c >= self.n_conditions:
+            return None
+        cond = self.protocol.conditions[c]
+        c0 = int(self.condition_start_samples[c])
+        t = (sample - c0) / self.sample_rate_hz
+        cycle = cond.cycle_s
+        k, u = divmod(t, cycle)
+        acc = 0.0
+        for j, s in enumerate(cond.steps):
+            if u < acc + s.duration_s or j == len(cond.steps) - 1:
+                t_in = u - acc
+                start = c0 + round((k * cycle + acc) * self.sample_rate_hz)
+                return StepAt(c, j, s.stimulus, t_in, start)
+            acc += s.duration_s
+        raise AssertionError("unreachable")
+
+    def steps_of(self, c: int) -> tuple[Step, ...]:
+        return self.protocol.conditions[c].steps
+
+    def summary_rows(self) -> list[tuple[int, str, int, int, int, float, int]]:
+        """(index, name, start_volume, stop_volume, volumes, seconds, steps) per condition."""
+        rows = []
+        for i, c in enumerate(self.protocol.conditions):
+            a, b = self.condition_bounds[i], self.condition_bounds[i + 1]
+            rows.append((i, c.name, a, b, b - a, (b - a) * self.volume_period_s, len(c.steps)))
+        return rows

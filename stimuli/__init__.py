@@ -1,0 +1,1 @@
+"""Stimuli: models, closed-loop feedback laws, protocols and renderers."""

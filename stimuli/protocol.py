@@ -1,0 +1,222 @@
+"""Stimulus protocols: conditions made of steps, as data.
+
+A protocol is a sequence of *conditions* (the dataset's blocks: gain, dots, ...);
+a condition lasts a number of volumes (or seconds) and cycles through its *steps*;
+a step shows one stimulus for a duration. Protocols are written as Python
+scripts with this module's small API or as TOML files; both give the same frozen,
+validated :class:`Protocol` with a content hash, and nothing here touches hardware.
+
+TOML::
+
+    name = "flashes"
+    [[conditions]]
+    name = "flash"
+    seconds = 120
+    [[conditions.steps]]
+    duration_s = 60
+    stimulus = { kind = "flash", period_s = 60, on_s = 30 }
+
+Python (a file that defines ``PROTOCOL``)::
+
+    from stimuli.protocol import Protocol, condition, step
+    from stimuli.library import Flash
+    PROTOCOL = Protocol(name="flashes", conditions=[
+        condition("flash", step(Flash(period_s=60, on_s=30), 60), seconds=120)])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rig.errors import ProtocolError, format_validation_error
+from stimuli.library import AnyStimulus, Replay
+
+__all__ = ["Condition", "Protocol", "Step", "condition", "load_protocol", "step"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Step(_Model):
+    """One stimulus shown for ``duration_s`` seconds."""
+
+    duration_s: float = Field(gt=0.0, le=86_400.0)
+    stimulus: AnyStimulus
+    label: str = ""
+
+
+class Condition(_Model):
+    """A block of the protocol; its steps repeat until it has lasted its length."""
+
+    name: str = Field(min_length=1, max_length=64)
+    volumes: int | None = Field(None, gt=0, le=10_000_000)
+    seconds: float | None = Field(None, gt=0.0, le=604_800.0)
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Self:
+        if (self.volumes is None) == (self.seconds is None):
+            raise ValueError(f"condition {self.name!r}: give its length as volumes or seconds")
+        return self
+
+    @property
+    def cycle_s(self) -> float:
+        return sum(s.duration_s for s in self.steps)
+
+    def n_volumes(self, volume_period_s: float) -> int:
+        if self.volumes is not None:
+            return self.volumes
+        assert self.seconds is not None
+        return max(1, round(self.seconds / volume_period_s))
+
+
+class Protocol(_Model):
+    """A whole protocol; ``sha256`` identifies its content in session files."""
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str = ""
+    #: The volume period the protocol was designed for (informational).
+    volume_period_s: float | None = Field(None, gt=0.0)
+    conditions: tuple[Condition, ...] = Field(min_length=1)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def scaled(self, factor: float) -> Protocol:
+        """Every condition and step at ``factor`` of its length (demos, tests)."""
+        if factor == 1.0:
+            return self
+        if not 0.0 < factor <= 1000.0:
+            raise ProtocolError(f"time scale must be in (0, 1000], not {factor}")
+        conds = []
+        for c in self.conditions:
+            steps = tuple(
+                s.model_copy(update={"duration_s": s.duration_s * factor}) for s in c.steps
+            )
+            upd: dict[str, Any] = {"steps": steps}
+            if c.volumes is not None:
+                upd["volumes"] = max(1, round(c.volumes * factor))
+            else:
+                assert c.seconds is not None
+                upd["seconds"] = c.seconds * factor
+            conds.append(c.model_copy(update=upd))
+        return self.model_copy(
+            update={"conditions": tuple(conds), "name": f"{self.name} (x{factor:g})"}
+        )
+
+
+def step(stimulus: Any, seconds: float, label: str = "") -> Step:
+    """``step(Flash(), 60)``: show a stimulus for some seconds."""
+    return Step(duration_s=seconds, stimulus=stimulus, label=label)
+
+
+def condition(
+    name: str, *steps: Step, volumes: int | None = None, seconds: float | None = None
+) -> Condition:
+    """``condition("flash", step(...), step(...), volumes=656)``."""
+    return Condition(name=name, volumes=volumes, seconds=seconds, steps=steps)
+
+
+def protocol_from_dict(data: dict[str, Any], source: str | Path) -> Protocol:
+    """Validate plain data (from TOML or JSON) into a protocol, errors naming the field."""
+    try:
+        proto = Protocol.model_validate(data)
+    except ValidationError as e:
+        raise ProtocolError(format_validation_error(source, e.errors())) from None
+    return _resolve_trace_files(proto, Path(source).parent if source else Path("."))
+
+
+def _resolve_trace_files(proto: Protocol, base: Path) -> Protocol:
+    """Read replay traces now, so a missing file fails before any hardware moves."""
+    conds = []
+    changed = False
+    for ci, c in enumerate(proto.conditions):
+        steps: list[Step] = []
+        for si, s in enumerate(c.steps):
+            stim = s.stimulus
+            if isinstance(stim, Replay) and stim.trace_file:
+                trace = _read_trace(base / stim.trace_file, f"conditions[{ci}].steps[{si}]")
+                stim = stim.model_copy(update={"velocities_mm_s": trace})
+                s = s.model_copy(update={"stimulus": stim})
+                changed = True
+            steps.append(s)
+        conds.append(c.model_copy(update={"steps": tuple(steps)}))
+    return proto.model_copy(update={"conditions": tuple(conds)}) if changed else proto
+
+
+def _read_trace(path: Path, where: str) -> tuple[float, ...]:
+    import numpy as np
+
+    if not path.exists():
+        raise ProtocolError(
+            f"{where}.stimulus.trace_file: {path} not found (give an existing file)"
+        )
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path)
+        else:
+            arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
+    except (OSError, ValueError) as e:
+        raise ProtocolError(f"{where}.stimulus.trace_file: {path}: cannot read: {e}") from None
+    arr = np.asarray(arr, dtype=float).ravel()
+    if arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ProtocolError(
+            f"{where}.stimulus.trace_file: {path}: need a non-empty 1-D list of finite mm/s"
+        )
+    return tuple(float(x) for x in arr)
+
+
+def load_protocol(source: str | Path | None) -> Protocol:
+    """A protocol from a ``.toml`` or ``.py`` file, or ``None``/``"dataset"`` for the built-in."""
+    from stimuli.builtin import dataset_protocol
+
+    if source is None or str(source) in ("dataset", "builtin", "zapbench"):
+        return dataset_protocol()
+    path = Path(source)
+    if not path.exists():
+        raise ProtocolError(
+            f"{path}: protocol file not found (give a .toml or .py file, or 'dataset')"
+        )
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ProtocolError(f"{path}: not valid TOML: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ProtocolError(f"{path}: not a UTF-8 text file: {e}") from None
+        return protocol_from_dict(data, path)
+    if path.suffix == ".py":
+        try:
+            ns = runpy.run_path(str(path))
+        except ProtocolError as e:
+            raise ProtocolError(f"{path}: {e}") from None
+        except ValidationError as e:
+            raise ProtocolError(format_validation_error(path, e.errors())) from None
+        except Exception as e:  # a user's script: report its error, not ours
+            raise ProtocolError(f"{path}: the script failed: {type(e).__name__}: {e}") from None
+        proto = ns.get("PROTOCOL")
+        if proto is None and callable(ns.get("build")):
+            proto = ns["build"]()
+        if not isinstance(proto, Protocol):
+            raise ProtocolError(
+                f"{path}: define PROTOCOL = Protocol(...) (or a build() returning one)"
+            )
+        return _resolve_trace_files(proto, path.parent)
+    raise ProtocolError(f"{path}: unknown protocol file type (use .toml or .py)")
+
+
+def condition_names(proto: Protocol) -> Sequence[str]:
+    return [c.name for c in proto.conditions]

@@ -1,0 +1,60 @@
+"""The headless renderer: frames at exact refresh times on the DAQ clock, no window.
+
+Serves virtual-time runs and machines without a display. A frame flipping at
+sample ``f`` is made when the chunk ending at or before ``f`` has been processed,
+from the closed-loop state as of that chunk: the same causality as a real
+renderer that draws from the newest state before its flip.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rig.timeline import Timeline
+from stimuli.closed_loop import LoopState
+from stimuli.render._base import Renderer
+from stimuli.render._frames import FrameMaker
+from stimuli.state import FRAME_DTYPE
+
+__all__ = ["HeadlessRenderer"]
+
+
+class HeadlessRenderer(Renderer):
+    def __init__(self, refresh_hz: float) -> None:
+        self.refresh_hz = refresh_hz
+        self._maker: FrameMaker | None = None
+        self._next_frame = 0
+        self._fs = 6000.0
+        self._pending: list[np.void] = []
+
+    def start(self, timeline: Timeline, sample_rate_hz: float) -> None:
+        self._maker = FrameMaker(timeline)
+        self._maker.set_frame_rate(self.refresh_hz)
+        self._fs = sample_rate_hz
+        self._next_frame = 0
+
+    def _flip_sample(self, k: int) -> int:
+        return math.floor(k * self._fs / self.refresh_hz + 0.5)
+
+    def publish(self, loop: LoopState, sample: int, chunk_samples: int) -> None:
+        assert self._maker is not None, "start() first"
+        horizon = sample + chunk_samples
+        while (f := self._flip_sample(self._next_frame)) < horizon:
+            self._pending.append(self._maker.make(self._next_frame, f, loop))
+            self._next_frame += 1
+
+    def collect(self) -> np.ndarray:
+        if not self._pending:
+            return np.zeros(0, dtype=FRAME_DTYPE)
+        out = np.array(self._pending, dtype=FRAME_DTYPE)
+        self._pending.clear()
+        return out
+
+    @property
+    def dropped_frames(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        self._pending.clear()
