@@ -240,6 +240,8 @@ class Engine:
             "clock": type(self.clock).__name__,
             "volumes_expected": int(self.timeline.n_volumes),
         }
+        self.devices = make_devices(self.rig, self.clock, self.seed)
+        fish = self.devices.fish
         self.writer = WriterClient(
             self.path,
             {
@@ -249,15 +251,16 @@ class Engine:
                 "volume_period_s": m.volume_period_s,
                 "sample_rate_hz": self.rig.daq.sample_rate_hz,
                 "compression": self.rig.writer.compression,
+                "ground_truth_positions": fish.brain.positions if fish is not None else None,
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
             batch_samples=max(self.rig.daq.chunk_samples, round(0.1 * self.rig.daq.sample_rate_hz)),
             wait_for_buffers=isinstance(self.clock, VirtualClock),
         )
+        self.writer.on_commit = self._on_volume
         self.writer.start()
         try:
-            self.devices = make_devices(self.rig, self.clock, self.seed)
             self.devices.laser.open()
             self.devices.daq.open()
             self.devices.microscope.open()
@@ -500,6 +503,9 @@ class Engine:
                 self._condition_row(last, min(self._sample, tl.end_sample))
             if final is RunState.COMPLETE:
                 self._event(tl.end_sample, "protocol", "run complete")
+            fish = self.devices.fish if self.devices else None
+            if fish is not None and fish.brain.traces:
+                w.traces(np.stack(fish.brain.traces))
         status = {
             RunState.COMPLETE: "complete",
             RunState.ABORTED: "aborted",
@@ -519,6 +525,10 @@ class Engine:
         )
         self._close_devices()
         self.state = final
+
+    def _on_volume(self, t: int, volume: np.ndarray) -> None:
+        for cb in self._volume_listeners:
+            cb(t, volume)
 
     def _close_devices(self) -> None:
         dev = self.devices

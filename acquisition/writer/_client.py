@@ -14,6 +14,7 @@ import os
 import queue
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ class WriterClient:
         self.bytes_written = 0
         self.volumes_dropped = 0
         self.closed = False
+        #: Called with (t, volume) just before a volume goes to the writer (live views).
+        self.on_commit: Callable[[int, np.ndarray], None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> None:
@@ -147,6 +150,11 @@ class WriterClient:
             }
         )
 
+    def traces(self, traces: np.ndarray) -> None:
+        """Ground-truth traces (t, neurons) of a simulated brain."""
+        self.flush()
+        self._send(("traces", np.asarray(traces, dtype=np.float32)), force=True)
+
     def attrs(self, values: dict[str, Any]) -> None:
         self._send(("attrs", values), force=True)
 
@@ -209,6 +217,8 @@ class WriterClient:
     def commit(self, t: int, missing_planes: tuple[int, ...] = ()) -> None:
         slot = self._slots.pop(t)
         start, planes = self._volume_meta.pop(t)
+        if self.on_commit is not None:
+            self.on_commit(t, self.ring.slot(slot))
         self.ring.states[slot] = QUEUED
         # records before the volume, so the file's tables stay in time order
         self.flush()

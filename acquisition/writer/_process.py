@@ -76,6 +76,11 @@ class _Writer:
                 self.f["volumes/dropped"],
                 {"volume": np.array([t]), "reason": np.array([reason], dtype=object)},
             )
+        elif kind == "traces":
+            tr = self.f["ground_truth/traces"]
+            n0 = tr.shape[0]
+            tr.resize((n0 + len(msg[1]), tr.shape[1]))
+            tr[n0:] = msg[1]
         elif kind == "attrs":
             for k, v in msg[1].items():
                 self.f.attrs[k] = v

@@ -94,6 +94,7 @@ def create_session_file(
     volume_period_s: float,
     sample_rate_hz: float,
     compression: str = "none",
+    ground_truth_positions: np.ndarray | None = None,
 ) -> h5py.File:
     """Create every group and dataset, set the root attributes, switch SWMR on.
 
@@ -142,6 +143,15 @@ def create_session_file(
             for name, dt in cols.items():
                 g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(4096,))
         f["stimulus/frames"].attrs["look_names"] = [m.name.lower() for m in Look]
+        if ground_truth_positions is not None:
+            # simulated sessions: the virtual brain's neurons (voxel coordinates) and traces
+            gt = f.create_group("ground_truth")
+            gt.create_dataset("positions_zyx", data=np.asarray(ground_truth_positions, float))
+            n = len(ground_truth_positions)
+            tr = gt.create_dataset(
+                "traces", shape=(0, n), maxshape=(None, n), dtype=np.float32, chunks=(64, n)
+            )
+            tr.attrs["axes"] = ["t", "neuron"]
         f.swmr_mode = True
     except BaseException:
         f.close()

@@ -1,0 +1,253 @@
+"""The ``zaprig`` command line: run, plan, inspect, check, recover, gui, swims, export, report.
+
+Errors that zaprig raises on purpose are printed as one clear message (what,
+where, what to do) with exit code 2; a traceback means a bug in zaprig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from rig.errors import ZaprigError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _add_rig_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="rig config TOML (default: hardware_configs/simulated.toml)",
+    )
+
+
+def _add_protocol_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "protocol",
+        nargs="?",
+        default=None,
+        help="protocol file (.toml or .py) or 'dataset' (default: the built-in dataset protocol)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="run every condition at this fraction of its length (0.01 = 1%%)",
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rig.config import load_config
+    from rig.engine import Engine, RunState, RunStatus
+    from stimuli.protocol import load_protocol
+
+    rig = load_config(args.config)
+    proto = load_protocol(args.protocol).scaled(args.time_scale)
+    fish = {
+        k: v
+        for k, v in {
+            "fish_id": args.fish_id,
+            "age_dpf": args.age_dpf,
+            "genotype": args.genotype,
+            "experimenter": args.experimenter,
+            "notes": args.notes,
+        }.items()
+        if v not in (None, "")
+    }
+    engine = Engine(
+        rig,
+        proto,
+        out_dir=args.out,
+        clock=args.clock,
+        seed=args.seed,
+        fish=fish,
+        rig_source=str(args.config or "hardware_configs/simulated.toml"),
+    )
+    engine.arm()
+    print(
+        f"zaprig: {proto.name} on rig '{rig.name}' ({args.clock} clock): "
+        f"{engine.timeline.n_volumes} volumes, {engine.timeline.duration_s:.1f} s -> {engine.path}",
+        file=sys.stderr,
+    )
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        engine.request_stop("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    bar = _progress(engine.timeline.end_sample, args.quiet)
+
+    def progress(st: RunStatus) -> None:
+        if bar is not None:
+            bar.n = min(st.sample, st.end_sample)
+            bar.set_postfix_str(
+                f"vol {st.volumes_acquired}/{st.volumes_expected} {st.condition_name} "
+                f"bouts {st.bouts}",
+                refresh=False,
+            )
+            bar.refresh()
+
+    final = engine.run(progress)
+    if bar is not None:
+        bar.close()
+    st = engine.status()
+    print(
+        f"zaprig: session {final.value}: {engine.path} "
+        f"({st.volumes_acquired} volumes, {st.bouts} bouts, {st.warnings} warnings)"
+    )
+    return EXIT_OK if final is RunState.COMPLETE else EXIT_FAILED
+
+
+def _progress(total: int, quiet: bool):  # type: ignore[no-untyped-def]
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="sample", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from rig.config import load_config
+    from rig.timeline import Timeline
+    from stimuli.protocol import load_protocol
+
+    rig = load_config(args.config)
+    proto = load_protocol(args.protocol).scaled(args.time_scale)
+    tl = Timeline.build(proto, rig)
+    print(f"protocol  {proto.name}   sha256 {proto.sha256[:16]}")
+    if proto.description:
+        print(f"          {proto.description}")
+    print(
+        f"rig       {rig.name}: volume every {rig.microscope.volume_period_s} s, "
+        f"{rig.microscope.planes_per_volume} planes"
+    )
+    print()
+    print("  #  condition    start_vol  volumes   duration   steps (stimulus: seconds)")
+    for i, name, a, _b, n, secs, _ in tl.summary_rows():
+        steps = ", ".join(
+            f"{s.stimulus.kind}: {s.duration_s:.4g}" for s in proto.conditions[i].steps
+        )
+        print(f"  {i:<2} {name:<12} {a:>9} {n:>8} {secs:>9.1f}s   {steps}")
+    print()
+    print(f"total     {tl.n_volumes} volumes, {tl.duration_s:.1f} s ({tl.duration_s / 60:.1f} min)")
+    if args.png:
+        from stimuli.plan_plot import plot_timeline
+
+        plot_timeline(tl, args.png)
+        print(f"timeline  saved to {args.png}")
+    return EXIT_OK
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from rig.session import format_summary, summarise
+
+    s = summarise(args.session)
+    print(format_summary(s))
+    return EXIT_OK
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from rig.session.recover import recover
+
+    print(recover(args.session))
+    return EXIT_OK
+
+
+def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
+    """Commands whose heavy imports (Qt, pynwb) load only when used."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        mod = importlib.import_module(module)
+        return int(getattr(mod, func)(args))
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="zaprig",
+        description="Closed-loop VR light-sheet rig control (simulated by default).",
+    )
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a protocol on a rig (simulated by default)")
+    _add_protocol_args(p)
+    _add_rig_args(p)
+    p.add_argument("--out", type=Path, default=Path("sessions"), help="folder for the session file")
+    p.add_argument("--clock", choices=("realtime", "virtual"), default="realtime")
+    p.add_argument("--seed", type=int, default=0, help="virtual fish seed")
+    p.add_argument("--fish-id", default="")
+    p.add_argument("--age-dpf", type=int, default=None)
+    p.add_argument("--genotype", default="")
+    p.add_argument("--experimenter", default="")
+    p.add_argument("--notes", default="")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("plan", help="validate a protocol and print its timeline")
+    _add_protocol_args(p)
+    _add_rig_args(p)
+    p.add_argument("--png", type=Path, default=None, help="also save the timeline as a PNG")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("inspect", help="summarise a session file")
+    p.add_argument("session", type=Path)
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("recover", help="close an interrupted session file as 'failed'")
+    p.add_argument("session", type=Path)
+    p.set_defaults(func=_cmd_recover)
+
+    p = sub.add_parser("check", help="preflight a rig: devices, display, camera, disk")
+    _add_rig_args(p)
+    p.add_argument("protocol", nargs="?", default=None, help="protocol to plan disk space for")
+    p.add_argument("--out", type=Path, default=Path("sessions"))
+    p.set_defaults(func=_lazy("rig.preflight", "cli_check"))
+
+    p = sub.add_parser("gui", help="open the control app")
+    _add_rig_args(p)
+    p.add_argument("--out", type=Path, default=Path("sessions"))
+    p.set_defaults(func=_lazy("gui.app", "cli_main"))
+
+    p = sub.add_parser("swims", help="re-detect swims offline and compare with the online bouts")
+    p.add_argument("session", type=Path)
+    p.set_defaults(func=_lazy("acquisition.swims.offline_cli", "cli_swims"))
+
+    p = sub.add_parser("export", help="export a session (zapbench layout or NWB)")
+    p.add_argument("session", type=Path)
+    p.add_argument("--format", choices=("zapbench", "nwb"), required=True)
+    p.add_argument("out", type=Path, help="output folder (zapbench) or .nwb file")
+    p.set_defaults(func=_lazy("rig.export", "cli_export"))
+
+    p = sub.add_parser("report", help="write an HTML quality-control report for a session")
+    p.add_argument("session", type=Path)
+    p.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: beside the file)"
+    )
+    p.set_defaults(func=_lazy("rig.report", "cli_report"))
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ZaprigError as e:
+        print(f"zaprig: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("zaprig: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Reading session files: open (also while recording or after a crash) and summarise."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rig.errors import SessionFileError
+from rig.session._layout import FORMAT, read_table
+
+__all__ = ["SessionSummary", "open_session", "summarise"]
+
+
+def open_session(path: str | Path) -> h5py.File:
+    """Open read-only; files still being written (or left by a crash) open in SWMR mode."""
+    p = Path(path)
+    if not p.exists():
+        raise SessionFileError(f"{p}: no such session file")
+    try:
+        f = h5py.File(p, "r")
+    except OSError:
+        try:
+            f = h5py.File(p, "r", libver="latest", swmr=True)
+        except OSError as e:
+            raise SessionFileError(f"{p}: not a readable HDF5 file: {e}") from None
+    if str(f.attrs.get("format", "")) != FORMAT:
+        f.close()
+        raise SessionFileError(f"{p}: not a zaprig session file (format attribute missing)")
+    return f
+
+
+@dataclass
+class SessionSummary:
+    path: str
+    status: str
+    interrupted: bool
+    started_at: str
+    ended_at: str
+    simulated: bool
+    protocol_name: str
+    fish: dict[str, Any]
+    sample_rate_hz: float
+    samples: int
+    volumes: int
+    volumes_expected: int
+    volume_shape_zyx: tuple[int, ...]
+    dropped_volumes: int
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    bouts: int = 0
+    bout_rate_per_condition: dict[str, float] = field(default_factory=dict)
+    frames: int = 0
+    frames_dropped: int = 0
+    events: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.sample_rate_hz if self.sample_rate_hz else 0.0
+
+    @property
+    def warnings(self) -> list[tuple[int, str, str]]:
+        return [e for e in self.events if e[1] in ("warning", "fault")]
+
+
+def summarise(path: str | Path) -> SessionSummary:
+    with open_session(path) as f:
+        a = f.attrs
+        status = str(a.get("status", "?"))
+        s = f["stimuli_and_ephys"]
+        fs = float(s.attrs["sample_rate_hz"])
+        conds = read_table(f["protocol/conditions"])
+        bouts = read_table(f["behavior/bouts"])
+        events = read_table(f["events"])
+        proto = json.loads(str(a.get("protocol", "{}")))
+        rows = []
+        rate: dict[str, float] = {}
+        for i in range(len(conds.get("name", []))):
+            row = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in conds.items()}
+            rows.append(row)
+            dur = (row["stop_sample"] - row["start_sample"]) / fs
+            n = int(
+                np.count_nonzero(
+                    (bouts["start_sample"] >= row["start_sample"])
+                    & (bouts["start_sample"] < row["stop_sample"])
+                )
+            )
+            if dur > 0:
+                rate[str(row["name"])] = n / dur
+        return SessionSummary(
+            path=str(path),
+            status=status,
+            interrupted=status == "recording",
+            started_at=str(a.get("started_at", "")),
+            ended_at=str(a.get("ended_at", "")),
+            simulated=bool(a.get("simulated", False)),
+            protocol_name=str(proto.get("name", "")),
+            fish=json.loads(str(a.get("fish", "{}"))),
+            sample_rate_hz=fs,
+            samples=int(s.shape[0]),
+            volumes=int(f["volumes/raw"].shape[0]),
+            volumes_expected=int(a.get("volumes_expected", 0)),
+            volume_shape_zyx=tuple(int(x) for x in f["volumes/raw"].shape[1:]),
+            dropped_volumes=int(f["volumes/dropped/volume"].shape[0]),
+            conditions=rows,
+            bouts=len(bouts.get("start_sample", [])),
+            bout_rate_per_condition=rate,
+            frames=int(f["stimulus/frames/frame"].shape[0]),
+            frames_dropped=int(a.get("frames_dropped", 0)),
+            events=[
+                (int(x), str(k), str(m))
+                for x, k, m in zip(events["sample"], events["kind"], events["message"], strict=True)
+            ],
+        )
+
+
+def format_summary(s: SessionSummary) -> str:
+    z, y, x = s.volume_shape_zyx
+    lines = [
+        f"session   {s.path}",
+        f"status    {s.status}"
+        + (
+            "  (INTERRUPTED: the recording did not finish; run `zaprig recover`)"
+            if s.interrupted
+            else ""
+        ),
+        f"protocol  {s.protocol_name}   {'simulated' if s.simulated else 'real'} rig",
+        f"fish      {json.dumps(s.fish) if s.fish else '-'}",
+        f"started   {s.started_at}   ended {s.ended_at or '-'}",
+        f"duration  {s.duration_s:.1f} s  ({s.samples} samples at {s.sample_rate_hz:g} Hz)",
+        f"volumes   {s.volumes} of {s.volumes_expected} expected, {z} planes of {y} x {x}"
+        f"  ({s.volumes * z} planes); dropped {s.dropped_volumes}",
+        f"frames    {s.frames} stimulus frames, {s.frames_dropped} dropped",
+        f"bouts     {s.bouts} swim bouts",
+        "",
+        "  #  condition    start_vol  stop_vol   duration  bouts/min",
+    ]
+    for c in s.conditions:
+        dur = (c["stop_sample"] - c["start_sample"]) / s.sample_rate_hz
+        r = s.bout_rate_per_condition.get(str(c["name"]), 0.0) * 60
+        lines.append(
+            f"  {c['index']:<2} {c['name']:<12} {c['start_volume']:>9} {c['stop_volume']:>9}"
+            f" {dur:>9.1f}s {r:>9.1f}"
+        )
+    w = s.warnings
+    lines.append("")
+    lines.append(f"warnings  {len(w)}")
+    for sample, kind, msg in w[:20]:
+        lines.append(f"  [{kind}] at {sample / s.sample_rate_hz:.2f} s: {msg}")
+    if len(w) > 20:
+        lines.append(f"  ... and {len(w) - 20} more")
+    return "\n".join(lines)

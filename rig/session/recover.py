@@ -1,0 +1,73 @@
+"""Close a session file left in state ``recording`` by a crash, without losing anything.
+
+A writer killed mid-run leaves an SWMR file whose superblock still says "open
+for writing": it reads in SWMR mode but a plain open fails. ``recover`` clears
+that flag (``h5clear -s``, from Debian's hdf5-tools, when it is needed), then
+sets ``status = "failed"``, ``ended_at`` and a ``recovered_at`` note with what is
+known: the samples and volumes that reached the disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from rig.clock import utc_now_iso
+from rig.errors import SessionFileError
+from rig.session._layout import FORMAT, append_columns
+
+__all__ = ["recover"]
+
+
+def _clear_flags(path: Path) -> None:
+    try:
+        with h5py.File(path, "r"):
+            return
+    except OSError:
+        pass
+    tool = shutil.which("h5clear")
+    if tool is None:
+        raise SessionFileError(
+            f"{path}: the file is still marked open for writing and h5clear is missing: "
+            "install hdf5-tools (Debian: apt-get install hdf5-tools) and run zaprig recover again"
+        )
+    r = subprocess.run([tool, "-s", str(path)], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise SessionFileError(f"{path}: h5clear failed: {r.stderr.strip() or r.stdout.strip()}")
+
+
+def recover(path: str | Path) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise SessionFileError(f"{p}: no such session file")
+    _clear_flags(p)
+    try:
+        f = h5py.File(p, "r+")
+    except OSError as e:
+        raise SessionFileError(f"{p}: cannot open for recovery: {e}") from None
+    with f:
+        if str(f.attrs.get("format", "")) != FORMAT:
+            raise SessionFileError(f"{p}: not a zaprig session file")
+        status = str(f.attrs.get("status", ""))
+        if status != "recording":
+            return f"{p}: status is already '{status}'; nothing to recover"
+        n = int(f["stimuli_and_ephys"].shape[0])
+        t = int(f["volumes/raw"].shape[0])
+        msg = f"recovered after an interruption: {n} samples and {t} volumes reached the disk"
+        append_columns(
+            f["events"],
+            {
+                "sample": np.array([n]),
+                "wall_time": np.array([0.0]),
+                "kind": np.array(["fault"], dtype=object),
+                "message": np.array([msg], dtype=object),
+            },
+        )
+        f.attrs["status"] = "failed"
+        f.attrs["ended_at"] = utc_now_iso()
+        f.attrs["recovered_at"] = utc_now_iso()
+    return f"{p}: {msg}; status set to 'failed'"
