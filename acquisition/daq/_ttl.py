@@ -48,23 +48,21 @@ def trigger_waveform(
 
 def galvo_waveform(timeline: Timeline, cfg: DaqConfig, s0: int, n: int) -> np.ndarray:
     """Sheet-scanning galvo: a staircase, one level per plane, from -A to +A across the volume."""
-    return _staircase(timeline, s0, n) * cfg.galvo_amplitude_v
+    return _staircase(timeline, s0, n)[0] * cfg.galvo_amplitude_v
 
 
 def piezo_waveform(timeline: Timeline, cfg: DaqConfig, s0: int, n: int) -> np.ndarray:
     """Objective piezo: follows the galvo so the detection focus stays on the sheet (0..A V)."""
-    return (_staircase(timeline, s0, n) + 1.0) * 0.5 * cfg.piezo_amplitude_v
+    level, active = _staircase(timeline, s0, n)
+    return np.where(active, (level + 1.0) * 0.5 * cfg.piezo_amplitude_v, 0.0)
 
 
-def _staircase(timeline: Timeline, s0: int, n: int) -> np.ndarray:
-    """-1..+1 by plane index of the plane being imaged at each sample (0 before/after the run)."""
+def _staircase(timeline: Timeline, s0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """-1..+1 by plane index of the plane imaged at each sample, and where the run is on."""
     samples = np.arange(s0, s0 + n, dtype=np.int64)
     triggers = timeline.all_plane_samples
     k = np.searchsorted(triggers, samples, side="right") - 1
     z = timeline.planes_per_volume
-    level = np.where(
-        (k >= 0) & (samples < timeline.end_sample),
-        -1.0 + 2.0 * (np.maximum(k, 0) % z) / max(1, z - 1),
-        0.0,
-    )
-    return level
+    active = (k >= 0) & (samples < timeline.end_sample)
+    level = np.where(active, -1.0 + 2.0 * (np.maximum(k, 0) % z) / max(1, z - 1), 0.0)
+    return level, active
