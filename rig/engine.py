@@ -29,6 +29,7 @@ import numpy as np
 
 from acquisition.swims import OnlineSwimDetector
 from acquisition.writer import WriterClient
+from acquisition.writer._client import concat_records
 from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig
@@ -70,10 +71,15 @@ class RunStatus:
     writer_fill: float
     warnings: int
     path: str
+    sample_rate_hz: float = 6000.0
 
     @property
     def elapsed_s(self) -> float:
-        return self.sample / 6000.0 if self.end_sample else 0.0
+        return self.sample / self.sample_rate_hz
+
+    @property
+    def remaining_s(self) -> float:
+        return max(0, self.end_sample - self.sample) / self.sample_rate_hz
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,7 @@ class Engine:
         self._fault: str | None = None
         self._volumes_started = 0
         self._laser_on = False
+        self._health_every = max(1, round(0.1 * rig.daq.sample_rate_hz))
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -183,6 +190,7 @@ class Engine:
             writer_fill=w.buffer_fill() if w and not w.closed else 0.0,
             warnings=self._n.warnings,
             path=str(self.path or ""),
+            sample_rate_hz=self.rig.daq.sample_rate_hz,
         )
 
     # -- arming ------------------------------------------------------------------------------
@@ -347,7 +355,7 @@ class Engine:
         if len(frames):
             if dev.fish is not None:
                 dev.fish.show(frames)
-            self._frames = np.concatenate([self._frames, frames])
+            self._frames = concat_records([self._frames, frames])
             w.table("stimulus/frames", frames)
             self._n.frames += len(frames)
         if len(bouts):
@@ -375,15 +383,10 @@ class Engine:
             notes, self._notes = self._notes, []
         for text in notes:
             self._event(s1, "note", text)
-        for err in w.poll():
-            self._event(s1, "fault", f"writer: {err}")
-            self._fault = err
-        if w.proc is not None and not w.alive() and not self._fault:
-            self._fault = "the writer process died; the file holds everything up to its last flush"
-        if msg := dev.renderer.check():
-            self._event(s1, "fault", msg)
-            self._fault = msg
         self._sample = s1
+        # health checks cost system calls: a few times per second is well within the 1 s target
+        if s1 // self._health_every != s0 // self._health_every:
+            self._check_health(s1)
         if self._listeners:
             live = LiveChunk(
                 s0,
@@ -399,6 +402,18 @@ class Engine:
             )
             for cb in self._listeners:
                 cb(live)
+
+    def _check_health(self, s1: int) -> None:
+        dev, w = self.devices, self.writer
+        assert dev is not None and w is not None
+        for err in w.poll():
+            self._event(s1, "fault", f"writer: {err}")
+            self._fault = err
+        if w.proc is not None and not w.alive() and not self._fault:
+            self._fault = "the writer process died; the file holds everything up to its last flush"
+        if msg := dev.renderer.check():
+            self._event(s1, "fault", msg)
+            self._fault = msg
 
     def _emit_rows(self, final: bool) -> None:
         """Write the 10-row stream for chunks whose displayed frames are all known."""

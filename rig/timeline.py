@@ -87,7 +87,7 @@ class Timeline:
     def all_plane_samples(self) -> np.ndarray:
         return self.plane_samples.ravel()
 
-    @property
+    @cached_property
     def end_sample(self) -> int:
         """The run ends where a next volume would start."""
         return int(self.volume_start(self.n_volumes))

@@ -24,7 +24,19 @@ from acquisition.writer._process import writer_main
 from acquisition.writer._ring import QUEUED, VolumeRing
 from rig.errors import SessionFileError
 
-__all__ = ["WriterClient"]
+__all__ = ["WriterClient", "concat_records"]
+
+
+def concat_records(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate structured arrays of one dtype (np.concatenate re-promotes every field: slow)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = np.empty(sum(len(p) for p in parts), dtype=parts[0].dtype)
+    i = 0
+    for p in parts:
+        out[i : i + len(p)] = p
+        i += len(p)
+    return out
 
 
 class WriterClient:
@@ -169,7 +181,7 @@ class WriterClient:
             if not parts:
                 continue
             if isinstance(parts[0], np.ndarray):
-                merged: Any = np.concatenate(parts)
+                merged: Any = concat_records(parts)
             else:
                 merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             parts.clear()
