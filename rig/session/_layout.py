@@ -146,12 +146,14 @@ def create_session_file(
         if ground_truth_positions is not None:
             # simulated sessions: the virtual brain's neurons (voxel coordinates) and traces
             gt = f.create_group("ground_truth")
-            gt.create_dataset("positions_zyx", data=np.asarray(ground_truth_positions, float))
+            pos = gt.create_dataset("positions_zyx", data=np.asarray(ground_truth_positions, float))
+            pos.attrs["units"] = "voxels"
             n = len(ground_truth_positions)
             tr = gt.create_dataset(
                 "traces", shape=(0, n), maxshape=(None, n), dtype=np.float32, chunks=(64, n)
             )
             tr.attrs["axes"] = ["t", "neuron"]
+            tr.attrs["units"] = "camera counts above background (raw fluorescence, not dF/F)"
         f.swmr_mode = True
     except BaseException:
         f.close()

@@ -1,0 +1,325 @@
+"""Export a session in the ZAPBench dataset's released layout.
+
+    OUT/
+      stimuli_raw/stimuli_and_ephys.10chFlt   raw little-endian float32, 10 rows interleaved
+      raw/                                    zarr3 uint16 (x, y, z, t), units from the session
+      conditions.json                         names + offsets (start volumes + final stop)
+      segmentation/                           zarr3 int32 (x, y, z)   } simulated sessions
+      traces/                                 zarr3 float32 (t, f)    } with ground truth
+      metadata.json                           where it came from: fish, rig numbers, drops
+
+Everything streams: the 10-row stream goes out in blocks, the volumes one at
+a time (transposed t,z,y,x -> x,y,z,t) with at most a few writes in flight, and
+the label volume plane by plane, so memory stays bounded for a two-hour
+session (~3 TB of raw volumes at the dataset's size).
+
+The raw array's read chunks are the dataset's 512 x 512 x 1 x 1 (clipped to
+the volume). By default they are stored inside one zarr3 shard per volume
+(``sharding_indexed``): a reader sees the same chunks, but a two-hour session
+is ~7,900 files instead of ~6.8 million. ``shard_volumes=False`` writes one
+file per chunk, exactly like the released dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import tensorstore as ts
+from tqdm import tqdm
+
+from rig.errors import SessionFileError
+from rig.export._common import (
+    SessionInfo,
+    dimension_units_xyzt,
+    length_unit,
+    refuse_existing,
+    session_info,
+    time_unit,
+)
+from rig.export._segmentation import label_plane
+from rig.session import open_session
+
+__all__ = ["ZapbenchExport", "export_zapbench"]
+
+STREAM_FILE = "stimuli_raw/stimuli_and_ephys.10chFlt"
+#: rows of the 10-row stream per block: 40 MB of float32
+_BLOCK_ROWS = 1 << 20
+_IN_FLIGHT = 2
+_DATASET_CHUNK_XY = 512
+
+
+@dataclass
+class ZapbenchExport:
+    """What was written, for the CLI's summary and for tests."""
+
+    out: Path
+    samples: int
+    volumes: int
+    shape_xyzt: tuple[int, int, int, int]
+    conditions: int
+    neurons: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def stream_path(self) -> Path:
+        return self.out / STREAM_FILE
+
+
+def _codecs(dtype_bytes: int) -> list[dict[str, Any]]:
+    # bitshuffle + zstd: camera images and label volumes shrink several-fold at little CPU cost
+    return [
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {
+            "name": "blosc",
+            "configuration": {
+                "cname": "zstd",
+                "clevel": 3,
+                "shuffle": "bitshuffle",
+                "typesize": dtype_bytes,
+            },
+        },
+    ]
+
+
+def _zarr3(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: str,
+    labels: list[str],
+    units: list[str | None],
+    read_chunk: tuple[int, ...],
+    write_chunk: tuple[int, ...] | None = None,
+) -> ts.TensorStore:
+    size = np.dtype(dtype).itemsize
+    if write_chunk is None or write_chunk == read_chunk:
+        grid, codecs = read_chunk, _codecs(size)
+    else:
+        grid = write_chunk
+        codecs = [
+            {
+                "name": "sharding_indexed",
+                "configuration": {
+                    "chunk_shape": list(read_chunk),
+                    "codecs": _codecs(size),
+                    "index_codecs": [
+                        {"name": "bytes", "configuration": {"endian": "little"}},
+                        {"name": "crc32c"},
+                    ],
+                },
+            }
+        ]
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "shape": list(shape),
+            "data_type": dtype,
+            "dimension_names": labels,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(grid)}},
+            "codecs": codecs,
+            "fill_value": 0,
+        },
+        "schema": {"dimension_units": units},
+        "create": True,
+    }
+    return ts.open(spec).result()
+
+
+def _bar(total: int, unit: str, desc: str, show: bool) -> tqdm:
+    return tqdm(
+        total=total,
+        unit=unit,
+        desc=desc,
+        disable=not show,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        unit_scale=unit == "sample",
+    )
+
+
+def write_stream(
+    f: h5py.File, out: Path, progress: bool = False, block_rows: int = _BLOCK_ROWS
+) -> int:
+    """The (n, 10) stream as raw '<f4', byte for byte what /stimuli_and_ephys holds."""
+    ds = f["stimuli_and_ephys"]
+    n = int(ds.shape[0])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh, _bar(n, "sample", "stream", progress) as bar:
+        for a in range(0, n, block_rows):
+            block = ds[a : a + block_rows]
+            fh.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            bar.update(len(block))
+    return n
+
+
+def write_volumes(
+    f: h5py.File, info: SessionInfo, out: Path, progress: bool, shard_volumes: bool
+) -> tuple[int, int, int, int]:
+    """/volumes/raw (t, z, y, x) -> zarr3 (x, y, z, t), one volume at a time."""
+    raw = f["volumes/raw"]
+    t_n, z, y, x = info.shape_tzyx
+    shape = (x, y, z, t_n)
+    cx, cy = min(_DATASET_CHUNK_XY, x), min(_DATASET_CHUNK_XY, y)
+    # a shard must hold whole chunks: 1328 rows of 512-row chunks make a 1536-row shard
+    shard = (-(-x // cx) * cx, -(-y // cy) * cy, z, 1)
+    arr = _zarr3(
+        out,
+        shape,
+        "uint16",
+        ["x", "y", "z", "t"],
+        list(dimension_units_xyzt(info)),
+        (cx, cy, 1, 1),
+        shard if shard_volumes else None,
+    )
+    pending: deque[ts.WriteFutures] = deque()
+    with _bar(t_n, "volume", "volumes", progress) as bar:
+        for t in range(t_n):
+            vol = raw[t]
+            pending.append(arr[:, :, :, t].write(vol.transpose(2, 1, 0)))
+            # a few writes in flight overlap HDF5 reads with compression, bounded memory
+            while len(pending) >= _IN_FLIGHT:
+                pending.popleft().result()
+            bar.update(1)
+        while pending:
+            pending.popleft().result()
+    return shape
+
+
+def conditions_json(info: SessionInfo) -> dict[str, Any]:
+    """Like the dataset's CONDITION_NAMES / CONDITION_OFFSETS, for this session."""
+    return {
+        "names": list(info.condition_names),
+        "offsets": list(info.condition_offsets),
+        "start_samples": list(info.condition_start_samples),
+        "volume_period_s": info.volume_period_s,
+        "sample_rate_hz": info.sample_rate_hz,
+    }
+
+
+def write_ground_truth(
+    f: h5py.File, info: SessionInfo, out: Path, radius_px: float, progress: bool
+) -> int:
+    """Segmentation (x, y, z) int32 from neuron positions and traces (t, f) float32."""
+    pos = np.asarray(f["ground_truth/positions_zyx"][...], dtype=np.float64)
+    traces = f["ground_truth/traces"]
+    if pos.ndim != 2 or pos.shape[1] != 3 or traces.ndim != 2 or traces.shape[1] != len(pos):
+        raise SessionFileError(
+            f"{f.filename}: /ground_truth/positions_zyx {pos.shape} and /ground_truth/traces "
+            f"{traces.shape} do not describe the same neurons (expected (n, 3) and (t, n))"
+        )
+    _t, z, y, x = info.shape_tzyx
+    vz, vy, vx = info.voxel_size_um_zyx
+    seg = _zarr3(
+        out / "segmentation",
+        (x, y, z),
+        "int32",
+        ["x", "y", "z"],
+        [length_unit(vx), length_unit(vy), length_unit(vz)],
+        (min(_DATASET_CHUNK_XY, x), min(_DATASET_CHUNK_XY, y), 1),
+    )
+    with _bar(z, "plane", "segmentation", progress) as bar:
+        for k in range(z):
+            seg[:, :, k].write(label_plane(pos, k, (x, y), radius_px)).result()
+            bar.update(1)
+    t_n, n = (int(v) for v in traces.shape)
+    tr = _zarr3(
+        out / "traces",
+        (t_n, n),
+        "float32",
+        ["t", "f"],
+        [time_unit(info.volume_period_s), None],
+        (max(1, min(t_n, 128)), max(1, min(n, 8192))),
+    )
+    for a in range(0, t_n, 1024):
+        b = min(a + 1024, t_n)
+        tr[a:b, :].write(traces[a:b]).result()
+    return n
+
+
+def _write_all(
+    f: h5py.File,
+    info: SessionInfo,
+    out: Path,
+    progress: bool,
+    shard_volumes: bool,
+    label_radius_px: float,
+) -> ZapbenchExport:
+    notes: list[str] = []
+    if info.status != "complete":
+        notes.append(f"the session's status is '{info.status}': exported what the file holds")
+    if info.dropped_volumes:
+        notes.append(
+            f"{len(info.dropped_volumes)} dropped volumes are zeros in raw/ "
+            "(listed in metadata.json)"
+        )
+    samples = write_stream(f, out / STREAM_FILE, progress)
+    shape = write_volumes(f, info, out / "raw", progress, shard_volumes)
+    (out / "conditions.json").write_text(json.dumps(conditions_json(info), indent=2) + "\n")
+    neurons = 0
+    if info.has_ground_truth:
+        neurons = write_ground_truth(f, info, out, label_radius_px, progress)
+        t_traces = int(f["ground_truth/traces"].shape[0])
+        if t_traces != info.shape_tzyx[0]:
+            notes.append(
+                f"ground-truth traces cover {t_traces} timesteps, raw/ has "
+                f"{info.shape_tzyx[0]} volumes"
+            )
+    meta = info.to_json()
+    gt = bool(neurons)
+    meta["layout"] = {
+        "stream": STREAM_FILE,
+        "raw": "raw",
+        "raw_sharded_per_volume": shard_volumes,
+        "conditions": "conditions.json",
+        "segmentation": "segmentation" if gt else None,
+        "segmentation_labels": "neuron index + 1 (0 = background)" if gt else None,
+        "traces": "traces" if gt else None,
+        "traces_quantity": "ground-truth fluorescence of the virtual neurons (not dF/F)"
+        if gt
+        else None,
+    }
+    meta["notes"] = notes
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return ZapbenchExport(
+        out=out,
+        samples=samples,
+        volumes=shape[3],
+        shape_xyzt=shape,
+        conditions=len(info.condition_names),
+        neurons=neurons,
+        notes=notes,
+    )
+
+
+def export_zapbench(
+    session: str | Path,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    shard_volumes: bool = True,
+    label_radius_px: float = 2.0,
+) -> ZapbenchExport:
+    """Write the session at ``session`` into folder ``out`` in the dataset's layout.
+
+    ``out`` must not exist or be empty; if the export fails it is removed again,
+    so a folder that exists is a complete export.
+    """
+    out = Path(out)
+    with open_session(session) as f:
+        info = session_info(f)
+        refuse_existing(out, "zapbench export", folder=True)
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            return _write_all(f, info, out, progress, shard_volumes, label_radius_px)
+        except BaseException:
+            # only our own files are in it: refuse_existing saw it absent or empty
+            shutil.rmtree(out, ignore_errors=True)
+            raise

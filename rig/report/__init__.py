@@ -1,0 +1,60 @@
+"""A quality-control report for a session: one HTML page with PNG figures.
+
+``zaprig report SESSION [--out DIR]`` lands in :func:`cli_report`. The page
+shows the numbers an experimenter checks after a run (volumes, drops, bouts,
+warnings), the condition timeline, swims per condition, the closed-loop
+velocity and gain, volume timing jitter and stimulus frame intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.errors import SessionFileError
+from rig.report._data import ReportData, load_report_data
+from rig.report._html import render_html
+from rig.report._plots import PLOTS, draw_all
+
+__all__ = ["PLOTS", "Report", "ReportData", "cli_report", "load_report_data", "write_report"]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    html: Path
+    images: list[Path]
+    data: ReportData
+
+
+def default_folder(session: Path) -> Path:
+    """Beside the session file: ``<name>_report/``."""
+    return session.with_name(f"{session.stem}_report")
+
+
+def write_report(session: str | Path, out: str | Path | None = None) -> Report:
+    """Write ``index.html`` and its PNGs into ``out`` (made if needed; files in it replaced)."""
+    session = Path(session)
+    folder = Path(out) if out is not None else default_folder(session)
+    data = load_report_data(session)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SessionFileError(
+            f"{folder}: cannot create the report folder ({e}); pass another --out folder"
+        ) from None
+    images = draw_all(data, folder)
+    html = folder / "index.html"
+    html.write_text(render_html(data), encoding="utf-8")
+    return Report(html=html, images=images, data=data)
+
+
+def cli_report(args: argparse.Namespace) -> int:
+    r = write_report(args.session, args.out)
+    s = r.data.summary
+    print(f"zaprig: report written to {r.html}")
+    print(
+        f"  {s.volumes}/{s.volumes_expected} volumes, {s.dropped_volumes} dropped; "
+        f"{s.bouts} bouts; {len(r.data.late_frame_s)} late frames; {len(s.warnings)} warnings"
+    )
+    return 0
