@@ -113,7 +113,7 @@ class DisplayConfig(_Model):
 class LaserConfig(_Model):
     """The excitation laser on a serial port (Coherent OBIS command set)."""
 
-    backend: Literal["sim", "obis"] = "sim"
+    backend: Literal["sim", "obis", "none"] = "sim"
     port: str = "/dev/ttyUSB0"
     baudrate: int = 115200
     power_mw: float = Field(20.0, ge=0.0, le=1000.0)

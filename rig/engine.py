@@ -494,18 +494,24 @@ class Engine:
         dev = self.devices
         if dev is None:
             return
+        failures_before = len(getattr(dev.laser, "off_failures", ()))
         try:
             dev.laser.off()
-            if self._laser_on:
-                self._event(self._sample, "info", "laser off")
         except Exception as e:  # off() must not raise; if it does, say so loudly
             self._event(self._sample, "fault", f"laser off failed: {e}")
+        for msg in getattr(dev.laser, "off_failures", [])[failures_before:]:
+            self._event(self._sample, "fault", f"laser may still be on: {msg}")
+        if self._laser_on:
+            self._event(self._sample, "info", "laser off")
         self._laser_on = False
         for stop in (dev.daq.stop, dev.microscope.stop, dev.renderer.stop):
             try:
                 stop()
             except Exception as e:
                 self._event(self._sample, "warning", f"{stop.__qualname__}: {e}")
+        # the microscope reports frames never delivered and volumes cut short when it stops
+        for ev in dev.microscope.poll():
+            self._event(self._sample, ev.kind, ev.message)
 
     def _finish(self, final: RunState) -> None:
         w = self.writer

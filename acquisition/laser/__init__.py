@@ -1,29 +1,88 @@
-"""The excitation laser: Coherent OBIS over serial, or its simulation on a pseudo-terminal."""
+"""The excitation laser: the OBIS driver, its simulator, and the factory the engine calls.
+
+``make_laser(cfg)`` picks by ``laser.backend``:
+
+* ``"obis"``: :class:`ObisLaser` on ``laser.port`` (with its guard process);
+* ``"sim"``: the same driver talking to a :class:`SimulatedObis` on a
+  pseudo-terminal, so the simulated rig runs the real serial code;
+* ``"none"``: :class:`UncontrolledLaser`, for rigs whose laser zaprig cannot
+  switch. It only records what it was asked; it turns nothing on or off.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from acquisition.laser._base import Laser, LaserStatus
-from acquisition.laser._serial_obis import ObisLaser, SimulatedObis
+from acquisition.laser._obis import FAULT_BITS, ObisLaser, decode_faults
+from acquisition.laser._sim_obis import SimulatedObis, SimulatedObisLaser, StateChange
 from rig.config import LaserConfig
+from rig.errors import ConfigError
 
-__all__ = ["Laser", "LaserStatus", "ObisLaser", "SimulatedObis", "make_laser"]
+__all__ = [
+    "FAULT_BITS",
+    "Laser",
+    "LaserStatus",
+    "ObisLaser",
+    "SimulatedObis",
+    "SimulatedObisLaser",
+    "StateChange",
+    "UncontrolledLaser",
+    "decode_faults",
+    "make_laser",
+]
+
+log = logging.getLogger(__name__)
 
 
-class _SimulatedObisLaser(ObisLaser):
-    """The real OBIS driver talking to a simulated OBIS that lives as long as it does."""
+class UncontrolledLaser(Laser):
+    """A laser zaprig has no control of (``laser.backend = "none"``).
 
-    def __init__(self, cfg: LaserConfig) -> None:
-        self.device = SimulatedObis()
-        super().__init__(self.device.port, cfg.baudrate, cfg.timeout_s)
+    It drives nothing: emission is whatever the experimenter sets by hand, and a
+    stop, abort or fault does NOT switch it off. It records the on/off requests
+    so the session log shows when the software would have switched, and logs a
+    warning when opened and whenever the run wants it off, so nobody mistakes
+    it for a safety feature.
+    """
+
+    IDENTITY = "no controllable laser (laser.backend = 'none'): switch it by hand"
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, float]] = []
+        self._requested_on = False
+        self._power_mw = 0.0
+
+    def open(self) -> None:
+        log.warning("laser.backend = 'none': zaprig will not switch the laser on or off")
+
+    def on(self, power_mw: float) -> None:
+        self.requests.append(("on", power_mw))
+        self._requested_on, self._power_mw = True, power_mw
+
+    def off(self) -> None:
+        self.requests.append(("off", 0.0))
+        if self._requested_on:
+            log.warning("the run asked for the laser to go off: close its shutter by hand")
+        self._requested_on = False
+
+    def status(self) -> LaserStatus:
+        """What was last requested, not what the laser does (nothing can be asked of it)."""
+        return LaserStatus(
+            on=self._requested_on,
+            power_mw=self._power_mw if self._requested_on else 0.0,
+            identity=self.IDENTITY,
+        )
 
     def close(self) -> None:
-        super().close()
-        self.device.close()
+        self.off()
 
 
 def make_laser(cfg: LaserConfig) -> Laser:
-    if cfg.backend == "sim":
-        return _SimulatedObisLaser(cfg)
+    """The laser for a rig config (not yet opened: use it as a context manager)."""
     if cfg.backend == "obis":
-        return ObisLaser(cfg.port, cfg.baudrate, cfg.timeout_s)
-    raise ValueError(f"laser.backend {cfg.backend!r}: use 'sim' or 'obis'")
+        return ObisLaser.from_config(cfg)
+    if cfg.backend == "sim":
+        return SimulatedObisLaser(cfg)
+    if cfg.backend == "none":
+        return UncontrolledLaser()
+    raise ConfigError(f"laser.backend = {cfg.backend!r}: use 'obis', 'sim' or 'none'")

@@ -7,20 +7,23 @@ end with CR LF. Power is set and read in watts; zaprig's config says mW.
 
 Safety. :meth:`ObisLaser.off` is called on every stop, abort and fault, so it
 never raises: a failure is logged and kept in :attr:`ObisLaser.off_failures`
-for the engine to report. What happens if the session itself dies (killed,
-crashed, power to the PC lost)? An OBIS keeps doing what it was last told: we
-know of no OBIS command or setting that switches emission off when the host
-goes away (a serial line has no notion of a host leaving, and the OBIS USB
-port behaves as one). Its hardware interlock and key switch are the real
-safety and must be wired on any rig. In software, :class:`ObisLaser` starts a
-small **guard process** when it opens the laser: the guard holds one end of a
-pipe to the session and waits. If the session closes the laser normally it
-tells the guard so; if the pipe breaks without that word (the session was
-killed or crashed: the operating system closes the pipe), the guard opens the
-port itself and sends ``SOUR:AM:STAT OFF``. The guard runs in its own session
-/ process group so Ctrl-C or a kill of the session's group does not take it
-too; a power cut or killing the guard as well defeats it, which is why the
-interlock stays the primary safety.
+for the engine to report.
+
+What if the session itself dies (killed, crashed)? An OBIS keeps doing what it
+was last told. We found no OBIS command or setting that switches emission off
+when the host goes away: an RS-232 line has no notion of a host leaving, and
+nothing in the command set watches the USB link. What does stop emission
+without the host is hardware: the key switch and the remote interlock, which
+must be wired on any rig. So rather than pretend the laser does it, zaprig adds
+a separate-process **guard**: when :class:`ObisLaser` opens the laser it starts
+a small Python process holding one end of a pipe to the session. A session that
+closes the laser normally tells the guard so and it exits. If the pipe breaks
+without that word (the session was killed or crashed, and the operating system
+closed the pipe), the guard opens the port itself, sends ``SOUR:AM:STAT OFF``
+and checks ``SOUR:AM:STAT?``, retrying for 10 s while the dead session's port
+is released. The guard runs in its own session / process group, so Ctrl-C or a
+kill of the session's process group does not take it too. A power cut, or
+killing the guard as well, defeats it: the interlock stays the primary safety.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ from rig.errors import DeviceError
 
 if TYPE_CHECKING:  # the guard process imports this module: keep its start-up light
     from rig.config import LaserConfig
+
+_PORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError)
+if os.name != "nt":
+    import termios
+
+    # pyserial lets termios.error (not an OSError) through when a tty hangs up.
+    _PORT_ERRORS = (*_PORT_ERRORS, termios.error)
 
 __all__ = ["ERROR_CODES", "FAULT_BITS", "ObisLaser", "decode_faults"]
 
@@ -107,10 +117,13 @@ def decode_faults(code: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _parse_code(text: str) -> int:
+def _parse_code(text: str, port: str) -> int:
     """OBIS reports status and fault words as hex digits (e.g. ``00000000``)."""
-    text = text.strip()
-    return int(text[2:] if text.lower().startswith("0x") else text, 16)
+    digits = text.strip()
+    try:
+        return int(digits[2:] if digits.lower().startswith("0x") else digits, 16)
+    except ValueError:
+        raise DeviceError(f"the laser on {port} sent an unreadable fault code {text!r}") from None
 
 
 class _DeviceRefused(DeviceError):
@@ -153,6 +166,11 @@ class ObisLaser(Laser):
     def is_open(self) -> bool:
         return self._serial is not None
 
+    @property
+    def guard_process(self) -> subprocess.Popen[bytes] | None:
+        """The guard process while the laser is open (None without one)."""
+        return self._guard
+
     # ------------------------------------------------------------------ Laser
     def open(self) -> None:
         if self._serial is not None:
@@ -165,8 +183,7 @@ class ObisLaser(Laser):
                     self._exchange("SYST:COMM:PROM OFF")
                 self.identity = self._ask("*IDN?")
                 self.model = self._optional("SYST:INF:MOD?") or ""
-                high = self._optional("SOUR:POW:LIM:HIGH?")
-                self.max_power_mw = float(high) * 1000.0 if high else None
+                self.max_power_mw = self._max_power_mw()
                 self._exchange("SOUR:AM:INT CWP")  # constant power: the set power is what we get
                 self._exchange("SOUR:AM:STAT OFF")  # a session starts dark
         except DeviceError:
@@ -184,7 +201,7 @@ class ObisLaser(Laser):
                 f"{self.max_power_mw:g} mW ({self.model or self.identity})"
             )
         with self._lock:
-            faults = decode_faults(_parse_code(self._ask("SYST:FAUL?")))
+            faults = decode_faults(_parse_code(self._ask("SYST:FAUL?"), self.port))
             if faults:
                 raise DeviceError(
                     f"the laser on {self.port} reports faults: {'; '.join(faults)}. Emission was "
@@ -226,13 +243,12 @@ class ObisLaser(Laser):
             state = self._ask("SOUR:AM:STAT?")
             power = self._ask("SOUR:POW:LEV?")
             fault = self._ask("SYST:FAUL?")
+        faults = decode_faults(_parse_code(fault, self.port))
         try:
             power_mw = float(power) * 1000.0
-            faults = decode_faults(_parse_code(fault))
         except ValueError:
             raise DeviceError(
-                f"the laser on {self.port} gave an unreadable status (power {power!r}, "
-                f"faults {fault!r})"
+                f"the laser on {self.port} sent an unreadable power {power!r}"
             ) from None
         return LaserStatus(
             on=state.upper() == "ON", power_mw=power_mw, faults=faults, identity=self.identity
@@ -270,7 +286,7 @@ class ObisLaser(Laser):
         if ser is not None:
             try:
                 ser.close()
-            except (serial.SerialException, OSError) as e:
+            except _PORT_ERRORS as e:
                 log.warning("closing the laser port %s failed: %s", self.port, e)
 
     def _handshake_on(self) -> None:
@@ -303,14 +319,10 @@ class ObisLaser(Laser):
                     raise _DeviceRefused(self._refusal(command, line))
                 if line:
                     lines.append(line)
-        except serial.SerialException as e:
+        except _PORT_ERRORS as e:
             raise DeviceError(
                 f"lost the laser's serial port {self.port} (laser.port) during {command!r}: {e}. "
                 "Check its USB/serial cable and power"
-            ) from None
-        except OSError as e:
-            raise DeviceError(
-                f"lost the laser's serial port {self.port} (laser.port) during {command!r}: {e}"
             ) from None
 
     def _refusal(self, command: str, line: str) -> str:
@@ -333,6 +345,13 @@ class ObisLaser(Laser):
             return self._ask(query)
         except _DeviceRefused:
             return None
+
+    def _max_power_mw(self) -> float | None:
+        high = self._optional("SOUR:POW:LIM:HIGH?")
+        try:
+            return float(high) * 1000.0 if high else None
+        except ValueError:
+            return None  # unknown limit: the laser itself refuses too much power (ERR-220)
 
     def _record_off_failure(self, message: str) -> None:
         log.error("%s", message)
