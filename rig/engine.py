@@ -89,6 +89,7 @@ class LiveChunk:
     s0: int
     tail: np.ndarray  # (n, 2) V
     power: np.ndarray  # (evals, 2) in threshold units
+    power_samples: np.ndarray  # (evals,) DAQ sample of each power value
     threshold: np.ndarray  # (2,) variance thresholds
     velocity: float
     gain: float
@@ -145,6 +146,7 @@ class Engine:
         self._n = _Counters()
         self._listeners: list[Callable[[LiveChunk], None]] = []
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
+        self._event_listeners: list[Callable[[int, str, str], None]] = []
         self._frames = np.zeros(0, dtype=FRAME_DTYPE)
         self._held = np.zeros((), dtype=FRAME_DTYPE)[()]
         self._pending: list[tuple[int, np.ndarray]] = []
@@ -161,6 +163,10 @@ class Engine:
     def subscribe_volumes(self, callback: Callable[[int, np.ndarray], None]) -> None:
         """Called with (t, volume) for each committed volume (the array is only valid in the call)."""
         self._volume_listeners.append(callback)
+
+    def subscribe_events(self, callback: Callable[[int, str, str], None]) -> None:
+        """Called with (sample, kind, message) for every event as it is logged."""
+        self._event_listeners.append(callback)
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
         """Stop between chunks; the session ends ``aborted``."""
@@ -392,6 +398,7 @@ class Engine:
                 s0,
                 chunk[:, :2].copy(),
                 self.detector.last_power.copy(),
+                self.detector.last_eval_samples.copy(),
                 self.detector.threshold.copy(),
                 self.loop.velocity,
                 self.loop.gain,
@@ -563,6 +570,8 @@ class Engine:
         if kind in ("warning", "fault"):
             self._n.warnings += 1
         self._n.events.append((sample, kind, message))
+        for cb in self._event_listeners:
+            cb(sample, kind, message)
         if self.writer is not None and not self.writer.closed:
             self.writer.event(sample, self.clock.wall_time(), kind, message)
 

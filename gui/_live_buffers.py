@@ -1,0 +1,91 @@
+"""Fixed-size rolling histories for the live plots: the newest seconds of each stream.
+
+The GUI may miss chunks (when it is slow, the engine thread's hand-off queue
+drops the oldest), so every value carries its time and a gap in time becomes a
+NaN break in the drawn line instead of a false straight segment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["TimeRing", "peak_decimate"]
+
+
+class TimeRing:
+    """The last ``capacity`` (time, values) rows, oldest first on read; preallocated."""
+
+    def __init__(self, capacity: int, n_columns: int, max_gap_s: float) -> None:
+        if capacity < 2 or n_columns < 1:
+            raise ValueError("TimeRing needs capacity >= 2 and at least one column")
+        self.capacity = capacity
+        self.max_gap_s = max_gap_s
+        self._t = np.zeros(capacity)
+        self._v = np.zeros((capacity, n_columns), dtype=np.float32)
+        self._head = 0  # next row to write
+        self._size = 0
+        self.last_t = -np.inf
+
+    def __len__(self) -> int:
+        return self._size
+
+    def clear(self) -> None:
+        self._head = 0
+        self._size = 0
+        self.last_t = -np.inf
+
+    def extend(self, t: np.ndarray, values: np.ndarray) -> None:
+        """Append rows in time order; a jump larger than ``max_gap_s`` inserts a NaN break."""
+        t = np.asarray(t, dtype=np.float64)
+        v = np.asarray(values, dtype=np.float32).reshape(len(t), -1)
+        if not len(t):
+            return
+        if self._size and t[0] - self.last_t > self.max_gap_s:
+            self._write(np.array([0.5 * (t[0] + self.last_t)]), np.full((1, v.shape[1]), np.nan))
+        self._write(t, v)
+        self.last_t = float(t[-1])
+
+    def _write(self, t: np.ndarray, v: np.ndarray) -> None:
+        n = len(t)
+        if n >= self.capacity:
+            t, v, n = t[-self.capacity :], v[-self.capacity :], self.capacity
+        idx = (self._head + np.arange(n)) % self.capacity
+        self._t[idx] = t
+        self._v[idx] = v
+        self._head = int((self._head + n) % self.capacity)
+        self._size = min(self.capacity, self._size + n)
+
+    def view(self, since_t: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of (t, values) with t >= ``since_t``, oldest first."""
+        start = (self._head - self._size) % self.capacity
+        if start + self._size <= self.capacity:
+            t = self._t[start : start + self._size]
+            v = self._v[start : start + self._size]
+        else:
+            t = np.concatenate([self._t[start:], self._t[: self._head]])
+            v = np.concatenate([self._v[start:], self._v[: self._head]])
+        k = int(np.searchsorted(t, since_t, side="left"))  # rows are in time order
+        return t[k:].copy(), v[k:].copy()
+
+
+def peak_decimate(t: np.ndarray, y: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of each of ``n_bins`` bins, interleaved: a trace drawn at screen resolution
+    that keeps every spike's height (a swim burst must not vanish when zoomed out)."""
+    n = len(y)
+    if n <= 2 * n_bins:
+        return t, y
+    per = n // n_bins
+    m = per * n_bins
+    start = n - m  # drop the oldest few so the newest sample is always drawn
+    yb = y[start:].reshape(n_bins, per)
+    tb = t[start:].reshape(n_bins, per)
+    with np.errstate(invalid="ignore"):
+        lo = np.fmin.reduce(yb, axis=1)
+        hi = np.fmax.reduce(yb, axis=1)
+    out_y = np.empty(2 * n_bins, dtype=y.dtype)
+    out_y[0::2] = lo
+    out_y[1::2] = hi
+    out_t = np.repeat(tb[:, per // 2], 2)
+    out_t[0::2] = tb[:, 0]
+    out_t[1::2] = tb[:, -1]
+    return out_t, out_y

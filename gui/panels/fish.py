@@ -1,0 +1,78 @@
+"""The Fish & session panel: who is under the microscope, who runs it, where the file goes.
+
+What is entered here is stored in the session file's ``fish`` attribute (JSON)
+with the same keys ``zaprig run`` uses, so files from the GUI and the command
+line read the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gui._qt import QtWidgets
+
+__all__ = ["FishPanel"]
+
+
+class FishPanel(QtWidgets.QWidget):
+    def __init__(self, out_dir: Path, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.fish_id = QtWidgets.QLineEdit()
+        self.fish_id.setPlaceholderText("e.g. F2024-11-03-1 (names the session file)")
+        self.age_dpf = QtWidgets.QSpinBox()
+        self.age_dpf.setRange(0, 60)
+        self.age_dpf.setSpecialValueText("not given")
+        self.age_dpf.setSuffix(" dpf")
+        self.age_dpf.setValue(0)
+        self.genotype = QtWidgets.QLineEdit()
+        self.genotype.setPlaceholderText("e.g. elavl3:H2B-GCaMP7f")
+        self.experimenter = QtWidgets.QLineEdit()
+        self.notes = QtWidgets.QPlainTextEdit()
+        self.notes.setPlaceholderText("mounting, health, anything unusual")
+        self.notes.setMaximumHeight(80)
+        self.seed = QtWidgets.QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Seed of the virtual fish (simulated rigs only)")
+        self.out_edit = QtWidgets.QLineEdit(str(out_dir))
+        browse = QtWidgets.QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        out_row = QtWidgets.QHBoxLayout()
+        out_row.addWidget(self.out_edit, 1)
+        out_row.addWidget(browse)
+
+        form = QtWidgets.QFormLayout(self)
+        form.addRow("Fish ID", self.fish_id)
+        form.addRow("Age", self.age_dpf)
+        form.addRow("Genotype", self.genotype)
+        form.addRow("Experimenter", self.experimenter)
+        form.addRow("Notes", self.notes)
+        form.addRow("Virtual fish seed", self.seed)
+        form.addRow("Output folder", out_row)
+
+    def _browse(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Output folder", self.out_edit.text()
+        )
+        if path:
+            self.out_edit.setText(path)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out_edit.text().strip() or "sessions")
+
+    def fish(self) -> dict[str, Any]:
+        """The fish metadata for ``Engine(fish=...)``; empty fields are left out."""
+        values: dict[str, Any] = {
+            "fish_id": self.fish_id.text().strip(),
+            "age_dpf": self.age_dpf.value() or None,
+            "genotype": self.genotype.text().strip(),
+            "experimenter": self.experimenter.text().strip(),
+            "notes": self.notes.toPlainText().strip(),
+        }
+        return {k: v for k, v in values.items() if v not in (None, "")}
+
+    def set_running(self, running: bool) -> None:
+        for w in (self.fish_id, self.age_dpf, self.genotype, self.experimenter, self.notes,
+                  self.seed, self.out_edit):  # fmt: skip
+            w.setEnabled(not running)

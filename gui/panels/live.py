@@ -1,0 +1,342 @@
+"""The live view: tail signal, swims, the stimulus and the brain while the session records.
+
+Left: both tail channels with their swim thresholds (the detector's threshold
+is a variance, so the lines sit at ±sqrt(threshold) around the signal's zero),
+swim power with detected bouts, and the stimulus velocity and closed-loop gain.
+Right: one plane of the newest volume, the volume's maximum projection, and a
+small picture of what the fish sees now. Everything is drawn from histories
+of the last few seconds at screen resolution, so a refresh costs the same at
+any point of a two-hour session.
+
+Axes are the slowest thing to repaint (their text), so they are kept still:
+time runs from -5 s to "now" at 0 (the session time is in the status line),
+and a y range changes only when the data leave it or shrink well inside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from gui._engine_thread import LiveBatch
+from gui._live_buffers import TimeRing, peak_decimate
+from gui._qt import QtCore, QtWidgets, pg
+from gui._stimulus_preview import StimulusPreview
+from rig.config import RigConfig
+from stimuli.protocol import Protocol
+
+__all__ = ["LivePanel"]
+
+LEFT, RIGHT = "#1f77b4", "#d62728"
+#: Seconds of signal on screen.
+WINDOW_S = 5.0
+#: Points per drawn trace (min/max pairs); about one per screen pixel.
+TRACE_BINS = 800
+#: The stimulus picture is redrawn at most this often.
+PREVIEW_HZ = 10.0
+
+
+class StableYRange:
+    """A plot's y range that moves only when it must, so its axis is rarely redrawn."""
+
+    def __init__(self, plot: pg.PlotItem, floor: tuple[float, float]) -> None:
+        self.plot = plot
+        self.floor = floor
+        self.range: tuple[float, float] | None = None
+        plot.disableAutoRange(axis="y")
+
+    def reset(self) -> None:
+        self.range = None
+
+    def update(self, lo: float, hi: float) -> None:
+        lo, hi = min(lo, self.floor[0]), max(hi, self.floor[1])
+        cur = self.range
+        if cur is not None and cur[0] <= lo and hi <= cur[1] and hi - lo > 0.4 * (cur[1] - cur[0]):
+            return
+        pad = 0.1 * (hi - lo)
+        self.range = (lo - pad, hi + pad)
+        self.plot.setYRange(*self.range, padding=0)
+
+
+def _finite_span(*arrays: np.ndarray) -> tuple[float, float] | None:
+    vals = [a[np.isfinite(a)] for a in arrays]
+    vals = [v for v in vals if len(v)]
+    if not vals:
+        return None
+    return float(min(v.min() for v in vals)), float(max(v.max() for v in vals))
+
+
+class LivePanel(QtWidgets.QWidget):
+    #: Emitted after every refresh of the plots (the benchmark counts these).
+    refreshed = QtCore.pyqtSignal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.fs = 6000.0
+        self.condition_names: list[str] = []
+        self.preview: StimulusPreview | None = None
+        self._preview_at = -np.inf
+        self.volume_t = -1
+        self._volume: np.ndarray | None = None
+        self.refreshes = 0
+        self.dropped_chunks = 0
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setBackground("w")
+        self.status_text = pg.LabelItem(justify="left")
+        self.plots.addItem(self.status_text, row=0, col=0)
+        self.tail_plots: list[pg.PlotItem] = []
+        self.tail_curves: list[pg.PlotDataItem] = []
+        self.threshold_lines: list[tuple[pg.InfiniteLine, pg.InfiniteLine]] = []
+        for i, (name, colour) in enumerate((("tail left", LEFT), ("tail right", RIGHT))):
+            p = self.plots.addPlot(row=1 + i, col=0)
+            p.setLabel("left", name, units="V")
+            curve = p.plot(pen=pg.mkPen(colour, width=1))
+            lines = tuple(
+                pg.InfiniteLine(angle=0, pen=pg.mkPen("#2b2b2b", style=QtCore.Qt.PenStyle.DashLine))
+                for _ in range(2)
+            )
+            for line in lines:
+                line.setVisible(False)
+                p.addItem(line, ignoreBounds=True)
+            self.tail_plots.append(p)
+            self.tail_curves.append(curve)
+            self.threshold_lines.append(lines)  # type: ignore[arg-type]
+
+        self.power_plot = self.plots.addPlot(row=3, col=0)
+        self.power_plot.setLabel("left", "swim power", units="× thr")
+        self.power_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
+        self.power_curves = [
+            self.power_plot.plot(pen=pg.mkPen(LEFT, width=1), name="left"),
+            self.power_plot.plot(pen=pg.mkPen(RIGHT, width=1), name="right"),
+        ]
+        self.bout_curve = self.power_plot.plot(
+            pen=pg.mkPen("#2fb344", width=6), connect="pairs", name="bouts"
+        )
+        self.velocity_plot = self.plots.addPlot(row=4, col=0)
+        self.velocity_plot.setLabel("left", "stimulus", units="mm/s")
+        self.velocity_plot.setLabel("bottom", "seconds before now")
+        self.velocity_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
+        self.velocity_curve = self.velocity_plot.plot(
+            pen=pg.mkPen("#7048e8", width=2), name="velocity"
+        )
+        self.gain_curve = self.velocity_plot.plot(pen=pg.mkPen("#f59f00", width=2), name="gain")
+        for p in (*self.tail_plots, self.power_plot):
+            p.setXLink(self.velocity_plot)
+            p.hideAxis("bottom")
+        for p in (*self.tail_plots, self.power_plot, self.velocity_plot):
+            p.setMouseEnabled(x=False, y=False)
+            p.hideButtons()
+            p.getAxis("left").setWidth(60)  # equal widths keep the time axes aligned
+        self.velocity_plot.setXRange(-WINDOW_S, 0.0, padding=0)
+        self.y_ranges = [
+            *(StableYRange(p, (-0.01, 0.01)) for p in self.tail_plots),
+            StableYRange(self.power_plot, (-0.6, 3.0)),
+            StableYRange(self.velocity_plot, (-1.0, 1.0)),
+        ]
+
+        # images: plane, max projection, stimulus
+        self.images = pg.GraphicsLayoutWidget()
+        self.images.setBackground("w")
+        self.plane_title = self.images.addLabel("plane", row=0, col=0)
+        self.plane_view = self.images.addViewBox(row=1, col=0, lockAspect=True, invertY=True)
+        self.plane_image = pg.ImageItem(axisOrder="row-major")
+        self.plane_view.addItem(self.plane_image)
+        self.mip_title = self.images.addLabel("max projection", row=2, col=0)
+        self.mip_view = self.images.addViewBox(row=3, col=0, lockAspect=True, invertY=True)
+        self.mip_image = pg.ImageItem(axisOrder="row-major")
+        self.mip_view.addItem(self.mip_image)
+        self.stim_title = self.images.addLabel("stimulus", row=4, col=0)
+        self.stim_view = self.images.addViewBox(row=5, col=0, lockAspect=True, invertY=True)
+        self.stim_image = pg.ImageItem(axisOrder="row-major")
+        self.stim_view.addItem(self.stim_image)
+        self.fish_marker = pg.ScatterPlotItem(size=8, brush=pg.mkBrush("#d63939"), pen=None)
+        self.stim_view.addItem(self.fish_marker)
+        for v in (self.plane_view, self.mip_view, self.stim_view):
+            v.setMouseEnabled(False, False)
+        self.plane_spin = QtWidgets.QSpinBox()
+        self.plane_spin.setPrefix("plane ")
+        self.plane_spin.valueChanged.connect(lambda _z: self._draw_volume())
+
+        right = QtWidgets.QWidget()
+        rlay = QtWidgets.QVBoxLayout(right)
+        rlay.setContentsMargins(0, 0, 0, 0)
+        rlay.addWidget(self.images, 1)
+        rlay.addWidget(self.plane_spin)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        split.addWidget(self.plots)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+        self._new_histories()
+
+    # -- setup ------------------------------------------------------------------------------
+    def _new_histories(self) -> None:
+        gap = 0.05  # a jump in time longer than this (chunks the GUI never saw) breaks the line
+        n = int(self.fs * (WINDOW_S + 1))
+        self.tail = TimeRing(n, 2, gap)
+        self.power = TimeRing(n // 5, 2, gap)
+        self.stimulus = TimeRing(max(64, n // 20), 2, gap)  # velocity, gain per chunk
+        self.bouts: deque[tuple[float, float, float]] = deque(maxlen=500)
+        self.bout_count = 0
+        self.threshold = np.array([np.inf, np.inf])
+        self.last_chunk_t = 0.0
+        self.condition = -1
+        self.swimming = False
+        self.velocity = 0.0
+        self.gain = 0.0
+        for r in self.y_ranges:
+            r.reset()
+
+    def set_rig(self, rig: RigConfig) -> None:
+        self.fs = rig.daq.sample_rate_hz
+        self.preview = StimulusPreview(rig.display, width=200)
+        col, row = self.preview.fish_pixel
+        self.fish_marker.setData([col], [row])
+        z = rig.microscope.planes_per_volume
+        self.plane_spin.setRange(0, z - 1)
+        self.plane_spin.setValue(z // 2)
+        self.stim_image.setImage(
+            np.zeros((self.preview.height, self.preview.width), np.float32), levels=(0.0, 1.0)
+        )
+        self._new_histories()
+
+    def new_session(self, protocol: Protocol) -> None:
+        self.condition_names = [c.name for c in protocol.conditions]
+        self._new_histories()
+        self.volume_t = -1
+        self._volume = None
+        self.dropped_chunks = 0
+        for item in (self.plane_image, self.mip_image):
+            item.clear()
+        self.plane_title.setText("plane")
+        self.mip_title.setText("max projection")
+
+    # -- data -------------------------------------------------------------------------------
+    def refresh(self, batch: LiveBatch) -> None:
+        """Take in a batch from the engine and redraw (GUI timer, <= 30 Hz); no-op if empty."""
+        if not batch.chunks and batch.volume is None:
+            return
+        fs = self.fs
+        for ch in batch.chunks:
+            n = len(ch.tail)
+            self.tail.extend((ch.s0 + np.arange(n)) / fs, ch.tail)
+            e = len(ch.power)
+            if e:
+                self.power.extend((ch.s0 + (np.arange(e) + 1) * (n / e)) / fs, ch.power)
+            t1 = (ch.s0 + n) / fs
+            self.stimulus.extend(np.array([t1]), np.array([[ch.velocity, ch.gain]]))
+            self.last_chunk_t = t1
+        if batch.chunks:
+            last = batch.chunks[-1]
+            self.threshold = np.asarray(last.threshold, dtype=float)
+            self.condition, self.swimming = last.condition, last.swimming
+            self.velocity, self.gain = last.velocity, last.gain
+        for b in batch.bouts:
+            self.bouts.append(
+                (b["start_sample"] / fs, b["stop_sample"] / fs, float(b["peak_power"]))
+            )
+        self.bout_count += len(batch.bouts)
+        self.dropped_chunks = batch.dropped_chunks
+        if batch.volume is not None:
+            self.show_volume(*batch.volume)
+        if batch.frame is not None:
+            self._draw_stimulus(batch.frame)
+        self._draw_traces()
+        self.refreshes += 1
+        self.refreshed.emit()
+
+    def _draw_traces(self) -> None:
+        t_end = self.last_chunk_t
+        since = t_end - WINDOW_S
+        t, v = self.tail.view(since)
+        for i, curve in enumerate(self.tail_curves):
+            thr = float(self.threshold[i])
+            ok = bool(np.isfinite(thr) and thr > 0)
+            lo_line, hi_line = self.threshold_lines[i]
+            if ok:
+                lo_line.setValue(-np.sqrt(thr))
+                hi_line.setValue(np.sqrt(thr))
+            lo_line.setVisible(ok)
+            hi_line.setVisible(ok)
+            if len(t):
+                x, y = peak_decimate(t, v[:, i], TRACE_BINS)
+                curve.setData(x - t_end, y, connect="finite")
+                span = _finite_span(y, np.array([-1.5, 1.5]) * np.sqrt(thr) if ok else y)
+                if span is not None:
+                    self.y_ranges[i].update(*span)
+        t, p = self.power.view(since)
+        if len(t):
+            for i, curve in enumerate(self.power_curves):
+                curve.setData(t - t_end, p[:, i], connect="finite")
+            span = _finite_span(p)
+            if span is not None:
+                self.y_ranges[2].update(*span)
+        shown = [b for b in self.bouts if b[1] >= since]
+        if shown:
+            xs = np.array([[a, max(b, a + 0.01)] for a, b, _ in shown]).ravel() - t_end
+            self.bout_curve.setData(xs, np.full(len(xs), -0.3))
+        else:
+            self.bout_curve.setData([], [])
+        t, s = self.stimulus.view(since)
+        if len(t):
+            self.velocity_curve.setData(t - t_end, s[:, 0], connect="finite")
+            self.gain_curve.setData(t - t_end, s[:, 1], connect="finite")
+            span = _finite_span(s)
+            if span is not None:
+                self.y_ranges[3].update(*span)
+        c = self.condition
+        name = self.condition_names[c] if 0 <= c < len(self.condition_names) else "lead-in"
+        swim = "<b style='color:#2fb344'>swimming</b>" if self.swimming else "resting"
+        dropped = (
+            f" · <span style='color:#c27c00'>live view skipped {self.dropped_chunks} chunks</span>"
+            if self.dropped_chunks
+            else ""
+        )
+        self.status_text.setText(
+            f"t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
+            f"{self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · bouts {self.bout_count}"
+            f"{dropped}",
+            size="9pt",
+        )
+
+    def show_volume(self, t: int, volume: np.ndarray) -> None:
+        """A new volume (z, y, x) to show; older ones than the one shown are ignored."""
+        if t <= self.volume_t:
+            return
+        self.volume_t = t
+        self._volume = np.asarray(volume)
+        self._draw_volume()
+
+    def _draw_volume(self) -> None:
+        vol = self._volume
+        if vol is None:
+            return
+        z = min(self.plane_spin.value(), vol.shape[0] - 1)
+        mip = vol.max(axis=0)
+        lo, hi = np.percentile(mip, (1.0, 99.7))
+        levels = (float(lo), float(max(hi, lo + 1)))
+        self.plane_image.setImage(vol[z], levels=levels)
+        self.mip_image.setImage(mip, levels=levels)
+        self.plane_title.setText(f"volume {self.volume_t}, plane {z}")
+        self.mip_title.setText(f"volume {self.volume_t}, max projection")
+
+    def _draw_stimulus(self, rec: np.void) -> None:
+        now = time.monotonic()
+        if self.preview is None or now - self._preview_at < 1.0 / PREVIEW_HZ:
+            return
+        self._preview_at = now
+        self.stim_image.setImage(self.preview.render(rec), levels=(0.0, 1.0))
+        v = float(rec["velocity"])
+        self.stim_title.setText(f"stimulus: frame {int(rec['frame'])}, {v:+.1f} mm/s")
+
+    @property
+    def has_data(self) -> bool:
+        """The plots hold signal (for tests and the benchmark)."""
+        x, _ = self.tail_curves[0].getData()
+        return x is not None and len(x) > 0
