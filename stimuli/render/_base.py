@@ -36,6 +36,10 @@ class Renderer(ABC):
     def dropped_frames(self) -> int:
         """Flips that missed their refresh slot so far."""
 
+    def kill(self) -> None:
+        """Fault injection: die as a crashed renderer would (the engine must notice)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support fault injection")
+
     def check(self) -> str | None:
         """A fault message if the renderer has died, else None."""
         return None

@@ -28,6 +28,7 @@ class HeadlessRenderer(Renderer):
         self._next_frame = 0
         self._fs = 6000.0
         self._pending: list[np.void] = []
+        self._dead = False
 
     def start(self, timeline: Timeline, sample_rate_hz: float) -> None:
         self._maker = FrameMaker(timeline)
@@ -40,6 +41,8 @@ class HeadlessRenderer(Renderer):
 
     def publish(self, loop: LoopState, sample: int, chunk_samples: int) -> None:
         assert self._maker is not None, "start() first"
+        if self._dead:
+            return
         horizon = sample + chunk_samples
         while (f := self._flip_sample(self._next_frame)) < horizon:
             self._pending.append(self._maker.make(self._next_frame, f, loop))
@@ -55,6 +58,12 @@ class HeadlessRenderer(Renderer):
     @property
     def dropped_frames(self) -> int:
         return 0
+
+    def kill(self) -> None:
+        self._dead = True
+
+    def check(self) -> str | None:
+        return "renderer stopped showing frames (it died)" if self._dead else None
 
     def stop(self) -> None:
         self._pending.clear()
