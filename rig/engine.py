@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.laser._base import Laser
 from acquisition.swims import OnlineSwimDetector
 from acquisition.writer import WriterClient
 from acquisition.writer._client import concat_records
@@ -35,6 +36,7 @@ from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig
 from rig.devices import Devices, make_devices
 from rig.errors import DeviceError, SessionFileError, ZaprigError
+from rig.faults import FaultInjector
 from rig.session._layout import FORMAT, FORMAT_VERSION, ROW
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
@@ -154,6 +156,9 @@ class Engine:
         self._volumes_started = 0
         self._laser_on = False
         self._health_every = max(1, round(0.1 * rig.daq.sample_rate_hz))
+        self._faults = FaultInjector(rig.faults, fs)
+        self._laser_watch: _LaserWatch | None = None
+        self._fill_warned = False
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -303,6 +308,9 @@ class Engine:
             dev.laser.on(self.rig.laser.power_mw)
             self._laser_on = True
             self._event(0, "info", f"laser on at {self.rig.laser.power_mw:g} mW")
+            self._laser_watch = _LaserWatch(
+                dev.laser, threaded=not isinstance(self.clock, VirtualClock)
+            )
             self.state = RunState.RUNNING
             dev.daq.start(tl)
             self._event(0, "protocol", f"run started: {self.protocol.name}")
@@ -393,6 +401,7 @@ class Engine:
         # health checks cost system calls: a few times per second is well within the 1 s target
         if s1 // self._health_every != s0 // self._health_every:
             self._check_health(s1)
+        self._faults.apply(s1, dev, w, lambda m: self._event(s1, "info", m))
         if self._listeners:
             live = LiveChunk(
                 s0,
@@ -421,6 +430,22 @@ class Engine:
         if msg := dev.renderer.check():
             self._event(s1, "fault", msg)
             self._fault = msg
+        if self._laser_watch is not None and (
+            msg := self._laser_watch.check(s1, self._health_every)
+        ):
+            self._event(s1, "fault", msg)
+            self._fault = msg
+        fill = w.buffer_fill()
+        if fill >= self.rig.writer.warn_fill and not self._fill_warned:
+            self._fill_warned = True
+            self._event(
+                s1,
+                "warning",
+                f"writer buffer {fill:.0%} full: the disk is not keeping up; volumes will be "
+                "dropped (and recorded) if it fills",
+            )
+        elif fill < self.rig.writer.warn_fill / 2:
+            self._fill_warned = False
 
     def _emit_rows(self, final: bool) -> None:
         """Write the 10-row stream for chunks whose displayed frames are all known."""
@@ -501,6 +526,8 @@ class Engine:
         dev = self.devices
         if dev is None:
             return
+        if self._laser_watch is not None:
+            self._laser_watch.stop()
         failures_before = len(getattr(dev.laser, "off_failures", ()))
         try:
             dev.laser.off()
@@ -552,6 +579,15 @@ class Engine:
             }
         )
         self._close_devices()
+        if not w.closed_ok and self.path is not None:
+            # the writer died: close the file from here, with what went wrong
+            from rig.session.recover import recover
+
+            faults = [e for e in self._n.events if e[1] == "fault"]
+            try:
+                recover(self.path, events=faults)
+            except ZaprigError as e:
+                self._n.events.append((self._sample, "fault", f"recovery failed: {e}"))
         self.state = final
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
@@ -574,6 +610,56 @@ class Engine:
             cb(sample, kind, message)
         if self.writer is not None and not self.writer.closed:
             self.writer.event(sample, self.clock.wall_time(), kind, message)
+
+
+class _LaserWatch:
+    """Asks the laser for its status every 0.5 s, so a vanished port is noticed within 1 s.
+
+    On a real-time run the serial round trip happens on its own thread (a few ms
+    of blocking would show in the closed loop's latency); in virtual time it is
+    asked inline every 0.5 s of samples, so detection stays within 1 s of sim time.
+    """
+
+    PERIOD_S = 0.5
+
+    def __init__(self, laser: Laser, threaded: bool) -> None:
+        self.laser = laser
+        self.problem: str | None = None
+        self._last_sample = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._loop, name="laser-watch", daemon=True)
+            self._thread.start()
+
+    def _ask(self) -> None:
+        try:
+            st = self.laser.status()
+        except ZaprigError as e:
+            self.problem = f"laser not answering: {e}"
+            return
+        except Exception as e:
+            self.problem = f"laser status failed: {type(e).__name__}: {e}"
+            return
+        if st.faults:
+            self.problem = f"laser reports faults: {', '.join(st.faults)}"
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.PERIOD_S) and self.problem is None:
+            self._ask()
+
+    def check(self, sample: int, samples_per_check: int) -> str | None:
+        # inline (virtual time): samples_per_check is 0.1 s, so ask every fifth check
+        due = sample - self._last_sample >= 5 * samples_per_check
+        if self._thread is None and self.problem is None and due:
+            self._last_sample = sample
+            self._ask()
+        return self.problem
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
 
 
 def describe_error(e: BaseException) -> str:

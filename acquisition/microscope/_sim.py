@@ -79,7 +79,8 @@ class SimMicroscope(Microscope):
                 self._finish(t)
 
     def _check_stall(self, s: int) -> None:
-        if not self._stalled_reported and s - self._last_frame_sample > self.fs:
+        # 0.5 s without a frame while triggered: many plane intervals, and inside the 1 s target
+        if not self._stalled_reported and s - self._last_frame_sample > 0.5 * self.fs:
             self._stalled_reported = True
             self._events.append(
                 MicroscopeEvent(

@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+from acquisition.swims._offline import (
+    BoutComparison,
+    OfflineParams,
+    OfflineSwimDetector,
+    compare,
+    detect_bouts,
+    detect_session_bouts,
+)
 from acquisition.swims._online import BOUT_DTYPE, OnlineSwimDetector, SwimParams
 
-__all__ = ["BOUT_DTYPE", "OnlineSwimDetector", "SwimParams"]
+__all__ = [
+    "BOUT_DTYPE",
+    "BoutComparison",
+    "OfflineParams",
+    "OfflineSwimDetector",
+    "OnlineSwimDetector",
+    "SwimParams",
+    "compare",
+    "detect_bouts",
+    "detect_session_bouts",
+]

@@ -74,6 +74,7 @@ class WriterClient:
         self.bytes_written = 0
         self.volumes_dropped = 0
         self.closed = False
+        self.closed_ok = False  # the writer itself reported a clean close
         #: Called with (t, volume) just before a volume goes to the writer (live views).
         self.on_commit: Callable[[int, np.ndarray], None] | None = None
 
@@ -138,6 +139,11 @@ class WriterClient:
         """For fault injection: the writer process dies."""
         if self.proc is not None:
             self.proc.kill()
+
+    def inject_disk_full(self) -> None:
+        """For fault injection: the writer's next write fails with ENOSPC."""
+        self.flush()
+        self._send(("inject", "disk_full"), force=True)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()

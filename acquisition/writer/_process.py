@@ -16,6 +16,7 @@ import errno
 import multiprocessing as mp
 import os
 import queue
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -37,6 +38,11 @@ class _Writer:
         self.ring = ring
         self.status = status
         self.flush_s = flush_s
+        # also flush every flush_s of *recorded* time, so crash safety holds in virtual time
+        self.flush_rows = max(
+            1, int(flush_s * float(f["stimuli_and_ephys"].attrs["sample_rate_hz"]))
+        )
+        self.rows_at_flush = 0
         self.last_flush = time.monotonic()
         self.volumes_written = 0
         self.bytes_written = 0
@@ -84,6 +90,8 @@ class _Writer:
         elif kind == "attrs":
             for k, v in msg[1].items():
                 self.f.attrs[k] = v
+        elif kind == "inject" and msg[1] == "disk_full":
+            raise OSError(errno.ENOSPC, "No space left on device (injected fault)")
         elif kind == "flush":
             self.flush()
         elif kind == "close":
@@ -104,12 +112,16 @@ class _Writer:
     def flush(self) -> None:
         self.f.flush()
         self.last_flush = time.monotonic()
+        self.rows_at_flush = self.stream_rows
         self.status.put(
             ("progress", self.volumes_written, self.bytes_written, self.stream_rows, time.time())
         )
 
     def maybe_flush(self) -> None:
-        if time.monotonic() - self.last_flush >= self.flush_s:
+        if (
+            time.monotonic() - self.last_flush >= self.flush_s
+            or self.stream_rows - self.rows_at_flush >= self.flush_rows
+        ):
             self.flush()
 
 
@@ -128,6 +140,24 @@ def _finish_orphaned(w: _Writer, why: str) -> None:
     )
     w.f.attrs["status"] = "failed"
     w.f.attrs["ended_at"] = utc_now_iso()
+
+
+def _orphan_watch(w: _Writer, ring: VolumeRing, parent_pid: int, lock: threading.Lock) -> None:
+    """Finish the file if the engine dies.
+
+    Runs on its own thread because the engine may die half-way through sending a
+    message, leaving the main thread blocked forever in the queue's read.
+    h5py serialises calls, so closing the file from here is safe.
+    """
+    while os.getppid() == parent_pid:
+        time.sleep(0.2)
+    with lock:
+        try:
+            _finish_orphaned(w, "engine process died; file closed by the writer")
+            w.f.close()
+        finally:
+            ring.close()
+            os._exit(0)
 
 
 def writer_main(
@@ -153,14 +183,15 @@ def writer_main(
     w = _Writer(f, ring, status, flush_s)
     status.put(("ready", path))
     closing_normally = False
+    finishing = threading.Lock()
+    threading.Thread(
+        target=_orphan_watch, args=(w, ring, parent_pid, finishing), daemon=True
+    ).start()
     try:
         while True:
             try:
                 msg = inbox.get(timeout=0.2)
             except queue.Empty:
-                if os.getppid() != parent_pid:
-                    _finish_orphaned(w, "engine process died; file closed by the writer")
-                    break
                 w.maybe_flush()
                 continue
             if not w.handle(msg):

@@ -18,6 +18,8 @@ __all__ = ["SessionSummary", "open_session", "summarise"]
 
 def open_session(path: str | Path) -> h5py.File:
     """Open read-only; files still being written (or left by a crash) open in SWMR mode."""
+    import hdf5plugin  # noqa: F401 - registers the Blosc filter compressed sessions need
+
     p = Path(path)
     if not p.exists():
         raise SessionFileError(f"{p}: no such session file")

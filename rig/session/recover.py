@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -40,7 +42,21 @@ def _clear_flags(path: Path) -> None:
         raise SessionFileError(f"{path}: h5clear failed: {r.stderr.strip() or r.stdout.strip()}")
 
 
-def recover(path: str | Path) -> str:
+def _append_events(f: h5py.File, events: list[tuple[int, str, str]]) -> None:
+    append_columns(
+        f["events"],
+        {
+            "sample": np.array([e[0] for e in events], dtype=np.int64),
+            "wall_time": np.full(len(events), time.time()),
+            "kind": np.array([e[1] for e in events], dtype=object),
+            "message": np.array([e[2] for e in events], dtype=object),
+        },
+    )
+
+
+def recover(path: str | Path, events: Sequence[tuple[int, str, str]] = ()) -> str:
+    """Set status ``failed`` on an interrupted file; ``events`` (sample, kind, message) are
+    appended too (the engine passes the faults the dead writer could not log)."""
     p = Path(path)
     if not p.exists():
         raise SessionFileError(f"{p}: no such session file")
@@ -53,20 +69,14 @@ def recover(path: str | Path) -> str:
         if str(f.attrs.get("format", "")) != FORMAT:
             raise SessionFileError(f"{p}: not a zaprig session file")
         status = str(f.attrs.get("status", ""))
+        if events:
+            _append_events(f, list(events))
         if status != "recording":
             return f"{p}: status is already '{status}'; nothing to recover"
         n = int(f["stimuli_and_ephys"].shape[0])
         t = int(f["volumes/raw"].shape[0])
         msg = f"recovered after an interruption: {n} samples and {t} volumes reached the disk"
-        append_columns(
-            f["events"],
-            {
-                "sample": np.array([n]),
-                "wall_time": np.array([0.0]),
-                "kind": np.array(["fault"], dtype=object),
-                "message": np.array([msg], dtype=object),
-            },
-        )
+        _append_events(f, [(n, "fault", msg)])
         f.attrs["status"] = "failed"
         f.attrs["ended_at"] = utc_now_iso()
         f.attrs["recovered_at"] = utc_now_iso()

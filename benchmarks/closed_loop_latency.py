@@ -1,0 +1,340 @@
+"""Closed-loop latency of a real-time simulated session, with the writer under load.
+
+Runs the engine on the real-time clock with one closed-loop water-flow condition
+(low gain, then high gain, as in the dataset's gain block) on a rig config with
+large volumes, so the writer process and the simulated camera are busy while the
+loop runs. The engine is instrumented from outside (its DAQ's ``read`` and its
+renderer's ``publish`` are wrapped after ``arm``; no engine code changes) and
+measured:
+
+(a) software latency: from ``daq.read()`` returning a chunk to the engine having
+    published the updated closed-loop state to the renderer (limit: p99 <= 2 ms);
+    also how old the newest sample is when it is published (the wall-clock lag,
+    which grows when the engine falls behind real time);
+(b) end to end, on the DAQ clock: from each true swim onset (the virtual fish's
+    ground truth) to the flip of the first frame whose velocity reflects the swim
+    (limit: p99 <= one DAQ chunk + one display frame), split into detection
+    (onset -> the chunk after which the detector reports swimming) and display
+    (that chunk -> the flip). With the wall-clock lag, a frame cannot flip before
+    the state it shows was published; that corrected figure is printed too.
+
+The camera: ``--camera replay`` (default) stands in for a real camera: each
+triggered plane is copied from pre-rendered light-sheet volumes into the writer's
+ring, in the engine's thread, as a real backend moves arrived frames; ``--camera
+sim`` keeps the simulated microscope, which renders the virtual brain in the
+engine's thread when a volume's last plane is triggered (at large volumes that
+render, not the engine, sets the pace).
+
+Usage: python benchmarks/closed_loop_latency.py [--seconds 25] [--width 1024 --height 664
+--planes 36] [--camera replay|sim] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink  # noqa: E402
+from benchmarks.write_throughput import make_volumes  # noqa: E402
+from rig.config import RigConfig, load_config  # noqa: E402
+from rig.engine import Engine, LiveChunk, RunStatus  # noqa: E402
+from rig.timeline import Timeline  # noqa: E402
+from stimuli.builtin import HIGH_GAIN, LOW_GAIN  # noqa: E402
+from stimuli.closed_loop import LoopState  # noqa: E402
+from stimuli.library import Flow  # noqa: E402
+from stimuli.protocol import Protocol, condition, step  # noqa: E402
+
+SOFTWARE_LIMIT_MS = 2.0
+FRAME_PROBE_DTYPE = np.dtype([("flip_sample", "i8"), ("velocity", "f4"), ("chunk", "i8")])
+
+
+@dataclass
+class Probe:
+    """What the wrappers record, one entry per chunk."""
+
+    read_called: list[float] = field(default_factory=list)
+    read_done: list[float] = field(default_factory=list)
+    publish_in: list[float] = field(default_factory=list)
+    publish_out: list[float] = field(default_factory=list)
+    sample: list[int] = field(default_factory=list)  # end of the chunk (state as of)
+    newest: list[int] = field(default_factory=list)  # newest existing sample at publish
+    swimming: list[bool] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+    writer_fill: list[float] = field(default_factory=list)
+
+
+class ReplayCamera(Microscope):
+    """Copies each triggered plane of pre-rendered volumes into the writer's ring."""
+
+    def __init__(self, volumes: list[np.ndarray]) -> None:
+        self._vols = volumes
+        self._sink: VolumeSink | None = None
+        self._z = volumes[0].shape[0]
+        self._bufs: dict[int, np.ndarray | None] = {}
+        self._done = 0
+        self._events: list[MicroscopeEvent] = []
+
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        z, y, x = self._vols[0].shape
+        return (z, y, x)
+
+    @property
+    def volumes_done(self) -> int:
+        return self._done
+
+    def open(self) -> None:
+        return None
+
+    def start(self, timeline: Timeline, sink: VolumeSink) -> None:
+        self._sink = sink
+
+    def on_triggers(self, plane_index: np.ndarray, samples: np.ndarray) -> None:
+        if self._sink is None:
+            return
+        for k in plane_index.tolist():
+            t, p = divmod(k, self._z)
+            if p == 0:
+                self._bufs[t] = self._sink.acquire(t)
+                if self._bufs[t] is None:
+                    self._events.append(MicroscopeEvent("warning", f"volume {t} dropped", t))
+            buf = self._bufs.get(t)
+            if buf is not None:
+                buf[p] = self._vols[t % len(self._vols)][p]
+            if p == self._z - 1:
+                if self._bufs.pop(t, None) is not None:
+                    self._sink.commit(t)
+                self._done += 1
+
+    def poll(self) -> list[MicroscopeEvent]:
+        ev, self._events = self._events, []
+        return ev
+
+    def stop(self) -> None:
+        if self._sink is not None:
+            for t, buf in self._bufs.items():
+                if buf is not None:
+                    self._sink.discard(t)
+        self._bufs.clear()
+        self._sink = None
+
+    def close(self) -> None:
+        self.stop()
+
+
+def make_rig(width: int, height: int, planes: int, compression: str) -> RigConfig:
+    """The simulated rig with bigger volumes (validated like a TOML file would be)."""
+    data = load_config().model_dump(mode="json")
+    data["microscope"].update(width=width, height=height, planes_per_volume=planes)
+    data["writer"].update(compression=compression)
+    return RigConfig.model_validate(data)
+
+
+def make_protocol(seconds: float) -> Protocol:
+    half = seconds / 2.0
+    return Protocol(
+        name="closed-loop latency",
+        conditions=[
+            condition(
+                "gain",
+                step(Flow(gain=LOW_GAIN, stim_id=0), half, "low gain"),
+                step(Flow(gain=HIGH_GAIN, stim_id=1), half, "high gain"),
+                seconds=seconds,
+            )
+        ],
+    )
+
+
+def instrument(engine: Engine, probe: Probe) -> None:
+    """Wrap the DAQ's read and the renderer's publish (call after arm())."""
+    dev = engine.devices
+    assert dev is not None
+    clock = engine.clock
+    read, publish = dev.daq.read, dev.renderer.publish
+    now = time.perf_counter
+
+    def timed_read() -> np.ndarray:
+        probe.read_called.append(now())
+        chunk = read()
+        probe.read_done.append(now())
+        return chunk
+
+    def timed_publish(loop: LoopState, sample: int, chunk_samples: int) -> None:
+        probe.publish_in.append(now())
+        publish(loop, sample, chunk_samples)
+        probe.publish_out.append(now())
+        probe.sample.append(sample)
+        probe.newest.append(clock.current_sample())
+        probe.swimming.append(loop.swimming)
+
+    dev.daq.read = timed_read  # type: ignore[method-assign]
+    dev.renderer.publish = timed_publish  # type: ignore[method-assign]
+
+    def on_chunk(live: LiveChunk) -> None:
+        if len(live.frames):
+            rec = np.zeros(len(live.frames), dtype=FRAME_PROBE_DTYPE)
+            rec["flip_sample"] = live.frames["flip_sample"]
+            rec["velocity"] = live.frames["velocity"]
+            # made by this step's publish, recorded just before this callback
+            rec["chunk"] = len(probe.sample) - 1
+            probe.frames.append(rec)
+
+    engine.subscribe(on_chunk)
+
+
+def pct(x: np.ndarray) -> tuple[float, float, float]:
+    if not len(x):
+        return (math.nan, math.nan, math.nan)
+    return (float(np.percentile(x, 50)), float(np.percentile(x, 99)), float(np.max(x)))
+
+
+def row(name: str, x: np.ndarray, limit: float | None) -> str:
+    p50, p99, mx = pct(x)
+    ratio = f"{p99 / limit:6.2f}" if limit else "     -"
+    lim = f"{limit:8.2f}" if limit else "       -"
+    return f"  {name:<42} {len(x):>6} {p50:>8.2f} {p99:>8.2f} {mx:>9.2f} {lim} {ratio}"
+
+
+def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
+    fs = engine.rig.daq.sample_rate_hz
+    chunk = engine.rig.daq.chunk_samples
+    refresh = engine.rig.display.refresh_hz
+    frame_ms = 1e3 / refresh
+    n = min(len(probe.read_done), len(probe.publish_in))
+    read_done = np.array(probe.read_done[:n])
+    pub_in = np.array(probe.publish_in[:n])
+    pub_out = np.array(probe.publish_out[:n])
+    sample = np.array(probe.sample[:n])
+    newest = np.array(probe.newest[:n])
+    swimming = np.array(probe.swimming[:n])
+    onset_chunk = np.flatnonzero(swimming & ~np.concatenate([[False], swimming[:-1]]))
+    sw_all = (pub_in - read_done) * 1e3
+    sw_out = (pub_out - read_done) * 1e3
+    age = (newest - sample) / fs * 1e3  # how old the state's data is when it reaches the renderer
+    # the engine's own work per chunk: from a chunk's arrival to asking for the next one
+    called = np.array(probe.read_called[1 : n + 1])
+    work = (called - read_done[: len(called)]) * 1e3
+    chunk_ms = chunk / fs * 1e3
+    slow = work > chunk_ms
+    slow_at = ", ".join(f"{sample[i] / fs:.2f}" for i in np.argsort(work)[::-1][:5])
+
+    frames = np.concatenate(probe.frames) if probe.frames else np.zeros(0, FRAME_PROBE_DTYPE)
+    flips = frames["flip_sample"].astype(np.int64)
+    # a real projector shows a state at the first refresh after it was published
+    slots = np.ceil(newest[np.minimum(frames["chunk"], n - 1)] * refresh / fs)
+    real_flips = np.maximum(flips, np.floor(slots * fs / refresh + 0.5).astype(np.int64))
+    vel = frames["velocity"].astype(np.float64)
+    rising = np.concatenate([[False], vel[1:] > vel[:-1] + 1e-6])
+    fish = engine.devices.fish if engine.devices else None
+    truth = fish.true_bouts if fish is not None else []
+    e2e, detect, display, e2e_lag = [], [], [], []
+    missed = 0
+    for b in truth:
+        # the first chunk (state as of its end) after the onset that reports swimming
+        k = np.flatnonzero((sample > b.start_sample) & swimming)
+        k = k[sample[k] <= b.stop_sample + round(0.2 * fs)]
+        f = np.flatnonzero(rising & (flips >= b.start_sample))
+        if not len(k) or not len(f):
+            missed += 1
+            continue
+        k0, f0 = int(k[0]), int(f[0])
+        if flips[f0] > b.stop_sample + round(0.2 * fs):
+            missed += 1
+            continue
+        e2e.append((flips[f0] - b.start_sample) / fs * 1e3)
+        detect.append((sample[k0] - b.start_sample) / fs * 1e3)
+        display.append((flips[f0] - sample[k0]) / fs * 1e3)
+        e2e_lag.append((real_flips[f0] - b.start_sample) / fs * 1e3)
+    e2e_limit = chunk / fs * 1e3 + frame_ms
+    st = engine.status()
+    duration = engine.timeline.duration_s
+    m = engine.rig.microscope
+    vol_mb = m.width * m.height * m.planes_per_volume * 2 / 1e6
+    lines = [
+        f"rig       volumes {m.planes_per_volume} x {m.height} x {m.width} ({vol_mb:.1f} MB, "
+        f"{vol_mb / m.volume_period_s:.1f} MB/s), writer compression "
+        f"{engine.rig.writer.compression}, DAQ chunk {chunk} samples ({chunk / fs * 1e3:.1f} ms),"
+        f" display {refresh:g} Hz",
+        f"run       {duration:.1f} s protocol took {wall_s:.1f} s wall "
+        f"(real-time factor {duration / wall_s:.2f}); {st.volumes_acquired} volumes, "
+        f"{st.dropped_volumes} dropped, writer buffer fill max "
+        f"{max(probe.writer_fill, default=0.0) * 100:.0f} %; final state {st.state.value}",
+        f"bouts     {len(truth)} true, {len(onset_chunk)} detected onsets, "
+        f"{missed} true bouts with no feedback within 200 ms of their end",
+        f"stalls    {int(slow.sum())} chunks took longer than a chunk ({chunk_ms:.0f} ms) to "
+        f"process; the 5 longest at t = {slow_at} s",
+        "",
+        f"  {'latency (ms)':<42} {'n':>6} {'p50':>8} {'p99':>8} {'max':>9} {'limit':>8} "
+        f"{'p99/lim':>6}",
+        row("(a) read -> state published, every chunk", sw_all, SOFTWARE_LIMIT_MS),
+        row("(a) read -> state published, swim onsets", sw_all[onset_chunk], SOFTWARE_LIMIT_MS),
+        row("    read -> renderer's publish returned", sw_out, None),
+        row("    newest sample -> state published (lag)", age, None),
+        row("    engine work per chunk (arrival -> next read)", work, chunk_ms),
+        row("(b) true onset -> flip (DAQ clock)", np.array(e2e), e2e_limit),
+        row("    onset -> detector reports swimming", np.array(detect), None),
+        row("    that chunk's end -> faster frame flips", np.array(display), frame_ms),
+        row("(b) true onset -> flip, with wall-clock lag", np.array(e2e_lag), e2e_limit),
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=25.0, help="length of the gain condition")
+    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--height", type=int, default=664)
+    ap.add_argument("--planes", type=int, default=36)
+    ap.add_argument("--compression", choices=("none", "lz4", "zstd"), default="none")
+    ap.add_argument("--camera", choices=("replay", "sim"), default="replay")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None, help="session folder (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the session file")
+    ap.add_argument("--quick", action="store_true", help="10 s with the small default volumes")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.width, args.height, args.planes = 10.0, 128, 80, 8
+    rig = make_rig(args.width, args.height, args.planes, args.compression)
+    out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-latency-"))
+    engine = Engine(rig, make_protocol(args.seconds), out, clock="realtime", seed=args.seed)
+    probe = Probe()
+    vols = make_volumes(2, rig.microscope.shape_zyx) if args.camera == "replay" else []
+    engine.arm()
+    if vols:
+        assert engine.devices is not None
+        engine.devices.microscope.close()
+        engine.devices.microscope = ReplayCamera(vols)
+    instrument(engine, probe)
+
+    def progress(st: RunStatus) -> None:
+        probe.writer_fill.append(st.writer_fill)
+
+    print(
+        f"closed-loop latency: {args.seconds:g} s real-time run, {args.camera} camera -> "
+        f"{engine.path}",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    engine.run(progress)
+    wall = time.perf_counter() - t0
+    print("\n".join(analyse(engine, probe, wall)))
+    if not args.keep and engine.path is not None:
+        engine.path.unlink(missing_ok=True)
+        if args.out is None:
+            out.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

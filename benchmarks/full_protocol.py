@@ -1,0 +1,176 @@
+"""The whole built-in protocol (about 2 h of experiment) in virtual time on the simulated rig.
+
+Runs the dataset's nine conditions at the dataset's volume period (0.9141 s) as
+fast as the machine allows, then prints the run time, the volume count, each
+condition's start volume beside the dataset's ``CONDITION_OFFSETS``, the peak
+memory of the engine and the writer, and runs the project's contract checker
+(``shared/tools/check_session.py --full``) on the file.
+
+Usage: python benchmarks/full_protocol.py [--time-scale 1.0] [--out DIR] [--keep] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import h5py  # noqa: E402
+import psutil  # noqa: E402
+
+from rig.config import load_config  # noqa: E402
+from rig.engine import Engine, RunStatus  # noqa: E402
+from rig.session import read_table  # noqa: E402
+from stimuli.builtin import CONDITION_NAMES, CONDITION_OFFSETS, dataset_protocol  # noqa: E402
+
+CHECKER = REPO.parent / "shared" / "tools" / "check_session.py"
+
+
+class PeakRss(threading.Thread):
+    """Peak RSS of this process and, separately, of its children (the writer), every 0.5 s."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.me = psutil.Process()
+        self.peak_me = 0
+        self.peak_children = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak_me = max(self.peak_me, self.me.memory_info().rss)
+            kids = 0
+            for c in self.me.children(recursive=True):
+                try:
+                    kids += c.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak_children = max(self.peak_children, kids)
+            self.stop.wait(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--time-scale", type=float, default=1.0, help="1.0 = the full protocol")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="session folder (default: temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the session file")
+    ap.add_argument("--quick", action="store_true", help="the protocol at 5 %% of its length")
+    args = ap.parse_args(argv)
+    scale = 0.05 if args.quick else args.time_scale
+    rig = load_config()
+    proto = dataset_protocol().scaled(scale)
+    out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-full-"))
+    engine = Engine(rig, proto, out, clock="virtual", seed=args.seed)
+    tl = engine.timeline
+    print(
+        f"protocol  {proto.name}: {tl.n_volumes} volumes of {rig.microscope.shape_zyx} every "
+        f"{rig.microscope.volume_period_s} s = {tl.duration_s / 60:.1f} min of experiment",
+        flush=True,
+    )
+    rss = PeakRss()
+    rss.start()
+    t0 = time.perf_counter()
+    last = [t0]
+
+    def progress(st: RunStatus) -> None:
+        now = time.perf_counter()
+        if now - last[0] < 30.0:
+            return
+        last[0] = now
+        done = st.sample / max(1, st.end_sample)
+        eta = (now - t0) / max(done, 1e-9) * (1 - done)
+        print(
+            f"  {done * 100:5.1f} %  volume {st.volumes_acquired}/{st.volumes_expected}  "
+            f"{st.condition_name:<10} {now - t0:6.0f} s elapsed, ~{eta:.0f} s to go",
+            flush=True,
+        )
+
+    final = engine.run(progress)
+    wall = time.perf_counter() - t0
+    rss.stop.set()
+    rss.join()
+    path = engine.path
+    assert path is not None
+    st = engine.status()
+    print(
+        f"run       {final.value} in {wall:.1f} s wall for {tl.duration_s:.1f} s of experiment "
+        f"({tl.duration_s / wall:.1f} x real time)"
+    )
+    with h5py.File(path, "r") as f:
+        volumes = int(f["volumes/raw"].shape[0])
+        conds = read_table(f["protocol/conditions"])
+        samples = int(f["stimuli_and_ephys"].shape[0])
+        bouts = int(f["behavior/bouts/start_sample"].shape[0])
+    size = path.stat().st_size
+    print(
+        f"file      {path} ({size / 1e9:.2f} GB): {volumes} volumes (expected {tl.n_volumes}), "
+        f"{samples} samples, {bouts} bouts, {st.dropped_volumes} volumes dropped"
+    )
+    print(
+        f"memory    peak RSS engine {rss.peak_me / 1e6:.0f} MB, writer {rss.peak_children / 1e6:.0f} MB"
+    )
+    print("\n  #  condition    start_volume  dataset_offset  match")
+    all_match = True
+    for i in range(len(conds["name"])):
+        want = round(CONDITION_OFFSETS[i] * scale) if scale != 1.0 else CONDITION_OFFSETS[i]
+        got = int(conds["start_volume"][i])
+        ok = got == tl.condition_bounds[i] and (scale != 1.0 or got == want)
+        all_match &= ok
+        name = str(conds["name"][i])
+        ref = str(CONDITION_OFFSETS[i]) if scale == 1.0 else f"{CONDITION_OFFSETS[i]} x {scale:g}"
+        print(f"  {i:<2} {name:<12} {got:>12} {ref:>15}  {'yes' if ok else 'NO'}")
+        assert name == CONDITION_NAMES[i]
+    if scale == 1.0:
+        print(
+            f"  end          {volumes:>12} {CONDITION_OFFSETS[-1]:>15}  "
+            f"{'yes' if volumes == CONDITION_OFFSETS[-1] else 'NO'}"
+        )
+    rc = 0
+    if CHECKER.exists():
+        t = time.perf_counter()
+        res = subprocess.run(
+            [sys.executable, str(CHECKER), str(path), "--full"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        lines = (res.stdout + res.stderr).strip().splitlines()
+        print(
+            f"\ncheck_session.py --full: exit {res.returncode} in {time.perf_counter() - t:.1f} s"
+        )
+        for line in lines[-15:]:
+            print(f"  {line}")
+        rc = res.returncode
+        if scale != 1.0:
+            # a scaled protocol cannot start its conditions at the dataset's offsets
+            expected = ("start volumes", "last stop volume", "volumes, want")
+            other = [
+                x for x in lines if x.startswith("PROBLEM") and not any(e in x for e in expected)
+            ]
+            print(
+                f"  (time scale {scale:g}: the offset and volume-count problems are expected; "
+                f"{len(other)} other problems)"
+            )
+            rc = 1 if other else 0
+    else:
+        print(f"\ncheck_session.py not found at {CHECKER}: contract not checked")
+    if not args.keep:
+        path.unlink(missing_ok=True)
+        if args.out is None:
+            out.rmdir()
+    else:
+        print(f"kept      {path}")
+    return rc or (0 if all_match and final.value == "complete" else 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
