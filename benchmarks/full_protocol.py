@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import h5py  # noqa: E402
+import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from rig.config import load_config  # noqa: E402
@@ -37,24 +39,50 @@ CHECKER = REPO.parent / "shared" / "tools" / "check_session.py"
 class PeakRss(threading.Thread):
     """Peak RSS of this process and, separately, of its children (the writer), every 0.5 s."""
 
-    def __init__(self) -> None:
+    def __init__(self, where: Callable[[], float] | None = None) -> None:
         super().__init__(daemon=True)
         self.me = psutil.Process()
         self.peak_me = 0
         self.peak_children = 0
         self.stop = threading.Event()
+        self.where = where or (lambda: 0.0)
+        #: (experiment seconds, engine RSS, writer RSS, open fds of both) for the soak curve
+        self.curve: list[tuple[float, int, int, int]] = []
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.peak_me = max(self.peak_me, self.me.memory_info().rss)
+            rss = self.me.memory_info().rss
+            self.peak_me = max(self.peak_me, rss)
             kids = 0
+            fds = self.me.num_fds()
             for c in self.me.children(recursive=True):
                 try:
                     kids += c.memory_info().rss
+                    fds += c.num_fds()
                 except psutil.Error:
                     continue
             self.peak_children = max(self.peak_children, kids)
+            self.curve.append((self.where(), rss, kids, fds))
             self.stop.wait(0.5)
+
+    def report(self, first_s: float = 600.0) -> str:
+        """Soak curve (10 points), and peak over the whole run vs the first ``first_s``."""
+        c = [x for x in self.curve if x[3] > 0]
+        if len(c) < 3:
+            return "soak      too short for a curve"
+        lines = ["soak      experiment_s  engine_MB  writer_MB  open_fds"]
+        for i in np.linspace(0, len(c) - 1, 10).astype(int):
+            t, a, b, fd = c[i]
+            lines.append(f"          {t:12.0f} {a / 1e6:10.0f} {b / 1e6:10.0f} {fd:9d}")
+        early = [a + b for t, a, b, _ in c if t <= first_s]
+        total = max(a + b for _, a, b, _ in c)
+        if early and c[-1][0] > first_s:
+            lines.append(
+                f"          peak RSS (engine + writer) over the run / over its first "
+                f"{first_s / 60:.0f} min: {total / max(early):.3f} (limit 1.2); open fds "
+                f"{c[0][3]} -> {c[-1][3]}"
+            )
+        return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{rig.microscope.volume_period_s} s = {tl.duration_s / 60:.1f} min of experiment",
         flush=True,
     )
-    rss = PeakRss()
+    rss = PeakRss(lambda: engine.status().elapsed_s)
     rss.start()
     t0 = time.perf_counter()
     last = [t0]
@@ -118,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"memory    peak RSS engine {rss.peak_me / 1e6:.0f} MB, writer {rss.peak_children / 1e6:.0f} MB"
     )
+    print(rss.report())
     print("\n  #  condition    start_volume  dataset_offset  match")
     all_match = True
     for i in range(len(conds["name"])):

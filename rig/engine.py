@@ -35,7 +35,7 @@ from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig
 from rig.devices import Devices, make_devices
-from rig.errors import DeviceError, SessionFileError, ZaprigError
+from rig.errors import SessionFileError, ZaprigError
 from rig.faults import FaultInjector
 from rig.session._layout import FORMAT, FORMAT_VERSION, ROW
 from rig.timeline import Timeline
@@ -663,9 +663,5 @@ class _LaserWatch:
 
 
 def describe_error(e: BaseException) -> str:
-    """One line for the CLI: our errors as they are, others with their type."""
-    if isinstance(e, ZaprigError):
-        return str(e)
-    if isinstance(e, DeviceError):
-        return str(e)
-    return f"{type(e).__name__}: {e}"
+    """One line for people: our errors as they are (they say what to do), others with their type."""
+    return str(e) if isinstance(e, ZaprigError) else f"{type(e).__name__}: {e}"

@@ -126,9 +126,9 @@ class Behaviour:
         c = self.cfg
         t = (np.arange(s0, s0 + n) - self._bout_start) / self.fs
         dur = (self._bout_max - self._bout_start) / self.fs
-        # bout envelope: quick rise, slow fade
-        env = np.clip(t / 0.03, 0.0, 1.0) * np.clip(1.0 - t / (dur * 1.1), 0.0, 1.0)
-        phase = 2.0 * np.pi * c.tail_beat_hz * t
+        # a bout starts with a full first burst (fictive bouts begin abruptly), then fades
+        env = np.clip(1.0 - t / (dur * 1.1), 0.0, 1.0)
+        phase = 2.0 * np.pi * c.tail_beat_hz * (t - 0.002)
         burst_l = np.maximum(0.0, np.cos(phase)) ** 8
         burst_r = np.maximum(0.0, np.cos(phase + np.pi)) ** 8
         amp = c.spike_v * self._vigour * env
