@@ -48,7 +48,8 @@ def _device(name: str, opener: Callable[[], object], simulated: bool) -> Check:
 
 def _fix_from(msg: str) -> str:
     lines = msg.splitlines()
-    return lines[1].strip() if len(lines) > 1 else "see the message; check the rig config"
+    # our device errors already end with what to do; repeat only a separate hint line
+    return lines[1].strip() if len(lines) > 1 else ""
 
 
 def _open_daq(rig: RigConfig) -> object:
@@ -132,7 +133,10 @@ def _bytes_per_s(rig: RigConfig) -> float:
 def _disk_space(rig: RigConfig, tl: Timeline, out: Path) -> Check:
     need = _bytes_per_s(rig) * tl.duration_s
     free = shutil.disk_usage(out).free
-    detail = f"{free / 1e9:.1f} GB free in {out}; the session needs ~{need / 1e9:.1f} GB"
+    detail = (
+        f"{free / 1e9:.1f} GB free in {out}; the session needs ~{need / 1e9:.1f} GB "
+        "(uncompressed; lz4 roughly halves it)"
+    )
     if free < need:
         return Check("disk space", "fail", detail, "free space or choose another --out folder")
     if free < 1.5 * need:

@@ -58,3 +58,20 @@ def test_run_then_inspect(tmp_path: Path) -> None:
 def test_inspect_of_a_missing_file(tmp_path: Path) -> None:
     r = zaprig("inspect", str(tmp_path / "none.h5"))
     assert r.returncode == 2 and "no such session file" in r.stderr
+
+
+def test_check_passes_on_the_simulated_rig(tmp_path: Path) -> None:
+    r = zaprig("check", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FAIL" not in r.stdout and "0 failed" in r.stdout
+
+
+def test_check_fails_clearly_on_the_example_real_rig(tmp_path: Path) -> None:
+    cfg = Path(__file__).resolve().parents[1] / "hardware_configs" / "example-lightsheet.toml"
+    r = zaprig("check", "--config", str(cfg), "--out", str(tmp_path))
+    assert r.returncode == 1
+    assert "Traceback" not in r.stdout + r.stderr
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.strip()}
+    assert "FAIL" in lines["DAQ"] and "NI-DAQmx" in lines["DAQ"]
+    assert "FAIL" in lines["microscope"] and "mm_config" in lines["microscope"]
+    assert "FAIL" in lines["laser"] and "laser.port" in lines["laser"]
