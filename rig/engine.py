@@ -159,6 +159,7 @@ class Engine:
         self._faults = FaultInjector(rig.faults, fs)
         self._laser_watch: _LaserWatch | None = None
         self._fill_warned = False
+        self._health_ticks = 0
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -419,9 +420,19 @@ class Engine:
             for cb in self._listeners:
                 cb(live)
 
+    def _send_traces(self) -> None:
+        """Ground-truth traces go to the file as they accrue (memory stays flat)."""
+        fish = self.devices.fish if self.devices else None
+        if fish is not None and fish.brain.traces and self.writer is not None:
+            self.writer.traces(np.stack(fish.brain.traces))
+            fish.brain.traces.clear()
+
     def _check_health(self, s1: int) -> None:
         dev, w = self.devices, self.writer
         assert dev is not None and w is not None
+        self._health_ticks += 1
+        if self._health_ticks % 100 == 0:
+            self._send_traces()  # every 10 s of recording
         for err in w.poll():
             self._event(s1, "fault", f"writer: {err}")
             self._fault = err
@@ -558,9 +569,7 @@ class Engine:
                 self._condition_row(last, min(self._sample, tl.end_sample))
             if final is RunState.COMPLETE:
                 self._event(tl.end_sample, "protocol", "run complete")
-            fish = self.devices.fish if self.devices else None
-            if fish is not None and fish.brain.traces:
-                w.traces(np.stack(fish.brain.traces))
+            self._send_traces()
         status = {
             RunState.COMPLETE: "complete",
             RunState.ABORTED: "aborted",

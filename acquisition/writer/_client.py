@@ -171,7 +171,7 @@ class WriterClient:
     def traces(self, traces: np.ndarray) -> None:
         """Ground-truth traces (t, neurons) of a simulated brain."""
         self.flush()
-        self._send(("traces", np.asarray(traces, dtype=np.float32)), force=True)
+        self._send(("traces", np.asarray(traces, dtype=np.float32)))
 
     def attrs(self, values: dict[str, Any]) -> None:
         self._send(("attrs", values), force=True)
@@ -194,17 +194,24 @@ class WriterClient:
             self._send(("table", path, merged))
 
     def _send(self, msg: tuple[Any, ...], force: bool = False) -> None:
+        """Queue a message without waiting; ``force`` (closing, attributes) may wait, in order."""
         while self._backlog:
             try:
-                self._inbox.put_nowait(self._backlog[0])
+                if force:
+                    self._inbox.put(self._backlog[0], timeout=10)
+                else:
+                    self._inbox.put_nowait(self._backlog[0])
             except queue.Full:
                 break
             self._backlog.pop(0)
-        if self._backlog and not force:
+        if self._backlog:
             self._backlog.append(msg)
             return
         try:
-            self._inbox.put_nowait(msg) if not force else self._inbox.put(msg, timeout=10)
+            if force:
+                self._inbox.put(msg, timeout=10)
+            else:
+                self._inbox.put_nowait(msg)
         except queue.Full:
             self._backlog.append(msg)
 

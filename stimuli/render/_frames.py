@@ -26,6 +26,13 @@ class FrameMaker:
         self._history: dict[str, list[float]] = {}
         self._bound: dict[tuple[int, int], Stimulus] = {}
         self._history_rate = 60.0
+        # keep velocity history only for conditions a replay step will ask for (memory stays flat)
+        self._replayed = {
+            st.stimulus.from_condition
+            for c in timeline.protocol.conditions
+            for st in c.steps
+            if isinstance(st.stimulus, Replay) and st.stimulus.from_condition
+        }
 
     def set_frame_rate(self, hz: float) -> None:
         self._history_rate = hz
@@ -43,7 +50,8 @@ class FrameMaker:
         rec["stim_id"] = stim.stim_id
         stim.fill(rec, at.t_in_step, loop)
         name = self.timeline.protocol.conditions[at.condition].name
-        self._history.setdefault(name, []).append(float(rec["velocity"]))
+        if name in self._replayed:
+            self._history.setdefault(name, []).append(float(rec["velocity"]))
         return rec
 
     def _resolve(self, c: int, s: int, stim: Stimulus) -> Stimulus:
