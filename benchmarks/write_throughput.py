@@ -140,8 +140,14 @@ class _RssSampler(threading.Thread):
 
 
 def run_writer(
-    folder: Path, compression: str, vols: list[np.ndarray], seconds: float, slots: int
+    folder: Path,
+    compression: str,
+    vols: list[np.ndarray],
+    seconds: float,
+    slots: int,
+    paced: bool = True,
 ) -> RunResult:
+    """Feed the writer; ``paced=False`` feeds volumes as fast as it takes them (its maximum)."""
     path = folder / f"zaprig-write-test-{compression}.h5"
     path.unlink(missing_ok=True)
     shape = vols[0].shape
@@ -167,7 +173,8 @@ def run_writer(
         n_slots=slots,
         flush_interval_s=1.0,
         batch_samples=600,
-        wait_for_buffers=False,  # real time: a full ring drops the volume, as on the rig
+        # real time: a full ring drops the volume, as on the rig; unpaced: wait, to find the maximum
+        wait_for_buffers=not paced,
     )
     client.start()
     sampler = _RssSampler(client.proc.pid)
@@ -178,12 +185,13 @@ def run_writer(
     rows = np.zeros((600, 10), dtype=np.float32)
     t0 = time.perf_counter()
     next_rows = 0.0
+    period = VOLUME_PERIOD_S if paced else 0.0
     for t in range(n_vol):
-        due = t0 + t * VOLUME_PERIOD_S
+        due = t0 + t * period
         # the 10-row stream arrives in 0.1 s batches between volumes
         while True:
             now = time.perf_counter() - t0
-            while next_rows <= now:
+            while next_rows <= (now if paced else (t + 1) * VOLUME_PERIOD_S):
                 client.stream(rows)
                 next_rows += 0.1
             left = due - time.perf_counter()
@@ -198,7 +206,7 @@ def run_writer(
             client.commit(t)
         client.poll()
     # the last volume's period ends one period after its trigger
-    time.sleep(max(0.0, t0 + n_vol * VOLUME_PERIOD_S - time.perf_counter()))
+    time.sleep(max(0.0, t0 + n_vol * period - time.perf_counter()))
     t_close = time.perf_counter()
     client.close({"status": "complete"})
     close_s = time.perf_counter() - t_close
@@ -234,7 +242,7 @@ def run_writer(
         written=written,
         dropped=client.volumes_dropped,
         elapsed_s=elapsed - close_s,
-        nominal_s=n_vol * VOLUME_PERIOD_S,
+        nominal_s=n_vol * period,
         close_s=close_s,
         fsync_s=fsync_s,
         file_bytes=file_bytes,
@@ -286,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         "--compression", nargs="+", default=["none", "lz4"], choices=("none", "lz4", "zstd")
     )
     ap.add_argument("--quick", action="store_true", help="10 s runs, 1 GB raw test")
+    ap.add_argument(
+        "--max-rate",
+        action="store_true",
+        help="also feed uncompressed volumes as fast as the writer takes them: its maximum "
+        "MB/s against the raw disk (issue 7: >= 0.9)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.seconds, args.raw_gb = 10.0, 1.0
@@ -318,6 +332,15 @@ def main(argv: list[str] | None = None) -> int:
         for comp in args.compression:
             r = run_writer(folder, comp, vols, args.seconds, args.slots)
             print("\n".join(report(r, raw_mbs, vol_bytes / 1e6)), flush=True)
+        if args.max_rate:
+            r = run_writer(folder, "none", vols, args.seconds, args.slots, paced=False)
+            mbs = r.logical_bytes / 1e6 / (r.elapsed_s + r.close_s + r.fsync_s)
+            print(
+                f"max rate  uncompressed, unpaced: {r.written} volumes in "
+                f"{r.elapsed_s + r.close_s + r.fsync_s:.1f} s incl. close and fsync = {mbs:.0f} MB/s"
+                f" = {mbs / raw_mbs:.2f} x raw disk (limit >= 0.9)",
+                flush=True,
+            )
     finally:
         if args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
