@@ -125,7 +125,8 @@ class WriterClient:
         while self.proc.is_alive() and time.monotonic() < deadline:
             self.poll()
             self.proc.join(0.1)
-        self.poll()
+        # the last status messages may still be in the pipe after the process ended
+        self.poll(wait_s=0.5 if self.proc.exitcode == 0 else 0.0)
         if self.proc.is_alive():
             self.errors.append(
                 "writer did not finish in time; killed (file readable up to last flush)"
@@ -258,16 +259,23 @@ class WriterClient:
         return self.ring.in_use() / self.ring.n_slots
 
     # -- status -------------------------------------------------------------------------------
-    def poll(self) -> list[str]:
-        """Drain the writer's status queue; return new error messages."""
+    def poll(self, wait_s: float = 0.0) -> list[str]:
+        """Drain the writer's status queue; return new error messages.
+
+        ``wait_s`` > 0 waits that long for the writer's final "closed" report.
+        """
         new: list[str] = []
         while True:
             try:
-                msg = self._status.get_nowait()
+                if wait_s > 0 and not self.closed_ok:
+                    msg = self._status.get(timeout=wait_s)
+                else:
+                    msg = self._status.get_nowait()
             except (queue.Empty, OSError, ValueError):
                 break
-            if msg[0] == "progress" or msg[0] == "closed":
+            if msg[0] in ("progress", "closed"):
                 self.volumes_written, self.bytes_written = msg[1], msg[2]
+                self.closed_ok = self.closed_ok or msg[0] == "closed"
             elif msg[0] == "error":
                 new.append(msg[1])
         self.errors.extend(new)

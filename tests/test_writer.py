@@ -1,0 +1,82 @@
+"""The writer process: bounded buffers, drops counted and recorded, never overwrite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401 - reads the lz4 volumes
+import numpy as np
+import pytest
+
+from acquisition.writer import WriterClient
+from rig.errors import SessionFileError
+from rig.session._layout import FORMAT
+
+SHAPE = (4, 16, 24)
+
+
+def client(path: Path, slots: int = 2) -> WriterClient:
+    return WriterClient(
+        path,
+        {
+            "attrs": {"format": FORMAT, "status": "recording"},
+            "shape_zyx": SHAPE,
+            "voxel_size_um": (4.0, 1.0, 1.0),
+            "volume_period_s": 0.5,
+            "sample_rate_hz": 6000.0,
+            "compression": "lz4",
+        },
+        n_slots=slots,
+    )
+
+
+def planes(t: int) -> tuple[int, np.ndarray]:
+    start = 600 + t * 3000
+    return start, start + np.arange(SHAPE[0]) * 750
+
+
+def test_full_ring_drops_and_records_the_volume_without_shifting_the_others(tmp_path: Path) -> None:
+    w = client(tmp_path / "s.h5", slots=2)
+    w.start()
+    held = []
+    for t in range(3):
+        w.set_volume_meta(t, *planes(t))
+        buf = w.acquire(t)
+        if buf is not None:
+            buf[...] = t + 1
+            held.append(t)
+    # two slots were taken and not yet committed: the third volume could not be buffered
+    assert held == [0, 1] and w.volumes_dropped == 1
+    assert w.buffer_fill() == 1.0
+    for t in held:
+        w.commit(t)
+    w.set_volume_meta(3, *planes(3))
+    # the writer frees slots as it writes: the next volume gets one again
+    buf = None
+    for _ in range(500):
+        buf = w.acquire(3)
+        if buf is not None:
+            break
+        w.set_volume_meta(3, *planes(3))
+        w.proc.join(0.01)
+    assert buf is not None
+    buf[...] = 4
+    w.commit(3)
+    w.close({"status": "complete"})
+    assert w.closed_ok, w.errors
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        raw = f["volumes/raw"]
+        assert raw.shape == (4, *SHAPE)
+        assert [int(raw[t].max()) for t in range(4)] == [1, 2, 0, 4]  # the dropped one reads 0
+        assert list(f["volumes/dropped/volume"][...]) == [2]
+        assert f["volumes/start_sample"][2] == planes(2)[0]
+        assert raw.attrs["compression"] == "lz4"
+
+
+def test_a_session_file_is_never_overwritten(tmp_path: Path) -> None:
+    p = tmp_path / "s.h5"
+    p.write_bytes(b"precious")
+    with pytest.raises(SessionFileError, match="never overwritten"):
+        client(p).start()
+    assert p.read_bytes() == b"precious"
