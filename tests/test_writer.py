@@ -51,15 +51,13 @@ def test_full_ring_drops_and_records_the_volume_without_shifting_the_others(tmp_
     assert w.buffer_fill() == 1.0
     for t in held:
         w.commit(t)
-    w.set_volume_meta(3, *planes(3))
     # the writer frees slots as it writes: the next volume gets one again
-    buf = None
-    for _ in range(500):
-        buf = w.acquire(3)
-        if buf is not None:
+    for _ in range(1000):
+        if w.buffer_fill() < 1.0:
             break
-        w.set_volume_meta(3, *planes(3))
         w.proc.join(0.01)
+    w.set_volume_meta(3, *planes(3))
+    buf = w.acquire(3)
     assert buf is not None
     buf[...] = 4
     w.commit(3)
