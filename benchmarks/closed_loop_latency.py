@@ -36,6 +36,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,6 +291,35 @@ def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
     return lines
 
 
+def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:
+    """Run the session through the control app's engine runner, live views on; wall seconds."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from gui._qt import QtWidgets  # sets the Qt binding before pyqtgraph loads
+    from gui.app import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    win = MainWindow(out_dir=engine.out_dir)
+    win.show()
+    arm = engine.arm
+
+    def arm_then_instrument() -> None:
+        arm()
+        after_arm()
+
+    engine.arm = arm_then_instrument  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    win.runner.start(engine)
+    while win.runner.running:
+        app.processEvents()
+        time.sleep(0.002)
+    app.processEvents()
+    wall = time.perf_counter() - t0
+    win.close()
+    return wall
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=25.0, help="length of the gain condition")
@@ -302,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="session folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the session file")
     ap.add_argument("--quick", action="store_true", help="10 s with the small default volumes")
+    ap.add_argument(
+        "--gui",
+        action="store_true",
+        help="run the session from the control app (offscreen) with its live views refreshing",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.seconds, args.width, args.height, args.planes = 10.0, 128, 80, 8
@@ -310,24 +345,30 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(rig, make_protocol(args.seconds), out, clock="realtime", seed=args.seed)
     probe = Probe()
     vols = make_volumes(2, rig.microscope.shape_zyx) if args.camera == "replay" else []
-    engine.arm()
-    if vols:
-        assert engine.devices is not None
-        engine.devices.microscope.close()
-        engine.devices.microscope = ReplayCamera(vols)
-    instrument(engine, probe)
+
+    def after_arm() -> None:
+        if vols:
+            assert engine.devices is not None
+            engine.devices.microscope.close()
+            engine.devices.microscope = ReplayCamera(vols)
+        instrument(engine, probe)
 
     def progress(st: RunStatus) -> None:
         probe.writer_fill.append(st.writer_fill)
 
     print(
-        f"closed-loop latency: {args.seconds:g} s real-time run, {args.camera} camera -> "
-        f"{engine.path}",
+        f"closed-loop latency: {args.seconds:g} s real-time run, {args.camera} camera"
+        f"{', with the control app live (offscreen)' if args.gui else ''} -> {out}",
         flush=True,
     )
-    t0 = time.perf_counter()
-    engine.run(progress)
-    wall = time.perf_counter() - t0
+    if args.gui:
+        wall = run_with_gui(engine, after_arm)
+    else:
+        engine.arm()
+        after_arm()
+        t0 = time.perf_counter()
+        engine.run(progress)
+        wall = time.perf_counter() - t0
     print("\n".join(analyse(engine, probe, wall)))
     if not args.keep and engine.path is not None:
         engine.path.unlink(missing_ok=True)
