@@ -82,7 +82,8 @@ class Behaviour:
         if not self._in_bout and s0 - self._last_end > 0.3 * self.fs:
             rate = self.drive_rate(seen)
             if self.rng.random() < 1.0 - math.exp(-rate * dt):
-                self._begin(s0, seen)
+                # onsets fall anywhere in the chunk, as real ones do, not on its first sample
+                self._begin(s0 + int(self.rng.integers(0, n)), seen)
         if self._in_bout:
             self._add_bursts(out, s0, n)
             done_target = self._felt_mm >= self._target_mm
@@ -127,7 +128,7 @@ class Behaviour:
         t = (np.arange(s0, s0 + n) - self._bout_start) / self.fs
         dur = (self._bout_max - self._bout_start) / self.fs
         # a bout starts with a full first burst (fictive bouts begin abruptly), then fades
-        env = np.clip(1.0 - t / (dur * 1.1), 0.0, 1.0)
+        env = np.where(t >= 0.0, np.clip(1.0 - t / (dur * 1.1), 0.0, 1.0), 0.0)
         phase = 2.0 * np.pi * c.tail_beat_hz * (t - 0.002)
         burst_l = np.maximum(0.0, np.cos(phase)) ** 8
         burst_r = np.maximum(0.0, np.cos(phase + np.pi)) ** 8

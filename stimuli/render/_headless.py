@@ -1,9 +1,9 @@
 """The headless renderer: frames at exact refresh times on the DAQ clock, no window.
 
 Serves virtual-time runs and machines without a display. A frame flipping at
-sample ``f`` is made when the chunk ending at or before ``f`` has been processed,
-from the closed-loop state as of that chunk: the same causality as a real
-renderer that draws from the newest state before its flip.
+sample ``f`` is made when the last chunk ending strictly before ``f`` has been
+processed, from the closed-loop state as of that chunk: the same causality as a
+real renderer that draws from the newest state before its flip.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ class HeadlessRenderer(Renderer):
         assert self._maker is not None, "start() first"
         if self._dead:
             return
+        # flips in (sample, sample + chunk]: a flip exactly at `sample` happens as this state
+        # is published, too late to show it, so the previous publish made that frame
         horizon = sample + chunk_samples
-        while (f := self._flip_sample(self._next_frame)) < horizon:
+        while (f := self._flip_sample(self._next_frame)) <= horizon:
             self._pending.append(self._maker.make(self._next_frame, f, loop))
             self._next_frame += 1
 
