@@ -11,12 +11,11 @@ exactly ``timeline.plane_samples[t, p]``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from types import TracebackType
-from typing import Self
+from abc import abstractmethod
 
 import numpy as np
 
+from acquisition._device import Device
 from rig.timeline import Timeline
 
 __all__ = ["INPUT_COLUMNS", "Daq"]
@@ -25,7 +24,7 @@ __all__ = ["INPUT_COLUMNS", "Daq"]
 INPUT_COLUMNS = ("tail_left", "tail_right", "trigger_readback", "photodiode")
 
 
-class Daq(ABC):
+class Daq(Device):
     """A data-acquisition board that is the rig's master clock."""
 
     sample_rate_hz: float
@@ -63,15 +62,3 @@ class Daq(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the device (stops first if running)."""
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
+
+from acquisition._device import Device
 
 __all__ = ["Laser", "LaserStatus"]
 
@@ -18,7 +18,7 @@ class LaserStatus:
     identity: str = ""
 
 
-class Laser(ABC):
+class Laser(Device):
     @abstractmethod
     def open(self) -> None:
         """Connect; raise DeviceError if the device does not answer."""
@@ -38,15 +38,3 @@ class Laser(ABC):
     @abstractmethod
     def close(self) -> None:
         """Switch off and release the port."""
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

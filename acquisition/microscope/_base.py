@@ -8,13 +8,13 @@ the engine, and reports frames that went missing or arrived extra as events.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol
 
 import numpy as np
 
+from acquisition._device import Device
 from rig.timeline import Timeline
 
 __all__ = ["Microscope", "MicroscopeEvent", "VolumeSink"]
@@ -42,7 +42,7 @@ class VolumeSink(Protocol):
         """Give back the buffer of a volume that will not be committed."""
 
 
-class Microscope(ABC):
+class Microscope(Device):
     """A light-sheet camera driven by external (DAQ) triggers."""
 
     @property
@@ -82,15 +82,3 @@ class Microscope(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the camera."""
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
