@@ -110,7 +110,11 @@ def _progress(total: int, quiet: bool):  # type: ignore[no-untyped-def]
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="sample", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+    # disable=None: no bar when stderr is not a terminal (logs, CI)
+    return tqdm(
+        total=total, unit="sample", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
+        disable=None, mininterval=0.5,
+    )  # fmt: skip
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
