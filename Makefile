@@ -29,7 +29,9 @@ demo: $(VENV)/.core
 
 ## system-deps: Xvfb, Mesa and the Qt/X libraries the tests need (Debian; needs root or sudo)
 system-deps:
-	@if ! command -v Xvfb >/dev/null || ! command -v h5clear >/dev/null; then \
+	@if ! dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -qv '^install ok installed$$' \
+		&& [ "$$(dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | wc -l)" -eq "$(words $(APT_PACKAGES))" ]; \
+	then :; else \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES); \
 	fi

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from rig.config import DisplayConfig
+from stimuli.render._dots import dot_positions_mm
 from stimuli.state import Look
 
 __all__ = ["StimulusPreview"]
@@ -44,7 +45,6 @@ class StimulusPreview:
         self.y_mm = fish[..., 1]
         corners = np.array([[-w_px, -h_px], [-w_px, h_px], [w_px, -h_px], [w_px, h_px]]) / 2.0
         self.reach_px = float(np.max(np.hypot(*(corners - origin).T))) + 2.0
-        self._dot_cache: tuple[int, np.ndarray, np.ndarray] | None = None
 
     @property
     def fish_pixel(self) -> tuple[float, float]:
@@ -95,14 +95,7 @@ class StimulusPreview:
 
     def _dots(self, rec: np.void) -> np.ndarray:
         img = self._uniform(float(rec["luminance"]))
-        side_mm = 2.0 * self.reach_px / self.px_per_mm
-        start, directions = self._dot_field(int(rec["dot_seed"]), side_mm)
-        n_coherent = round(float(np.clip(rec["dot_coherence"], 0.0, 1.0)) * self.n_dots)
-        directions = directions.copy()
-        directions[:n_coherent] = math.radians(float(rec["angle_deg"]))
-        d = float(rec["dot_displacement_mm"])
-        pos = start + d * np.stack([np.cos(directions), np.sin(directions)], axis=1)
-        pos = np.mod(pos + side_mm / 2.0, side_mm) - side_mm / 2.0
+        pos = dot_positions_mm(rec, self.n_dots, 2.0 * self.reach_px / self.px_per_mm)
         # fish mm -> screen px -> preview pixel (column, row)
         screen = self._origin + self.px_per_mm * (pos @ self._rot.T)
         col = screen[:, 0] * self.scale + self.width / 2.0
@@ -118,15 +111,6 @@ class StimulusPreview:
         on = (rows >= 0) & (rows < self.height) & (cols >= 0) & (cols < self.width)
         img[rows[on], cols[on]] = _clip(rec["contrast"])
         return img
-
-    def _dot_field(self, seed: int, side_mm: float) -> tuple[np.ndarray, np.ndarray]:
-        """The renderer's dot field for a seed: same generator, same draws, same order."""
-        if self._dot_cache is None or self._dot_cache[0] != seed:
-            rng = np.random.default_rng(seed)
-            start = rng.uniform(-side_mm / 2.0, side_mm / 2.0, size=(self.n_dots, 2))
-            directions = rng.uniform(0.0, 2.0 * math.pi, size=self.n_dots)
-            self._dot_cache = (seed, start, directions)
-        return self._dot_cache[1], self._dot_cache[2]
 
 
 def _clip(x: float | np.floating) -> float:

@@ -26,6 +26,7 @@ from pyglet import gl as pyglet_gl
 
 from rig.config import DisplayConfig
 from rig.errors import DeviceError
+from stimuli.render._dots import dot_positions_mm
 from stimuli.state import Look, blank_frame
 
 __all__ = ["FishFrame", "FrameDrawer", "luminance_to_rgb", "open_window", "x_colour_depth"]
@@ -163,7 +164,6 @@ class FrameDrawer:
         )
         self._grating_levels = (0.0, 1.0)
         self._dots: visual.ElementArrayStim | None = None
-        self._dot_field: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -214,21 +214,9 @@ class FrameDrawer:
         return self.pixels()
 
     def dot_positions_mm(self, rec: np.void) -> np.ndarray:
-        """The dot centres of a DOTS record in the fish frame (mm), shape (n_dots, 2).
-
-        Dots start uniformly in a square field centred on the fish that covers the
-        window at any rotation; the first ``round(coherence * n)`` move along
-        ``angle_deg``, the others each in their own fixed random direction, all by
-        ``dot_displacement_mm``, wrapping around the field so the density stays even.
-        """
+        """The dot centres of a DOTS record in the fish frame (mm), shape (n_dots, 2)."""
         side_mm = 2.0 * self.frame.reach_px / self.frame.px_per_mm
-        start, directions = self._dot_field_for(int(rec["dot_seed"]), side_mm)
-        n_coherent = round(float(np.clip(rec["dot_coherence"], 0.0, 1.0)) * self.n_dots)
-        directions = directions.copy()
-        directions[:n_coherent] = math.radians(float(rec["angle_deg"]))
-        d = float(rec["dot_displacement_mm"])
-        moved = start + d * np.stack([np.cos(directions), np.sin(directions)], axis=1)
-        return np.mod(moved + side_mm / 2.0, side_mm) - side_mm / 2.0
+        return dot_positions_mm(rec, self.n_dots, side_mm)
 
     # -- looks --------------------------------------------------------------------------------
 
@@ -319,13 +307,3 @@ class FrameDrawer:
         u = (np.arange(_GRATING_TEX_RES) + 0.5) / _GRATING_TEX_RES
         lum = np.where((u >= 0.25) & (u < 0.75), high, low)
         return (2.0 * lum - 1.0).reshape(1, -1)
-
-    def _dot_field_for(self, seed: int, side_mm: float) -> tuple[np.ndarray, np.ndarray]:
-        """Start positions and own directions of the dots of one seed (cached per seed)."""
-        key = (seed, self.n_dots)
-        if self._dot_field is None or self._dot_field[0] != key:
-            rng = np.random.default_rng(seed)
-            start = rng.uniform(-side_mm / 2.0, side_mm / 2.0, size=(self.n_dots, 2))
-            directions = rng.uniform(0.0, 2.0 * math.pi, size=self.n_dots)
-            self._dot_field = (key, start, directions)
-        return self._dot_field[1], self._dot_field[2]
