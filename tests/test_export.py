@@ -27,6 +27,7 @@ from rig.export._common import length_unit, session_info, time_unit
 from rig.export._zapbench import STREAM_FILE, write_stream, write_volumes
 from rig.session import read_table
 from stimuli.builtin import CONDITION_NAMES
+from tests._session_copies import stopped_at_once
 
 FISH = {
     "fish_id": "zf-042",
@@ -268,24 +269,10 @@ def test_session_without_ground_truth_exports_no_segmentation(session: Path, tmp
     assert json.loads((r.out / "metadata.json").read_text())["layout"]["segmentation"] is None
 
 
-def _stopped_at_once(session: Path, copy: Path) -> Path:
-    """A copy of the session as if it had been aborted before the first sample."""
-    shutil.copy(session, copy)
-    with h5py.File(copy, "r+") as f:
-
-        def empty(_name: str, obj: object) -> None:
-            if isinstance(obj, h5py.Dataset) and obj.maxshape[0] is None:
-                obj.resize(0, axis=0)
-
-        f.visititems(empty)
-        f.attrs["status"] = "aborted"
-    return copy
-
-
 def test_session_stopped_before_it_started_still_exports(session: Path, tmp_path: Path):
     from pynwb import NWBHDF5IO, validate
 
-    copy = _stopped_at_once(session, tmp_path / "aborted.h5")
+    copy = stopped_at_once(session, tmp_path / "aborted.h5")
     z = export_zapbench(copy, tmp_path / "zb", progress=False)
     assert (z.samples, z.volumes, z.conditions) == (0, 0, 0)
     assert (z.out / STREAM_FILE).stat().st_size == 0

@@ -20,6 +20,7 @@ from rig.cli import main
 from rig.report import PLOTS, load_report_data, write_report
 from rig.session import read_table
 from stimuli.builtin import CONDITION_NAMES
+from tests._session_copies import stopped_at_once
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -150,16 +151,7 @@ def test_session_without_bouts_still_reports(session: Path, tmp_path: Path) -> N
 
 
 def test_session_stopped_before_it_started_still_reports(session: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "aborted.h5"
-    shutil.copy(session, copy)
-    with h5py.File(copy, "r+") as f:
-
-        def empty(_name: str, obj: object) -> None:
-            if isinstance(obj, h5py.Dataset) and obj.maxshape[0] is None:
-                obj.resize(0, axis=0)
-
-        f.visititems(empty)
-        f.attrs["status"] = "aborted"
+    copy = stopped_at_once(session, tmp_path / "aborted.h5")
     r = write_report(copy, tmp_path / "rep")
     html = r.html.read_text(encoding="utf-8")
     assert '<th>status</th><td class="bad">aborted</td>' in html
