@@ -198,7 +198,7 @@ class EngineRunner(QtCore.QObject):
         # stop if the next chunk would reach into the next condition
         if chunk.s0 + 2 * n > end:
             name = tl.protocol.conditions[c].name
-            eng.request_stop(f"stopped by the user at the end of condition {c} ({name})")
+            eng.request_clean_stop(f"stopped by the user at the end of condition {c} ({name})")
             self._stop_after = None
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:

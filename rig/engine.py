@@ -1,7 +1,8 @@
 """The run engine: runs a protocol on a rig, headless, as an explicit state machine.
 
     IDLE --arm()--> ARMED --run()--> RUNNING --(end of protocol)--> STOPPING --> COMPLETE
-                      |                 |--(stop / Ctrl-C)-------> STOPPING --> ABORTED
+                      |                 |--(clean stop at a block's end)--> STOPPING --> STOPPED
+                      |                 |--(abort / Ctrl-C)------> STOPPING --> ABORTED
                       |                 '--(device or disk fault)-> STOPPING --> FAILED
                       '--(preflight or file error: nothing started)------------> FAILED
 
@@ -52,6 +53,8 @@ class RunState(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     COMPLETE = "complete"
+    #: Ended early on purpose, at the end of a condition block (the blocks recorded are whole).
+    STOPPED = "stopped"
     ABORTED = "aborted"
     FAILED = "failed"
 
@@ -74,6 +77,12 @@ class RunStatus:
     warnings: int
     path: str
     sample_rate_hz: float = 6000.0
+    #: Camera planes never delivered (left as zeros in their volume), as the file counts them.
+    dropped_planes: int = 0
+    #: Faults only (``warnings`` counts warnings only).
+    faults: int = 0
+    #: What the laser driver last confirmed: "on", "off", or "unknown" (it may still be on).
+    laser: str = "off"
 
     @property
     def elapsed_s(self) -> float:
@@ -105,6 +114,7 @@ class LiveChunk:
 class _Counters:
     bouts: int = 0
     warnings: int = 0
+    faults: int = 0
     frames: int = 0
     last_condition: int = -1
     events: list[tuple[int, str, str]] = field(default_factory=list)
@@ -142,6 +152,7 @@ class Engine:
         self.detector = OnlineSwimDetector(fs)
         self._stop = threading.Event()
         self._abort_reason = ""
+        self._clean_stop = False
         self._notes: list[str] = []
         self._notes_lock = threading.Lock()
         self._sample = 0
@@ -155,6 +166,7 @@ class Engine:
         self._fault: str | None = None
         self._volumes_started = 0
         self._laser_on = False
+        self._laser_state = "off"
         self._health_every = max(1, round(0.1 * rig.daq.sample_rate_hz))
         self._faults = FaultInjector(rig.faults, fs)
         self._laser_watch: _LaserWatch | None = None
@@ -178,6 +190,16 @@ class Engine:
         """Stop between chunks; the session ends ``aborted``."""
         self._abort_reason = reason
         self._stop.set()
+
+    def request_clean_stop(self, reason: str) -> None:
+        """End early on purpose, between chunks; the session ends ``stopped``, not ``aborted``.
+
+        The caller chooses the moment (the GUI asks at the last chunk of a
+        condition), so what was recorded is whole blocks; the file tells a planned
+        early end apart from an emergency abort.
+        """
+        self._clean_stop = True
+        self.request_stop(reason)
 
     def add_note(self, text: str) -> None:
         """A user note, logged in /events at the current sample."""
@@ -203,6 +225,9 @@ class Engine:
             warnings=self._n.warnings,
             path=str(self.path or ""),
             sample_rate_hz=self.rig.daq.sample_rate_hz,
+            dropped_planes=w.planes_missing if w else 0,
+            faults=self._n.faults,
+            laser=self._laser_state,
         )
 
     # -- arming ------------------------------------------------------------------------------
@@ -306,8 +331,11 @@ class Engine:
         try:
             dev.renderer.start(tl, self.rig.daq.sample_rate_hz)
             dev.microscope.start(tl, w)
+            # until the driver confirms, emission is unknown (a failed on() may have half-worked)
+            self._laser_state = "unknown"
             dev.laser.on(self.rig.laser.power_mw)
             self._laser_on = True
+            self._laser_state = "on"
             self._event(0, "info", f"laser on at {self.rig.laser.power_mw:g} mW")
             self._laser_watch = _LaserWatch(
                 dev.laser, threaded=not isinstance(self.clock, VirtualClock)
@@ -318,8 +346,12 @@ class Engine:
             tick = 0
             while self._sample < tl.end_sample:
                 if self._stop.is_set():
-                    final = RunState.ABORTED
-                    self._event(self._sample, "protocol", f"run aborted: {self._abort_reason}")
+                    if self._clean_stop:
+                        final = RunState.STOPPED
+                        self._event(self._sample, "protocol", f"run stopped: {self._abort_reason}")
+                    else:
+                        final = RunState.ABORTED
+                        self._event(self._sample, "protocol", f"run aborted: {self._abort_reason}")
                     break
                 self._step()
                 if self._fault:
@@ -446,6 +478,7 @@ class Engine:
         ):
             self._event(s1, "fault", msg)
             self._fault = msg
+            self._laser_state = "unknown"  # it no longer answers: we cannot know it is off
         fill = w.buffer_fill()
         if fill >= self.rig.writer.warn_fill and not self._fill_warned:
             self._fill_warned = True
@@ -540,14 +573,22 @@ class Engine:
         if self._laser_watch is not None:
             self._laser_watch.stop()
         failures_before = len(getattr(dev.laser, "off_failures", ()))
+        confirmed = True
         try:
             dev.laser.off()
         except Exception as e:  # off() must not raise; if it does, say so loudly
-            self._event(self._sample, "fault", f"laser off failed: {e}")
+            confirmed = False
+            self._event(self._sample, "fault", f"laser may still be on: laser off failed: {e}")
         for msg in getattr(dev.laser, "off_failures", [])[failures_before:]:
+            confirmed = False
             self._event(self._sample, "fault", f"laser may still be on: {msg}")
-        if self._laser_on:
-            self._event(self._sample, "info", "laser off")
+        # "laser off" only when the driver confirmed it: after a failed off it would be a lie
+        if confirmed:
+            if self._laser_on:
+                self._event(self._sample, "info", "laser off")
+            self._laser_state = "off"
+        else:
+            self._laser_state = "unknown"
         self._laser_on = False
         for stop in (dev.daq.stop, dev.microscope.stop, dev.renderer.stop):
             try:
@@ -572,6 +613,7 @@ class Engine:
             self._send_traces()
         status = {
             RunState.COMPLETE: "complete",
+            RunState.STOPPED: "stopped",
             RunState.ABORTED: "aborted",
             RunState.FAILED: "failed",
         }[final]
@@ -585,6 +627,7 @@ class Engine:
                 "frames_shown": self._n.frames,
                 "frames_dropped": self.devices.renderer.dropped_frames if self.devices else 0,
                 "volumes_dropped": w.volumes_dropped,
+                "planes_dropped": w.planes_missing,
             }
         )
         self._close_devices()
@@ -612,8 +655,10 @@ class Engine:
                 close()
 
     def _event(self, sample: int, kind: str, message: str) -> None:
-        if kind in ("warning", "fault"):
+        if kind == "warning":
             self._n.warnings += 1
+        elif kind == "fault":
+            self._n.faults += 1
         self._n.events.append((sample, kind, message))
         for cb in self._event_listeners:
             cb(sample, kind, message)
