@@ -45,7 +45,7 @@ class EngineRunner(QtCore.QObject):
     armed = QtCore.pyqtSignal(str)
     #: The run could not start or hit an error (a message that says what and what to do).
     failed = QtCore.pyqtSignal(str)
-    #: The thread is done; the final state's value ("complete", "aborted", "failed").
+    #: The thread is done; the final state's value ("complete", "stopped", "aborted", "failed").
     finished = QtCore.pyqtSignal(str)
 
     def __init__(
@@ -92,12 +92,14 @@ class EngineRunner(QtCore.QObject):
         self._thread.start()
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
-        """Stop between two chunks (the session ends ``aborted``, laser off, file closed)."""
+        """Abort between two chunks (the session ends ``aborted``, laser off, file closed)."""
         if self.engine is not None:
             self.engine.request_stop(reason)
 
     def stop_after_condition(self) -> int | None:
-        """Let the current condition finish, then stop; returns that condition (None: not running).
+        """Let the current condition finish, then stop (``stopped``); returns that condition.
+
+        None: not running.
 
         The request is acted on from the engine's thread at the last chunk of the
         condition, so the block ends within one chunk of its planned end whatever

@@ -231,7 +231,8 @@ class Engine:
         )
 
     # -- arming ------------------------------------------------------------------------------
-    def _planned_bytes(self) -> int:
+    def planned_bytes(self) -> int:
+        """About how many bytes the session file will take (checked against disk free when arming)."""
         z, y, x = self.rig.microscope.shape_zyx
         vol = self.timeline.n_volumes * z * y * x * 2
         stream = self.timeline.end_sample * 10 * 4
@@ -259,7 +260,7 @@ class Engine:
             raise SessionFileError(
                 f"{self.out_dir}: cannot create the output folder: {e}"
             ) from None
-        need = self._planned_bytes()
+        need = self.planned_bytes()
         free = shutil.disk_usage(self.out_dir).free
         if free < need * 1.05:
             raise SessionFileError(
