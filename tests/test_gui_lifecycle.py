@@ -44,7 +44,9 @@ class Answers:
         self.reply = reply
         self.asked: list[tuple[str, str]] = []
 
-    def __call__(self, parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN204
+    def __call__(
+        self, parent: object, title: str, text: str, *args: object, **kwargs: object
+    ) -> QtWidgets.QMessageBox.StandardButton:
         self.asked.append((title, text))
         return self.reply
 
@@ -185,9 +187,7 @@ def test_a_dropped_camera_plane_is_counted_the_same_in_the_bar_and_the_file(
 
 
 # -- 3. the session's life cycle ---------------------------------------------------------------
-def test_stop_ends_stopped_after_the_block_with_notes_before_and_after(
-    qtbot, make_window, answers
-):
+def test_stop_ends_stopped_after_the_block_with_notes_before_and_after(qtbot, make_window, answers):
     w = make_window()
     phases = Phases(w)
     opened: list[QtCore.QUrl] = []
