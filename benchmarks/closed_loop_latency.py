@@ -296,11 +296,15 @@ def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from gui._qt import QtWidgets  # sets the Qt binding before pyqtgraph loads
+    from gui._qt import QtCore, QtWidgets  # sets the Qt binding before pyqtgraph loads
     from gui.app import MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    win = MainWindow(out_dir=engine.out_dir)
+    # a throw-away settings store: the benchmark neither reads nor changes the user's set-up
+    settings = QtCore.QSettings(
+        str(engine.out_dir / "gui-settings.ini"), QtCore.QSettings.Format.IniFormat
+    )
+    win = MainWindow(out_dir=engine.out_dir, settings=settings)
     win.show()
     arm = engine.arm
 
