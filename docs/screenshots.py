@@ -19,9 +19,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gui._qt import QtCore, QtWidgets  # noqa: E402
-from gui.app import MainWindow  # noqa: E402
-from rig.config import DEFAULT_CONFIG  # noqa: E402
+from gui._qt import QtCore, QtWidgets
+from gui.app import MainWindow
+from rig.config import DEFAULT_CONFIG
 
 
 def wait_until(app: QtWidgets.QApplication, cond: Callable[[], bool], timeout_s: float) -> None:
