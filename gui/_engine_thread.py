@@ -190,7 +190,6 @@ class EngineRunner(QtCore.QObject):
         if len(chunk.frames):
             self._frame = chunk.frames[-1]
 
-
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         now = time.monotonic()
         if now - self._volume_at < self._volume_interval_s:
