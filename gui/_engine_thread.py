@@ -1,7 +1,7 @@
 """Runs an :class:`~rig.engine.Engine` on a worker thread and hands its live data to the GUI.
 
-The engine calls its listeners from its own thread after every DAQ chunk
-(~100 times a second). Those calls only append to bounded deques and return:
+The engine calls its listeners from its lanes after every DAQ chunk (~100 times
+a second) and for every event. Those calls only append to deques and return:
 no Qt call, no lock the GUI holds, no copy larger than a preview. The GUI
 drains the deques on its own timer (<= 30 Hz), so it never slows the closed
 loop; when the GUI falls behind, the oldest chunks are dropped and counted.
@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from gui._qt import QtCore
 from gui._session_file import volume_stride
 from rig.engine import Engine, LiveChunk, RunState, describe_error
 from rig.errors import ZaprigError
+from rig.events import Event
 
 __all__ = ["EngineRunner", "LiveBatch"]
 
@@ -36,6 +37,7 @@ class LiveBatch:
     frame: np.void | None  # the newest stimulus frame record
     volume: tuple[int, np.ndarray] | None  # (t, subsampled volume), newest only
     dropped_chunks: int  # chunks the GUI never saw, in total
+    events: list[Event] = field(default_factory=list)  # every event since the last batch
 
 
 class EngineRunner(QtCore.QObject):
@@ -66,6 +68,8 @@ class EngineRunner(QtCore.QObject):
     def _reset(self) -> None:
         self._chunks: deque[LiveChunk] = deque(maxlen=self._max_chunks)
         self._bouts: deque[np.ndarray] = deque(maxlen=4096)
+        # events are never dropped: the event log must show every one the file holds
+        self._events: deque[Event] = deque()
         self._frame: np.void | None = None
         self._volume: tuple[int, np.ndarray] | None = None
         self._volume_at = -np.inf
@@ -88,6 +92,7 @@ class EngineRunner(QtCore.QObject):
         self.engine = engine
         engine.subscribe(self._on_chunk)
         engine.subscribe_volumes(self._on_volume)
+        engine.subscribe_events(self._events.append)
         self._thread = threading.Thread(target=self._run, name="zaprig-engine", daemon=False)
         self._thread.start()
 
@@ -146,6 +151,12 @@ class EngineRunner(QtCore.QObject):
                 bouts.append(self._bouts.popleft())
             except IndexError:
                 break
+        events: list[Event] = []
+        while True:
+            try:
+                events.append(self._events.popleft())
+            except IndexError:
+                break
         self._taken += len(chunks)
         volume, self._volume = self._volume, None
         return LiveBatch(
@@ -154,6 +165,7 @@ class EngineRunner(QtCore.QObject):
             frame=self._frame,
             volume=volume,
             dropped_chunks=max(0, self._pushed - self._taken - len(self._chunks)),
+            events=events,
         )
 
     # -- engine thread ----------------------------------------------------------------------

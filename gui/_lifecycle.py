@@ -98,8 +98,27 @@ _ADVICE: dict[str, tuple[str, str]] = {
 }
 
 
-def device_of_fault(message: str) -> str | None:
-    """Which device a fault message is about (a Rig tab lamp key), if any."""
+#: An event's ``source`` (rig/events.py) -> the Rig tab lamp it lights.
+SOURCE_LAMPS: dict[str, str] = {
+    "laser": "laser",
+    "camera": "microscope",
+    "image lane": "microscope",
+    "daq": "daq",
+    "renderer": "display",
+    "writer": "writer",
+    "disk": "writer",
+    "record lane": "writer",
+}
+
+
+def device_of_fault(message: str, source: str | None = None) -> str | None:
+    """Which device a fault is about (a Rig tab lamp key), if any.
+
+    The event's ``source`` decides; the words of the message only for events that
+    carry none (files recorded before events had a source, or the app's own messages).
+    """
+    if source is not None and source != "engine":
+        return SOURCE_LAMPS.get(source)
     low = message.lower()
     for word, key in FAULT_DEVICES:
         if word in low:
@@ -107,9 +126,9 @@ def device_of_fault(message: str) -> str | None:
     return None
 
 
-def fault_advice(message: str) -> tuple[str, str]:
-    """(what failed, what to do) for a fault message, in words for the person at the rig."""
-    key = device_of_fault(message)
+def fault_advice(message: str, source: str | None = None) -> tuple[str, str]:
+    """(what failed, what to do) for a fault, in words for the person at the rig."""
+    key = device_of_fault(message, source)
     if key is None:
         return "SESSION", "Read the event log for the cause; the session file is closed and valid."
     return _ADVICE[key]

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from acquisition.swims import BOUT_DTYPE
-from gui._session_file import EventRow, volume_stride
+from gui._session_file import volume_stride
+from rig.events import Event
 from rig.session import ROW, open_session, read_table
 from stimuli.state import FRAME_DTYPE
 
@@ -34,7 +35,7 @@ class PastSession:
     condition: int  # 0-based condition at the end (-1: outside the protocol)
     condition_names: list[str]
     volume: tuple[int, np.ndarray] | None
-    events: list[EventRow]
+    events: list[Event]
 
 
 def _frames(group: object, lo: int) -> np.ndarray:
@@ -78,13 +79,16 @@ def read_past_session(path: str | Path, window_s: float, max_side: int = 256) ->
             s = volume_stride(raw.shape[2:], max_side)
             volume = (t, np.asarray(raw[t, :, ::s, ::s]))
         ev = read_table(f["events"])
+        n_ev = len(ev.get("sample", []))
+        sources = ev.get("source", ["engine"] * n_ev)  # files before events had a source
         events = [
-            EventRow(int(s_), float(w), str(k), str(m))
-            for s_, w, k, m in zip(
+            Event(int(s_), float(w), str(k), str(m), str(src))
+            for s_, w, k, m, src in zip(
                 ev.get("sample", []),
                 ev.get("wall_time", []),
                 ev.get("kind", []),
                 ev.get("message", []),
+                sources,
                 strict=True,
             )
         ]

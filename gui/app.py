@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gui._engine_thread import EngineRunner
@@ -45,6 +46,7 @@ from gui.panels.session_bar import RateMeter
 from rig.config import RigConfig
 from rig.engine import Engine
 from rig.errors import SessionFileError, ZaprigError
+from rig.events import Event
 from stimuli.protocol import Protocol
 
 __all__ = ["LONG_RUN_S", "SHORTCUTS", "MainWindow", "cli_main"]
@@ -96,6 +98,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._disk_free: int | None = None
         self._disk_at = -1e9
         self._first_fault = ""
+        self._first_fault_source = ""
 
         self.event_log = EventLog()
         self.session_bar = SessionBar()
@@ -135,7 +138,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(central)
         self.resize(1500, 950)
         # the status bar exists from the start, so the first message does not shift the layout
-        self.statusBar().showMessage("ready")
+        self._status_bar().showMessage("ready")
         self._make_actions()
 
         for src in (self.rig_panel, self.protocol_panel):
@@ -152,18 +155,26 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runner.failed.connect(self._failed)
         self.runner.finished.connect(self._finished)
 
-        self.live_timer = QtCore.QTimer(self, interval=LIVE_MS)
-        self.live_timer.timeout.connect(self._tick_live)
-        self.status_timer = QtCore.QTimer(self, interval=STATUS_MS)
-        self.status_timer.timeout.connect(self._tick_status)
-        self.file_timer = QtCore.QTimer(self, interval=FILE_MS)
-        self.file_timer.timeout.connect(self._tick_file)
+        self.live_timer = self._timer(LIVE_MS, self._tick_live)
+        self.status_timer = self._timer(STATUS_MS, self._tick_status)
+        self.file_timer = self._timer(FILE_MS, self._tick_file)
 
         if self.rig_panel.rig is not None:
             self._rig_changed(self.rig_panel.rig)
         restore_setup(self.settings, self, config=config is None, out_dir=out_dir is None)
         self._set_phase(Phase.IDLE)
         self._setup_changed()
+
+    def _timer(self, ms: int, tick: Callable[[], None]) -> QtCore.QTimer:
+        timer = QtCore.QTimer(self)
+        timer.setInterval(ms)
+        timer.timeout.connect(tick)
+        return timer
+
+    def _status_bar(self) -> QtWidgets.QStatusBar:
+        bar = self.statusBar()
+        assert bar is not None  # a QMainWindow makes one on first use
+        return bar
 
     # -- actions and shortcuts -------------------------------------------------------------
     def _make_actions(self) -> None:
@@ -322,6 +333,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.summary.clear()
         self.viewing = None
         self._first_fault = ""
+        self._first_fault_source = ""
         self.live.new_session(proto)
         self.session_file = None
         self._rate.clear()
@@ -421,7 +433,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._pending_notes.append(text)
             self.event_log.add(None, "note", f"{BEFORE_RUN}{text} (logged when the run starts)")
             where = "the next session"
-        self.statusBar().showMessage(f"note added to {where}: {text}", 4000)
+        self._status_bar().showMessage(f"note added to {where}: {text}", 4000)
 
     # -- runner signals ---------------------------------------------------------------------
     def _armed(self, path: str) -> None:
@@ -456,7 +468,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_phase(phase)
         self._tick_status()
         if phase is Phase.FAILED and not self.fault_banner.isVisible():
-            self._show_fault(self._first_fault or f"the session failed{where}")
+            self._show_fault(
+                self._first_fault or f"the session failed{where}",
+                self._first_fault_source if self._first_fault else None,
+            )
         self._show_summary()
         if self._close_after_stop:
             self.close()
@@ -484,12 +499,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 f"{st.dropped_planes} and {st.dropped_volumes}",
             )
 
-    def _show_fault(self, message: str) -> None:
+    def _show_fault(self, message: str, source: str | None = None) -> None:
         """The banner: what failed, the lamp and cable to check, whether the laser may be on."""
-        what, todo = fault_advice(message)
+        what, todo = fault_advice(message, source)
         eng = self.runner.engine
         laser_unknown = (eng is not None and eng.status().laser == "unknown") or (
-            device_of_fault(message) == "laser"
+            device_of_fault(message, source) == "laser"
         )
         laser = (
             "<br><b>THE LASER MAY STILL BE ON</b>: switch it off at its key switch or controller."
@@ -499,7 +514,7 @@ class MainWindow(QtWidgets.QMainWindow):
         state = "SESSION FAILED" if self.phase in (Phase.FAILED,) or not self.phase.active else ""
         head = f"<b>{what} FAULT</b>" + (f" — <b>{state}</b>" if state else "")
         self.fault_banner.show_message(f"{head}: {message}<br>{todo}{laser}", "fault")
-        if key := device_of_fault(message):
+        if key := device_of_fault(message, source):
             self.rig_panel.set_device_state(key, "fault", message)
 
     # -- timers -----------------------------------------------------------------------------
@@ -508,6 +523,22 @@ class MainWindow(QtWidgets.QMainWindow):
         if batch.volume is not None:
             self._last_volume_from_engine = time.monotonic()
         self.live.refresh(batch)
+        eng = self.runner.engine
+        fs = eng.rig.daq.sample_rate_hz if eng is not None else 6000.0
+        for ev in batch.events:
+            self.on_event(ev, fs)
+
+    def on_event(self, ev: Event, sample_rate_hz: float) -> None:
+        """One engine event (from any lane) into the log, the banner and the lamps."""
+        self.event_log.add(ev.sample / sample_rate_hz, ev.kind, ev.message)
+        if ev.kind != "fault":
+            return
+        if not self._first_fault:
+            self._first_fault = ev.message
+            self._first_fault_source = ev.source
+            self._show_fault(ev.message, ev.source)
+        elif key := device_of_fault(ev.message, ev.source):
+            self.rig_panel.set_device_state(key, "fault", ev.message)
 
     def _tick_status(self) -> None:
         eng = self.runner.engine
@@ -532,23 +563,16 @@ class MainWindow(QtWidgets.QMainWindow):
         f, eng = self.session_file, self.runner.engine
         if f is None or eng is None:
             return
-        fs = eng.rig.daq.sample_rate_hz
         want_volume = final or time.monotonic() - self._last_volume_from_engine > VOLUME_FALLBACK_S
+        if not want_volume:
+            return
         try:
-            got = f.read(want_volume)
+            got = f.read_volume()
         except SessionFileError as e:
             self._app_message("warning", str(e))
             return
-        for ev in got.events:
-            self.event_log.add(ev.sample / fs, ev.kind, ev.message)
-            if ev.kind == "fault":
-                if not self._first_fault:
-                    self._first_fault = ev.message
-                    self._show_fault(ev.message)
-                elif key := device_of_fault(ev.message):
-                    self.rig_panel.set_device_state(key, "fault", ev.message)
-        if got.volume is not None:
-            self.live.show_volume(*got.volume)
+        if got is not None:
+            self.live.show_volume(*got)
 
     # -- past sessions ----------------------------------------------------------------------
     def _open_dialog(self) -> None:

@@ -388,3 +388,18 @@ def test_next_fish_ids_count_up():
     assert next_fish_id("fish09") == "fish10"
     assert next_fish_id("larva") == "larva-2"
     assert next_fish_id("  ") == ""
+
+
+def test_a_fault_lights_the_lamp_its_source_names_not_its_words(make_window) -> None:
+    """Events carry their source: a camera fault whose message never says 'camera' still
+    lights the Microscope lamp and the banner names the camera."""
+    from rig.events import Event
+
+    w = make_window()
+    msg = "no frames for 1.2 s while triggered"  # no device word in it
+    w.on_event(Event(6000, 0.0, "fault", msg, source="camera"), 6000.0)
+    assert w.rig_panel.lights["microscope"].state == "fault"
+    assert "CAMERA FAULT" in w.fault_banner.text
+    assert msg in w.event_log.messages("fault")
+    w.on_event(Event(7000, 0.0, "fault", "port went away", source="laser"), 6000.0)
+    assert w.rig_panel.lights["laser"].state == "fault"

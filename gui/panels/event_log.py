@@ -33,9 +33,11 @@ class EventLog(QtWidgets.QWidget):
         super().__init__(parent)
         self.table = QtWidgets.QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(("time", "kind", "message"))
-        self.table.verticalHeader().setVisible(False)
+        vh, hh = self.table.verticalHeader(), self.table.horizontalHeader()
+        assert vh is not None and hh is not None
+        vh.setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        hh.setStretchLastSection(True)
         self.table.setColumnWidth(0, 70)
         self.table.setColumnWidth(1, 70)
         self.table.setWordWrap(False)

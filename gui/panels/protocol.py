@@ -61,10 +61,12 @@ class ProtocolPanel(QtWidgets.QWidget):
         self.summary.setWordWrap(True)
         self.table = QtWidgets.QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
-        self.table.verticalHeader().setVisible(False)
+        vh, hh = self.table.verticalHeader(), self.table.horizontalHeader()
+        assert vh is not None and hh is not None
+        vh.setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        hh.setStretchLastSection(True)
         self.table.setWordWrap(False)
 
         file_row = QtWidgets.QHBoxLayout()
