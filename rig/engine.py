@@ -177,6 +177,7 @@ class Engine:
         self._laser_watch: _LaserWatch | None = None
         self._fill_warned = False
         self._health_ticks = 0
+        self._reported_faults: set[tuple[str, str]] = set()
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -553,6 +554,16 @@ class Engine:
         if rows:
             self.writer.traces(np.stack(rows))
 
+    def _device_fault(self, sample: int, message: str, source: str) -> None:
+        """A device's standing fault: logged once (the record lane checks again until the
+        loop has stopped), and the run stops on it."""
+        if (source, message) in self._reported_faults:
+            return
+        self._reported_faults.add((source, message))
+        self._event(sample, "fault", message, source)
+        if not self._fault:
+            self._fault = message
+
     def _check_health(self, s1: int) -> None:
         dev, w = self.devices, self.writer
         assert dev is not None and w is not None
@@ -565,13 +576,11 @@ class Engine:
         if w.proc is not None and not w.alive() and not self._fault:
             self._fault = "the writer process died; the file holds everything up to its last flush"
         if msg := dev.renderer.check():
-            self._event(s1, "fault", msg, "renderer")
-            self._fault = msg
+            self._device_fault(s1, msg, "renderer")
         if self._laser_watch is not None and (
             msg := self._laser_watch.check(s1, self._health_every)
         ):
-            self._event(s1, "fault", msg, "laser")
-            self._fault = msg
+            self._device_fault(s1, msg, "laser")
             self._laser_state = "unknown"  # it no longer answers: we cannot know it is off
         fill = w.buffer_fill()
         if fill >= self.rig.writer.warn_fill and not self._fill_warned:
