@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from acquisition.daq._base import Daq
+from acquisition.daq._sim_projector import SimProjector
 from acquisition.fish import VirtualFish
 from acquisition.laser._base import Laser
 from acquisition.microscope._base import Microscope
@@ -29,6 +30,8 @@ class Devices:
     laser: Laser
     renderer: Renderer
     fish: VirtualFish | None
+    #: The simulated projector the simulated photodiode looks at (sim DAQ with a photodiode).
+    projector: SimProjector | None = None
 
 
 def make_devices(rig: RigConfig, clock: Clock, seed: int) -> Devices:
@@ -40,11 +43,22 @@ def make_devices(rig: RigConfig, clock: Clock, seed: int) -> Devices:
     faults = rig.faults
 
     daq: Daq
+    projector = None
     if rig.daq.backend == "sim":
         assert fish is not None
         from acquisition.daq._sim import SimDaq
 
-        daq = SimDaq(rig.daq, clock, fish, rng, overflow_at_s=faults.daq_overflow_at_s)
+        if rig.daq.photodiode_channel:
+            projector = SimProjector(
+                rig.display,
+                rig.sim_projector,
+                fs,
+                np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3]),
+                drops_frames_at_s=faults.display_drops_frames_at_s,
+            )
+        daq = SimDaq(
+            rig.daq, clock, fish, rng, overflow_at_s=faults.daq_overflow_at_s, projector=projector
+        )
     else:
         from acquisition.daq._nidaqmx import NiDaq
 
@@ -75,7 +89,7 @@ def make_devices(rig: RigConfig, clock: Clock, seed: int) -> Devices:
     if rig.display.backend == "headless":
         from stimuli.render._headless import HeadlessRenderer
 
-        renderer = HeadlessRenderer(rig.display.refresh_hz)
+        renderer = HeadlessRenderer(rig.display.refresh_hz, rig.display.sync_patch)
     else:
         try:
             from stimuli.render._psychopy import PsychopyRenderer
@@ -85,4 +99,4 @@ def make_devices(rig: RigConfig, clock: Clock, seed: int) -> Devices:
                 "pip install 'zaprig[psychopy]' or use backend = 'headless'"
             ) from None
         renderer = PsychopyRenderer(rig.display)
-    return Devices(daq, microscope, laser, renderer, fish)
+    return Devices(daq, microscope, laser, renderer, fish, projector)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.daq._photodiode import LightDecoder
 from acquisition.laser._base import Laser
 from acquisition.swims import OnlineSwimDetector
 from acquisition.writer import WriterClient
@@ -107,6 +108,7 @@ class _Counters:
     warnings: int = 0
     frames: int = 0
     last_condition: int = -1
+    light_warned: bool = False
     events: list[tuple[int, str, str]] = field(default_factory=list)
 
 
@@ -165,6 +167,11 @@ class Engine:
         self._laser_watch: _LaserWatch | None = None
         self._fill_warned = False
         self._health_ticks = 0
+        #: Decodes each frame's light from the photodiode (rigs with one and a coded sync patch).
+        self._light: LightDecoder | None = None
+        patch = rig.display.sync_patch
+        if rig.daq.photodiode_channel and patch is not None and patch.mode == "code":
+            self._light = LightDecoder(fs, rig.display.refresh_hz)
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -229,6 +236,12 @@ class Engine:
             p = self.out_dir / f"{base}-{k}.h5"
         return p
 
+    def _analog_inputs(self) -> list[tuple[str, str]]:
+        """(name, channel) of each input recorded in /analog_inputs (beyond the 10 rows)."""
+        d = self.rig.daq
+        pd = [("photodiode", d.photodiode_channel)] if d.photodiode_channel else []
+        return pd + list(d.extra_inputs.items())
+
     def arm(self) -> None:
         """Check, create the file, open the devices. Fails with a clear error before anything moves."""
         if self.state is not RunState.IDLE:
@@ -278,6 +291,7 @@ class Engine:
                 "sample_rate_hz": self.rig.daq.sample_rate_hz,
                 "compression": self.rig.writer.compression,
                 "ground_truth_positions": fish.brain.positions if fish is not None else None,
+                "analog_inputs": self._analog_inputs(),
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
@@ -379,9 +393,13 @@ class Engine:
         if len(frames):
             if dev.fish is not None:
                 dev.fish.show(frames)
+            if dev.projector is not None:
+                dev.projector.show(frames)
             self._frames = concat_records([self._frames, frames])
-            w.table("stimulus/frames", frames)
             self._n.frames += len(frames)
+        self._write_frames(
+            self._light.feed(s0, chunk[:, 3], frames) if self._light is not None else frames
+        )
         if len(bouts):
             w.table("behavior/bouts", bouts)
             self._n.bouts += len(bouts)
@@ -430,6 +448,15 @@ class Engine:
             )
             for cb in self._listeners:
                 cb(live)
+
+    def _write_frames(self, frames: np.ndarray) -> None:
+        """Frames go to the file once their light is known (at once without a photodiode)."""
+        if len(frames) and self.writer is not None:
+            self.writer.table("stimulus/frames", frames)
+        light = self._light
+        if light is not None and light.problem and not self._n.light_warned:
+            self._n.light_warned = True
+            self._event(self._sample, "warning", light.problem)
 
     def _send_traces(self) -> None:
         """Ground-truth traces go to the file as they accrue (memory stays flat)."""
@@ -491,7 +518,9 @@ class Engine:
             if n <= 0:
                 continue
             samples = np.arange(s0, s0 + n)
-            rows = np.zeros((n, 10), dtype=np.float32)
+            # the 10 rows, then the photodiode and extra inputs (/analog_inputs)
+            rows = np.zeros((n, 10 + chunk.shape[1] - 3), dtype=np.float32)
+            rows[:, 10:] = chunk[:n, 3:]
             rows[:, ROW["tail_left"]] = chunk[:n, 0]
             rows[:, ROW["tail_right"]] = chunk[:n, 1]
             rows[:, ROW["trigger"]] = chunk[:n, 2]
@@ -592,6 +621,8 @@ class Engine:
         tl = self.timeline
         if w.alive():
             self._emit_rows(final=True)
+            if self._light is not None:
+                self._write_frames(self._light.flush())
             last = self._n.last_condition
             if 0 <= last < tl.n_conditions:
                 self._condition_row(last, min(self._sample, tl.end_sample))
