@@ -16,7 +16,10 @@ measured:
     (limit: p99 <= one DAQ chunk + one display frame), split into detection
     (onset -> the chunk after which the detector reports swimming) and display
     (that chunk -> the flip). With the wall-clock lag, a frame cannot flip before
-    the state it shows was published; that corrected figure is printed too.
+    the state it shows was published; that corrected figure is printed too;
+(c) onset -> light: the light of the same frames as the photodiode saw it
+    (``/stimulus/frames/light_sample``), which adds the display's own latency
+    (on the simulated rig, ``[sim_projector]`` of the rig config).
 
 The camera: ``--camera replay`` (default) stands in for a real camera: each
 triggered plane is copied from pre-rendered light-sheet volumes into the writer's
@@ -57,7 +60,9 @@ from stimuli.library import Flow  # noqa: E402
 from stimuli.protocol import Protocol, condition, step  # noqa: E402
 
 SOFTWARE_LIMIT_MS = 2.0
-FRAME_PROBE_DTYPE = np.dtype([("flip_sample", "i8"), ("velocity", "f4"), ("chunk", "i8")])
+FRAME_PROBE_DTYPE = np.dtype(
+    [("frame", "i8"), ("flip_sample", "i8"), ("velocity", "f4"), ("chunk", "i8")]
+)
 
 
 @dataclass
@@ -185,6 +190,7 @@ def instrument(engine: Engine, probe: Probe) -> None:
     def on_chunk(live: LiveChunk) -> None:
         if len(live.frames):
             rec = np.zeros(len(live.frames), dtype=FRAME_PROBE_DTYPE)
+            rec["frame"] = live.frames["frame"]
             rec["flip_sample"] = live.frames["flip_sample"]
             rec["velocity"] = live.frames["velocity"]
             # made by this step's publish, recorded just before this callback
@@ -239,7 +245,8 @@ def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
     rising = np.concatenate([[False], vel[1:] > vel[:-1] + 1e-6])
     fish = engine.devices.fish if engine.devices else None
     truth = fish.true_bouts if fish is not None else []
-    e2e, detect, display, e2e_lag = [], [], [], []
+    light = _light_samples(engine, frames["frame"])
+    e2e, detect, display, e2e_lag, e2e_light = [], [], [], [], []
     missed = 0
     for b in truth:
         # the first chunk (state as of its end) after the onset that reports swimming
@@ -257,6 +264,8 @@ def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
         detect.append((sample[k0] - b.start_sample) / fs * 1e3)
         display.append((flips[f0] - sample[k0]) / fs * 1e3)
         e2e_lag.append((real_flips[f0] - b.start_sample) / fs * 1e3)
+        if light is not None and light[f0] >= 0:
+            e2e_light.append((light[f0] - b.start_sample) / fs * 1e3)
     e2e_limit = chunk / fs * 1e3 + frame_ms
     st = engine.status()
     duration = engine.timeline.duration_s
@@ -287,8 +296,33 @@ def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
         row("    onset -> detector reports swimming", np.array(detect), None),
         row("    that chunk's end -> faster frame flips", np.array(display), frame_ms),
         row("(b) true onset -> flip, with wall-clock lag", np.array(e2e_lag), e2e_limit),
+        row("(c) true onset -> light (photodiode)", np.array(e2e_light), None)
+        if light is not None
+        else "  (c) true onset -> light (photodiode)       not measured: the rig has no photodiode",
     ]
+    if light is not None and engine.devices is not None and engine.devices.projector is not None:
+        lines.append(
+            f"          the simulated projector's flip -> light is "
+            f"{engine.devices.projector.expected_latency_samples / fs * 1e3:.1f} ms "
+            "([sim_projector] in the rig config)"
+        )
     return lines
+
+
+def _light_samples(engine: Engine, frame: np.ndarray) -> np.ndarray | None:
+    """The photodiode's light_sample of each probed frame, from the session file (None: no photodiode)."""
+    if not engine.rig.daq.photodiode_channel or engine.path is None:
+        return None
+    import h5py
+
+    with h5py.File(engine.path, "r") as f:
+        logged = f["stimulus/frames/frame"][...]
+        light = f["stimulus/frames/light_sample"][...]
+    out = np.full(len(frame), -1, dtype=np.int64)
+    k = np.searchsorted(logged, frame)
+    ok = (k < len(logged)) & (logged[np.minimum(k, len(logged) - 1)] == frame)
+    out[ok] = light[k[ok]]
+    return out
 
 
 def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:

@@ -134,7 +134,11 @@ class LightDecoder:
         stops = np.concatenate([change, [len(x)]])
         settled = (stops - starts) >= self.min_run
         # the last run may still grow: it is settled enough to end an edge but not to drop
-        runs = [(int(a), int(b), int(code[a])) for a, b, ok in zip(starts, stops, settled, strict=True) if ok]
+        runs = [
+            (int(a), int(b), int(code[a]))
+            for a, b, ok in zip(starts, stops, settled, strict=True)
+            if ok
+        ]
         # keep the last settled run (the next edge starts from it), at most max_latency of it
         keep_from = max(runs[-1][0] if runs else 0, len(x) - self.max_latency)
         for (a0, a1, ca), (b0, b1, cb) in itertools.pairwise(runs):

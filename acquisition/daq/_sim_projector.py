@@ -103,4 +103,6 @@ class SimProjector:
         """The first-order response towards the current level at times ``t`` (>= its start)."""
         if self._tau <= 0.0:
             return np.full(len(t), self._level)
-        return self._level + (self._y - self._level) * np.exp(-np.maximum(t - self._t, 0.0) / self._tau)
+        return self._level + (self._y - self._level) * np.exp(
+            -np.maximum(t - self._t, 0.0) / self._tau
+        )
