@@ -24,6 +24,7 @@ __all__ = [
     "FishConfig",
     "LaserConfig",
     "MicroscopeConfig",
+    "ProjectionConfig",
     "RigConfig",
     "SimProjectorConfig",
     "SyncPatchConfig",
@@ -141,6 +142,22 @@ class SyncPatchConfig(_Model):
     mode: Literal["code", "luminance"] = "code"
 
 
+class ProjectionConfig(_Model):
+    """Where the screen is relative to the fish, and what lies between (stimuli/geometry.py).
+
+    The flat-interface model of Dunn & Fitzgerald (eLife 2020): the eye
+    ``eye_height_mm`` above the dish bottom in water, the dish, then an air gap to
+    the screen. Gratings may then be given in cycles per degree as the fish receives them.
+    """
+
+    eye_height_mm: float = Field(3.0, gt=0.0, le=100.0)
+    dish_mm: float = Field(0.0, ge=0.0, le=20.0)
+    air_gap_mm: float = Field(0.5, ge=0.0, le=200.0)
+    n_water: float = Field(1.333, ge=1.0, le=2.0)
+    n_dish: float = Field(1.49, ge=1.0, le=2.0)
+    n_air: float = Field(1.0, ge=1.0, le=2.0)
+
+
 class DisplayConfig(_Model):
     """The projector under the fish, calibrated in millimetres."""
 
@@ -158,6 +175,8 @@ class DisplayConfig(_Model):
     #: The projector's measured gamma (light = level ** gamma), written by ``zaprig calibrate
     #: display``; drawing raises relative luminances to 1 / gamma so light is linear in them.
     gamma: float = Field(1.0, ge=0.2, le=5.0)
+    #: Screen, dish and water between the fish and the image (needed for cycles per degree).
+    projection: ProjectionConfig | None = None
 
 
 class LaserConfig(_Model):

@@ -54,7 +54,10 @@ FRAME_DTYPE = np.dtype(
         ("param3", "f4"),  # -> row 6 (stimParam3)
         ("param4", "f4"),  # -> row 3 (stimParam4)
         ("param5", "f4"),  # -> row 5 (stimParam5)
-        ("sync_level", "f4"),  # relative luminance of the sync patch (stimuli/render/_sync_patch.py)
+        (
+            "sync_level",
+            "f4",
+        ),  # relative luminance of the sync patch (stimuli/render/_sync_patch.py)
         ("light_sample", "i8"),  # DAQ sample its light appeared at (photodiode); -1 not seen
     ]
 )
