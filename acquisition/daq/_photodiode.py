@@ -133,7 +133,7 @@ class LightDecoder:
         starts = np.concatenate([[0], change])
         stops = np.concatenate([change, [len(x)]])
         settled = (stops - starts) >= self.min_run
-        # the last run may still grow: it is settled enough to end an edge but not to drop
+        # shorter runs are the passage between two levels (or noise): not a frame
         runs = [
             (int(a), int(b), int(code[a]))
             for a, b, ok in zip(starts, stops, settled, strict=True)
