@@ -45,7 +45,7 @@ class EngineRunner(QtCore.QObject):
     armed = QtCore.pyqtSignal(str)
     #: The run could not start or hit an error (a message that says what and what to do).
     failed = QtCore.pyqtSignal(str)
-    #: The thread is done; the final state's value ("complete", "aborted", "failed").
+    #: The thread is done; the final state's value ("complete", "stopped", "aborted", "failed").
     finished = QtCore.pyqtSignal(str)
 
     def __init__(
@@ -92,22 +92,28 @@ class EngineRunner(QtCore.QObject):
         self._thread.start()
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
-        """Stop between two chunks (the session ends ``aborted``, laser off, file closed)."""
+        """Abort between two chunks (the session ends ``aborted``, laser off, file closed)."""
         if self.engine is not None:
             self.engine.request_stop(reason)
 
     def stop_after_condition(self) -> int | None:
-        """Let the current condition finish, then stop; returns that condition (None: not running).
+        """Let the current condition finish, then stop (``stopped``); returns that condition.
 
-        The request is acted on from the engine's thread at the last chunk of the
-        condition, so the block ends within one chunk of its planned end whatever
-        the GUI is doing. Stopping in the last condition lets the run complete.
+        None: not running.
+
+        The engine's loop lane acts on it at the condition's last chunk, so the block
+        ends within one chunk of its planned end whatever the GUI is doing. Stopping
+        in the last condition lets the run complete.
         """
         eng = self.engine
         if eng is None or not self.running:
             return None
         c = max(0, eng.status().condition)
         self._stop_after = c
+        name = eng.timeline.protocol.conditions[c].name
+        eng.request_clean_stop(
+            f"stopped by the user at the end of condition {c} ({name})", after_condition=c
+        )
         return c
 
     @property
@@ -183,23 +189,6 @@ class EngineRunner(QtCore.QObject):
             self._bouts.append(chunk.new_bouts)
         if len(chunk.frames):
             self._frame = chunk.frames[-1]
-        if self._stop_after is not None:
-            self._maybe_stop_after(chunk)
-
-    def _maybe_stop_after(self, chunk: LiveChunk) -> None:
-        eng = self.engine
-        assert eng is not None and self._stop_after is not None
-        tl = eng.timeline
-        c = self._stop_after
-        if c >= tl.n_conditions - 1:
-            return  # the last condition: the run completes by itself
-        n = len(chunk.tail)
-        end = int(tl.condition_start_samples[c + 1])
-        # stop if the next chunk would reach into the next condition
-        if chunk.s0 + 2 * n > end:
-            name = tl.protocol.conditions[c].name
-            eng.request_stop(f"stopped by the user at the end of condition {c} ({name})")
-            self._stop_after = None
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         now = time.monotonic()
