@@ -16,7 +16,10 @@ measured:
     (limit: p99 <= one DAQ chunk + one display frame), split into detection
     (onset -> the chunk after which the detector reports swimming) and display
     (that chunk -> the flip). With the wall-clock lag, a frame cannot flip before
-    the state it shows was published; that corrected figure is printed too.
+    the state it shows was published; that corrected figure is printed too;
+(c) onset -> light: the light of the same frames as the photodiode saw it
+    (``/stimulus/frames/light_sample``), which adds the display's own latency
+    (on the simulated rig, ``[sim_projector]`` of the rig config).
 
 The camera: ``--camera replay`` (default) stands in for a real camera: each
 triggered plane is copied from pre-rendered light-sheet volumes into the writer's
@@ -59,7 +62,9 @@ from stimuli.library import Flow  # noqa: E402
 from stimuli.protocol import Protocol, condition, step  # noqa: E402
 
 SOFTWARE_LIMIT_MS = 2.0
-FRAME_PROBE_DTYPE = np.dtype([("flip_sample", "i8"), ("velocity", "f4"), ("s1", "i8")])
+FRAME_PROBE_DTYPE = np.dtype(
+    [("frame", "i8"), ("flip_sample", "i8"), ("velocity", "f4"), ("s1", "i8")]
+)
 
 
 @dataclass
@@ -190,6 +195,7 @@ def instrument(engine: Engine, probe: Probe) -> None:
         # publish that made it by the chunk's end sample, not by arrival order
         if len(live.frames):
             rec = np.zeros(len(live.frames), dtype=FRAME_PROBE_DTYPE)
+            rec["frame"] = live.frames["frame"]
             rec["flip_sample"] = live.frames["flip_sample"]
             rec["velocity"] = live.frames["velocity"]
             rec["s1"] = live.s0 + len(live.tail)
@@ -263,7 +269,8 @@ def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: f
     rising = np.concatenate([[False], vel[1:] > vel[:-1] + 1e-6])
     fish = engine.devices.fish if engine.devices else None
     truth = fish.true_bouts if fish is not None else []
-    e2e, detect, display, e2e_lag = [], [], [], []
+    light = _light_samples(engine, frames["frame"])
+    e2e, detect, display, e2e_lag, e2e_light = [], [], [], [], []
     missed = 0
     for b in truth:
         # the first chunk (state as of its end) after the onset that reports swimming
@@ -281,6 +288,8 @@ def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: f
         detect.append((sample[k0] - b.start_sample) / fs * 1e3)
         display.append((flips[f0] - sample[k0]) / fs * 1e3)
         e2e_lag.append((real_flips[f0] - b.start_sample) / fs * 1e3)
+        if light is not None and light[f0] >= 0:
+            e2e_light.append((light[f0] - b.start_sample) / fs * 1e3)
     e2e_limit = chunk / fs * 1e3 + frame_ms
     st = engine.status()
     m = engine.rig.microscope
@@ -332,9 +341,34 @@ def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: f
         row("    onset -> detector reports swimming", np.array(detect), None),
         row("    that chunk's end -> faster frame flips", np.array(display), frame_ms),
         row("(b) true onset -> flip, with wall-clock lag", np.array(e2e_lag), e2e_limit),
+        row("(c) true onset -> light (photodiode)", np.array(e2e_light), None)
+        if light is not None
+        else "  (c) true onset -> light (photodiode)       not measured: the rig has no photodiode",
     ]
+    if light is not None and engine.devices is not None and engine.devices.projector is not None:
+        lines.append(
+            f"          the simulated projector's flip -> light is "
+            f"{engine.devices.projector.expected_latency_samples / fs * 1e3:.1f} ms "
+            "([sim_projector] in the rig config)"
+        )
     res.lines = lines
     return res
+
+
+def _light_samples(engine: Engine, frame: np.ndarray) -> np.ndarray | None:
+    """The photodiode's light_sample of each probed frame, from the session file (None: no photodiode)."""
+    if not engine.rig.daq.photodiode_channel or engine.path is None:
+        return None
+    import h5py
+
+    with h5py.File(engine.path, "r") as f:
+        logged = f["stimulus/frames/frame"][...]
+        light = f["stimulus/frames/light_sample"][...]
+    out = np.full(len(frame), -1, dtype=np.int64)
+    k = np.searchsorted(logged, frame)
+    ok = (k < len(logged)) & (logged[np.minimum(k, len(logged) - 1)] == frame)
+    out[ok] = light[k[ok]]
+    return out
 
 
 def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:

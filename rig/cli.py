@@ -1,4 +1,5 @@
-"""The ``zaprig`` command line: run, plan, inspect, check, recover, gui, swims, export, report.
+"""The ``zaprig`` command line: run, plan, inspect, check, recover, gui, swims, export, report,
+calibrate.
 
 Errors that zaprig raises on purpose are printed as one clear message (what,
 where, what to do) with exit code 2; a traceback means a bug in zaprig.
@@ -231,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("zapbench", "nwb"), required=True)
     p.add_argument("out", type=Path, help="output folder (zapbench) or .nwb file")
     p.set_defaults(func=_lazy("rig.export", "cli_export"))
+
+    p = sub.add_parser("calibrate", help="calibrate the rig: display (gamma, with the photodiode)")
+    p.add_argument("what", choices=("display",), help="what to calibrate")
+    _add_rig_args(p)
+    p.add_argument(
+        "--out", type=Path, default=Path("sessions/calibration"), help="folder for the sweep's file"
+    )
+    p.add_argument("--levels", type=int, default=11, help="levels in the sweep (black to white)")
+    p.add_argument("--seconds-per-level", type=float, default=0.5)
+    p.add_argument(
+        "--dry-run", action="store_true", help="measure and fit, do not write the config"
+    )
+    p.set_defaults(func=_lazy("rig.calibrate", "cli_calibrate"))
 
     p = sub.add_parser("report", help="write an HTML quality-control report for a session")
     p.add_argument("session", type=Path)

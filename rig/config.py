@@ -24,7 +24,10 @@ __all__ = [
     "FishConfig",
     "LaserConfig",
     "MicroscopeConfig",
+    "ProjectionConfig",
     "RigConfig",
+    "SimProjectorConfig",
+    "SyncPatchConfig",
     "WriterConfig",
     "load_config",
 ]
@@ -52,6 +55,9 @@ class DaqConfig(_Model):
     tail_channels: tuple[str, str] = ("ai0", "ai1")
     trigger_readback_channel: str = "ai2"
     photodiode_channel: str | None = None
+    #: More analog inputs recorded beside the photodiode in ``/analog_inputs`` (name ->
+    #: channel, e.g. ``{ water_temp = "ai5" }``), on the stream's sample index.
+    extra_inputs: dict[str, str] = Field(default_factory=dict)
     input_range_v: float = Field(10.0, gt=0.0, le=10.0)
     camera_trigger_output: str = "ao0"
     #: The volume-start marker has its own output line: the camera sees only the z plane
@@ -82,7 +88,19 @@ class DaqConfig(_Model):
             raise ValueError("volume_start_v must be above 3.55 V for the dataset's decoder")
         if not 1.0 < self.plane_trigger_v < 3.55:
             raise ValueError("plane_trigger_v must be between 1 and 3.55 V")
+        for name in self.extra_inputs:
+            if not name.isidentifier() or name == "photodiode":
+                raise ValueError(
+                    f"extra_inputs: {name!r} is not a usable name (letters, digits and _; "
+                    "'photodiode' is daq.photodiode_channel's)"
+                )
         return self
+
+    @property
+    def analog_input_names(self) -> tuple[str, ...]:
+        """Inputs beyond the three of the 10-row stream, in column order (``/analog_inputs``)."""
+        pd = ("photodiode",) if self.photodiode_channel else ()
+        return pd + tuple(self.extra_inputs)
 
 
 class MicroscopeConfig(_Model):
@@ -111,6 +129,35 @@ class MicroscopeConfig(_Model):
         return (self.planes_per_volume, self.height, self.width)
 
 
+class SyncPatchConfig(_Model):
+    """A small square in a corner of the projected image, under the photodiode.
+
+    ``mode = "code"`` shows each frame's sync code (stimuli/render/_sync_patch.py) so
+    the photodiode trace alone says which frame appeared when; ``"luminance"`` shows
+    the frame's mean luminance instead (``zaprig calibrate display`` uses it).
+    """
+
+    corner: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "bottom-left"
+    size_px: int = Field(40, ge=4, le=1000)
+    mode: Literal["code", "luminance"] = "code"
+
+
+class ProjectionConfig(_Model):
+    """Where the screen is relative to the fish, and what lies between (stimuli/geometry.py).
+
+    The flat-interface model of Dunn & Fitzgerald (eLife 2020): the eye
+    ``eye_height_mm`` above the dish bottom in water, the dish, then an air gap to
+    the screen. Gratings may then be given in cycles per degree as the fish receives them.
+    """
+
+    eye_height_mm: float = Field(3.0, gt=0.0, le=100.0)
+    dish_mm: float = Field(0.0, ge=0.0, le=20.0)
+    air_gap_mm: float = Field(0.5, ge=0.0, le=200.0)
+    n_water: float = Field(1.333, ge=1.0, le=2.0)
+    n_dish: float = Field(1.49, ge=1.0, le=2.0)
+    n_air: float = Field(1.0, ge=1.0, le=2.0)
+
+
 class DisplayConfig(_Model):
     """The projector under the fish, calibrated in millimetres."""
 
@@ -123,6 +170,13 @@ class DisplayConfig(_Model):
     #: Where the fish's head is on the screen (px from the screen centre) and where it faces.
     fish_position_px: tuple[float, float] = (0.0, 0.0)
     fish_heading_deg: float = Field(90.0, ge=-360.0, le=360.0)
+    #: The sync patch the photodiode looks at (none: nothing is drawn in the corner).
+    sync_patch: SyncPatchConfig | None = None
+    #: The projector's measured gamma (light = level ** gamma), written by ``zaprig calibrate
+    #: display``; drawing raises relative luminances to 1 / gamma so light is linear in them.
+    gamma: float = Field(1.0, ge=0.2, le=5.0)
+    #: Screen, dish and water between the fish and the image (needed for cycles per degree).
+    projection: ProjectionConfig | None = None
 
 
 class LaserConfig(_Model):
@@ -158,6 +212,25 @@ class FishConfig(_Model):
     visual_latency_s: float = Field(0.15, ge=0.0, le=2.0)
 
 
+class SimProjectorConfig(_Model):
+    """The simulated rig's projector as its photodiode sees it (acquisition/daq/_sim_projector.py).
+
+    A frame flipped at sample ``f`` starts scanning out ``input_lag_ms`` later; scan-out
+    runs top to bottom over ``scanout_ms``, so the sync patch's rows light up after the
+    fraction of it above them; the light then rises with a first-order response
+    (``rise_time_ms``, 10-90 %). The light of a drawn level ``v`` is
+    ``black + (1 - black) * v ** gamma`` of full scale.
+    """
+
+    input_lag_ms: float = Field(25.0, ge=0.0, le=500.0)
+    scanout_ms: float = Field(15.0, ge=0.0, le=100.0)
+    rise_time_ms: float = Field(1.0, ge=0.0, le=50.0)
+    gamma: float = Field(2.2, ge=0.2, le=5.0)
+    black: float = Field(0.02, ge=0.0, lt=1.0)
+    full_scale_v: float = Field(2.0, gt=0.0, le=10.0)
+    noise_v: float = Field(0.004, ge=0.0, le=1.0)
+
+
 class FaultConfig(_Model):
     """Fault injection for simulated runs: which device fails, and when (seconds)."""
 
@@ -168,6 +241,9 @@ class FaultConfig(_Model):
     laser_disconnects_at_s: float | None = None
     disk_full_at_s: float | None = None
     writer_dies_at_s: float | None = None
+    #: The simulated projector skips the frame due at each of these times (it never shows
+    #: it; the previous frame stays up): only the photodiode can tell.
+    display_drops_frames_at_s: tuple[float, ...] = ()
 
 
 class RigConfig(_Model):
@@ -181,6 +257,7 @@ class RigConfig(_Model):
     laser: LaserConfig = LaserConfig()
     writer: WriterConfig = WriterConfig()
     fish: FishConfig = FishConfig()
+    sim_projector: SimProjectorConfig = SimProjectorConfig()
     faults: FaultConfig = FaultConfig()
 
     @property

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from acquisition.daq import Daq, make_daq
+from acquisition.daq._sim_projector import SimProjector
 from acquisition.fish import VirtualFish
 from acquisition.laser import Laser, make_laser
 from acquisition.microscope import Microscope, make_microscope
@@ -22,7 +23,7 @@ from rig.clock import Clock
 from rig.config import RigConfig
 from stimuli.render import Renderer, make_renderer
 
-__all__ = ["Devices", "make_devices", "make_fish"]
+__all__ = ["Devices", "make_devices", "make_fish", "make_projector"]
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Devices:
     laser: Laser
     renderer: Renderer
     fish: VirtualFish | None
+    #: The simulated projector the simulated photodiode looks at (sim DAQ with a photodiode).
+    projector: SimProjector | None = None
 
 
 def make_fish(rig: RigConfig, seed: int) -> VirtualFish | None:
@@ -41,13 +44,28 @@ def make_fish(rig: RigConfig, seed: int) -> VirtualFish | None:
     return VirtualFish(rig.fish, rig.daq.sample_rate_hz, rig.microscope.shape_zyx, seed)
 
 
+def make_projector(rig: RigConfig, seed: int) -> SimProjector | None:
+    """The simulated projector a simulated photodiode looks at (None where there is none)."""
+    if rig.daq.backend != "sim" or not rig.daq.photodiode_channel:
+        return None
+    return SimProjector(
+        rig.display,
+        rig.sim_projector,
+        rig.daq.sample_rate_hz,
+        np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3]),
+        drops_frames_at_s=rig.faults.display_drops_frames_at_s,
+    )
+
+
 def make_devices(rig: RigConfig, clock: Clock, seed: int) -> Devices:
     fish = make_fish(rig, seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    projector = make_projector(rig, seed)
     return Devices(
-        daq=make_daq(rig, clock, fish, rng),
+        daq=make_daq(rig, clock, fish, rng, projector),
         microscope=make_microscope(rig, fish),
         laser=make_laser(rig.laser),
         renderer=make_renderer(rig.display),
         fish=fish,
+        projector=projector,
     )

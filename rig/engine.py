@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.daq._photodiode import LightDecoder
 from acquisition.laser._base import Laser
 from acquisition.swims import OnlineSwimDetector
 from acquisition.writer import WriterClient
@@ -119,6 +120,7 @@ class _Counters:
     faults: int = 0
     frames: int = 0
     last_condition: int = -1
+    light_warned: bool = False
     events: list[tuple[int, str, str]] = field(default_factory=list)
 
 
@@ -178,6 +180,12 @@ class Engine:
         self._fill_warned = False
         self._health_ticks = 0
         self._reported_faults: set[tuple[str, str]] = set()
+        #: Decodes each frame's light from the photodiode (rigs with one and a coded sync
+        #: patch); used by the record lane only.
+        self._light: LightDecoder | None = None
+        patch = rig.display.sync_patch
+        if rig.daq.photodiode_channel and patch is not None and patch.mode == "code":
+            self._light = LightDecoder(fs, rig.display.refresh_hz)
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -263,6 +271,12 @@ class Engine:
             p = self.out_dir / f"{base}-{k}.h5"
         return p
 
+    def _analog_inputs(self) -> list[tuple[str, str]]:
+        """(name, channel) of each input recorded in /analog_inputs (beyond the 10 rows)."""
+        d = self.rig.daq
+        pd = [("photodiode", d.photodiode_channel)] if d.photodiode_channel else []
+        return pd + list(d.extra_inputs.items())
+
     def arm(self) -> None:
         """Check, create the file, open the devices. Fails with a clear error before anything moves."""
         if self.state is not RunState.IDLE:
@@ -312,6 +326,7 @@ class Engine:
                 "sample_rate_hz": self.rig.daq.sample_rate_hz,
                 "compression": self.rig.writer.compression,
                 "ground_truth_positions": fish.brain.positions if fish is not None else None,
+                "analog_inputs": self._analog_inputs(),
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
@@ -454,6 +469,8 @@ class Engine:
         frames = dev.renderer.collect()
         if len(frames) and dev.fish is not None:
             dev.fish.show(frames)  # the simulated world: part of the loop, not bookkeeping
+        if len(frames) and dev.projector is not None:
+            dev.projector.show(frames)  # what the simulated photodiode will see
         trig = tl.all_plane_samples
         lo, hi = np.searchsorted(trig, [s0, s1])
         if hi > lo:
@@ -498,9 +515,11 @@ class Engine:
         dev, w, rc = self.devices, self.writer, self._recorder
         assert dev is not None and w is not None and rc is not None
         s0, s1 = rec.s0, rec.s1
-        if len(rec.frames):
-            w.table("stimulus/frames", rec.frames)
-            self._n.frames += len(rec.frames)
+        self._n.frames += len(rec.frames)
+        light = self._light
+        self._write_frames(
+            light.feed(s0, rec.chunk[:, 3], rec.frames) if light is not None else rec.frames
+        )
         if len(rec.bouts):
             w.table("behavior/bouts", rec.bouts)
             self._n.bouts += len(rec.bouts)
@@ -537,6 +556,15 @@ class Engine:
             )
             for cb in self._listeners:
                 cb(live)
+
+    def _write_frames(self, frames: np.ndarray) -> None:
+        """Frames go to the file once their light is known (at once without a photodiode)."""
+        if len(frames) and self.writer is not None:
+            self.writer.table("stimulus/frames", frames)
+        light = self._light
+        if light is not None and light.problem and not self._n.light_warned:
+            self._n.light_warned = True
+            self._event(self._sample, "warning", light.problem, "photodiode")
 
     def _microscope_event(self, kind: str, message: str) -> None:
         """From the image lane: log it at the loop's current sample; a fault stops the run."""
@@ -665,6 +693,8 @@ class Engine:
         rc = self._recorder
         if w.alive() and rc is not None:
             rc.emit(final=True)
+            if self._light is not None:
+                self._write_frames(self._light.flush())
             last = rc.last_condition
             if 0 <= last < tl.n_conditions:
                 rc.condition_row(last, min(self._sample, tl.end_sample))

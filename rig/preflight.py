@@ -61,9 +61,10 @@ def _fix_from(msg: str) -> str:
 def _open_daq(rig: RigConfig) -> object:
     from acquisition.daq import make_daq
     from rig.clock import make_clock
-    from rig.devices import make_fish
+    from rig.devices import make_fish, make_projector
 
-    daq = make_daq(rig, make_clock("virtual", rig.daq.sample_rate_hz), make_fish(rig, 0), _RNG)
+    clock = make_clock("virtual", rig.daq.sample_rate_hz)
+    daq = make_daq(rig, clock, make_fish(rig, 0), _RNG, make_projector(rig, 0))
     daq.open()
     return daq
 

@@ -58,6 +58,10 @@ class Timeline:
 
     @classmethod
     def build(cls, protocol: Protocol, rig: RigConfig) -> Timeline:
+        from stimuli.geometry import resolve_angles
+
+        # gratings in cycles/degree get their screen frequency from the rig's projection
+        protocol = resolve_angles(protocol, rig.display.projection)
         period = rig.microscope.volume_period_s
         counts = [c.n_volumes(period) for c in protocol.conditions]
         bounds = tuple(int(x) for x in np.concatenate([[0], np.cumsum(counts)]))

@@ -29,6 +29,9 @@ SOURCES: dict[tuple[str, str], str] = {
     ("*", "stim_id"): "chosen: 0, or 0/1 to tell the gain block's two steps apart in row 7",
     # gratings
     ("*", "spatial_freq"): "chosen: 0.1 cycles/mm (10 mm bars), coarse enough for larval acuity",
+    ("*", "cycles_per_deg"): (
+        "chosen: not used (None), the dataset's gratings are given on the screen in cycles/mm"
+    ),
     ("*", "contrast"): "chosen: full contrast",
     ("*", "mean_luminance"): "chosen: mid grey, so bars are 0 and 1",
     ("gain", "drift_mm_s"): (
@@ -105,6 +108,7 @@ _UNITS = (
     ("_hz", "Hz"),
     ("_s", "s"),
     ("spatial_freq", "cycles/mm"),
+    ("cycles_per_deg", "cycles/deg"),
     ("luminance", "0..1"),
     ("background", "0..1"),
     ("contrast", "0..1"),

@@ -55,6 +55,11 @@ FRAME_DTYPE = np.dtype(
         ("param3", "f4"),  # -> row 6 (stimParam3)
         ("param4", "f4"),  # -> row 3 (stimParam4)
         ("param5", "f4"),  # -> row 5 (stimParam5)
+        (
+            "sync_level",
+            "f4",
+        ),  # relative luminance of the sync patch (stimuli/render/_sync_patch.py)
+        ("light_sample", "i8"),  # DAQ sample its light appeared at (photodiode); -1 not seen
     ]
 )
 FRAME_FIELDS: tuple[str, ...] = tuple(FRAME_DTYPE.names or ())
@@ -64,6 +69,7 @@ def blank_frame() -> np.void:
     """A dark frame; stimuli overwrite what they use."""
     rec = empty_frame()
     rec["spatial_freq"] = 0.0
+    rec["light_sample"] = -1
     return rec
 
 

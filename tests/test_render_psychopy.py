@@ -569,3 +569,58 @@ def test_renderer_on_a_16_bit_screen_fails_to_start_instead_of_hanging(
         renderer = PsychopyRenderer(SCREEN, start_timeout_s=60.0)
         with pytest.raises(DeviceError, match="16-bit colour"):
             renderer.start(timeline, timeline.sample_rate_hz)
+
+
+# -- sync patch, gamma and geometry (issue 16) --------------------------------------------------
+
+
+def test_sync_patch_shows_each_frames_code_in_its_corner(drawer: Any) -> None:
+    from rig.config import SyncPatchConfig
+    from stimuli.render._sync_patch import SYNC_LEVELS, sync_level
+
+    d = drawer(sync_patch=SyncPatchConfig(corner="bottom-left", size_px=20))
+    seen = []
+    for k in range(5):
+        rec = frame_of(Flash(period_s=2.0, on_s=1.0, on_luminance=0.5), 0.5)
+        rec["frame"] = k
+        rec["sync_level"] = sync_level(k)
+        image = lum(d.snapshot(rec))
+        patch = image[H - 20 :, :20]
+        assert np.abs(patch - sync_level(k)).max() <= 1.0 / 255
+        # the rest of the screen is the stimulus, untouched by the patch
+        assert np.abs(image[: H - 20, :] - 0.5).max() <= 1.0 / 255
+        assert np.abs(image[:, 20:] - 0.5).max() <= 1.0 / 255
+        seen.append(float(np.median(patch)))
+    # consecutive frames always differ; the code repeats every four frames
+    assert all(abs(a - b) > 0.3 for a, b in itertools.pairwise(seen))
+    assert seen[4] == pytest.approx(seen[0]) and len(SYNC_LEVELS) == 4
+
+
+def test_gamma_correction_draws_luminance_to_one_over_gamma(drawer: Any) -> None:
+    d = drawer(gamma=2.2)
+    image = lum(d.snapshot(frame_of(Flash(period_s=2.0, on_s=1.0, on_luminance=0.5), 0.5)))
+    assert np.abs(image - 0.5 ** (1 / 2.2)).max() <= 1.0 / 255
+
+
+@pytest.mark.parametrize(
+    ("eye_mm", "gap_mm", "cycles_per_deg"),
+    [(3.0, 0.5, 0.02), (5.0, 20.0, 0.1)],
+)
+def test_grating_in_cycles_per_degree_has_the_projected_pixel_period(
+    drawer: Any, eye_mm: float, gap_mm: float, cycles_per_deg: float
+) -> None:
+    """Under the fish one degree is (eye height + 1.333 x air gap) x pi / 180 mm of screen."""
+    from rig.config import ProjectionConfig
+    from stimuli.geometry import resolve_angles
+    from stimuli.protocol import Protocol, condition, step
+
+    proj = ProjectionConfig(eye_height_mm=eye_mm, air_gap_mm=gap_mm)
+    flow = Flow(cycles_per_deg=cycles_per_deg, contrast=1.0, closed_loop=False)
+    proto = resolve_angles(
+        Protocol(name="cpd", conditions=[condition("c", step(flow, 10.0), seconds=10.0)]), proj
+    )
+    rec = frame_of(proto.conditions[0].steps[0].stimulus, 0.0)
+    d = drawer(projection=proj)
+    profile = lum(d.snapshot(rec))[:, W // 2]
+    mm_per_deg = (eye_mm + 1.333 * gap_mm) * math.pi / 180.0
+    assert period_px(profile) == pytest.approx(PPM * mm_per_deg / cycles_per_deg, abs=0.5)

@@ -14,6 +14,7 @@ from acquisition.daq._base import INPUT_COLUMNS, Daq
 from rig.config import RigConfig
 
 if TYPE_CHECKING:
+    from acquisition.daq._sim_projector import SimProjector
     from acquisition.fish import VirtualFish
     from rig.clock import Clock
 
@@ -21,15 +22,27 @@ __all__ = ["INPUT_COLUMNS", "Daq", "make_daq"]
 
 
 def make_daq(
-    rig: RigConfig, clock: Clock, fish: VirtualFish | None, rng: np.random.Generator
+    rig: RigConfig,
+    clock: Clock,
+    fish: VirtualFish | None,
+    rng: np.random.Generator,
+    projector: SimProjector | None = None,
 ) -> Daq:
-    """The DAQ ``rig.daq.backend`` names (not yet opened)."""
+    """The DAQ ``rig.daq.backend`` names (not yet opened); a simulated one reads the virtual
+    fish's tail and, with a photodiode, the simulated projector's light."""
     if rig.daq.backend == "sim":
         from acquisition.daq._sim import SimDaq
 
         if fish is None:
             raise ValueError("the simulated DAQ needs the virtual fish")
-        return SimDaq(rig.daq, clock, fish, rng, overflow_at_s=rig.faults.daq_overflow_at_s)
+        return SimDaq(
+            rig.daq,
+            clock,
+            fish,
+            rng,
+            overflow_at_s=rig.faults.daq_overflow_at_s,
+            projector=projector,
+        )
     from acquisition.daq._nidaqmx import NiDaq  # imports nidaqmx: only for a real DAQ
 
     return NiDaq(rig.daq)

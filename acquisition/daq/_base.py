@@ -1,7 +1,8 @@
 """The DAQ interface: the master clock, the tail electrodes and the camera triggers.
 
 A DAQ reads ``chunk_samples`` of analog input at a time, in this column order:
-``tail_left, tail_right, trigger_readback`` (and ``photodiode`` when configured).
+``tail_left, tail_right, trigger_readback``, then ``daq.analog_input_names``
+(``photodiode`` when configured, then ``daq.extra_inputs``).
 It also *generates* the light-sheet timing from the :class:`~rig.timeline.Timeline`:
 one camera-trigger pulse per plane, a taller volume-start marker on a line of its
 own before each volume (the dataset's TTL layout, ``acquisition/daq/_ttl.py``) and
@@ -55,7 +56,7 @@ class Daq(Device):
     @property
     @abstractmethod
     def n_inputs(self) -> int:
-        """Columns in each chunk (3, or 4 with a photodiode)."""
+        """Columns in each chunk (3, plus the photodiode and extra inputs)."""
 
     @abstractmethod
     def stop(self) -> None:

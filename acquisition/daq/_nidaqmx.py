@@ -154,6 +154,8 @@ class NiDaq(Daq):
         ]
         if cfg.photodiode_channel:
             inputs.append(("photodiode", cfg.photodiode_channel, "daq.photodiode_channel"))
+        for name, channel in cfg.extra_inputs.items():
+            inputs.append((name, channel, f"daq.extra_inputs.{name}"))
         # a separately read marker line is folded into trigger_readback by read()
         self._marker_column = len(inputs) if cfg.marker_readback_channel else None
         if cfg.marker_readback_channel:

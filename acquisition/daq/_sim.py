@@ -1,5 +1,8 @@
 """The simulated DAQ: the virtual fish's tail, the camera-trigger read-back, paced by a clock.
 
+With ``daq.photodiode_channel`` set, the photodiode column is what the simulated
+projector's sync patch gives (acquisition/daq/_sim_projector.py).
+
 It stands in for the NI board sample for sample: the tail channels come from
 the virtual fish, the read-back channel is what the rig's wiring gives: the
 camera-trigger and volume-marker lines diode-ORed into one analog input (a slight
@@ -12,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from acquisition.daq._base import Daq
+from acquisition.daq._sim_projector import SimProjector
 from acquisition.daq._ttl import ttl_readback
 from acquisition.fish import VirtualFish
 from rig.clock import Clock
@@ -32,6 +36,7 @@ class SimDaq(Daq):
         fish: VirtualFish,
         rng: np.random.Generator,
         overflow_at_s: float | None = None,
+        projector: SimProjector | None = None,
     ) -> None:
         self.cfg = cfg
         self.sample_rate_hz = cfg.sample_rate_hz
@@ -39,6 +44,8 @@ class SimDaq(Daq):
         self.clock = clock
         self.fish = fish
         self.rng = rng
+        #: What the photodiode looks at (None: the rig has no photodiode).
+        self.projector = projector
         self._timeline: Timeline | None = None
         self._next = 0
         self._open = False
@@ -48,7 +55,7 @@ class SimDaq(Daq):
 
     @property
     def n_inputs(self) -> int:
-        return 4 if self.cfg.photodiode_channel else 3
+        return 3 + len(self.cfg.analog_input_names)
 
     @property
     def samples_read(self) -> int:
@@ -78,9 +85,17 @@ class SimDaq(Daq):
         out[:, 0:2] = self.fish.tail(s0, n)
         ttl = ttl_readback(self._timeline, self.cfg, s0, n, droop=0.05)
         out[:, 2] = ttl + self.rng.normal(0.0, _READBACK_NOISE_V, n)
-        if self.n_inputs == 4:
-            # a photodiode under the projector reads the mean luminance the fish sees
-            out[:, 3] = self.fish.seen.luminance + self.rng.normal(0.0, 0.005, n)
+        col = 3
+        if self.cfg.photodiode_channel:
+            if self.projector is None:
+                raise DeviceError(
+                    "simulated DAQ: daq.photodiode_channel is set but no simulated projector "
+                    "was given (rig/devices.py builds one)"
+                )
+            out[:, col] = self.projector.read(s0, n)
+            col += 1
+        # other extra inputs are left unconnected: input noise around 0 V
+        out[:, col:] = self.rng.normal(0.0, _READBACK_NOISE_V, (n, self.n_inputs - col))
         self._next = s0 + n
         return out
 

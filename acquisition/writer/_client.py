@@ -162,6 +162,7 @@ class WriterClient:
 
     # -- records -----------------------------------------------------------------------------
     def stream(self, rows: np.ndarray) -> None:
+        """Rows (n, 10 + k): the 10-row stream, then the rig's k extra analog inputs."""
         with self._lock:
             self._stream.append(rows)
             self._stream_n += len(rows)

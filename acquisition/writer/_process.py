@@ -60,7 +60,12 @@ class _Writer:
             rows = msg[1]
             n0 = self.stream.shape[0]
             self.stream.resize((n0 + len(rows), 10))
-            self.stream[n0:] = rows
+            self.stream[n0:] = rows[:, :10]
+            if rows.shape[1] > 10:
+                # the photodiode and other extra inputs, on the same sample index
+                a = self.f["analog_inputs"]
+                a.resize((n0 + len(rows), a.shape[1]))
+                a[n0:] = rows[:, 10:]
             self.stream_rows += len(rows)
             self.bytes_written += rows.nbytes
         elif kind == "table":

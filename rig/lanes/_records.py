@@ -94,7 +94,9 @@ class StreamRecorder:
             if n <= 0:
                 continue
             samples = np.arange(s0, s0 + n)
-            rows = np.zeros((n, 10), dtype=np.float32)
+            # the 10 rows, then the photodiode and extra inputs (/analog_inputs)
+            rows = np.zeros((n, 10 + chunk.shape[1] - 3), dtype=np.float32)
+            rows[:, 10:] = chunk[:n, 3:]
             rows[:, ROW["tail_left"]] = chunk[:n, 0]
             rows[:, ROW["tail_right"]] = chunk[:n, 1]
             rows[:, ROW["trigger"]] = chunk[:n, 2]

@@ -14,6 +14,7 @@ import numpy as np
 
 from rig.report._data import LATE_FACTOR, ReportData
 from rig.report._plots import PLOTS, condition_colour
+from rig.session.light import LightTiming
 
 __all__ = ["render_html"]
 
@@ -32,6 +33,37 @@ img { max-width: 100%; border: 1px solid #ddd; }
 def _row(label: str, value: str, cls: str = "") -> str:
     c = f' class="{cls}"' if cls else ""
     return f"<tr><th>{escape(label)}</th><td{c}>{value}</td></tr>"
+
+
+def _light_rows(t: LightTiming | None) -> list[str]:
+    """Display timing measured by the photodiode (rig/session/light.py), or "not measured"."""
+    labels = (
+        "display latency (flip -> light)",
+        "frames seen in the light",
+        "swim onset -> light (closed loop)",
+    )
+    if t is None or not t.measured:
+        why = escape(t.why_not) if t is not None else "older file"
+        return [_row(k, f'<span class="light">not measured</span> ({why})') for k in labels]
+
+    def pct(x: np.ndarray | None, what: str) -> str:
+        st = t.stats(x)
+        if st is None:
+            return f"not measured ({what})"
+        return f"p50 {st[0]:.1f} ms, p99 {st[1]:.1f} ms, max {st[2]:.1f} ms (n = {len(x)})"  # type: ignore[arg-type]
+
+    assert t.dropped is not None
+    bad = len(t.dropped) or t.repeated
+    return [
+        _row(labels[0], pct(t.latency_ms, "no frame seen")),
+        _row(
+            labels[1],
+            f"{t.frames_seen} seen; {len(t.dropped)} dropped (never seen), "
+            f"{t.repeated} repeated (shown for more than one refresh)",
+            "bad" if bad else "ok",
+        ),
+        _row(labels[2], pct(t.onset_to_light_ms, "no closed-loop swim with a frame seen")),
+    ]
 
 
 def _summary_table(d: ReportData) -> str:
@@ -66,6 +98,7 @@ def _summary_table(d: ReportData) -> str:
             f"{s.frames_dropped} dropped by the renderer",
             "bad" if len(d.late_frame_s) or s.frames_dropped else "ok",
         ),
+        *_light_rows(s.light),
         _row("camera frames missing", str(d.frames_missing), "bad" if d.frames_missing else "ok"),
         _row("swim bouts", f'<span id="bouts">{s.bouts}</span>'),
         _row("warnings and faults", str(len(s.warnings)), "bad" if s.warnings else "ok"),

@@ -8,7 +8,7 @@ readable while it is written and after a crash up to the last flush.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,7 @@ def create_session_file(
     sample_rate_hz: float,
     compression: str = "none",
     ground_truth_positions: np.ndarray | None = None,
+    analog_inputs: Sequence[tuple[str, str]] = (),
 ) -> h5py.File:
     """Create every group and dataset, set the root attributes, switch SWMR on.
 
@@ -130,6 +131,21 @@ def create_session_file(
         s.attrs["sample_rate_hz"] = float(sample_rate_hz)
         s.attrs["channel_names"] = list(CHANNEL_NAMES)
         s.attrs["units"] = "V for rows 0-2; stimulus units for rows 3-9 (docs/session-format.md)"
+        if analog_inputs:
+            # (name, physical channel): the photodiode first when the rig has one
+            n_inputs = len(analog_inputs)
+            a = f.create_dataset(
+                "analog_inputs",
+                shape=(0, n_inputs),
+                maxshape=(None, n_inputs),
+                dtype=np.float32,
+                chunks=(6000, n_inputs),
+            )
+            a.attrs["sample_rate_hz"] = float(sample_rate_hz)
+            a.attrs["channel_names"] = [name for name, _ in analog_inputs]
+            a.attrs["physical_channels"] = [ch for _, ch in analog_inputs]
+            a.attrs["units"] = "V"
+            a.attrs["sample_index"] = "row i is DAQ sample i, as row i of /stimuli_and_ephys"
         z, y, x = shape_zyx
         raw = f.create_dataset(
             "volumes/raw",

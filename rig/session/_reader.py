@@ -12,6 +12,7 @@ import numpy as np
 
 from rig.errors import SessionFileError
 from rig.session._layout import FORMAT, read_table
+from rig.session.light import LightTiming, format_light_timing, light_timing
 
 __all__ = ["SessionSummary", "open_session", "summarise", "ttl_layout"]
 
@@ -77,6 +78,8 @@ class SessionSummary:
     events: list[tuple[int, str, str]] = field(default_factory=list)
     format_version: int = 0
     ttl_layout: int = 2
+    #: Display timing measured by the photodiode (rig/session/light.py).
+    light: LightTiming | None = None
 
     @property
     def duration_s(self) -> float:
@@ -133,6 +136,7 @@ def summarise(path: str | Path) -> SessionSummary:
             frames_dropped=int(a.get("frames_dropped", 0)),
             format_version=int(a.get("format_version", 0)),
             ttl_layout=ttl_layout(f),
+            light=light_timing(f),
             events=[
                 (int(x), str(k), str(m))
                 for x, k, m in zip(events["sample"], events["kind"], events["message"], strict=True)
@@ -158,6 +162,7 @@ def format_summary(s: SessionSummary) -> str:
         f"  ({s.volumes * z} planes); dropped {s.dropped_volumes}",
         f"frames    {s.frames} stimulus frames, {s.frames_dropped} dropped",
         f"TTL       {TTL_LAYOUTS[s.ttl_layout]}   (format_version {s.format_version})",
+        *(format_light_timing(s.light) if s.light is not None else []),
         f"bouts     {s.bouts} swim bouts",
         "",
         "  #  condition    start_vol  stop_vol   duration  bouts/min",

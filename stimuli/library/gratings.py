@@ -26,6 +26,9 @@ _AXIS_DEG = 270.0  # head-to-tail in the fish frame (y is forward)
 
 class _GratingLook(Stimulus):
     spatial_freq: float = Field(0.1, gt=0.0, le=10.0, description="cycles/mm")
+    #: The grating's frequency as the fish receives it; when given, the rig's
+    #: ``display.projection`` sets ``spatial_freq`` from it (stimuli/geometry.py).
+    cycles_per_deg: float | None = Field(None, gt=0.0, le=5.0, description="cycles/degree")
     contrast: float = Luminance(1.0)
     mean_luminance: float = Luminance(0.5)
 

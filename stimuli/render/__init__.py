@@ -18,7 +18,7 @@ def make_renderer(display: DisplayConfig) -> Renderer:
     if display.backend == "headless":
         from stimuli.render._headless import HeadlessRenderer
 
-        return HeadlessRenderer(display.refresh_hz)
+        return HeadlessRenderer(display.refresh_hz, display.sync_patch)
     try:
         from stimuli.render._psychopy import PsychopyRenderer
     except ImportError as e:

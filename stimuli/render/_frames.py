@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from rig.config import SyncPatchConfig
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.library import Replay, Stimulus
+from stimuli.render._sync_patch import patch_level
 from stimuli.state import empty_frame
 
 __all__ = ["FrameMaker"]
@@ -34,10 +36,22 @@ class FrameMaker:
             if isinstance(st.stimulus, Replay) and st.stimulus.from_condition
         }
 
+        self._patch: SyncPatchConfig | None = None
+
     def set_frame_rate(self, hz: float) -> None:
         self._history_rate = hz
 
+    def set_sync_patch(self, patch: SyncPatchConfig | None) -> None:
+        """Fill ``sync_level`` for this patch (None: the rig draws no patch, level 0)."""
+        self._patch = patch
+
     def make(self, frame: int, flip_sample: int, loop: LoopState) -> np.void:
+        rec = self._make(frame, flip_sample, loop)
+        rec["sync_level"] = patch_level(self._patch, frame, float(rec["luminance"]))
+        rec["light_sample"] = -1  # measured later, from the photodiode
+        return rec
+
+    def _make(self, frame: int, flip_sample: int, loop: LoopState) -> np.void:
         rec = empty_frame()
         rec["frame"] = frame
         rec["flip_sample"] = flip_sample

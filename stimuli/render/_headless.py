@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from rig.config import SyncPatchConfig
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.render._base import Renderer
@@ -22,8 +23,9 @@ __all__ = ["HeadlessRenderer"]
 
 
 class HeadlessRenderer(Renderer):
-    def __init__(self, refresh_hz: float) -> None:
+    def __init__(self, refresh_hz: float, sync_patch: SyncPatchConfig | None = None) -> None:
         self.refresh_hz = refresh_hz
+        self.sync_patch = sync_patch
         self._maker: FrameMaker | None = None
         self._next_frame = 0
         self._fs = 6000.0
@@ -33,6 +35,7 @@ class HeadlessRenderer(Renderer):
     def start(self, timeline: Timeline, sample_rate_hz: float) -> None:
         self._maker = FrameMaker(timeline)
         self._maker.set_frame_rate(self.refresh_hz)
+        self._maker.set_sync_patch(self.sync_patch)
         self._fs = sample_rate_hz
         self._next_frame = 0
 

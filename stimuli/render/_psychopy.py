@@ -213,6 +213,7 @@ def _render_loop(job: _Job) -> None:
         drawer.warm_up()
         maker = FrameMaker(job.timeline)
         maker.set_frame_rate(display.refresh_hz)
+        maker.set_sync_patch(display.sync_patch)
         clock = SampleClock(job.sample_rate_hz)
         vsync = _has_vsync(win, period)
         job.status.put(("ready", vsync, rushed))

@@ -27,6 +27,8 @@ from pyglet import gl as pyglet_gl
 from rig.config import DisplayConfig
 from rig.errors import DeviceError
 from stimuli.render._dots import dot_positions_mm
+from stimuli.render._gamma import drive_level
+from stimuli.render._sync_patch import patch_centre_px
 from stimuli.state import Look, blank_frame
 
 __all__ = ["FishFrame", "FrameDrawer", "luminance_to_rgb", "open_window", "x_colour_depth"]
@@ -40,9 +42,13 @@ psychopy_logging.console.setLevel(psychopy_logging.CRITICAL)
 _GRATING_TEX_RES = 256
 
 
-def luminance_to_rgb(luminance: float) -> float:
-    """PsychoPy's signed rgb (-1 black .. +1 white) for a luminance 0..1."""
-    return 2.0 * min(1.0, max(0.0, float(luminance))) - 1.0
+def luminance_to_rgb(luminance: float, gamma: float = 1.0) -> float:
+    """PsychoPy's signed rgb (-1 black .. +1 white) for a relative luminance 0..1.
+
+    ``gamma`` is the display's measured gamma (``display.gamma``): the drawn level is
+    corrected so that the light, not the pixel value, is linear in ``luminance``.
+    """
+    return 2.0 * drive_level(luminance, gamma) - 1.0
 
 
 class FishFrame:
@@ -140,6 +146,18 @@ class FrameDrawer:
         self.win = win
         self.frame = FishFrame(display)
         self.n_dots = n_dots
+        self.gamma = display.gamma
+        self._patch: visual.Rect | None = None
+        if display.sync_patch is not None:
+            side = display.sync_patch.size_px
+            self._patch = visual.Rect(
+                win,
+                width=side,
+                height=side,
+                pos=patch_centre_px(display, display.sync_patch),
+                lineColor=None,
+                fillColor=(-1, -1, -1),
+            )
         reach = self.frame.reach_px
         w, h = display.size_px
         self._field = visual.Rect(
@@ -182,6 +200,11 @@ class FrameDrawer:
             self._draw_disk(rec)
         else:
             raise ValueError(f"frame {int(rec['frame'])}: unknown look {look}")
+        if self._patch is not None:
+            # last, on top of the stimulus: the photodiode must see only the code
+            rgb = self._rgb(float(rec["sync_level"]))
+            self._patch.fillColor = (rgb, rgb, rgb)
+            self._patch.draw()
 
     def warm_up(self) -> None:
         """Draw every look once, so shader and texture set-up happens before the first slot."""
@@ -220,8 +243,11 @@ class FrameDrawer:
 
     # -- looks --------------------------------------------------------------------------------
 
+    def _rgb(self, luminance: float) -> float:
+        return luminance_to_rgb(luminance, self.gamma)
+
     def _fill(self, luminance: float) -> None:
-        rgb = luminance_to_rgb(luminance)
+        rgb = self._rgb(luminance)
         self._field.fillColor = (rgb, rgb, rgb)
         self._field.draw()
 
@@ -234,7 +260,9 @@ class FrameDrawer:
             min(1.0, max(0.0, mean * (1.0 + contrast))),
         )
         if levels != self._grating_levels:
-            self._grating.tex = self._grating_texture(*levels)
+            self._grating.tex = self._grating_texture(
+                drive_level(levels[0], self.gamma), drive_level(levels[1], self.gamma)
+            )
             self._grating_levels = levels
         freq = float(rec["spatial_freq"])
         g = self._grating
@@ -254,7 +282,7 @@ class FrameDrawer:
         centre = self.frame.to_screen(
             self._rotate_mm((-self.frame.reach_px / 2.0 / self.frame.px_per_mm, 0.0), rec)
         )
-        rgb = luminance_to_rgb(float(rec["left_luminance"]))
+        rgb = self._rgb(float(rec["left_luminance"]))
         self._half.pos = centre
         self._half.ori = -psi
         self._half.fillColor = (rgb, rgb, rgb)
@@ -265,7 +293,7 @@ class FrameDrawer:
         radius_px = float(rec["disk_radius_mm"]) * self.frame.px_per_mm
         if radius_px <= 0.0:
             return
-        rgb = luminance_to_rgb(float(rec["contrast"]))
+        rgb = self._rgb(float(rec["contrast"]))
         self._disk.pos = self.frame.to_screen((float(rec["disk_x_mm"]), float(rec["disk_y_mm"])))
         self._disk.size = (2.0 * radius_px, 2.0 * radius_px)
         self._disk.fillColor = (rgb, rgb, rgb)
@@ -287,7 +315,7 @@ class FrameDrawer:
                 colors=(1.0, 1.0, 1.0),
                 colorSpace="rgb",
             )
-        rgb = luminance_to_rgb(float(rec["contrast"]))
+        rgb = self._rgb(float(rec["contrast"]))
         self._dots.xys = self.frame.to_screen(self.dot_positions_mm(rec))
         self._dots.sizes = 2.0 * float(rec["disk_radius_mm"]) * self.frame.px_per_mm
         self._dots.colors = (rgb, rgb, rgb)
@@ -303,7 +331,10 @@ class FrameDrawer:
 
     @staticmethod
     def _grating_texture(low: float, high: float) -> np.ndarray:
-        """One period of the square wave in PsychoPy's signed units, bright in the middle half."""
+        """One period of the square wave in PsychoPy's signed units, bright in the middle half.
+
+        ``low`` and ``high`` are drawn levels (gamma-corrected already).
+        """
         u = (np.arange(_GRATING_TEX_RES) + 0.5) / _GRATING_TEX_RES
         lum = np.where((u >= 0.25) & (u < 0.75), high, low)
         return (2.0 * lum - 1.0).reshape(1, -1)

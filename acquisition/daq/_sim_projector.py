@@ -1,0 +1,108 @@
+"""The simulated projector as the photodiode over its sync patch sees it.
+
+Real projectors add their own delay between the renderer's flip and the light:
+input lag (the projector's frame buffer and processing), scan-out (the image is
+sent top to bottom over most of a frame period, so a patch near the bottom
+lights up later than one near the top), a rise time (the light modulator and the
+photodiode's own response), and a non-linear light output (gamma). This model
+has each of them, set in ``[sim_projector]`` of the rig config, so the
+photodiode pipeline has real delays and a real curve to measure.
+
+A frame flipped at DAQ sample ``f`` starts to light the patch at
+``f + input_lag + row * scanout`` (``row``: the patch's centre row, 0 top .. 1
+bottom); the photodiode voltage then relaxes towards the frame's light with a
+first-order response whose 10-90 % time is ``rise_time``. The 50 % point of a
+step, which is where the decoder places a frame's light, is
+:attr:`SimProjector.expected_latency_samples` after the flip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from rig.config import DisplayConfig, SimProjectorConfig
+from stimuli.render._gamma import drive_level
+from stimuli.render._sync_patch import patch_row_fraction
+
+__all__ = ["SimProjector"]
+
+
+class SimProjector:
+    """Turns displayed frames into the photodiode's voltage, sample by sample."""
+
+    def __init__(
+        self,
+        display: DisplayConfig,
+        model: SimProjectorConfig,
+        sample_rate_hz: float,
+        rng: np.random.Generator,
+        drops_frames_at_s: tuple[float, ...] = (),
+    ) -> None:
+        self.model = model
+        self.display = display
+        self.fs = sample_rate_hz
+        self.rng = rng
+        row = (
+            patch_row_fraction(display, display.sync_patch)
+            if display.sync_patch is not None
+            else 0.5
+        )
+        ms = 1e-3 * sample_rate_hz
+        #: Samples from a flip to the first light of the patch.
+        self.onset_delay_samples = (model.input_lag_ms + row * model.scanout_ms) * ms
+        # first order: 10-90 % rise = tau ln 9
+        self._tau = model.rise_time_ms * ms / math.log(9.0)
+        self._drops = deque(sorted(round(t * sample_rate_hz) for t in drops_frames_at_s))
+        self._onsets: deque[tuple[float, float]] = deque()
+        self._level = self.light_v(0.0)  # dark before the first frame
+        self._y = self._level
+        self._t = 0.0
+        #: Frames the projector skipped on purpose (fault injection), by frame number.
+        self.skipped: list[int] = []
+
+    @property
+    def expected_latency_samples(self) -> float:
+        """Flip to the 50 % point of the patch's light step (what the decoder measures)."""
+        return self.onset_delay_samples + self._tau * math.log(2.0)
+
+    def light_v(self, drawn: float) -> float:
+        """Photodiode volts for a drawn level 0..1 (settled)."""
+        m = self.model
+        return m.full_scale_v * (m.black + (1.0 - m.black) * float(drawn) ** m.gamma)
+
+    def show(self, frames: np.ndarray) -> None:
+        """Frames the renderer flipped (FRAME_DTYPE, by flip_sample)."""
+        for rec in frames:
+            flip = int(rec["flip_sample"])
+            if self._drops and flip >= self._drops[0]:
+                self._drops.popleft()
+                self.skipped.append(int(rec["frame"]))
+                continue
+            drawn = drive_level(float(rec["sync_level"]), self.display.gamma)
+            self._onsets.append((flip + self.onset_delay_samples, self.light_v(drawn)))
+
+    def read(self, s0: int, n: int) -> np.ndarray:
+        """Photodiode volts at samples ``s0 .. s0 + n - 1`` (call in order, chunk after chunk)."""
+        t = np.arange(s0, s0 + n, dtype=np.float64)
+        out = np.empty(n, dtype=np.float64)
+        i = 0
+        while self._onsets and self._onsets[0][0] < s0 + n:
+            te, level = self._onsets.popleft()
+            j = int(np.searchsorted(t, te, side="left"))
+            out[i:j] = self._relax(t[i:j])
+            self._y = float(self._relax(np.array([te]))[0])
+            self._t, self._level = te, level
+            i = j
+        out[i:] = self._relax(t[i:])
+        return (out + self.rng.normal(0.0, self.model.noise_v, n)).astype(np.float32)
+
+    def _relax(self, t: np.ndarray) -> np.ndarray:
+        """The first-order response towards the current level at times ``t`` (>= its start)."""
+        if self._tau <= 0.0:
+            return np.full(len(t), self._level)
+        return self._level + (self._y - self._level) * np.exp(
+            -np.maximum(t - self._t, 0.0) / self._tau
+        )
