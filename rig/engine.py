@@ -38,6 +38,7 @@ from rig.devices import Devices, make_devices
 from rig.errors import SessionFileError, ZaprigError
 from rig.faults import FaultInjector
 from rig.session._layout import FORMAT, FORMAT_VERSION, ROW
+from rig.session._lock import lock_path
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.protocol import Protocol
@@ -160,6 +161,8 @@ class Engine:
         self._laser_watch: _LaserWatch | None = None
         self._fill_warned = False
         self._health_ticks = 0
+        #: What the stop is doing now, for "still saving ..." answers to a second Ctrl-C.
+        self.stopping_step = ""
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -219,7 +222,8 @@ class Engine:
         base = self.session_name or f"{stamp}_{fish_id or self.rig.name}"
         p = self.out_dir / f"{base}.h5"
         k = 1
-        while p.exists():
+        # a lock without a file: another run is creating that file right now
+        while p.exists() or lock_path(p).exists():
             k += 1
             p = self.out_dir / f"{base}-{k}.h5"
         return p
@@ -537,6 +541,7 @@ class Engine:
         dev = self.devices
         if dev is None:
             return
+        self.stopping_step = "switching the laser off"
         if self._laser_watch is not None:
             self._laser_watch.stop()
         failures_before = len(getattr(dev.laser, "off_failures", ()))
@@ -549,6 +554,7 @@ class Engine:
         if self._laser_on:
             self._event(self._sample, "info", "laser off")
         self._laser_on = False
+        self.stopping_step = "stopping the DAQ, camera and stimulus"
         for stop in (dev.daq.stop, dev.microscope.stop, dev.renderer.stop):
             try:
                 stop()
@@ -562,6 +568,7 @@ class Engine:
         w = self.writer
         assert w is not None
         tl = self.timeline
+        self.stopping_step = "writing the last rows, tables and events"
         if w.alive():
             self._emit_rows(final=True)
             last = self._n.last_condition
@@ -577,6 +584,7 @@ class Engine:
         }[final]
         if self._fault and final is RunState.FAILED:
             self._event(self._sample, "fault", f"session failed: {self._fault}")
+        self.stopping_step = "closing the session file"
         w.close(
             {
                 "status": status,
@@ -597,6 +605,9 @@ class Engine:
                 recover(self.path, events=faults)
             except ZaprigError as e:
                 self._n.events.append((self._sample, "fault", f"recovery failed: {e}"))
+            # recover() wrote status 'failed': say the same as the file does
+            final = RunState.FAILED
+        self.stopping_step = ""
         self.state = final
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
