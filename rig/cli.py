@@ -171,8 +171,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.png:
         from stimuli.plan_plot import plot_timeline
 
-        plot_timeline(tl, args.png)
-        print(f"timeline  saved to {args.png}")
+        png = Path(args.png)
+        if png.is_dir():
+            raise ZaprigError(f"{png}: is a folder; give --png a file name ending in .png")
+        try:
+            plot_timeline(tl, png)
+        except OSError as e:
+            raise ZaprigError(f"{png}: cannot save the timeline: {e.strerror or e}") from None
+        print(f"timeline  saved to {png}")
     return EXIT_OK
 
 

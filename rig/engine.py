@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig
 from rig.devices import Devices, make_devices
-from rig.errors import SessionFileError, ZaprigError
+from rig.errors import ConfigError, SessionFileError, ZaprigError
 from rig.faults import FaultInjector
 from rig.session._layout import FORMAT, FORMAT_VERSION, ROW
 from rig.session._lock import lock_path
@@ -44,7 +46,10 @@ from stimuli.closed_loop import LoopState
 from stimuli.protocol import Protocol
 from stimuli.state import FRAME_DTYPE
 
-__all__ = ["Engine", "LiveChunk", "RunState", "RunStatus"]
+__all__ = ["SEED_MAX", "Engine", "LiveChunk", "RunState", "RunStatus"]
+
+#: Seeds are stored as an unsigned 32-bit attribute and seed numpy's generators.
+SEED_MAX = 2**32 - 1
 
 
 class RunState(enum.Enum):
@@ -125,6 +130,10 @@ class Engine:
         session_name: str | None = None,
         rig_source: str = "",
     ) -> None:
+        if not 0 <= int(seed) <= SEED_MAX:
+            raise ConfigError(
+                f"seed {seed}: must be between 0 and {SEED_MAX} (an unsigned 32-bit integer)"
+            )
         self.rig = rig
         self.protocol = protocol
         self.out_dir = Path(out_dir)
@@ -218,7 +227,9 @@ class Engine:
 
     def _session_path(self) -> Path:
         stamp = utc_now_iso().replace(":", "").replace("-", "")[:15]
-        fish_id = str(self.fish_meta.get("fish_id", "") or "").strip().replace(" ", "_")
+        # the fish id names the file: only letters, digits, '.', '-' and '_' (no folders)
+        fish_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.fish_meta.get("fish_id", "") or ""))
+        fish_id = fish_id.strip("._")
         base = self.session_name or f"{stamp}_{fish_id or self.rig.name}"
         p = self.out_dir / f"{base}.h5"
         k = 1
@@ -237,6 +248,14 @@ class Engine:
         except OSError as e:
             raise SessionFileError(
                 f"{self.out_dir}: cannot create the output folder: {e}"
+            ) from None
+        try:  # a folder we cannot write to (or /proc) must fail here, not in the writer
+            with tempfile.TemporaryFile(dir=self.out_dir):
+                pass
+        except OSError as e:
+            raise SessionFileError(
+                f"{self.out_dir}: cannot write a session file there ({e.strerror or e}): "
+                "pick another --out folder"
             ) from None
         need = self._planned_bytes()
         free = shutil.disk_usage(self.out_dir).free

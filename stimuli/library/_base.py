@@ -28,7 +28,8 @@ def Luminance(default: float) -> float:
 class Stimulus(BaseModel):
     """Base class: subclasses set ``kind`` and implement :meth:`fill`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinity are never a physical parameter
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     #: The dataset's ``stimID`` for this stimulus within its condition (row 7).
     stim_id: int = Field(0, ge=0, le=32767)
