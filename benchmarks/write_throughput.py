@@ -199,7 +199,8 @@ def run_writer(
                 break
             time.sleep(min(left, 0.1 - (now % 0.1) + 1e-4))
         start = round(t * spv)
-        client.set_volume_meta(t, start, start + np.rint(np.arange(z) * spv / z).astype(np.int64))
+        planes = start + np.rint(np.arange(z) * spv / z).astype(np.int64)
+        client.set_volume_meta(t, start, planes, start - 60)
         buf = client.acquire(t)
         if buf is not None:
             np.copyto(buf, vols[t % len(vols)])

@@ -57,12 +57,23 @@ class DaqConfig(_Model):
     photodiode_channel: str | None = None
     input_range_v: float = Field(10.0, gt=0.0, le=10.0)
     camera_trigger_output: str = "ao0"
+    #: The volume-start marker has its own output line: the camera sees only the z plane
+    #: pulses, and the marker reaches the read-back input through the TTL wiring
+    #: (docs/hardware.md: both lines diode-ORed into ``trigger_readback_channel``).
+    volume_marker_output: str = "ao3"
+    #: Read the marker line back on an input of its own instead (row 2 is then the larger
+    #: of the two measured signals, which is what the diode-OR wiring gives).
+    marker_readback_channel: str | None = None
     galvo_output: str | None = "ao1"
     piezo_output: str | None = "ao2"
     #: TTL levels as the dataset's decoder expects: volume start > 3.55 V, plane in 1-3.55 V.
     volume_start_v: Volts = 5.0
     plane_trigger_v: Volts = 3.0
     trigger_pulse_ms: float = Field(1.0, gt=0.0, le=5.0)
+    #: The volume-start marker comes this long before the volume's first plane trigger. The
+    #: dataset's decoder (``find_peaks(distance=50)``) keeps only the taller of two peaks
+    #: closer than 50 samples, so the marker must lead plane 0 by more than that.
+    marker_lead_ms: float = Field(10.0, gt=0.0, le=100.0)
     galvo_amplitude_v: Volts = 2.0
     piezo_amplitude_v: Volts = 5.0
     #: Samples the driver buffers before an overflow (the NI default is a few seconds).
@@ -89,6 +100,10 @@ class MicroscopeConfig(_Model):
     voxel_size_um: tuple[PositiveUm, PositiveUm, PositiveUm] = (4.0, 6.496, 6.496)  # (z, y, x)
     #: Time between arming and the first volume; TTL decoding needs a quiet baseline.
     lead_in_s: float = Field(0.1, ge=0.01, le=10.0)
+    #: Time at the end of each volume with no plane (the galvo and piezo fly back); the
+    #: volume-start marker of the next volume falls in it. Planes are spread evenly over
+    #: the rest of the volume period.
+    flyback_ms: float = Field(10.0, ge=0.0, le=1000.0)
     mm_config: str | None = None
     camera_device: str = "Camera"
     exposure_ms: float = Field(5.0, gt=0.0, le=1000.0)
@@ -177,20 +192,53 @@ class RigConfig(_Model):
 
     @model_validator(mode="after")
     def _timing_decodable(self) -> Self:
+        """Refuse a TTL timing the dataset's decoder could not read back (DATASET.md).
+
+        Per volume: the marker, ``marker_lead`` before plane 0, then z plane pulses
+        ``plane_step`` apart, then the flyback. ``find_peaks(distance=50)`` needs every
+        pair of neighbouring pulses more than 50 samples apart (a pulse's width of
+        margin, since a measured flat pulse peaks anywhere on its top), and
+        ``find_peaks(distance=500)`` needs the markers more than 500 apart.
+        """
         fs = self.daq.sample_rate_hz
         m = self.microscope
-        plane_gap = m.volume_period_s / m.planes_per_volume * fs
-        # The dataset's decoder (find_peaks distance=50 / 500) needs these gaps.
-        if m.planes_per_volume > 1 and plane_gap <= 50:
-            raise ValueError(
-                f"microscope: {m.planes_per_volume} planes in {m.volume_period_s} s puts plane "
-                f"triggers {plane_gap:.1f} samples apart; the dataset's TTL decoder needs > 50 "
-                "(fewer planes or a longer volume_period_s)"
-            )
-        if m.volume_period_s * fs <= 500:
+        width = self.daq.trigger_pulse_ms * 1e-3 * fs
+        need = 50 + width
+        period = m.volume_period_s * fs
+        flyback = m.flyback_ms * 1e-3 * fs
+        lead = self.daq.marker_lead_ms * 1e-3 * fs
+        step = (period - flyback) / m.planes_per_volume
+        if period <= 500:
             raise ValueError("microscope.volume_period_s must exceed 500 DAQ samples")
-        if self.daq.trigger_pulse_ms * 1e-3 * fs >= min(plane_gap, 50):
-            raise ValueError("daq.trigger_pulse_ms must be shorter than the plane interval")
+        if flyback >= period:
+            raise ValueError("microscope.flyback_ms must be shorter than volume_period_s")
+        if m.planes_per_volume > 1 and step <= need:
+            raise ValueError(
+                f"microscope: {m.planes_per_volume} planes in {m.volume_period_s} s less "
+                f"{m.flyback_ms} ms flyback puts plane triggers {step:.1f} samples apart; the "
+                f"dataset's TTL decoder needs more than 50 plus the {width:.0f}-sample pulse (fewer planes, a shorter flyback_ms "
+                "or a longer volume_period_s)"
+            )
+        if lead <= need:
+            raise ValueError(
+                f"daq.marker_lead_ms = {self.daq.marker_lead_ms} puts the volume-start marker "
+                f"{lead:.1f} samples before plane 0; the dataset's TTL decoder needs > "
+                f"{need:.0f} (raise daq.marker_lead_ms)"
+            )
+        if step + flyback - lead <= need:
+            raise ValueError(
+                f"microscope.flyback_ms = {m.flyback_ms} leaves the volume-start marker "
+                f"{step + flyback - lead:.1f} samples after the previous volume's last plane; "
+                f"the dataset's TTL decoder needs > {need:.0f} (raise microscope.flyback_ms "
+                "or lower daq.marker_lead_ms)"
+            )
+        if m.lead_in_s * fs <= lead + need:
+            raise ValueError(
+                "microscope.lead_in_s must leave room for the first volume-start marker "
+                f"(more than {(lead + need) / fs * 1e3:.0f} ms)"
+            )
+        if width >= 50:
+            raise ValueError("daq.trigger_pulse_ms must be shorter than 50 DAQ samples")
         return self
 
     def to_json(self) -> str:

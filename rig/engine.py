@@ -116,6 +116,11 @@ class _Counters:
     events: list[tuple[int, str, str]] = field(default_factory=list)
 
 
+#: Stimulus rows where no frame of row 4's condition is known (zeros, outside any condition).
+_NO_FRAME = np.zeros((), dtype=FRAME_DTYPE)[()]
+_NO_FRAME["condition"] = -1
+
+
 class Engine:
     """Runs one session. Make a new Engine per session."""
 
@@ -149,7 +154,7 @@ class Engine:
         self.devices: Devices | None = None
         self.writer: WriterClient | None = None
         self.loop = LoopState()
-        self.detector = OnlineSwimDetector(fs)
+        self.detector = OnlineSwimDetector(fs, power_units=protocol.swim_power)
         self._stop = threading.Event()
         self._abort_reason = ""
         self._notes: list[str] = []
@@ -160,7 +165,7 @@ class Engine:
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
         self._event_listeners: list[Callable[[int, str, str], None]] = []
         self._frames = np.zeros(0, dtype=FRAME_DTYPE)
-        self._held = np.zeros((), dtype=FRAME_DTYPE)[()]
+        self._held = _NO_FRAME
         self._pending: list[tuple[int, np.ndarray]] = []
         self._fault: str | None = None
         self._volumes_started = 0
@@ -282,6 +287,7 @@ class Engine:
             "seed": int(self.seed),
             "clock": type(self.clock).__name__,
             "volumes_expected": int(self.timeline.n_volumes),
+            "swim_power_units": self.protocol.swim_power,
         }
         self.devices = make_devices(self.rig, self.clock, self.seed)
         fish = self.devices.fish
@@ -381,6 +387,9 @@ class Engine:
         s1 = s0 + n
         swim, bouts = self.detector.process(chunk[:, :2], s0)
         at = tl.step_at(s1)
+        if at is not None and at.condition != self.loop.condition:
+            # every condition starts its closed loop from rest (Stimulus.initial_loop)
+            self.loop = tl.initial_loop(at.condition)
         law = at.stimulus.law() if at is not None else None
         if law is not None:
             law.step(self.loop, swim, n / fs)
@@ -407,7 +416,9 @@ class Engine:
             idx = np.arange(lo, hi)
             for k in idx[idx % z == 0]:
                 t = int(k // z)
-                w.set_volume_meta(t, int(tl.volume_starts[t]), tl.plane_samples[t])
+                w.set_volume_meta(
+                    t, int(tl.volume_starts[t]), tl.plane_samples[t], int(tl.marker_samples[t])
+                )
                 self._volumes_started = t + 1
             dev.microscope.on_triggers(idx, trig[lo:hi])
         for ev in dev.microscope.poll():
@@ -482,7 +493,13 @@ class Engine:
             self._fill_warned = False
 
     def _emit_rows(self, final: bool) -> None:
-        """Write the 10-row stream for chunks whose displayed frames are all known."""
+        """Write the 10-row stream for chunks whose displayed frames are all known.
+
+        Rows 3 and 5-9 hold the state of the newest displayed frame, except that
+        they never show another condition than row 4 does: from a condition's
+        onset (inside its first plane) until its first frame flips they hold that
+        first frame's state (docs/stimulus-rows.md).
+        """
         w = self.writer
         assert w is not None
         tl = self.timeline
@@ -504,22 +521,33 @@ class Engine:
             cond = np.searchsorted(tl.condition_start_samples, samples, side="right")
             cond[cond > tl.n_conditions] = 0
             rows[:, ROW["condition"]] = cond
-            fr = self._frames
-            k = np.searchsorted(fr["flip_sample"], samples, side="right") - 1
+            held = self._held_frames(samples, cond - 1)
             for name in ("param3", "param4", "param5", "stim_id", "velocity", "gain"):
-                col = fr[name][np.maximum(k, 0)] if len(fr) else np.zeros(n)
-                before = k < 0
-                if before.any():
-                    col = np.where(before, self._held[name], col)
-                rows[:, ROW[name]] = col
+                rows[:, ROW[name]] = held[name]
             w.stream(rows)
-            # forget frames older than the newest one at or before the end of this chunk
-            last = int(k[-1])
-            if last > 0:
-                self._held = fr[last]
-                self._frames = fr[last:]
-            elif last == 0:
-                self._held = fr[0]
+
+    def _held_frames(self, samples: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        """The frame record whose state each sample holds (see :meth:`_emit_rows`).
+
+        ``condition`` is row 4's 0-based condition at each sample (-1 outside the
+        protocol). Frames older than the newest one at or before the last sample are
+        forgotten afterwards.
+        """
+        fr = self._frames
+        k = np.searchsorted(fr["flip_sample"], samples, side="right") - 1
+        held = np.where(k >= 0, fr[np.maximum(k, 0)] if len(fr) else self._held, self._held)
+        # a condition whose first frame has not flipped yet shows that first frame's state
+        stale = held["condition"] != condition
+        if stale.any():
+            j = k[stale] + 1
+            nxt = fr[np.minimum(j, len(fr) - 1)] if len(fr) else np.zeros(len(j), FRAME_DTYPE)
+            ok = (j < len(fr)) & (nxt["condition"] == condition[stale])
+            held[stale] = np.where(ok, nxt, _NO_FRAME)
+        last = int(k[-1])
+        if last >= 0:
+            self._held = fr[last]
+            self._frames = fr[last:]
+        return held
 
     def _conditions(self, s1: int) -> None:
         tl = self.timeline

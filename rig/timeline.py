@@ -1,10 +1,17 @@
 """A protocol placed on a rig's clock: every volume, plane and condition as a DAQ sample.
 
 The DAQ generates the camera triggers, so the trigger times are known before
-the run starts: volume ``t`` starts at ``lead_in + round(t * period * fs)`` (no
-drift over two hours), its planes follow evenly, and each condition starts
-with its first volume. This one table drives the simulated and the real DAQ
-alike, and ``zaprig plan`` prints it before any hardware moves.
+the run starts: volume ``t``'s first plane trigger is at
+``lead_in + round(t * period * fs)`` (no drift over two hours), its planes follow
+evenly over the period less the flyback, and a volume-start marker pulse comes
+``marker_lead`` before plane 0 (the dataset's layout: an extra pulse, not plane 0's).
+This one table drives the simulated and the real DAQ alike, and ``zaprig plan``
+prints it before any hardware moves.
+
+Condition onsets follow the dataset's own decoder (DATASET.md): a timestep
+begins at its first plane peak, so a condition starts inside its first volume's
+first plane, right after plane 0's trigger pulse has ended (``onset_delay``).
+Starting on the marker, or on plane 0's rising edge, would put it one timestep early.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from functools import cached_property
 import numpy as np
 
 from rig.config import RigConfig
+from stimuli.closed_loop import LoopState
 from stimuli.library import Stimulus
 from stimuli.protocol import Protocol, Step
 
@@ -39,6 +47,12 @@ class Timeline:
     volume_period_s: float
     planes_per_volume: int
     lead_in_samples: int
+    #: Samples from one plane trigger to the next (planes fill the period less the flyback).
+    plane_step_samples: float
+    #: The volume-start marker comes this many samples before plane 0.
+    marker_lead_samples: int
+    #: A condition starts this many samples after its first plane trigger (the pulse width).
+    onset_delay_samples: int
     #: Condition boundaries in volumes: condition c spans [bounds[c], bounds[c+1]).
     condition_bounds: tuple[int, ...]
 
@@ -48,12 +62,17 @@ class Timeline:
         counts = [c.n_volumes(period) for c in protocol.conditions]
         bounds = tuple(int(x) for x in np.concatenate([[0], np.cumsum(counts)]))
         fs = rig.daq.sample_rate_hz
+        z = rig.microscope.planes_per_volume
+        flyback = rig.microscope.flyback_ms * 1e-3 * fs
         return cls(
             protocol=protocol,
             sample_rate_hz=fs,
             volume_period_s=period,
-            planes_per_volume=rig.microscope.planes_per_volume,
+            planes_per_volume=z,
             lead_in_samples=round(rig.microscope.lead_in_s * fs),
+            plane_step_samples=(period * fs - flyback) / z,
+            marker_lead_samples=round(rig.daq.marker_lead_ms * 1e-3 * fs),
+            onset_delay_samples=max(1, round(rig.daq.trigger_pulse_ms * 1e-3 * fs)),
             condition_bounds=bounds,
         )
 
@@ -77,11 +96,17 @@ class Timeline:
 
     @cached_property
     def plane_samples(self) -> np.ndarray:
-        """(n_volumes, planes) trigger samples; planes evenly spaced within the volume period."""
+        """(n_volumes, planes) trigger samples; planes evenly spaced, then the flyback."""
         z = self.planes_per_volume
-        spv = self.volume_period_s * self.sample_rate_hz
-        offsets = np.rint(np.arange(z) * spv / z).astype(np.int64)
+        offsets = np.rint(np.arange(z) * self.plane_step_samples).astype(np.int64)
         return self.volume_starts[:, None] + offsets[None, :]
+
+    @cached_property
+    def marker_samples(self) -> np.ndarray:
+        """(n_volumes + 1,) volume-start marker pulses: one before each volume's plane 0,
+        and one closing the last volume, so the dataset's decoder (which reads a timestep
+        as the planes between two markers) decodes every volume, the last one included."""
+        return self.volume_start(np.arange(self.n_volumes + 1)) - self.marker_lead_samples
 
     @cached_property
     def all_plane_samples(self) -> np.ndarray:
@@ -98,8 +123,13 @@ class Timeline:
 
     @cached_property
     def condition_start_samples(self) -> np.ndarray:
-        """(n_conditions + 1,) start samples; the last entry is the end of the run."""
-        return self.volume_start(np.asarray(self.condition_bounds))
+        """(n_conditions + 1,) start samples; the last entry is the end of the run.
+
+        Each condition starts right after its first plane trigger pulse (module docstring).
+        """
+        starts = self.volume_start(np.asarray(self.condition_bounds)) + self.onset_delay_samples
+        starts[-1] = self.end_sample
+        return starts
 
     def condition_at(self, sample: int) -> int:
         """Index of the condition on at ``sample``; -1 before the first, n after the last."""
@@ -129,6 +159,10 @@ class Timeline:
 
     def steps_of(self, c: int) -> tuple[Step, ...]:
         return self.protocol.conditions[c].steps
+
+    def initial_loop(self, c: int) -> LoopState:
+        """The closed-loop state condition ``c`` starts in (its first stimulus says which)."""
+        return self.protocol.conditions[c].steps[0].stimulus.initial_loop(c)
 
     def summary_rows(self) -> list[tuple[int, str, int, int, int, float, int]]:
         """(index, name, start_volume, stop_volume, volumes, seconds, steps) per condition."""

@@ -35,7 +35,14 @@ class SwimInput:
 
 @dataclass(slots=True)
 class LoopState:
-    """The closed-loop state the renderer reads: newest value wins."""
+    """The closed-loop state the renderer reads: newest value wins.
+
+    ``condition`` says which protocol condition the state belongs to. The state
+    starts every condition afresh (:meth:`Stimulus.initial_loop`): a frame of a
+    condition drawn from a state of another one (a flip just after a condition
+    starts, before the engine's next chunk) uses the new condition's start state,
+    never the last one's heading or position.
+    """
 
     velocity: float = 0.0  # mm/s, see module docstring
     position_mm: float = 0.0  # integral of velocity
@@ -43,6 +50,7 @@ class LoopState:
     gain: float = 0.0
     swimming: bool = False
     updated_sample: int = 0
+    condition: int = -1
 
     def copy(self) -> LoopState:
         return LoopState(
@@ -52,6 +60,7 @@ class LoopState:
             self.gain,
             self.swimming,
             self.updated_sample,
+            self.condition,
         )
 
 

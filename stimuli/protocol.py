@@ -32,7 +32,7 @@ import json
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -106,6 +106,10 @@ class Protocol(_Model):
     description: str = ""
     #: The volume period the protocol was designed for (informational).
     volume_period_s: float | None = Field(None, gt=0.0)
+    #: Units of the swim power its closed-loop gains multiply: ``"threshold"`` (multiples
+    #: of the electrode noise threshold) or ``"lab"`` (the Ahrens lab's volts, so a lab
+    #: rig's gains carry over): docs/closed-loop-units.md.
+    swim_power: Literal["threshold", "lab"] = "threshold"
     conditions: tuple[Condition, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

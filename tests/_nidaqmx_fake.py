@@ -120,7 +120,7 @@ class FakeInterpreter:
         self,
         devices: tuple[str, ...] = ("Dev1",),
         signals: dict[str, Signal] | None = None,
-        wires: dict[str, str] | None = None,
+        wires: dict[str, str | tuple[str, ...]] | None = None,
         n_ai: int = 16,
         n_ao: int = 4,
         start_latency_ticks: int = 12,
@@ -132,8 +132,9 @@ class FakeInterpreter:
         self.n_ai, self.n_ao = n_ai, n_ao
         #: input physical channel -> function of the sample index (volts)
         self.signals: dict[str, Signal] = dict(signals or {})
-        #: input physical channel -> output physical channel wired to it
-        self.wires: dict[str, str] = dict(wires or {})
+        #: input physical channel -> output physical channel(s) wired to it; several outputs
+        #: on one input are diode-ORed (the input sees the highest of them)
+        self.wires: dict[str, str | tuple[str, ...]] = dict(wires or {})
         self.calls: list[Call] = []
         #: every write: (task name, float64 copy of the samples, shape (channels, n))
         self.writes: list[tuple[str, np.ndarray]] = []
@@ -687,7 +688,9 @@ class FakeInterpreter:
 
     def _ai_values(self, physical: str, ks: np.ndarray) -> np.ndarray:
         if physical in self.wires:
-            return self._ao_values(self.wires[physical], ks)
+            wired = self.wires[physical]
+            outs = (wired,) if isinstance(wired, str) else wired
+            return np.max([self._ao_values(o, ks) for o in outs], axis=0)
         if physical in self.signals:
             return np.asarray(self.signals[physical](ks), dtype=np.float64)
         return np.zeros(ks.shape)

@@ -33,6 +33,12 @@ def test_shipped_configs_load_and_round_trip() -> None:
             "[microscope]\nplanes_per_volume = 200\nvolume_period_s = 0.9141\n",
             ["50", "fewer planes"],
         ),
+        # the volume-start marker must stay > 50 samples from plane 0 and from the last plane
+        ("[daq]\nmarker_lead_ms = 5\n", ["daq.marker_lead_ms", "raise daq.marker_lead_ms"]),
+        (
+            "[daq]\nmarker_lead_ms = 20\n[microscope]\nflyback_ms = 0\nplanes_per_volume = 72\n",
+            ["microscope.flyback_ms", "previous volume's last plane"],
+        ),
         ("[daq\n", ["not valid TOML"]),
     ],
 )

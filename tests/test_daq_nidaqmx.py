@@ -4,7 +4,8 @@
 driver (the seam nidaqmx's own unit tests patch); everything above it — ``Task``,
 timing, streams, stream readers and writers, error classes — is the real package. The
 fake records what reaches the driver and serves known signals, with the camera-trigger
-output wired back to the read-back input, as on the rig.
+and volume-marker outputs diode-ORed into the read-back input, as on the rig
+(docs/hardware.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from nidaqmx.stream_writers import AnalogMultiChannelWriter
 from scipy.signal import find_peaks
 
 from acquisition.daq._nidaqmx import TRIGGER_DROOP, NiDaq
-from acquisition.daq._ttl import galvo_waveform, piezo_waveform, trigger_waveform
+from acquisition.daq._ttl import (
+    camera_trigger_waveform,
+    galvo_waveform,
+    piezo_waveform,
+    ttl_readback,
+    volume_marker_waveform,
+)
 from rig.config import DaqConfig, RigConfig
 from rig.errors import ConfigError, DeviceError
 from rig.timeline import Timeline
@@ -61,7 +68,8 @@ def timeline() -> Timeline:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeInterpreter:
     board = FakeInterpreter(
         signals={"Dev1/ai0": tail_left, "Dev1/ai1": tail_right, "Dev1/ai3": photodiode},
-        wires={"Dev1/ai2": "Dev1/ao0"},  # the camera trigger, looped back
+        # the camera trigger and the volume marker, diode-ORed into the read-back
+        wires={"Dev1/ai2": ("Dev1/ao0", "Dev1/ao3")},
     )
     return install(monkeypatch, board)
 
@@ -90,9 +98,13 @@ def test_fake_has_the_interpreter_signatures() -> None:
 @pytest.mark.parametrize(
     ("cfg", "inputs", "outputs"),
     [
-        (CFG, ["ai0", "ai1", "ai2"], ["ao0", "ao1", "ao2"]),
-        (CFG_PD, ["ai0", "ai1", "ai2", "ai3"], ["ao0", "ao1", "ao2"]),
-        (DaqConfig(backend="nidaqmx", galvo_output=None, piezo_output=None), None, ["ao0"]),
+        (CFG, ["ai0", "ai1", "ai2"], ["ao0", "ao3", "ao1", "ao2"]),
+        (CFG_PD, ["ai0", "ai1", "ai2", "ai3"], ["ao0", "ao3", "ao1", "ao2"]),
+        (
+            DaqConfig(backend="nidaqmx", galvo_output=None, piezo_output=None),
+            None,
+            ["ao0", "ao3"],
+        ),
     ],
 )
 def test_open_creates_the_channels_of_the_config(
@@ -153,8 +165,13 @@ def test_start_shares_the_input_sample_clock(fake: FakeInterpreter, timeline: Ti
 def test_full_timeline_outputs_decode_like_the_dataset(
     fake: FakeInterpreter, timeline: Timeline
 ) -> None:
-    """Every camera trigger, galvo and piezo sample over a whole (short) run; 0 V after it."""
+    """Every camera trigger, marker, galvo and piezo sample over a whole (short) run; 0 V after.
+
+    The camera line carries exactly z pulses per volume (one frame per plane); the
+    read-back, where the marker line joins it, decodes as the dataset's notebook expects.
+    """
     end = timeline.end_sample
+    z = timeline.planes_per_volume
     with NiDaq(CFG) as daq:
         daq.start(timeline)
         chunks = []
@@ -165,32 +182,37 @@ def test_full_timeline_outputs_decode_like_the_dataset(
             assert written == daq.samples_read + daq.write_ahead_samples  # never the whole run
     stream = np.concatenate(chunks)
     out = fake.written("zaprig-ao")
-    trig, galvo, piezo = out[:, :end]
+    trig, marker, galvo, piezo = out[:, :end]
     assert out.shape[1] > end
 
-    # the trigger: decoded exactly as the dataset's alignment code decodes it
-    vol, _ = find_peaks(out[0], height=3.55, distance=500)
-    np.testing.assert_array_equal(vol, timeline.volume_starts)
-    planes, _ = find_peaks(out[0], height=1.0, distance=50)
-    others = timeline.plane_samples[:, 1:].ravel()
-    np.testing.assert_array_equal(np.setdiff1d(planes, vol), others)
-    assert np.all(trig[timeline.volume_starts] > 3.55)
-    assert np.all((trig[others] > 1.0) & (trig[others] < 3.55))
+    # the camera sees one pulse per plane and nothing above 3.55 V
+    camera_pulses, _ = find_peaks(trig, height=1.0, distance=50)
+    np.testing.assert_array_equal(camera_pulses, timeline.all_plane_samples)
+    assert trig.max() < 3.55
     np.testing.assert_array_equal(
-        trig, trigger_waveform(timeline, CFG, 0, end, droop=TRIGGER_DROOP)
+        trig, camera_trigger_waveform(timeline, CFG, 0, end, droop=TRIGGER_DROOP)
+    )
+    np.testing.assert_array_equal(
+        marker, volume_marker_waveform(timeline, CFG, 0, end, droop=TRIGGER_DROOP)
     )
     np.testing.assert_array_equal(galvo, galvo_waveform(timeline, CFG, 0, end))
     np.testing.assert_array_equal(piezo, piezo_waveform(timeline, CFG, 0, end))
     assert np.ptp(galvo) == pytest.approx(2 * CFG.galvo_amplitude_v)
     assert np.all(out[:, end:] == 0.0)
 
-    # the read-back input saw each trigger on the sample it was commanded for
+    # the read-back (both lines through the diode-OR), decoded as the dataset's notebook does
     readback = stream[:, 2]
-    np.testing.assert_array_equal(readback, out[0, : len(readback)].astype(np.float32))
+    np.testing.assert_array_equal(
+        readback[:end], ttl_readback(timeline, CFG, 0, end, droop=TRIGGER_DROOP).astype(np.float32)
+    )
     vol_rb, _ = find_peaks(readback, height=3.55, distance=500)
-    np.testing.assert_array_equal(vol_rb, timeline.volume_starts)
+    np.testing.assert_array_equal(vol_rb, timeline.marker_samples)
+    low, _ = find_peaks(readback, height=1.0, distance=50)
+    planes = np.setdiff1d(low, vol_rb)
+    np.testing.assert_array_equal(planes, timeline.all_plane_samples)
+    assert len(planes) / (len(vol_rb) - 1) == z  # the notebook's "ratio of ~72"
     # and the board was left at 0 V
-    assert [fake.output_level(f"Dev1/ao{i}") for i in range(3)] == [0.0, 0.0, 0.0]
+    assert [fake.output_level(f"Dev1/ao{i}") for i in range(4)] == [0.0] * 4
     assert fake.task_names() == []
 
 
@@ -219,14 +241,18 @@ def test_read_returns_the_served_samples_in_column_order(
 def test_the_first_volume_trigger_is_read_back_on_its_sample(
     fake: FakeInterpreter, timeline: Timeline
 ) -> None:
+    m = int(timeline.marker_samples[0])
     s = int(timeline.volume_starts[0])
     with NiDaq(CFG) as daq:
         daq.start(timeline)
         stream = np.concatenate([daq.read() for _ in range(s // 60 + 2)])
     rb = stream[:, 2]
-    assert np.all(rb[:s] == 0.0)
-    assert rb[s] == CFG.volume_start_v
-    assert rb[s] > rb[s + 1] > CFG.plane_trigger_v  # the droop puts the peak on sample s
+    assert np.all(rb[:m] == 0.0)
+    assert rb[m] == CFG.volume_start_v
+    assert rb[m] > rb[m + 1] > 3.55  # the droop puts the marker's peak on its first sample
+    assert np.all(rb[m + 10 : s] == 0.0)
+    assert rb[s] == CFG.plane_trigger_v
+    assert rb[s] > rb[s + 1] > 1.0  # and plane 0's peak on sample s
 
 
 def test_stop_drives_every_output_to_zero(fake: FakeInterpreter, timeline: Timeline) -> None:
@@ -244,7 +270,7 @@ def test_stop_drives_every_output_to_zero(fake: FakeInterpreter, timeline: Timel
     n_writes = len(fake.writes)
 
     daq.stop()
-    assert [fake.output_level(f"Dev1/ao{i}") for i in range(3)] == [0.0, 0.0, 0.0]
+    assert [fake.output_level(f"Dev1/ao{i}") for i in range(4)] == [0.0] * 4
     names = fake.call_names()
     stop_ao = names.index("stop_task")
     unreserve = fake.calls_named("task_control")
@@ -252,9 +278,9 @@ def test_stop_drives_every_output_to_zero(fake: FakeInterpreter, timeline: Timel
     (zero_task,) = [a["session_name"] for a in fake.calls_named("create_task")][2:]
     (zero_name, zero), *_ = fake.writes[n_writes:]
     assert zero_name == zero_task
-    np.testing.assert_array_equal(zero, np.zeros((3, 1)))
-    zero_chans = [a["physical_channel"] for a in fake.calls_named("create_ao_voltage_chan")][3:]
-    assert zero_chans == ["Dev1/ao0", "Dev1/ao1", "Dev1/ao2"]
+    np.testing.assert_array_equal(zero, np.zeros((4, 1)))
+    zero_chans = [a["physical_channel"] for a in fake.calls_named("create_ao_voltage_chan")][4:]
+    assert zero_chans == ["Dev1/ao0", "Dev1/ao3", "Dev1/ao1", "Dev1/ao2"]
     assert stop_ao < max(i for i, c in enumerate(names) if c == "write_analog_f64")
     assert fake.task_names() == ["zaprig-ai", "zaprig-ao"]  # the zero task is gone
 
@@ -269,7 +295,7 @@ def test_close_without_start_leaves_outputs_at_zero(fake: FakeInterpreter) -> No
     with NiDaq(CFG):
         pass
     (_, zero) = fake.writes[-1]
-    np.testing.assert_array_equal(zero, np.zeros((3, 1)))
+    np.testing.assert_array_equal(zero, np.zeros((4, 1)))
     assert fake.task_names() == []
 
 
@@ -285,7 +311,7 @@ def test_input_overflow_becomes_device_error(fake: FakeInterpreter, timeline: Ti
     assert "overflow" in msg and "daq.buffer_seconds" in msg and "'Dev1'" in msg
     assert ni_code(err.value) == -200279
     daq.close()
-    assert [fake.output_level(f"Dev1/ao{i}") for i in range(3)] == [0.0, 0.0, 0.0]
+    assert [fake.output_level(f"Dev1/ao{i}") for i in range(4)] == [0.0] * 4
     assert fake.task_names() == []
 
 
@@ -411,3 +437,33 @@ def test_fake_refuses_wrong_driver_use(fake: FakeInterpreter) -> None:
         assert err.value.error_code == DAQmxErrors.SAMPLES_CAN_NOT_YET_BE_WRITTEN
         with pytest.raises(UnsupportedByFake):
             _ = task.out_stream.output_onbrd_buf_size
+
+
+def test_a_marker_read_on_its_own_input_is_folded_into_the_readback_row(
+    monkeypatch: pytest.MonkeyPatch, timeline: Timeline
+) -> None:
+    """With ``marker_readback_channel`` each line is measured alone; row 2 is their diode-OR."""
+    board = FakeInterpreter(
+        signals={"Dev1/ai0": tail_left, "Dev1/ai1": tail_right},
+        wires={"Dev1/ai2": "Dev1/ao0", "Dev1/ai4": "Dev1/ao3"},
+    )
+    fake = install(monkeypatch, board)
+    cfg = DaqConfig(backend="nidaqmx", marker_readback_channel="ai4")
+    end = int(timeline.volume_starts[3])
+    with NiDaq(cfg) as daq:
+        assert daq.n_inputs == 3 and daq.input_names == (
+            "tail_left",
+            "tail_right",
+            "trigger_readback",
+        )
+        ai = [a["physical_channel"] for a in fake.calls_named("create_ai_voltage_chan")]
+        assert ai == ["Dev1/ai0", "Dev1/ai1", "Dev1/ai2", "Dev1/ai4"]
+        daq.start(timeline)
+        stream = np.concatenate([daq.read() for _ in range(end // 60 + 1)])
+    assert stream.shape[1] == 3
+    rb = stream[:end, 2]
+    np.testing.assert_array_equal(
+        rb, ttl_readback(timeline, cfg, 0, end, droop=TRIGGER_DROOP).astype(np.float32)
+    )
+    vol, _ = find_peaks(rb, height=3.55, distance=500)
+    np.testing.assert_array_equal(vol, timeline.marker_samples[:4])  # volume 3 marker too

@@ -76,14 +76,16 @@ def test_stream_is_the_session_stream_byte_for_byte(session: Path, zapbench: Zap
     path = zapbench.out / STREAM_FILE
     with h5py.File(session, "r") as f:
         stream = f["stimuli_and_ephys"][...]
-        starts = f["volumes/start_sample"][...]
+        markers = f["volumes/marker_sample"][...]
     assert path.read_bytes() == stream.tobytes()
     rows = _read_10chflt(path)
     assert rows.shape == (10, len(stream))
     np.testing.assert_array_equal(rows, stream.T)
     # the dataset's alignment code finds our volumes in the exported trigger row
+    # (and the marker that closes the last volume)
     peaks = scipy.signal.find_peaks(rows[2], distance=500, height=3.55)[0]
-    np.testing.assert_array_equal(peaks, starts)
+    np.testing.assert_array_equal(peaks[:-1], markers)
+    assert len(peaks) == len(markers) + 1
 
 
 def test_stream_blocks_join_without_gaps(session: Path, tmp_path: Path):

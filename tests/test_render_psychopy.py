@@ -476,7 +476,9 @@ def test_renderer_process_reports_frames_at_refresh_rate(
         while (now := time.monotonic()) < t0 + 1.0:
             sample = round((now - t0) * fs)
             pos = 5.0 * (now - t0)
-            renderer.publish(LoopState(velocity=5.0, position_mm=pos, gain=2.0), sample, 60)
+            # the engine's state of the gain block (condition 0), as it publishes it
+            loop = LoopState(velocity=5.0, position_mm=pos, gain=2.0, condition=0)
+            renderer.publish(loop, sample, 60)
             published.append((sample, pos))
             time.sleep(0.01)
             if len(published) % 20 == 0:

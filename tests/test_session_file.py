@@ -27,16 +27,18 @@ def test_contract_checker_passes(short_session: Path, check_session) -> None:
 def test_ttl_decodes_to_volumes_and_planes(short_session: Path) -> None:
     with h5py.File(short_session, "r") as f:
         ttl = f["stimuli_and_ephys"][:, 2].astype(np.float64)
-        starts = f["volumes/start_sample"][...]
+        markers = f["volumes/marker_sample"][...]
         planes = f["volumes/plane_sample"][...]
         t, z = f["volumes/raw"].shape[:2]
     high = scipy.signal.find_peaks(ttl, distance=500, height=3.55)[0]
     low = np.setdiff1d(scipy.signal.find_peaks(ttl, distance=50, height=1)[0], high)
-    np.testing.assert_array_equal(high, starts)  # one volume start per volume, at start_sample
-    assert len(high) == t
+    # one marker per volume at marker_sample, and one closing the last volume
+    assert len(high) == t + 1
+    np.testing.assert_array_equal(high[:t], markers)
+    assert np.all(planes[:, 0] - markers > 50)  # find_peaks(distance=50) keeps both pulses
     per_volume = [np.count_nonzero((low > a) & (low < b)) for a, b in itertools.pairwise(high)]
-    assert set(per_volume) == {z - 1}  # + the start pulse = the configured planes per volume
-    np.testing.assert_array_equal(np.sort(np.concatenate([high, low]))[: t * z], planes.ravel())
+    assert set(per_volume) == {z}  # the marker is extra: z plane pulses per volume
+    np.testing.assert_array_equal(low, planes.ravel())
 
 
 def test_condition_row_changes_exactly_at_condition_starts(short_session: Path) -> None:
@@ -59,7 +61,11 @@ def test_conditions_start_where_the_timeline_says(short_session: Path) -> None:
         assert f["stimuli_and_ephys"].shape[0] == tl.end_sample
     np.testing.assert_array_equal(c["start_volume"], tl.condition_bounds[:-1])
     assert c["stop_volume"][-1] == tl.n_volumes
-    np.testing.assert_array_equal(c["start_sample"], starts[c["start_volume"]])
+    # each condition starts inside its first volume's first plane, after plane 0's pulse
+    np.testing.assert_array_equal(
+        c["start_sample"], starts[c["start_volume"]] + tl.onset_delay_samples
+    )
+    assert tl.onset_delay_samples == round(1e-3 * 6000)  # the 1 ms trigger pulse
 
 
 def test_file_metadata_and_tables(short_session: Path) -> None:

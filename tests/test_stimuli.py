@@ -110,9 +110,30 @@ def test_replay_plays_its_trace_and_integrates_position() -> None:
     assert frame(r, 4.0)["position_mm"] == pytest.approx(7.0)  # loops: 1+2+3 then 1
 
 
-def test_row_documentation_lists_every_stimulus() -> None:
+def test_row_documentation_is_generated_from_the_classes() -> None:
+    """docs/stimulus-rows.md is what `python -m stimuli.docs` writes, for every stimulus."""
+    from stimuli.docs import rows_markdown
+
     text = DOCS.read_text()
+    assert text == rows_markdown(), "run `python -m stimuli.docs` to regenerate the page"
+    ids = next(x for x in text.splitlines() if x.startswith("| `dots` | c + n_c"))
+    assert "direction" in ids
     for kind, cls in STIMULUS_KINDS.items():
         line = next(x for x in text.splitlines() if x.startswith(f"| `{kind}` |"))
         for meaning in cls.ROWS.values():
             assert meaning in line, (kind, meaning)
+
+
+def test_every_built_in_parameter_has_a_source_and_the_page_is_current() -> None:
+    """docs/builtin-protocol.md: value, unit and source of every built-in parameter."""
+    from stimuli.builtin import dataset_protocol
+    from stimuli.docs import PROVENANCE_PATH, pages
+    from stimuli.provenance import provenance_rows
+
+    rows = provenance_rows(dataset_protocol())
+    missing = [(c, p) for c, p, _, _, src in rows if not src]
+    assert missing == []
+    assert ("gain", "gain", "8", "mm/s per unit of swim power") in [r[:4] for r in rows]
+    assert PROVENANCE_PATH.read_text() == pages()[PROVENANCE_PATH.name], (
+        "run `python -m stimuli.docs` to regenerate the page"
+    )

@@ -31,9 +31,9 @@ def client(path: Path, slots: int = 2) -> WriterClient:
     )
 
 
-def planes(t: int) -> tuple[int, np.ndarray]:
+def planes(t: int) -> tuple[int, np.ndarray, int]:
     start = 600 + t * 3000
-    return start, start + np.arange(SHAPE[0]) * 750
+    return start, start + np.arange(SHAPE[0]) * 750, start - 60
 
 
 def test_full_ring_drops_and_records_the_volume_without_shifting_the_others(tmp_path: Path) -> None:

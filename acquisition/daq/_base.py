@@ -3,10 +3,12 @@
 A DAQ reads ``chunk_samples`` of analog input at a time, in this column order:
 ``tail_left, tail_right, trigger_readback`` (and ``photodiode`` when configured).
 It also *generates* the light-sheet timing from the :class:`~rig.timeline.Timeline`:
-one camera-trigger pulse per plane (taller at each volume start, as the
-dataset's decoder expects) and the galvo/piezo waveforms, all on the same sample
-clock as the inputs, so the trigger of plane ``p`` of volume ``t`` happens at
-exactly ``timeline.plane_samples[t, p]``.
+one camera-trigger pulse per plane, a taller volume-start marker on a line of its
+own before each volume (the dataset's TTL layout, ``acquisition/daq/_ttl.py``) and
+the galvo/piezo waveforms, all on the same sample clock as the inputs, so the
+trigger of plane ``p`` of volume ``t`` happens at exactly
+``timeline.plane_samples[t, p]``. The ``trigger_readback`` column is what the
+read-back input *measured* of both trigger lines: row 2 of the session stream.
 """
 
 from __future__ import annotations

@@ -6,8 +6,15 @@ Two tasks on one device (``daq.device``):
   ``photodiode``), differential, ±``input_range_v``, continuous at ``sample_rate_hz``
   on the device's onboard clock, with a driver buffer of ``buffer_seconds`` (differential
   inputs pair aiN with aiN+8 on a 16-input board, so configure channels among ai0-ai7);
-* an **analog-output task**: the camera trigger, and the galvo and piezo drives when
-  configured, continuous and *clocked by the input task's sample clock*.
+* an **analog-output task**: the camera trigger (one pulse per plane), the volume-start
+  marker on a line of its own (``volume_marker_output``), and the galvo and piezo
+  drives when configured, continuous and *clocked by the input task's sample clock*.
+
+Wiring (docs/hardware.md): the camera gets only the camera-trigger line, so it takes
+exactly one frame per plane; both trigger lines are diode-ORed into the read-back
+input, so row 2 of the session is the *measured* TTL in the dataset's layout. With
+``marker_readback_channel`` set, the marker line is read on an input of its own
+instead and row 2 is the larger of the two measured signals, as the diode-OR gives.
 
 Timing design. The output task's sample clock source is ``/{device}/ai/SampleClock``:
 it emits output sample ``k`` on the very clock edge that starts input sample ``k``, so
@@ -40,7 +47,12 @@ from contextlib import contextmanager
 import numpy as np
 
 from acquisition.daq._base import Daq
-from acquisition.daq._ttl import galvo_waveform, piezo_waveform, trigger_waveform
+from acquisition.daq._ttl import (
+    camera_trigger_waveform,
+    galvo_waveform,
+    piezo_waveform,
+    volume_marker_waveform,
+)
 from rig.config import DaqConfig
 from rig.errors import ConfigError, DeviceError
 from rig.timeline import Timeline
@@ -113,7 +125,11 @@ Waveform = Callable[[Timeline, DaqConfig, int, int], np.ndarray]
 
 
 def _camera_trigger(timeline: Timeline, cfg: DaqConfig, s0: int, n: int) -> np.ndarray:
-    return trigger_waveform(timeline, cfg, s0, n, droop=TRIGGER_DROOP)
+    return camera_trigger_waveform(timeline, cfg, s0, n, droop=TRIGGER_DROOP)
+
+
+def _volume_marker(timeline: Timeline, cfg: DaqConfig, s0: int, n: int) -> np.ndarray:
+    return volume_marker_waveform(timeline, cfg, s0, n, droop=TRIGGER_DROOP)
 
 
 def _first_paragraph(text: str) -> str:
@@ -138,6 +154,12 @@ class NiDaq(Daq):
         ]
         if cfg.photodiode_channel:
             inputs.append(("photodiode", cfg.photodiode_channel, "daq.photodiode_channel"))
+        # a separately read marker line is folded into trigger_readback by read()
+        self._marker_column = len(inputs) if cfg.marker_readback_channel else None
+        if cfg.marker_readback_channel:
+            inputs.append(
+                ("marker_readback", cfg.marker_readback_channel, "daq.marker_readback_channel")
+            )
         self._inputs: tuple[tuple[str, str, str], ...] = tuple(inputs)
         outputs: list[tuple[str, str, str, Waveform]] = [
             (
@@ -145,7 +167,13 @@ class NiDaq(Daq):
                 cfg.camera_trigger_output,
                 "daq.camera_trigger_output",
                 _camera_trigger,
-            )
+            ),
+            (
+                "volume_marker",
+                cfg.volume_marker_output,
+                "daq.volume_marker_output",
+                _volume_marker,
+            ),
         ]
         if cfg.galvo_output:
             outputs.append(("galvo", cfg.galvo_output, "daq.galvo_output", galvo_waveform))
@@ -174,7 +202,8 @@ class NiDaq(Daq):
 
     @property
     def n_inputs(self) -> int:
-        return len(self._inputs)
+        """Columns :meth:`read` returns (a separate marker read-back is folded into column 2)."""
+        return len(self._inputs) - (self._marker_column is not None)
 
     @property
     def n_outputs(self) -> int:
@@ -186,7 +215,7 @@ class NiDaq(Daq):
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _, _ in self._inputs)
+        return tuple(name for name, _, _ in self._inputs[: self.n_inputs])
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -266,7 +295,7 @@ class NiDaq(Daq):
             self._timeline = timeline
             self._samples_read = 0
             self._samples_written = 0
-            with self._ni_errors("pre-filling the camera-trigger/galvo/piezo output buffer"):
+            with self._ni_errors("pre-filling the camera-trigger/marker/galvo/piezo output buffer"):
                 self._write_ahead()
             with self._ni_errors("starting the output task (armed on the input sample clock)"):
                 ao.start()
@@ -297,7 +326,12 @@ class NiDaq(Daq):
         self._samples_read = s0 + got
         with self._ni_errors(f"writing the outputs ahead of sample {self._samples_read}"):
             self._write_ahead()
-        return np.ascontiguousarray(self._buf.T, dtype=np.float32)
+        out = np.ascontiguousarray(self._buf.T, dtype=np.float32)
+        if self._marker_column is not None:
+            # row 2 as the diode-OR wiring would have measured it
+            np.maximum(out[:, 2], out[:, self._marker_column], out=out[:, 2])
+            out = np.ascontiguousarray(out[:, : self._marker_column])
+        return out
 
     def stop(self) -> None:
         """Stop both tasks, then drive every output to 0 V; every step is tried."""
@@ -327,7 +361,7 @@ class NiDaq(Daq):
                 f"{first}"
                 + (f"\nThen these failed too: {'; '.join(also)}." if also else "")
                 + f"\nThe analog outputs ({self.cfg.device}: {chans}) may NOT be at 0 V: "
-                "check the camera trigger, galvo and piezo before touching the rig."
+                "check the camera trigger, volume marker, galvo and piezo before touching the rig."
             ) from first
 
     def close(self) -> None:
@@ -441,7 +475,7 @@ class NiDaq(Daq):
             )
         if code in _UNDERFLOW_CODES:
             return (
-                f"DAQ {dev!r}: the camera-trigger/galvo/piezo outputs ran out of samples while "
+                f"DAQ {dev!r}: the camera-trigger/marker/galvo/piezo outputs ran out of samples while "
                 f"{action}: the program stalled for longer than the "
                 f"{self.write_ahead_samples / self.sample_rate_hz:g} s written ahead, so the "
                 "board stopped the outputs rather than repeat old triggers. Close other "

@@ -1,8 +1,9 @@
 """The simulated DAQ: the virtual fish's tail, the camera-trigger read-back, paced by a clock.
 
 It stands in for the NI board sample for sample: the tail channels come from
-the virtual fish, the read-back channel is the commanded trigger waveform as an
-analog input sees it (a slight droop over each pulse plus input noise), and
+the virtual fish, the read-back channel is what the rig's wiring gives: the
+camera-trigger and volume-marker lines diode-ORed into one analog input (a slight
+droop over each pulse plus input noise), and
 ``read`` returns when the chunk "exists" on the clock (now, in virtual time).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from acquisition.daq._base import Daq
-from acquisition.daq._ttl import trigger_waveform
+from acquisition.daq._ttl import ttl_readback
 from acquisition.fish import VirtualFish
 from rig.clock import Clock
 from rig.config import DaqConfig
@@ -75,7 +76,7 @@ class SimDaq(Daq):
             )
         out = np.empty((n, self.n_inputs), dtype=np.float32)
         out[:, 0:2] = self.fish.tail(s0, n)
-        ttl = trigger_waveform(self._timeline, self.cfg, s0, n, droop=0.05)
+        ttl = ttl_readback(self._timeline, self.cfg, s0, n, droop=0.05)
         out[:, 2] = ttl + self.rng.normal(0.0, _READBACK_NOISE_V, n)
         if self.n_inputs == 4:
             # a photodiode under the projector reads the mean luminance the fish sees

@@ -1,9 +1,12 @@
-"""Camera-trigger and scan waveforms on the DAQ clock, shared by the simulated and NI DAQs.
+"""Camera-trigger, volume-marker and scan waveforms on the DAQ clock, shared by every DAQ.
 
-The dataset's decoder finds volume starts as peaks above 3.55 V and planes as
-peaks above 1 V (``scipy.signal.find_peaks``). We command a rectangular pulse
-per plane: ``volume_start_v`` for a volume's first plane, ``plane_trigger_v``
-for the others.
+The dataset's TTL layout (DATASET.md), as its own notebook decodes it: per
+volume one *volume-start marker* (peak above 3.55 V) and then one pulse per
+plane (peaks between 1 and 3.55 V). The marker is an extra pulse on a line of
+its own, so the camera, on the camera-trigger line, sees exactly z triggers per
+volume. Both lines reach the trigger read-back input through a diode-OR
+(docs/hardware.md), so row 2 of the stream is the larger of the two: what
+:func:`ttl_readback` models for the simulated DAQ and the NI tests.
 """
 
 from __future__ import annotations
@@ -13,37 +16,63 @@ import numpy as np
 from rig.config import DaqConfig
 from rig.timeline import Timeline
 
-__all__ = ["galvo_waveform", "piezo_waveform", "pulse_width_samples", "trigger_waveform"]
+__all__ = [
+    "camera_trigger_waveform",
+    "galvo_waveform",
+    "piezo_waveform",
+    "pulse_width_samples",
+    "ttl_readback",
+    "volume_marker_waveform",
+]
 
 
 def pulse_width_samples(cfg: DaqConfig) -> int:
     return max(1, round(cfg.trigger_pulse_ms * 1e-3 * cfg.sample_rate_hz))
 
 
-def trigger_waveform(
-    timeline: Timeline, cfg: DaqConfig, s0: int, n: int, droop: float = 0.0
-) -> np.ndarray:
-    """The camera-trigger output for samples ``[s0, s0 + n)`` (float64 volts).
+def _pulses(at: np.ndarray, level: float, width: int, s0: int, n: int, droop: float) -> np.ndarray:
+    """Rectangular pulses of ``level`` V starting at the sorted samples ``at``, for [s0, s0+n).
 
-    ``droop`` > 0 makes each pulse sag by that fraction over its width, as the
-    simulated read-back does, so each pulse has its peak on its first sample
-    (``find_peaks`` then reports the trigger sample itself, not a plateau's middle).
+    ``droop`` > 0 makes each pulse sag by that fraction over its width, as a real
+    read-back does, so each pulse has its peak on its first sample (``find_peaks``
+    then reports the trigger sample itself, not a plateau's middle).
     """
     out = np.zeros(n, dtype=np.float64)
-    width = pulse_width_samples(cfg)
-    triggers = timeline.all_plane_samples
-    lo = int(np.searchsorted(triggers, s0 - width + 1, side="left"))
-    hi = int(np.searchsorted(triggers, s0 + n, side="left"))
-    if lo >= hi:
-        return out
-    z = timeline.planes_per_volume
-    shape = 1.0 - droop * np.arange(width) / width
-    for k in range(lo, hi):
-        s = int(triggers[k])
-        level = cfg.volume_start_v if k % z == 0 else cfg.plane_trigger_v
+    lo = int(np.searchsorted(at, s0 - width + 1, side="left"))
+    hi = int(np.searchsorted(at, s0 + n, side="left"))
+    shape = level * (1.0 - droop * np.arange(width) / width)
+    for s in at[lo:hi].tolist():
         a, b = max(s, s0), min(s + width, s0 + n)
-        out[a - s0 : b - s0] = level * shape[a - s : b - s]
+        out[a - s0 : b - s0] = shape[a - s : b - s]
     return out
+
+
+def camera_trigger_waveform(
+    timeline: Timeline, cfg: DaqConfig, s0: int, n: int, droop: float = 0.0
+) -> np.ndarray:
+    """The camera-trigger line for samples ``[s0, s0 + n)``: one pulse per plane, nothing else."""
+    return _pulses(
+        timeline.all_plane_samples, cfg.plane_trigger_v, pulse_width_samples(cfg), s0, n, droop
+    )
+
+
+def volume_marker_waveform(
+    timeline: Timeline, cfg: DaqConfig, s0: int, n: int, droop: float = 0.0
+) -> np.ndarray:
+    """The volume-marker line: one pulse ``marker_lead`` before each volume's plane 0."""
+    return _pulses(
+        timeline.marker_samples, cfg.volume_start_v, pulse_width_samples(cfg), s0, n, droop
+    )
+
+
+def ttl_readback(
+    timeline: Timeline, cfg: DaqConfig, s0: int, n: int, droop: float = 0.0
+) -> np.ndarray:
+    """What the read-back input sees of both lines through the diode-OR: the larger of the two."""
+    return np.maximum(
+        camera_trigger_waveform(timeline, cfg, s0, n, droop),
+        volume_marker_waveform(timeline, cfg, s0, n, droop),
+    )
 
 
 def galvo_waveform(timeline: Timeline, cfg: DaqConfig, s0: int, n: int) -> np.ndarray:

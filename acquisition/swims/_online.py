@@ -5,8 +5,18 @@ last ``window`` samples (60 = 10 ms) around their mean. A noise threshold is
 re-estimated every second from the last minute of those values: the histogram
 mode plus ``k`` times the distance from the mode down to the low tail (the
 noise distribution's width, measured from the side swims never reach).
-Swim power is the square root of the supra-threshold variance, in units of the
-threshold, so closed-loop gains carry over between fish and electrodes.
+Swim power comes in two units (``power_units``, chosen per protocol):
+
+* ``"threshold"`` (the default): per evaluation ``sqrt(max(var - thr, 0) / thr)``,
+  averaged over the chunk. Dimensionless, so closed-loop gains carry over between
+  fish and electrodes whatever the noise level.
+* ``"lab"``: the Ahrens lab's definition, the square root of the summed
+  supra-threshold power, ``sqrt(sum(max(var - thr, 0)))`` in volts, summed over the
+  evaluations of one of the lab's 50-sample loops (5 evaluations at 6 kHz) whatever
+  our chunk size, so a gain written for the lab's rig means the same here.
+
+Per evaluation the two are related by ``lab = sqrt(5 * thr) * threshold`` (``thr``
+in V²): docs/closed-loop-units.md works the conversion through.
 A bout starts when either channel crosses its threshold and ends after
 ``gap_s`` with both below.
 
@@ -17,12 +27,17 @@ across chunks, so results do not depend on the chunk size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from stimuli.closed_loop import SwimInput
 
-__all__ = ["BOUT_DTYPE", "OnlineSwimDetector", "SwimParams"]
+__all__ = ["BOUT_DTYPE", "LAB_LOOP_SAMPLES", "OnlineSwimDetector", "PowerUnits", "SwimParams"]
+
+PowerUnits = Literal["threshold", "lab"]
+#: The lab's C# rig read 50 samples per loop and summed the supra-threshold power over them.
+LAB_LOOP_SAMPLES = 50
 
 BOUT_DTYPE = np.dtype(
     [
@@ -53,8 +68,17 @@ class SwimParams:
 
 
 class OnlineSwimDetector:
-    def __init__(self, sample_rate_hz: float, params: SwimParams | None = None) -> None:
+    def __init__(
+        self,
+        sample_rate_hz: float,
+        params: SwimParams | None = None,
+        power_units: PowerUnits = "threshold",
+    ) -> None:
         self.p = params or SwimParams()
+        #: Units of the chunk power handed to the feedback law and of the bout table's powers.
+        self.power_units: PowerUnits = power_units
+        # lab units: evaluations per lab loop (the sum's length)
+        self._lab_evals = LAB_LOOP_SAMPLES / self.p.step
         self.fs = sample_rate_hz
         self._carry = np.zeros((0, 2))
         self._pos = 0  # global index of the first sample of _carry
@@ -74,6 +98,7 @@ class OnlineSwimDetector:
         self._count = 0
         self._peak = 0.0
         self.last_power = np.zeros((0, 2))  # (evals, 2) of the last chunk, for live views
+        self._unit_power = np.zeros((0, 2))  # the same in ``power_units``
         self.last_eval_samples = np.zeros(0, dtype=np.int64)
 
     @property
@@ -101,8 +126,10 @@ class OnlineSwimDetector:
             var = np.maximum((c2[hi] - c2[lo]) / w - mean * mean, 0.0)
             self._remember(var)
             power = self._power(var)
-            done = self._bouts(var, power, ends)
+            unit_power = self._in_units(var, power)
+            done = self._bouts(var, unit_power, ends)
             self.last_power = power
+            self._unit_power = unit_power
             self.last_eval_samples = ends
         keep = w
         self._carry = x[-keep:]
@@ -114,10 +141,20 @@ class OnlineSwimDetector:
             return np.zeros_like(var)
         return np.sqrt(np.maximum(var - self.threshold, 0.0) / self.threshold)
 
+    def _in_units(self, var: np.ndarray, power: np.ndarray) -> np.ndarray:
+        """Per-evaluation power in ``power_units`` (threshold units are ``power`` itself)."""
+        if self.power_units == "threshold" or not self._ready:
+            return power
+        # a lab loop whose every evaluation had this supra-threshold power
+        return np.sqrt(self._lab_evals * np.maximum(var - self.threshold, 0.0))
+
     def _chunk_power(self) -> tuple[float, float]:
-        if not self._in_bout or not len(self.last_power):
+        p = self._unit_power
+        if not self._in_bout or not len(p):
             return 0.0, 0.0
-        m = self.last_power.mean(axis=0)
+        # lab: sqrt of the supra-threshold power summed over one lab loop = rms of the
+        # per-evaluation values above; threshold units: their mean
+        m = np.sqrt((p * p).mean(axis=0)) if self.power_units == "lab" else p.mean(axis=0)
         return float(m[0]), float(m[1])
 
     def _remember(self, var: np.ndarray) -> None:

@@ -66,7 +66,7 @@ class WriterClient:
         self._stream_n = 0
         self._tables: dict[str, list[Any]] = defaultdict(list)
         self._slots: dict[int, int] = {}
-        self._volume_meta: dict[int, tuple[int, np.ndarray]] = {}
+        self._volume_meta: dict[int, tuple[int, np.ndarray, int]] = {}
         self._backlog: list[tuple[Any, ...]] = []
         self.proc: Any = None
         self.errors: list[str] = []
@@ -229,8 +229,9 @@ class WriterClient:
         return len(self._backlog)
 
     # -- VolumeSink ---------------------------------------------------------------------------
-    def set_volume_meta(self, t: int, start: int, planes: np.ndarray) -> None:
-        self._volume_meta[t] = (start, planes)
+    def set_volume_meta(self, t: int, start: int, planes: np.ndarray, marker: int) -> None:
+        """Where volume ``t``'s plane triggers and its volume-start marker are on the DAQ clock."""
+        self._volume_meta[t] = (start, planes, marker)
 
     def acquire(self, t: int) -> np.ndarray | None:
         slot = self.ring.take_free()
@@ -241,22 +242,22 @@ class WriterClient:
                 slot = self.ring.take_free()
         if slot is None:
             self.volumes_dropped += 1
-            start, planes = self._volume_meta.pop(t)
+            start, planes, marker = self._volume_meta.pop(t)
             self.flush()
-            self._send(("dropped", t, start, planes, "writer buffer full"))
+            self._send(("dropped", t, start, planes, marker, "writer buffer full"))
             return None
         self._slots[t] = slot
         return self.ring.slot(slot)
 
     def commit(self, t: int, missing_planes: tuple[int, ...] = ()) -> None:
         slot = self._slots.pop(t)
-        start, planes = self._volume_meta.pop(t)
+        start, planes, marker = self._volume_meta.pop(t)
         if self.on_commit is not None:
             self.on_commit(t, self.ring.slot(slot))
         self.ring.states[slot] = QUEUED
         # records before the volume, so the file's tables stay in time order
         self.flush()
-        self._send(("volume", slot, t, start, planes, missing_planes))
+        self._send(("volume", slot, t, start, planes, marker, missing_planes))
 
     def discard(self, t: int) -> None:
         slot = self._slots.pop(t, None)

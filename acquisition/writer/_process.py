@@ -53,6 +53,7 @@ class _Writer:
         self.raw = f["volumes/raw"]
         self.start = f["volumes/start_sample"]
         self.plane = f["volumes/plane_sample"]
+        self.marker = f["volumes/marker_sample"]
         self.stream = f["stimuli_and_ephys"]
 
     def handle(self, msg: tuple[Any, ...]) -> bool:
@@ -67,8 +68,8 @@ class _Writer:
         elif kind == "table":
             append_columns(self.f[msg[1]], msg[2])
         elif kind == "volume":
-            _, slot, t, start, planes, missing = msg
-            self._volume_meta(t, start, planes)
+            _, slot, t, start, planes, marker, missing = msg
+            self._volume_meta(t, start, planes, marker)
             self.raw[t] = self.ring.slot(slot)
             self.ring.states[slot] = FREE
             self.volumes_written += 1
@@ -78,9 +79,9 @@ class _Writer:
                     missing
                 )
         elif kind == "dropped":
-            _, t, start, planes, reason = msg
+            _, t, start, planes, marker, reason = msg
             # the chunk is left unwritten: it reads as zeros and costs no disk
-            self._volume_meta(t, start, planes)
+            self._volume_meta(t, start, planes, marker)
             append_columns(
                 self.f["volumes/dropped"],
                 {"volume": np.array([t]), "reason": np.array([reason], dtype=object)},
@@ -103,14 +104,16 @@ class _Writer:
             return False
         return True
 
-    def _volume_meta(self, t: int, start: int, planes: np.ndarray) -> None:
+    def _volume_meta(self, t: int, start: int, planes: np.ndarray, marker: int) -> None:
         n = t + 1
         if self.raw.shape[0] < n:
             self.raw.resize((n, *self.raw.shape[1:]))
             self.start.resize((n,))
             self.plane.resize((n, self.plane.shape[1]))
+            self.marker.resize((n,))
         self.start[t] = start
         self.plane[t] = planes
+        self.marker[t] = marker
 
     def flush(self) -> None:
         self.f.flush()

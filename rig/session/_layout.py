@@ -32,7 +32,10 @@ __all__ = [
 ]
 
 FORMAT = "zaprig.session"
-FORMAT_VERSION = 1
+#: 2: the dataset's TTL layout (a volume-start marker pulse before z plane pulses, with
+#: ``/volumes/marker_sample``) and conditions that start after plane 0's pulse.
+#: 1: the volume-start pulse replaced plane 0's pulse (z - 1 plane pulses per marker).
+FORMAT_VERSION = 2
 
 #: The dataset's 10 rows, in its order (DATASET.md); the names its own code uses.
 CHANNEL_NAMES = (
@@ -130,6 +133,9 @@ def create_session_file(
         raw.attrs["compression"] = compression
         f.create_dataset(
             "volumes/start_sample", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,)
+        )
+        f.create_dataset(
+            "volumes/marker_sample", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,)
         )
         f.create_dataset(
             "volumes/plane_sample",

@@ -22,7 +22,24 @@ from rig.session._damage import (
 from rig.session._layout import FORMAT, read_table
 from rig.session._lock import LockInfo
 
-__all__ = ["SessionSummary", "open_session", "summarise"]
+__all__ = ["SessionSummary", "open_session", "summarise", "ttl_layout"]
+
+
+def ttl_layout(f: h5py.File) -> int:
+    """Which TTL layout a session's row 2 uses (rig/session/_layout.py, FORMAT_VERSION).
+
+    2: the dataset's, a volume-start marker pulse before z plane pulses
+    (``/volumes/marker_sample``); 1: files of format 1, whose volume-start pulse
+    replaced plane 0's pulse.
+    """
+    return 2 if "volumes/marker_sample" in f else 1
+
+
+TTL_LAYOUTS = {
+    1: "layout 1 (format 1): the volume-start pulse is plane 0's; the dataset's notebook "
+    "counts z - 1 plane pulses per volume and puts conditions one timestep early",
+    2: "layout 2: a volume-start marker, then z plane pulses (the dataset's)",
+}
 
 
 #: What every session file has; a file without them cannot be summarised or exported.
@@ -116,6 +133,8 @@ class SessionSummary:
     frames: int = 0
     frames_dropped: int = 0
     events: list[tuple[int, str, str]] = field(default_factory=list)
+    format_version: int = 0
+    ttl_layout: int = 2
     #: The live run recording this file, if any.
     owner: LockInfo | None = None
 
@@ -173,6 +192,8 @@ def summarise(path: str | Path) -> SessionSummary:
             bout_rate_per_condition=rate,
             frames=int(f["stimulus/frames/frame"].shape[0]),
             frames_dropped=int(a.get("frames_dropped", 0)),
+            format_version=int(a.get("format_version", 0)),
+            ttl_layout=ttl_layout(f),
             events=[
                 (int(x), str(k), str(m))
                 for x, k, m in zip(events["sample"], events["kind"], events["message"], strict=True)
@@ -199,6 +220,7 @@ def format_summary(s: SessionSummary) -> str:
         f"volumes   {s.volumes} of {s.volumes_expected} expected, {z} planes of {y} x {x}"
         f"  ({s.volumes * z} planes); dropped {s.dropped_volumes}",
         f"frames    {s.frames} stimulus frames, {s.frames_dropped} dropped",
+        f"TTL       {TTL_LAYOUTS[s.ttl_layout]}   (format_version {s.format_version})",
         f"bouts     {s.bouts} swim bouts",
         "",
         "  #  condition    start_vol  stop_vol   duration  bouts/min",

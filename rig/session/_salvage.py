@@ -173,13 +173,21 @@ def _copy(
     draw.resize((n_vol, *draw.shape[1:]))
     for t in range(n_vol):
         draw[t] = raw[t]
-    for name in ("start_sample", "plane_sample"):
-        d, dd = f"volumes/{name}", dst[f"volumes/{name}"]
+    rebuild = {
+        "start_sample": lambda: tl.volume_starts,
+        "plane_sample": lambda: tl.plane_samples,
+        "marker_sample": lambda: tl.marker_samples,
+    }
+    for name, timeline_values in rebuild.items():
+        d = f"volumes/{name}"
+        if d not in dst:
+            continue
+        dd = dst[d]
         ok = readable.rows.get(d, (0, 0))[0]
         if ok >= n_vol:
             vals = read_prefix(src[d], n_vol)
         elif tl is not None:
-            vals = (tl.volume_starts if name == "start_sample" else tl.plane_samples)[:n_vol]
+            vals = timeline_values()[:n_vol]
             lost.append(f"{d} (rebuilt from the protocol)")
         else:
             vals = np.zeros((0, *dd.shape[1:]), dtype=dd.dtype)

@@ -31,14 +31,31 @@ class Stimulus(BaseModel):
     # NaN and infinity are never a physical parameter
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    #: The dataset's ``stimID`` for this stimulus within its condition (row 7).
-    stim_id: int = Field(0, ge=0, le=32767)
+    #: The first ``stimID`` (row 7) of this step: the frame's sub-stimulus code
+    #: (:attr:`STIM_ID`) is added to it, so steps of one condition can be told apart too.
+    stim_id: int = Field(0, ge=0, le=32000)
     #: Documents which dataset row each parameter lands in (docs/stimulus-rows.md).
     ROWS: ClassVar[dict[str, str]] = {}
+    #: What the sub-stimulus code added to ``stim_id`` in row 7 means (docs/stimulus-rows.md).
+    STIM_ID: ClassVar[str] = "0"
 
     def law(self) -> StimulusLaw:
         """The feedback law this stimulus needs, or None for open loop."""
         return None
+
+    def initial_loop(self, condition: int) -> LoopState:
+        """The closed-loop state a condition starting with this stimulus begins in.
+
+        Every condition starts from rest: the world still (or drifting at the
+        stimulus's own rest speed), at position 0 and heading 0, whatever the
+        previous condition left behind. Steps within a condition carry the state
+        on, so a gain change does not make the world jump.
+        """
+        return LoopState(condition=condition)
+
+    def _sub_stimulus(self, rec: np.void, code: int) -> None:
+        """Row 7: this step's ``stim_id`` plus the frame's sub-stimulus code."""
+        rec["stim_id"] = self.stim_id + code
 
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         """Write this stimulus's frame for ``t`` seconds into its step."""

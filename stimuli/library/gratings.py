@@ -50,9 +50,14 @@ class Flow(_GratingLook):
         "param4": "spatial frequency (cycles/mm)",
         "param5": "grating position (mm)",
     }
+    STIM_ID: ClassVar[str] = "0 (steps tell gains apart by their own stim_id)"
 
     def law(self) -> StimulusLaw:
         return FlowLaw(self.drift_mm_s, self.gain) if self.closed_loop else None
+
+    def initial_loop(self, condition: int) -> LoopState:
+        # at rest the water carries the fish backwards: the grating drifts forward
+        return LoopState(velocity=-self.drift_mm_s, gain=self.gain, condition=condition)
 
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         if self.closed_loop:
@@ -85,6 +90,7 @@ class Position(_GratingLook):
         "param4": "heading (deg)",
         "param5": "position (mm)",
     }
+    STIM_ID: ClassVar[str] = "0 while drifting, 1 while the drift is off"
 
     def drift_at(self, t: float) -> float:
         return self.drift_mm_s if (t % self.period_s) < self.drift_fraction * self.period_s else 0.0
@@ -92,7 +98,11 @@ class Position(_GratingLook):
     def law(self) -> StimulusLaw:
         return TurnLaw(FlowLaw(self.drift_mm_s, self.gain), turn_gain_deg=self.turn_gain_deg)
 
+    def initial_loop(self, condition: int) -> LoopState:
+        return LoopState(velocity=-self.drift_at(0.0), gain=self.gain, condition=condition)
+
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
+        self._sub_stimulus(rec, 0 if self.drift_at(t) > 0 else 1)
         self._grating(rec, _AXIS_DEG - loop.heading_deg, loop.position_mm)
         rec["velocity"] = loop.velocity
         rec["gain"] = self.gain
@@ -122,6 +132,7 @@ class Replay(_GratingLook):
         "param4": "spatial frequency (cycles/mm)",
         "param5": "grating position (mm)",
     }
+    STIM_ID: ClassVar[str] = "0"
 
     @model_validator(mode="after")
     def _one_source(self) -> Replay:
@@ -167,6 +178,9 @@ class Turning(_GratingLook):
         "param4": "1 while moving, else 0",
         "param5": "grating position (mm)",
     }
+    STIM_ID: ClassVar[str] = (
+        "2·i while direction i of `directions_deg` moves, 2·i + 1 while it stands still"
+    )
 
     @model_validator(mode="after")
     def _has_directions(self) -> Turning:
@@ -177,8 +191,10 @@ class Turning(_GratingLook):
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         seg = self.moving_s + self.still_s
         k, u = divmod(t, seg)
-        direction = self.directions_deg[int(k) % len(self.directions_deg)]
+        i = int(k) % len(self.directions_deg)
+        direction = self.directions_deg[i]
         moving = u < self.moving_s
+        self._sub_stimulus(rec, 2 * i + (0 if moving else 1))
         pos = self.speed_mm_s * min(u, self.moving_s)
         self._grating(rec, direction, pos)
         rec["velocity"] = self.speed_mm_s if moving else 0.0
@@ -198,6 +214,7 @@ class Rotation(_GratingLook):
         "param3": "grating angle (deg)",
         "param4": "angular velocity (deg/s, + = counter-clockwise)",
     }
+    STIM_ID: ClassVar[str] = "0 turning counter-clockwise, 1 turning back clockwise"
 
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         half = self.period_s / 2
@@ -205,6 +222,7 @@ class Rotation(_GratingLook):
         # Triangle wave: out for half a period, back for the other half.
         angle = self.start_angle_deg + self.deg_per_s * (u if u < half else self.period_s - u)
         omega = self.deg_per_s if u < half else -self.deg_per_s
+        self._sub_stimulus(rec, 0 if u < half else 1)
         self._grating(rec, math.remainder(angle, 360.0), 0.0)
         rec["velocity"] = 0.0
         rec["param3"] = rec["angle_deg"]

@@ -40,6 +40,7 @@ class Shadow(Stimulus):
         "param4": "disk x (mm)",
         "param5": "disk y (mm)",
     }
+    STIM_ID: ClassVar[str] = "0 no disk, 1 disk shown"
 
     def _event_s(self) -> float:
         if self.mode == "loom":
@@ -64,6 +65,7 @@ class Shadow(Stimulus):
             x = self.start_mm[0] + f * (self.end_mm[0] - self.start_mm[0])
             y = self.start_mm[1] + f * (self.end_mm[1] - self.start_mm[1])
             r = self.radius_mm
+        self._sub_stimulus(rec, 1 if r > 0 else 0)
         rec["disk_x_mm"], rec["disk_y_mm"], rec["disk_radius_mm"] = x, y, r
         rec["param3"], rec["param4"], rec["param5"] = r, x, y
 
@@ -91,13 +93,20 @@ class Dots(Stimulus):
         "param4": "direction (deg)",
         "param5": "displacement (mm)",
     }
+    STIM_ID: ClassVar[str] = (
+        "c + n_c·d for coherence c of `coherences` (n_c of them) and direction d of "
+        "`directions_deg`"
+    )
 
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         k, u = divmod(t, self.segment_s)
         k = int(k)
         coherence = self.coherences[k % len(self.coherences)] if self.coherences else 1.0
         dirs = self.directions_deg or (0.0,)
-        direction = dirs[(k // max(1, len(self.coherences))) % len(dirs)]
+        n_c = max(1, len(self.coherences))
+        d = (k // n_c) % len(dirs)
+        direction = dirs[d]
+        self._sub_stimulus(rec, k % n_c + n_c * d)
         rec["look"] = Look.DOTS
         rec["luminance"] = self.background
         rec["contrast"] = self.dot_luminance

@@ -21,6 +21,7 @@ class Dark(Stimulus):
     kind: Literal["dark"] = "dark"
     luminance: float = Luminance(0.0)
     ROWS: ClassVar[dict[str, str]] = {"param3": "luminance"}
+    STIM_ID: ClassVar[str] = "0"
 
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         rec["look"] = Look.UNIFORM
@@ -37,10 +38,12 @@ class Flash(Stimulus):
     on_luminance: float = Luminance(1.0)
     off_luminance: float = Luminance(0.0)
     ROWS: ClassVar[dict[str, str]] = {"param3": "luminance", "param4": "1 while on, else 0"}
+    STIM_ID: ClassVar[str] = "0 off (dark phase), 1 on (light phase)"
 
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         on = (t % self.period_s) < self.on_s
         lum = self.on_luminance if on else self.off_luminance
+        self._sub_stimulus(rec, 1 if on else 0)
         rec["look"] = Look.UNIFORM
         rec["luminance"] = lum
         rec["param3"] = lum
@@ -66,6 +69,7 @@ class Taxis(Stimulus):
         "param3": "bright side (-1 left, +1 right)",
         "param4": "boundary angle (deg)",
     }
+    STIM_ID: ClassVar[str] = "0 left half bright, 1 right half bright"
 
     def law(self) -> StimulusLaw:
         if not self.closed_loop:
@@ -76,6 +80,7 @@ class Taxis(Stimulus):
         first_half = (t % self.period_s) < self.period_s / 2
         left_first = self.first_bright_side == "left"
         left_bright = first_half == left_first
+        self._sub_stimulus(rec, 0 if left_bright else 1)
         rec["look"] = Look.HALVES
         rec["left_luminance"] = self.bright_luminance if left_bright else self.dark_luminance
         rec["right_luminance"] = self.dark_luminance if left_bright else self.bright_luminance

@@ -48,6 +48,9 @@ class FrameMaker:
         stim = self._resolve(at.condition, at.step, at.stimulus)
         rec["condition"] = at.condition
         rec["stim_id"] = stim.stim_id
+        if loop.condition != at.condition:
+            # the newest state is still the previous condition's: this one starts from rest
+            loop = self.timeline.initial_loop(at.condition)
         stim.fill(rec, at.t_in_step, loop)
         name = self.timeline.protocol.conditions[at.condition].name
         if name in self._replayed:

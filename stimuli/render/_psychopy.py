@@ -57,6 +57,7 @@ _STATE_FIELDS = (
     "updated_sample",
     "sample",
     "stamp",
+    "condition",
 )
 # Counters the renderer process writes and the engine reads (one writer each).
 _SHOWN, _DROPPED, _LOST, _N_COUNTERS = 0, 1, 2, 3
@@ -85,6 +86,7 @@ class LoopStateBlock:
         b[6] = float(loop.updated_sample)
         b[7] = float(sample)
         b[8] = stamp
+        b[9] = float(loop.condition)
         b[0] = seq + 2.0
 
     def read(self) -> tuple[int, LoopState, int, float] | None:
@@ -106,6 +108,7 @@ class LoopStateBlock:
                 gain=values[3],
                 swimming=values[4] != 0.0,
                 updated_sample=int(values[5]),
+                condition=int(values[8]),
             )
             return int(seq) // 2, loop, int(values[6]), values[7]
         # Only a writer stalled mid-write can get here; the previous state stays on screen.
