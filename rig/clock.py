@@ -45,6 +45,9 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time."""
 
+    def yield_to_others(self) -> None:
+        """Let the other lanes run for a moment (virtual time waits for them this way)."""
+
 
 class RealTimeClock:
     """Paces simulated samples to the wall clock (monotonic, drift-free)."""
@@ -75,6 +78,9 @@ class RealTimeClock:
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
 
+    def yield_to_others(self) -> None:
+        time.sleep(0.0005)
+
 
 class VirtualClock:
     """Time advances only as the engine asks for samples: no sleeping at all."""
@@ -100,6 +106,10 @@ class VirtualClock:
 
     def sleep(self, seconds: float) -> None:
         self._now += round(seconds * self.sample_rate_hz)
+
+    def yield_to_others(self) -> None:
+        # real time passes, virtual time does not: the other lanes get the CPU
+        time.sleep(0.0005)
 
 
 def make_clock(kind: str, sample_rate_hz: float) -> Clock:

@@ -32,14 +32,16 @@ import numpy as np
 from acquisition.laser._base import Laser
 from acquisition.swims import OnlineSwimDetector
 from acquisition.writer import WriterClient
-from acquisition.writer._client import concat_records
 from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig
 from rig.devices import Devices, make_devices
 from rig.errors import ConfigError, SessionFileError, ZaprigError
+from rig.events import Event, SessionLog
 from rig.faults import FaultInjector
-from rig.session._layout import FORMAT, FORMAT_VERSION, ROW
+from rig.lanes import ChunkRecord, ImageLane, RecordLane, StreamRecorder
+from rig.lanes._rt import loop_lane_priority
+from rig.session._layout import FORMAT, FORMAT_VERSION
 from rig.session._lock import lock_path
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
@@ -116,11 +118,6 @@ class _Counters:
     events: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-#: Stimulus rows where no frame of row 4's condition is known (zeros, outside any condition).
-_NO_FRAME = np.zeros((), dtype=FRAME_DTYPE)[()]
-_NO_FRAME["condition"] = -1
-
-
 class Engine:
     """Runs one session. Make a new Engine per session."""
 
@@ -163,10 +160,12 @@ class Engine:
         self._n = _Counters()
         self._listeners: list[Callable[[LiveChunk], None]] = []
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
-        self._event_listeners: list[Callable[[int, str, str], None]] = []
-        self._frames = np.zeros(0, dtype=FRAME_DTYPE)
-        self._held = _NO_FRAME
-        self._pending: list[tuple[int, np.ndarray]] = []
+        self._event_listeners: list[Callable[[Event], None]] = []
+        self._log: SessionLog | None = None
+        self._event_lock = threading.RLock()  # events come from every lane
+        self._recorder: StreamRecorder | None = None
+        self._image_lane: ImageLane | None = None
+        self._record_lane: RecordLane | None = None
         self._fault: str | None = None
         self._volumes_started = 0
         self._laser_on = False
@@ -187,8 +186,8 @@ class Engine:
         """Called with (t, volume) for each committed volume (the array is only valid in the call)."""
         self._volume_listeners.append(callback)
 
-    def subscribe_events(self, callback: Callable[[int, str, str], None]) -> None:
-        """Called with (sample, kind, message) for every event as it is logged."""
+    def subscribe_events(self, callback: Callable[[Event], None]) -> None:
+        """Called with every :class:`~rig.events.Event` as it is logged, from any lane."""
         self._event_listeners.append(callback)
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
@@ -309,15 +308,22 @@ class Engine:
         )
         self.writer.on_commit = self._on_volume
         self.writer.start()
+        self._log = SessionLog(self.path)
+        source = "engine"
         try:
-            self.devices.laser.open()
-            self.devices.daq.open()
-            self.devices.microscope.open()
+            for kind, device in (
+                ("laser", self.devices.laser),
+                ("daq", self.devices.daq),
+                ("camera", self.devices.microscope),
+            ):
+                source = kind  # named in the fault if this one fails to open
+                device.open()
         except BaseException as e:
             self._close_devices()
             msg = str(e) if isinstance(e, ZaprigError) else f"{type(e).__name__}: {e}"
-            self._event(0, "fault", f"arming failed: {msg}")
+            self._event(0, "fault", f"arming failed: {msg}", source)
             self.writer.close({"status": "failed", "ended_at": utc_now_iso()})
+            self._log.close()
             self.state = RunState.FAILED
             raise
         self.state = RunState.ARMED
@@ -337,32 +343,42 @@ class Engine:
             dev.microscope.start(tl, w)
             dev.laser.on(self.rig.laser.power_mw)
             self._laser_on = True
-            self._event(0, "info", f"laser on at {self.rig.laser.power_mw:g} mW")
+            self._event(0, "info", f"laser on at {self.rig.laser.power_mw:g} mW", "laser")
             self._laser_watch = _LaserWatch(
                 dev.laser, threaded=not isinstance(self.clock, VirtualClock)
             )
+            self._start_lanes()
             self.state = RunState.RUNNING
             dev.daq.start(tl)
-            self._event(0, "protocol", f"run started: {self.protocol.name}")
+            self._event(0, "protocol", f"run started: {self.protocol.name}", "protocol")
             tick = 0
-            while self._sample < tl.end_sample:
-                if self._stop.is_set():
-                    final = RunState.ABORTED
-                    self._event(self._sample, "protocol", f"run aborted: {self._abort_reason}")
-                    break
-                self._step()
-                if self._fault:
-                    final = RunState.FAILED
-                    break
-                tick += 1
-                if progress is not None and tick % 25 == 0:
-                    progress(self.status())
+            with loop_lane_priority(
+                realtime=not isinstance(self.clock, VirtualClock),
+                report=lambda m: self._event(0, "info", m, "loop lane"),
+            ):
+                while self._sample < tl.end_sample:
+                    if self._stop.is_set():
+                        final = RunState.ABORTED
+                        self._event(
+                            self._sample,
+                            "protocol",
+                            f"run aborted: {self._abort_reason}",
+                            "user",
+                        )
+                        break
+                    self._step()
+                    if self._fault:
+                        final = RunState.FAILED
+                        break
+                    tick += 1
+                    if progress is not None and tick % 25 == 0:
+                        progress(self.status())
         except KeyboardInterrupt:
             final = RunState.ABORTED
-            self._event(self._sample, "protocol", "run aborted: Ctrl-C")
+            self._event(self._sample, "protocol", "run aborted: Ctrl-C", "user")
         except ZaprigError as e:
             final = RunState.FAILED
-            self._event(self._sample, "fault", str(e))
+            self._event(self._sample, "fault", str(e), getattr(e, "source", "engine"))
             self._fault = str(e)
         except Exception as e:
             final = RunState.FAILED
@@ -377,11 +393,30 @@ class Engine:
             progress(self.status())
         return self.state
 
+    def _start_lanes(self) -> None:
+        dev, w = self.devices, self.writer
+        assert dev is not None and w is not None
+        self._recorder = StreamRecorder(
+            self.timeline, w, [c.name for c in self.protocol.conditions]
+        )
+        self._image_lane = ImageLane(
+            dev.microscope, lambda ev: self._microscope_event(ev.kind, ev.message)
+        )
+        self._record_lane = RecordLane(self._record)
+        self._image_lane.start()
+        self._record_lane.start()
+
     def _step(self) -> None:
+        """The loop lane: one DAQ chunk, from read to publish; everything else is handed on."""
         dev, w, tl = self.devices, self.writer, self.timeline
         assert dev is not None and w is not None
+        assert self._image_lane is not None and self._record_lane is not None
         fs = self.rig.daq.sample_rate_hz
-        chunk = dev.daq.read()
+        try:
+            chunk = dev.daq.read()
+        except ZaprigError as e:
+            e.source = "daq"  # type: ignore[attr-defined]
+            raise
         n = len(chunk)
         s0 = self._sample
         s1 = s0 + n
@@ -398,17 +433,10 @@ class Engine:
             self.loop.gain = 0.0
         self.loop.updated_sample = s1
         dev.renderer.publish(self.loop, s1, n)
+        # -- the closed loop's latency ends here; the rest only hands things on --
         frames = dev.renderer.collect()
-        if len(frames):
-            if dev.fish is not None:
-                dev.fish.show(frames)
-            self._frames = concat_records([self._frames, frames])
-            w.table("stimulus/frames", frames)
-            self._n.frames += len(frames)
-        if len(bouts):
-            w.table("behavior/bouts", bouts)
-            self._n.bouts += len(bouts)
-        # plane triggers the DAQ fired during this chunk
+        if len(frames) and dev.fish is not None:
+            dev.fish.show(frames)  # the simulated world: part of the loop, not bookkeeping
         trig = tl.all_plane_samples
         lo, hi = np.searchsorted(trig, [s0, s1])
         if hi > lo:
@@ -421,45 +449,93 @@ class Engine:
                 )
                 self._volumes_started = t + 1
             dev.microscope.on_triggers(idx, trig[lo:hi])
-        for ev in dev.microscope.poll():
-            self._event(s1, ev.kind, ev.message)
-            if ev.kind == "fault":
-                self._fault = ev.message
-        self._pending.append((s0, chunk))
-        self._emit_rows(final=False)
-        self._conditions(s1)
-        with self._notes_lock:
-            notes, self._notes = self._notes, []
-        for text in notes:
-            self._event(s1, "note", text)
+            self._image_lane.wake()
         self._sample = s1
-        # health checks cost system calls: a few times per second is well within the 1 s target
-        if s1 // self._health_every != s0 // self._health_every:
-            self._check_health(s1)
-        self._faults.apply(s1, dev, w, lambda m: self._event(s1, "info", m))
-        if self._listeners:
-            live = LiveChunk(
+        self._record_lane.submit(
+            ChunkRecord(
                 s0,
-                chunk[:, :2].copy(),
+                chunk,
+                frames,
+                bouts,
+                swim.swimming,
                 self.detector.last_power.copy(),
                 self.detector.last_eval_samples.copy(),
                 self.detector.threshold.copy(),
                 self.loop.velocity,
                 self.loop.gain,
-                tl.condition_at(s0),
-                swim.swimming,
-                bouts,
-                frames,
+            )
+        )
+        if isinstance(self.clock, VirtualClock):
+            # nothing is real-time: keep the other lanes close behind instead of racing ahead
+            self._record_lane.wait_below(64)
+            while dev.microscope.backlog > 2 and self._image_lane.alive():
+                self._image_lane.wake()
+                self.clock.yield_to_others()
+        if self._image_lane.error and not self._fault:
+            self._fault = self._image_lane.error
+        if self._record_lane.error is not None and not self._fault:
+            self._fault = f"record lane: {describe_error(self._record_lane.error)}"
+
+    def _record(self, rec: ChunkRecord) -> None:
+        """The record lane's work for one chunk (rig/lanes/_records.py)."""
+        dev, w, rc = self.devices, self.writer, self._recorder
+        assert dev is not None and w is not None and rc is not None
+        s0, s1 = rec.s0, rec.s1
+        if len(rec.frames):
+            w.table("stimulus/frames", rec.frames)
+            self._n.frames += len(rec.frames)
+        if len(rec.bouts):
+            w.table("behavior/bouts", rec.bouts)
+            self._n.bouts += len(rec.bouts)
+        rc.add(s0, rec.chunk, rec.frames)
+        rc.emit(final=False)
+        rc.conditions(
+            s1,
+            lambda at, c, name: self._event(
+                at, "protocol", f"condition {c} ({name}) starts", "protocol"
+            ),
+        )
+        self._n.last_condition = rc.last_condition
+        with self._notes_lock:
+            notes, self._notes = self._notes, []
+        for text in notes:
+            self._event(s1, "note", text, "user")
+        # health checks cost system calls: a few times per second is well within the 1 s target
+        if s1 // self._health_every != s0 // self._health_every:
+            self._check_health(s1)
+        self._faults.apply(s1, dev, w, lambda m: self._event(s1, "info", m, "engine"))
+        if self._listeners:
+            live = LiveChunk(
+                s0,
+                rec.chunk[:, :2].copy(),
+                rec.power,
+                rec.power_samples,
+                rec.threshold,
+                rec.velocity,
+                rec.gain,
+                self.timeline.condition_at(s0),
+                rec.swimming,
+                rec.bouts,
+                rec.frames,
             )
             for cb in self._listeners:
                 cb(live)
 
+    def _microscope_event(self, kind: str, message: str) -> None:
+        """From the image lane: log it at the loop's current sample; a fault stops the run."""
+        self._event(self._sample, kind, message, "camera")
+        if kind == "fault" and not self._fault:
+            self._fault = message
+
     def _send_traces(self) -> None:
         """Ground-truth traces go to the file as they accrue (memory stays flat)."""
         fish = self.devices.fish if self.devices else None
-        if fish is not None and fish.brain.traces and self.writer is not None:
-            self.writer.traces(np.stack(fish.brain.traces))
-            fish.brain.traces.clear()
+        if fish is None or self.writer is None:
+            return
+        q = fish.brain.traces  # the loop lane appends, this lane takes: popleft is atomic
+        rows = [q.popleft() for _ in range(len(q))]
+        if rows:
+            self.writer.traces(np.stack(rows))
 
     def _check_health(self, s1: int) -> None:
         dev, w = self.devices, self.writer
@@ -468,17 +544,17 @@ class Engine:
         if self._health_ticks % 100 == 0:
             self._send_traces()  # every 10 s of recording
         for err in w.poll():
-            self._event(s1, "fault", f"writer: {err}")
+            self._event(s1, "fault", f"writer: {err}", "writer")
             self._fault = err
         if w.proc is not None and not w.alive() and not self._fault:
             self._fault = "the writer process died; the file holds everything up to its last flush"
         if msg := dev.renderer.check():
-            self._event(s1, "fault", msg)
+            self._event(s1, "fault", msg, "renderer")
             self._fault = msg
         if self._laser_watch is not None and (
             msg := self._laser_watch.check(s1, self._health_every)
         ):
-            self._event(s1, "fault", msg)
+            self._event(s1, "fault", msg, "laser")
             self._fault = msg
         fill = w.buffer_fill()
         if fill >= self.rig.writer.warn_fill and not self._fill_warned:
@@ -488,99 +564,10 @@ class Engine:
                 "warning",
                 f"writer buffer {fill:.0%} full: the disk is not keeping up; volumes will be "
                 "dropped (and recorded) if it fills",
+                "writer",
             )
         elif fill < self.rig.writer.warn_fill / 2:
             self._fill_warned = False
-
-    def _emit_rows(self, final: bool) -> None:
-        """Write the 10-row stream for chunks whose displayed frames are all known.
-
-        Rows 3 and 5-9 hold the state of the newest displayed frame, except that
-        they never show another condition than row 4 does: from a condition's
-        onset (inside its first plane) until its first frame flips they hold that
-        first frame's state (docs/stimulus-rows.md).
-        """
-        w = self.writer
-        assert w is not None
-        tl = self.timeline
-        known = int(self._frames["flip_sample"][-1]) if len(self._frames) else -1
-        while self._pending:
-            s0, chunk = self._pending[0]
-            n = len(chunk)
-            if not final and known < s0 + n - 1:
-                break
-            self._pending.pop(0)
-            n = min(n, tl.end_sample - s0)
-            if n <= 0:
-                continue
-            samples = np.arange(s0, s0 + n)
-            rows = np.zeros((n, 10), dtype=np.float32)
-            rows[:, ROW["tail_left"]] = chunk[:n, 0]
-            rows[:, ROW["tail_right"]] = chunk[:n, 1]
-            rows[:, ROW["trigger"]] = chunk[:n, 2]
-            cond = np.searchsorted(tl.condition_start_samples, samples, side="right")
-            cond[cond > tl.n_conditions] = 0
-            rows[:, ROW["condition"]] = cond
-            held = self._held_frames(samples, cond - 1)
-            for name in ("param3", "param4", "param5", "stim_id", "velocity", "gain"):
-                rows[:, ROW[name]] = held[name]
-            w.stream(rows)
-
-    def _held_frames(self, samples: np.ndarray, condition: np.ndarray) -> np.ndarray:
-        """The frame record whose state each sample holds (see :meth:`_emit_rows`).
-
-        ``condition`` is row 4's 0-based condition at each sample (-1 outside the
-        protocol). Frames older than the newest one at or before the last sample are
-        forgotten afterwards.
-        """
-        fr = self._frames
-        k = np.searchsorted(fr["flip_sample"], samples, side="right") - 1
-        held = np.where(k >= 0, fr[np.maximum(k, 0)] if len(fr) else self._held, self._held)
-        # a condition whose first frame has not flipped yet shows that first frame's state
-        stale = held["condition"] != condition
-        if stale.any():
-            j = k[stale] + 1
-            nxt = fr[np.minimum(j, len(fr) - 1)] if len(fr) else np.zeros(len(j), FRAME_DTYPE)
-            ok = (j < len(fr)) & (nxt["condition"] == condition[stale])
-            held[stale] = np.where(ok, nxt, _NO_FRAME)
-        last = int(k[-1])
-        if last >= 0:
-            self._held = fr[last]
-            self._frames = fr[last:]
-        return held
-
-    def _conditions(self, s1: int) -> None:
-        tl = self.timeline
-        c = tl.condition_at(min(s1, tl.end_sample - 1))
-        while self._n.last_condition < c:
-            nxt = self._n.last_condition + 1
-            if nxt > 0:
-                self._condition_row(nxt - 1, int(tl.condition_start_samples[nxt]))
-            if nxt < tl.n_conditions:
-                start = int(tl.condition_start_samples[nxt])
-                name = self.protocol.conditions[nxt].name
-                self._event(start, "protocol", f"condition {nxt} ({name}) starts")
-            self._n.last_condition = nxt
-
-    def _condition_row(self, c: int, stop_sample: int) -> None:
-        w = self.writer
-        assert w is not None
-        tl = self.timeline
-        a = tl.condition_bounds[c]
-        b = tl.condition_bounds[c + 1]
-        if stop_sample < int(tl.condition_start_samples[c + 1]):
-            b = int(np.searchsorted(tl.volume_starts, stop_sample, side="left"))
-        w.table(
-            "protocol/conditions",
-            {
-                "name": np.array([self.protocol.conditions[c].name], dtype=object),
-                "index": np.array([c], dtype=np.int32),
-                "start_volume": np.array([a], dtype=np.int64),
-                "stop_volume": np.array([b], dtype=np.int64),
-                "start_sample": np.array([tl.condition_start_samples[c]], dtype=np.int64),
-                "stop_sample": np.array([stop_sample], dtype=np.int64),
-            },
-        )
 
     # -- ending ------------------------------------------------------------------------------
     def _safe_state(self) -> None:
@@ -595,34 +582,61 @@ class Engine:
         try:
             dev.laser.off()
         except Exception as e:  # off() must not raise; if it does, say so loudly
-            self._event(self._sample, "fault", f"laser off failed: {e}")
+            self._event(self._sample, "fault", f"laser off failed: {e}", "laser")
         for msg in getattr(dev.laser, "off_failures", [])[failures_before:]:
-            self._event(self._sample, "fault", f"laser may still be on: {msg}")
+            self._event(self._sample, "fault", f"laser may still be on: {msg}", "laser")
         if self._laser_on:
-            self._event(self._sample, "info", "laser off")
+            self._event(self._sample, "info", "laser off", "laser")
         self._laser_on = False
         self.stopping_step = "stopping the DAQ, camera and stimulus"
-        for stop in (dev.daq.stop, dev.microscope.stop, dev.renderer.stop):
+        for stop in (dev.daq.stop, self._stop_image_lane, dev.microscope.stop, dev.renderer.stop):
             try:
                 stop()
             except Exception as e:
-                self._event(self._sample, "warning", f"{stop.__qualname__}: {e}")
+                self._event(self._sample, "warning", f"{stop.__qualname__}: {e}", "engine")
         # the microscope reports frames never delivered and volumes cut short when it stops
         for ev in dev.microscope.poll():
-            self._event(self._sample, ev.kind, ev.message)
+            self._event(self._sample, ev.kind, ev.message, "camera")
+
+    def _stop_image_lane(self) -> None:
+        """After the DAQ stopped: frames still arriving are moved, then the lane ends."""
+        lane = self._image_lane
+        if lane is not None and not lane.stop(timeout_s=10.0):
+            self._event(
+                self._sample,
+                "warning",
+                "the image lane did not finish within 10 s; volumes still in it are not saved",
+                "image lane",
+            )
+
+    def _stop_record_lane(self) -> None:
+        """Every chunk the loop handed on is recorded before the file is closed (bounded)."""
+        lane = self._record_lane
+        if lane is None:
+            return
+        if not lane.stop(timeout_s=60.0):
+            self._event(
+                self._sample, "fault", "the record lane did not finish within 60 s", "record lane"
+            )
+        if lane.error is not None:
+            self._event(
+                self._sample, "fault", f"record lane: {describe_error(lane.error)}", "record lane"
+            )
 
     def _finish(self, final: RunState) -> None:
         w = self.writer
         assert w is not None
         tl = self.timeline
         self.stopping_step = "writing the last rows, tables and events"
-        if w.alive():
-            self._emit_rows(final=True)
-            last = self._n.last_condition
+        self._stop_record_lane()
+        rc = self._recorder
+        if w.alive() and rc is not None:
+            rc.emit(final=True)
+            last = rc.last_condition
             if 0 <= last < tl.n_conditions:
-                self._condition_row(last, min(self._sample, tl.end_sample))
+                rc.condition_row(last, min(self._sample, tl.end_sample))
             if final is RunState.COMPLETE:
-                self._event(tl.end_sample, "protocol", "run complete")
+                self._event(tl.end_sample, "protocol", "run complete", "protocol")
             self._send_traces()
         status = {
             RunState.COMPLETE: "complete",
@@ -654,6 +668,8 @@ class Engine:
                 self._n.events.append((self._sample, "fault", f"recovery failed: {e}"))
             # recover() wrote status 'failed': say the same as the file does
             final = RunState.FAILED
+        if self._log is not None:
+            self._log.close()
         self.stopping_step = ""
         self.state = final
 
@@ -669,14 +685,18 @@ class Engine:
             with contextlib.suppress(Exception):
                 close()
 
-    def _event(self, sample: int, kind: str, message: str) -> None:
-        if kind in ("warning", "fault"):
-            self._n.warnings += 1
-        self._n.events.append((sample, kind, message))
-        for cb in self._event_listeners:
-            cb(sample, kind, message)
-        if self.writer is not None and not self.writer.closed:
-            self.writer.event(sample, self.clock.wall_time(), kind, message)
+    def _event(self, sample: int, kind: str, message: str, source: str = "engine") -> None:
+        """Log an event (from any lane): to the file, the subscribers and the session log."""
+        event = Event(int(sample), self.clock.wall_time(), kind, message, source)
+        with self._event_lock:
+            if kind in ("warning", "fault"):
+                self._n.warnings += 1
+            self._n.events.append((sample, kind, message))
+            SessionLog.emit(event, self.rig.daq.sample_rate_hz)
+            for cb in self._event_listeners:
+                cb(event)
+            if self.writer is not None and not self.writer.closed:
+                self.writer.event(event)
 
 
 class _LaserWatch:

@@ -93,7 +93,7 @@ def test_camera_fault_is_listed_as_a_warning(report) -> None:
     html = report.html.read_text(encoding="utf-8")
     m = re.search(r"<h2>Warnings and faults \((\d+)\)</h2>", html)
     assert m and int(m.group(1)) >= 1
-    assert re.search(r"camera frame missing: volume \d+, plane \d+", html)
+    assert re.search(r"missing frame: volume \d+ plane \d+", html)
     assert report.data.frames_missing == 1
 
 

@@ -60,14 +60,22 @@ class VirtualFish:
     def seen(self) -> Seen:
         return self._seen
 
-    def image_volume(self, dt: float, out: np.ndarray) -> None:
-        """Render the brain as it is now into ``out``; ``dt`` since the previous volume."""
+    def volume_fluorescence(self, dt: float) -> np.ndarray:
+        """Advance the brain by one volume (``dt`` since the last) and return each neuron's
+        fluorescence. Cheap (per neuron, not per voxel): it runs on the loop lane at the
+        volume's last trigger, so the brain follows the stimulus deterministically; the
+        image is rendered later, on the image lane (:meth:`Brain.render_plane`)."""
         swim = min(1.0, self._swim_since_volume / max(dt, 1e-3) * 3.0)
         turn = float(np.clip(self._turn_since_volume / max(dt, 1e-3) * 3.0, -1.0, 1.0))
         self._swim_since_volume = 0.0
         self._turn_since_volume = 0.0
-        f = self.brain.advance(dt, self.brain.drive(self._seen, swim, turn))
-        self.brain.render(f, out)
+        return self.brain.advance(dt, self.brain.drive(self._seen, swim, turn))
+
+    def image_volume(self, dt: float, out: np.ndarray) -> None:
+        """Advance and render a whole volume into ``out`` (uint16 z, y, x) in one call."""
+        f = self.volume_fluorescence(dt)
+        for p in range(out.shape[0]):
+            self.brain.render_plane(f, p, out[p])
 
     @property
     def true_bouts(self) -> list[TrueBout]:

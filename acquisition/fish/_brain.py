@@ -11,6 +11,7 @@ are kept as ground truth so exports can carry a segmentation and traces.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,7 +45,13 @@ class Brain:
         self.calcium = np.zeros(n)
         self.footprints = self._footprints()
         self.background = self._autofluorescence()
-        self.traces: list[np.ndarray] = []
+        #: Per volume, each neuron's fluorescence, until the engine sends it to the file.
+        self.traces: deque[np.ndarray] = deque()
+        # shot noise draws from a stream of its own: images are rendered on the image lane,
+        # and must not change the random draws the brain's dynamics make on the loop lane
+        self.noise_rng = np.random.default_rng(rng.integers(2**63))
+        yx = shape_zyx[1] * shape_zyx[2]
+        self._plane_footprints = [self.footprints[p * yx : (p + 1) * yx] for p in range(z)]
 
     def _footprints(self) -> sp.csr_matrix:
         """Sparse (voxels, neurons): a 2-D Gaussian (sigma 1.2 px) in each neuron's plane."""
@@ -104,9 +111,10 @@ class Brain:
         self.traces.append(f.astype(np.float32))
         return f
 
-    def render(self, fluorescence: np.ndarray, out: np.ndarray) -> None:
-        """Render a volume into ``out`` (uint16 z, y, x) with shot noise."""
-        mean = self.background + self.footprints @ fluorescence
-        counts = self.rng.poisson(mean)
+    def render_plane(self, fluorescence: np.ndarray, p: int, out: np.ndarray) -> None:
+        """Render plane ``p`` into ``out`` (uint16 y, x) with shot noise: one camera frame."""
+        yx = out.size
+        mean = self.background[p * yx : (p + 1) * yx] + self._plane_footprints[p] @ fluorescence
+        counts = self.noise_rng.poisson(mean)
         np.minimum(counts, 65535, out=counts)
-        out[...] = counts.reshape(self.shape)
+        out[...] = counts.reshape(out.shape)

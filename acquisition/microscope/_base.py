@@ -68,7 +68,16 @@ class Microscope(Device):
 
     @abstractmethod
     def poll(self) -> list[MicroscopeEvent]:
-        """Move arrived frames into volumes; report missing/extra frames and faults."""
+        """Move arrived frames into volumes; report missing/extra frames and faults.
+
+        Runs on the image lane (rig/lanes), beside the loop; :meth:`on_triggers` runs on
+        the loop lane and must stay cheap (bookkeeping, never image data).
+        """
+
+    @property
+    def backlog(self) -> int:
+        """Volumes triggered but not yet moved by :meth:`poll` (virtual time keeps it small)."""
+        return 0
 
     @property
     @abstractmethod

@@ -41,12 +41,12 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from acquisition.microscope._assembler import VolumeAssembler, describe_frames
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
 from rig.config import MicroscopeConfig
 from rig.errors import ConfigError, DeviceError
@@ -216,31 +216,6 @@ def _external_value(allowed: Sequence[str]) -> str | None:
     return None
 
 
-def _describe_frames(indices: Sequence[int], z: int, limit: int = 6) -> str:
-    """Frame indices as 'volume 3 plane 5, volume 4 planes 0-2' (grouped, truncated)."""
-    groups: list[tuple[int, int, int]] = []  # (volume, first plane, last plane)
-    for i in indices:
-        t, p = divmod(int(i), z)
-        if groups and groups[-1][0] == t and groups[-1][2] == p - 1:
-            groups[-1] = (t, groups[-1][1], p)
-        else:
-            groups.append((t, p, p))
-    parts = [
-        f"volume {t} plane {a}" if a == b else f"volume {t} planes {a}-{b}"
-        for t, a, b in groups[:limit]
-    ]
-    if len(groups) > limit:
-        parts.append(f"... ({len(indices)} frames in all)")
-    return ", ".join(parts)
-
-
-@dataclass
-class _Volume:
-    t: int
-    buffer: np.ndarray | None  # None: the writer was full and the volume is dropped
-    filled: np.ndarray  # bool (z,)
-
-
 class MMCoreMicroscope(Microscope):
     """A Micro-Manager camera in a DAQ-triggered sequence, assembled into volumes.
 
@@ -259,18 +234,14 @@ class MMCoreMicroscope(Microscope):
     _plane_samples: np.ndarray
     _fs: float
     _records: np.ndarray
-    _open: dict[int, _Volume]  # volumes receiving frames, by index
-    _next_volume: int  # the first volume not yet begun
+    _assembler: VolumeAssembler | None  # frames -> volumes (shared with every camera)
     _received: int  # frames popped from the core
     _accounted: int  # frame numbers seen so far: highest + 1
     _index_key: str | None  # the metadata key frames are numbered by ("" = arrival order)
     _index_base: int
     _n_triggered: int  # triggers the DAQ reported (global plane index + 1)
     _latest_sample: int  # DAQ sample of the newest reported trigger
-    _committed: int
-    _dropped: int
-    _missing: int
-    _extra: int
+    _extra: int  # frames beyond the triggers (spurious pulses)
     _extra_reported: int
     _ahead_since: int | None  # DAQ sample since when frames outnumber triggers
     _stall_reported: bool
@@ -443,12 +414,12 @@ class MMCoreMicroscope(Microscope):
 
     @property
     def volumes_done(self) -> int:
-        return self._committed
+        return self._assembler.committed if self._assembler else 0
 
     @property
     def volumes_dropped(self) -> int:
         """Volumes lost because the writer had no free buffer."""
-        return self._dropped
+        return self._assembler.dropped if self._assembler else 0
 
     @property
     def frames_received(self) -> int:
@@ -456,11 +427,12 @@ class MMCoreMicroscope(Microscope):
 
     @property
     def frames_missing(self) -> int:
-        return self._missing
+        return self._assembler.missing if self._assembler else 0
 
     @property
     def frames_extra(self) -> int:
-        return self._extra
+        a = self._assembler
+        return self._extra + (a.extra + a.late + a.duplicates if a else 0)
 
     @property
     def _located(self) -> bool:
@@ -573,16 +545,17 @@ class MMCoreMicroscope(Microscope):
             self.trigger_wire(int(idx.size))
 
     def poll(self) -> list[MicroscopeEvent]:
+        """Runs on the image lane: move arrived frames into volumes, then report."""
+        if self._running:
+            events = self._pending
+            new = self._drain(events)
+            if new:
+                self._last_frame_wall = self._monotonic()
+                self._stall_reported = False
+            self._check_extra(events, final=False)
+            self._check_stall(events)
+            self._check_overflow(events)
         events, self._pending = self._pending, []
-        if not self._running:
-            return events
-        new = self._drain(events)
-        if new:
-            self._last_frame_wall = self._monotonic()
-            self._stall_reported = False
-        self._check_extra(events, final=False)
-        self._check_stall(events)
-        self._check_overflow(events)
         return events
 
     def stop(self) -> None:
@@ -602,23 +575,9 @@ class MMCoreMicroscope(Microscope):
         self._drain(events)
         self._check_extra(events, final=True)
         self._report_undelivered(events)
-        z = self._z
-        complete = self._n_triggered // z
-        for t in sorted(self._open):
-            if t < complete:
-                self._finish(t)
-            else:
-                vol = self._open.pop(t)
-                if vol.buffer is not None:
-                    self._sink.discard(t)
-                events.append(
-                    MicroscopeEvent(
-                        "info", f"volume {t} was cut short by the stop: not saved", volume=t
-                    )
-                )
-        # Volumes that were triggered but of which no frame ever came still take
-        # their place in the file, so volume t stays volume t.
-        self._start_empty_volumes(self._next_volume, complete, events)
+        # volumes whose triggers were all sent are saved; one cut short is not
+        assert self._assembler is not None
+        self._assembler.close(self._n_triggered, name_lost=self._located)
         self._running = False
         self._pending.extend(events)
 
@@ -642,17 +601,17 @@ class MMCoreMicroscope(Microscope):
         self._records["counter"] = -1
         self._records["camera_time_us"] = np.nan
         self._records["core_time_ms"] = np.nan
-        self._open = {}
-        self._next_volume = 0
+        self._assembler = (
+            VolumeAssembler(self.shape_zyx, timeline.n_volumes, self._sink, self._report)
+            if timeline is not None and self._sink is not None
+            else None
+        )
         self._received = 0
         self._accounted = 0
         self._index_key = None
         self._index_base = 0
         self._n_triggered = 0
         self._latest_sample = -1
-        self._committed = 0
-        self._dropped = 0
-        self._missing = 0
         self._extra = 0
         self._extra_reported = 0
         self._ahead_since = None
@@ -660,6 +619,9 @@ class MMCoreMicroscope(Microscope):
         self._overflow_reported = False
         self._link_fault_reported = False
         self._last_frame_wall = self._monotonic()
+
+    def _report(self, event: MicroscopeEvent) -> None:
+        self._pending.append(event)
 
     def _arm_trigger_mode(self, label: str) -> None:
         if self._trigger_mode is not None:
@@ -732,7 +694,6 @@ class MMCoreMicroscope(Microscope):
     ) -> None:
         self._received += 1
         i = self._frame_number(md, events)
-        z = self._z
         h, w = self._cfg.height, self._cfg.width
         if image.shape != (h, w):
             events.append(
@@ -742,56 +703,15 @@ class MMCoreMicroscope(Microscope):
                 )
             )
             return
-        if i >= self._n_total:
-            self._extra += 1
-            events.append(
-                MicroscopeEvent(
-                    "warning",
-                    f"extra frame: frame {i} arrived after all {self._n_total} armed frames "
-                    f"({self._n_total // z} volumes); discarded",
-                )
-            )
+        assert self._assembler is not None
+        if not self._assembler.put(i, image):
             return
-        if i < self._accounted:
-            events.append(
-                MicroscopeEvent(
-                    "warning",
-                    f"frame number went back to {i} after {self._accounted - 1} "
-                    f"({_describe_frames([i], z)} already placed): frame discarded",
-                    volume=i // z,
-                )
-            )
-            return
-        if i > self._accounted:
-            gap = list(range(self._accounted, i))
-            self._missing += len(gap)
-            events.append(
-                MicroscopeEvent(
-                    "warning",
-                    f"missing frame{'s' if len(gap) > 1 else ''}: {_describe_frames(gap, z)} "
-                    f"never arrived (gap in {self._index_key or 'frame order'}); "
-                    "left black in the file",
-                    volume=gap[0] // z,
-                )
-            )
-        self._accounted = i + 1
-        t, p = divmod(i, z)
-        for u in sorted(u for u in self._open if u < t):
-            self._finish(u)
-        self._start_empty_volumes(self._next_volume, t, events)
-        vol = self._open.get(t)
-        if vol is None:
-            vol = self._begin_volume(t, events)
-        if vol.buffer is not None:
-            vol.buffer[p] = image
-        vol.filled[p] = True
+        self._accounted = max(self._accounted, i + 1)
         rec = self._records[i]
         rec["received"] = True
         rec["counter"] = i + self._index_base
         rec["camera_time_us"] = self._float_tag(md, self._timestamp_key)
         rec["core_time_ms"] = self._float_tag(md, _ELAPSED)
-        if vol.filled.all():
-            self._finish(t)
 
     @staticmethod
     def _float_tag(md: Mapping[str, Any], key: str | None) -> float:
@@ -801,46 +721,6 @@ class MMCoreMicroscope(Microscope):
             return float(md[key])
         except (KeyError, TypeError, ValueError):
             return float("nan")
-
-    def _begin_volume(self, t: int, events: list[MicroscopeEvent]) -> _Volume:
-        buffer = self._sink.acquire(t)
-        if buffer is None:
-            self._dropped += 1
-            events.append(
-                MicroscopeEvent(
-                    "warning",
-                    f"the writer is full: volume {t} dropped ({self._dropped} dropped so far); "
-                    "the disk is not keeping up",
-                    volume=t,
-                )
-            )
-        elif buffer.shape != self.shape_zyx or buffer.dtype != np.uint16:
-            raise ValueError(
-                f"the sink lent a {buffer.dtype}{buffer.shape} buffer for a uint16"
-                f"{self.shape_zyx} volume"
-            )
-        vol = _Volume(t, buffer, np.zeros(self._z, dtype=bool))
-        self._open[t] = vol
-        self._next_volume = max(self._next_volume, t + 1)
-        return vol
-
-    def _start_empty_volumes(self, first: int, stop: int, events: list[MicroscopeEvent]) -> None:
-        """Volumes of which not one frame arrived: committed all-black, all planes missing."""
-        for u in range(first, stop):
-            if u not in self._open:
-                self._begin_volume(u, events)
-                self._finish(u)
-
-    def _finish(self, t: int) -> None:
-        vol = self._open.pop(t)
-        if vol.buffer is None:
-            return
-        missing = tuple(int(p) for p in np.flatnonzero(~vol.filled))
-        if missing:
-            # A lent buffer holds whatever an earlier volume left in it.
-            vol.buffer[list(missing)] = 0
-        self._sink.commit(t, missing)
-        self._committed += 1
 
     def _check_extra(self, events: list[MicroscopeEvent], *, final: bool) -> None:
         """More frames than triggers, for longer than a frame's normal latency."""
@@ -862,7 +742,7 @@ class MMCoreMicroscope(Microscope):
                 "warning",
                 f"extra frame{'s' if surplus > 1 else ''}: the camera made {self._accounted} "
                 f"frames for {self._n_triggered} triggers ({surplus} more, by "
-                f"{_describe_frames([last], self._z)}); a spurious trigger shifts the planes "
+                f"{describe_frames([last], self._z)}); a spurious trigger shifts the planes "
                 "after it: check the trigger cable",
                 volume=last // self._z,
             )
@@ -878,7 +758,7 @@ class MMCoreMicroscope(Microscope):
             self._stall_reported = True
             waiting = self._n_triggered - self._accounted
             last = (
-                f"the last frame was {_describe_frames([self._accounted - 1], self._z)}"
+                f"the last frame was {describe_frames([self._accounted - 1], self._z)}"
                 if self._accounted
                 else "no frame has arrived since the sequence started"
             )
@@ -914,16 +794,14 @@ class MMCoreMicroscope(Microscope):
         """At stop: triggers that never got a frame."""
         if self._n_triggered <= self._accounted:
             return
-        lost = list(range(self._accounted, self._n_triggered))
         if self._located:
-            what = _describe_frames(lost, self._z)
-        else:
-            what = (
-                f"{len(lost)} frame{'s' if len(lost) > 1 else ''} (which planes is unknown "
-                "without a hardware frame counter: the planes after a missed trigger were "
-                "filled one frame early)"
-            )
-        self._missing += len(lost)
+            return  # the assembler names the missing planes when it settles their volumes
+        lost = list(range(self._accounted, self._n_triggered))
+        what = (
+            f"{len(lost)} frame{'s' if len(lost) > 1 else ''} (which planes is unknown "
+            "without a hardware frame counter: the planes after a missed trigger were "
+            "filled one frame early)"
+        )
         events.append(
             MicroscopeEvent(
                 "warning",

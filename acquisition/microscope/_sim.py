@@ -1,15 +1,24 @@
-"""The simulated microscope: renders the virtual fish's brain when the DAQ triggers its planes.
+"""The simulated microscope: the virtual fish's brain, exposed plane by plane as the DAQ triggers.
 
-A volume is exposed plane by plane as triggers arrive; when its last plane has
-been triggered the brain is rendered into the writer's buffer and committed.
-Fault injection: stop delivering frames, or drop one frame, at a set time.
+Split across the lanes like a real camera: :meth:`SimMicroscope.on_triggers`
+(loop lane) only notes which planes were exposed and, at a volume's last plane,
+advances the brain one volume (per neuron, cheap), so the brain follows what the
+fish saw exactly, whatever the imaging does; :meth:`SimMicroscope.poll` (image
+lane) renders each exposed plane straight into the writer's buffer through the
+shared :class:`~acquisition.microscope._assembler.VolumeAssembler`, as a camera
+delivers frames. Fault injection: stop delivering frames, or lose one frame, at a
+set time.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 import numpy as np
 
 from acquisition.fish import VirtualFish
+from acquisition.microscope._assembler import VolumeAssembler
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
 from rig.config import MicroscopeConfig
 from rig.timeline import Timeline
@@ -30,16 +39,19 @@ class SimMicroscope(Microscope):
         self.fish = fish
         self.fs = sample_rate_hz
         self._timeline: Timeline | None = None
-        self._sink: VolumeSink | None = None
-        self._done = 0
-        self._events: list[MicroscopeEvent] = []
+        self._assembler: VolumeAssembler | None = None
+        self._events: deque[MicroscopeEvent] = deque()
         self._stop_at = None if stops_at_s is None else round(stops_at_s * sample_rate_hz)
         self._drop_at = (
             None if drops_frame_at_s is None else round(drops_frame_at_s * sample_rate_hz)
         )
-        self._missing: dict[int, list[int]] = {}
+        # (volume, its neurons' fluorescence, the planes the camera delivered) per volume
+        self._jobs: deque[tuple[int, np.ndarray, list[int]]] = deque()
+        self._delivered: list[int] = []
+        self._triggered = 0
         self._last_frame_sample = 0
         self._stalled_reported = False
+        self._image_lock = threading.Lock()  # poll() and stop() may race at the end
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
@@ -47,36 +59,48 @@ class SimMicroscope(Microscope):
 
     @property
     def volumes_done(self) -> int:
-        return self._done
+        return self._assembler.committed if self._assembler else 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def frames_missing(self) -> int:
+        return self._assembler.missing if self._assembler else 0
 
     def open(self) -> None:
         return None
 
     def start(self, timeline: Timeline, sink: VolumeSink) -> None:
         self._timeline = timeline
-        self._sink = sink
-        self._done = 0
+        self._assembler = VolumeAssembler(
+            self.shape_zyx, timeline.n_volumes, sink, self._events.append
+        )
+        self._jobs.clear()
+        self._delivered = []
+        self._triggered = 0
         self._last_frame_sample = 0
 
+    # -- loop lane ---------------------------------------------------------------------------
     def on_triggers(self, plane_index: np.ndarray, samples: np.ndarray) -> None:
-        if self._timeline is None or self._sink is None:
+        if self._timeline is None:
             return
         z = self._timeline.planes_per_volume
         for k, s in zip(plane_index.tolist(), samples.tolist(), strict=True):
             t, p = divmod(k, z)
+            self._triggered = k + 1
             if self._stop_at is not None and s >= self._stop_at:
                 self._check_stall(s)
-                continue
-            if self._drop_at is not None and s >= self._drop_at:
-                self._missing.setdefault(t, []).append(p)
-                self._drop_at = None
-                self._events.append(
-                    MicroscopeEvent("warning", f"camera frame missing: volume {t}, plane {p}", t)
-                )
+            elif self._drop_at is not None and s >= self._drop_at:
+                self._drop_at = None  # exposed, lost on the way: the assembler will name it
             else:
                 self._last_frame_sample = s
+                self._delivered.append(p)
             if p == z - 1:
-                self._finish(t)
+                f = self.fish.volume_fluorescence(self._timeline.volume_period_s)
+                self._jobs.append((t, f, self._delivered))
+                self._delivered = []
 
     def _check_stall(self, s: int) -> None:
         # 0.5 s without a frame while triggered: many plane intervals, and inside the 1 s target
@@ -87,35 +111,40 @@ class SimMicroscope(Microscope):
                     "fault",
                     f"camera stopped delivering frames (none for "
                     f"{(s - self._last_frame_sample) / self.fs:.1f} s while triggered)",
-                    self._done,
+                    self.volumes_done,
                 )
             )
 
-    def _finish(self, t: int) -> None:
-        assert self._timeline is not None and self._sink is not None
-        buf = self._sink.acquire(t)
-        dt = self._timeline.volume_period_s
-        if buf is None:
-            # the writer is full: the brain still evolves, the volume is lost (and counted)
-            scratch = np.empty(self.shape_zyx, dtype=np.uint16)
-            self.fish.image_volume(dt, scratch)
-            self._events.append(
-                MicroscopeEvent("warning", f"volume {t} dropped: writer buffer full", t)
-            )
-            self._done += 1
-            return
-        self.fish.image_volume(dt, buf)
-        missing = tuple(self._missing.pop(t, ()))
-        for p in missing:
-            buf[p] = 0
-        self._sink.commit(t, missing)
-        self._done += 1
-
+    # -- image lane --------------------------------------------------------------------------
     def poll(self) -> list[MicroscopeEvent]:
-        ev, self._events = self._events, []
-        return ev
+        """Render the exposed planes into their volumes (the image lane's work)."""
+        with self._image_lock:
+            self._render_pending()
+        out = []
+        while self._events:
+            out.append(self._events.popleft())
+        return out
+
+    def _render_pending(self) -> None:
+        asm = self._assembler
+        if asm is None:
+            return
+        z = self.shape_zyx[0]
+        while self._jobs:
+            t, f, planes = self._jobs.popleft()
+            for p in planes:
+                dest = asm.plane(t * z + p)
+                if dest is not None:
+                    self.fish.brain.render_plane(f, p, dest)
+                    asm.filled(t * z + p)
+            if len(planes) < z:
+                asm.close_volume(t)  # the camera sends no more frames of it: save it as it is
 
     def stop(self) -> None:
+        with self._image_lock:
+            self._render_pending()
+            if self._assembler is not None:
+                self._assembler.close(self._triggered)
         self._timeline = None
 
     def close(self) -> None:

@@ -5,6 +5,10 @@ of samples) so inter-process overhead stays small even in virtual time.
 Volumes travel through the shared-memory :class:`VolumeRing`; only a slot
 number crosses the queue. If the queue is full the writer is far behind: the
 batch is kept and a warning raised, never a wait in the closed loop.
+
+Two lanes use one client: the record lane sends records, the image lane lends and
+commits volumes. One lock keeps the batches and the queue's order whole; it is
+held for bookkeeping only, never while a volume is copied or a slot waited for.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,6 +28,7 @@ import numpy as np
 from acquisition.writer._process import writer_main
 from acquisition.writer._ring import QUEUED, VolumeRing
 from rig.errors import SessionFileError
+from rig.events import Event, event_columns
 
 __all__ = ["WriterClient", "concat_records"]
 
@@ -68,6 +74,7 @@ class WriterClient:
         self._slots: dict[int, int] = {}
         self._volume_meta: dict[int, tuple[int, np.ndarray, int]] = {}
         self._backlog: list[tuple[Any, ...]] = []
+        self._lock = threading.RLock()
         self.proc: Any = None
         self.errors: list[str] = []
         self.volumes_written = 0
@@ -120,8 +127,9 @@ class WriterClient:
         if self.closed:
             return
         if self.proc.is_alive():
-            self.flush()
-            self._send(("close", final_attrs), force=True)
+            with self._lock:
+                self._flush()
+                self._send(("close", final_attrs), force=True)
         deadline = time.monotonic() + timeout_s
         while self.proc.is_alive() and time.monotonic() < deadline:
             self.poll()
@@ -149,42 +157,45 @@ class WriterClient:
 
     def inject_disk_full(self) -> None:
         """For fault injection: the writer's next write fails with ENOSPC."""
-        self.flush()
-        self._send(("inject", "disk_full"), force=True)
+        with self._lock:
+            self._flush()
+            self._send(("inject", "disk_full"), force=True)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
 
     # -- records -----------------------------------------------------------------------------
     def stream(self, rows: np.ndarray) -> None:
-        self._stream.append(rows)
-        self._stream_n += len(rows)
-        if self._stream_n >= self._batch_samples:
-            self.flush()
+        with self._lock:
+            self._stream.append(rows)
+            self._stream_n += len(rows)
+            if self._stream_n >= self._batch_samples:
+                self.flush()
 
     def table(self, path: str, rows: np.ndarray | dict[str, np.ndarray]) -> None:
-        self._tables[path].append(rows)
+        with self._lock:
+            self._tables[path].append(rows)
 
-    def event(self, sample: int, wall_time: float, kind: str, message: str) -> None:
-        self._tables["events"].append(
-            {
-                "sample": np.array([sample], dtype=np.int64),
-                "wall_time": np.array([wall_time]),
-                "kind": np.array([kind], dtype=object),
-                "message": np.array([message], dtype=object),
-            }
-        )
+    def event(self, event: Event) -> None:
+        with self._lock:
+            self._tables["events"].append(event_columns([event]))
 
     def traces(self, traces: np.ndarray) -> None:
         """Ground-truth traces (t, neurons) of a simulated brain."""
-        self.flush()
-        self._send(("traces", np.asarray(traces, dtype=np.float32)))
+        with self._lock:
+            self.flush()
+            self._send(("traces", np.asarray(traces, dtype=np.float32)))
 
     def attrs(self, values: dict[str, Any]) -> None:
-        self._send(("attrs", values), force=True)
+        with self._lock:
+            self._send(("attrs", values), force=True)
 
     def flush(self) -> None:
         """Send batched stream and table rows (call once per chunk or so)."""
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         if self._stream:
             rows = np.concatenate(self._stream) if len(self._stream) > 1 else self._stream[0]
             self._stream.clear()
@@ -231,7 +242,8 @@ class WriterClient:
     # -- VolumeSink ---------------------------------------------------------------------------
     def set_volume_meta(self, t: int, start: int, planes: np.ndarray, marker: int) -> None:
         """Where volume ``t``'s plane triggers and its volume-start marker are on the DAQ clock."""
-        self._volume_meta[t] = (start, planes, marker)
+        with self._lock:
+            self._volume_meta[t] = (start, planes, marker)
 
     def acquire(self, t: int) -> np.ndarray | None:
         slot = self.ring.take_free()
@@ -240,29 +252,33 @@ class WriterClient:
             while slot is None and self.alive():
                 self.proc.join(0.002)
                 slot = self.ring.take_free()
-        if slot is None:
-            self.volumes_dropped += 1
-            start, planes, marker = self._volume_meta.pop(t)
-            self.flush()
-            self._send(("dropped", t, start, planes, marker, "writer buffer full"))
-            return None
-        self._slots[t] = slot
+        with self._lock:
+            if slot is None:
+                self.volumes_dropped += 1
+                start, planes, marker = self._volume_meta.pop(t)
+                self._flush()
+                self._send(("dropped", t, start, planes, marker, "writer buffer full"))
+                return None
+            self._slots[t] = slot
         return self.ring.slot(slot)
 
     def commit(self, t: int, missing_planes: tuple[int, ...] = ()) -> None:
-        slot = self._slots.pop(t)
-        start, planes, marker = self._volume_meta.pop(t)
+        with self._lock:
+            slot = self._slots.pop(t)
+            start, planes, marker = self._volume_meta.pop(t)
         if self.on_commit is not None:
             self.on_commit(t, self.ring.slot(slot))
-        self.ring.states[slot] = QUEUED
-        # records before the volume, so the file's tables stay in time order
-        self.flush()
-        self._send(("volume", slot, t, start, planes, marker, missing_planes))
+        with self._lock:
+            self.ring.states[slot] = QUEUED
+            # records before the volume, so the file's tables stay in time order
+            self._flush()
+            self._send(("volume", slot, t, start, planes, marker, missing_planes))
 
     def discard(self, t: int) -> None:
-        slot = self._slots.pop(t, None)
-        if slot is not None:
-            self.ring.states[slot] = 0
+        with self._lock:
+            slot = self._slots.pop(t, None)
+            if slot is not None:
+                self.ring.states[slot] = 0
 
     def buffer_fill(self) -> float:
         return self.ring.in_use() / self.ring.n_slots

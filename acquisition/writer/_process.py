@@ -28,6 +28,7 @@ import numpy as np
 from acquisition.writer._ring import FREE, VolumeRing
 from rig.clock import utc_now_iso
 from rig.errors import SessionFileError
+from rig.events import Event, event_columns
 from rig.session._layout import append_columns, create_session_file
 from rig.session._lock import SessionLock
 from rig.stopping import ignore_stop_signals
@@ -133,17 +134,8 @@ class _Writer:
 
 def _finish_orphaned(w: _Writer, why: str) -> None:
     """The engine is gone: close the file honestly so nothing recorded is lost."""
-    ev = w.f["events"]
-    sample = int(w.stream_rows)
-    append_columns(
-        ev,
-        {
-            "sample": np.array([sample]),
-            "wall_time": np.array([time.time()]),
-            "kind": np.array(["fault"], dtype=object),
-            "message": np.array([why], dtype=object),
-        },
-    )
+    event = Event(int(w.stream_rows), time.time(), "fault", why, source="writer")
+    append_columns(w.f["events"], event_columns([event]), only_existing=True)
     w.f.attrs["status"] = "failed"
     w.f.attrs["ended_at"] = utc_now_iso()
 

@@ -65,7 +65,15 @@ CONDITION_DTYPE = np.dtype(
     ]
 )
 _STR = h5py.string_dtype("utf-8")
-EVENT_COLUMNS: dict[str, Any] = {"sample": "i8", "wall_time": "f8", "kind": _STR, "message": _STR}
+#: ``source`` and ``severity`` (rig/events.py) since format 2; the first four are the contract's.
+EVENT_COLUMNS: dict[str, Any] = {
+    "sample": "i8",
+    "wall_time": "f8",
+    "kind": _STR,
+    "message": _STR,
+    "source": _STR,
+    "severity": _STR,
+}
 
 #: table path -> columns (name -> dtype)
 TABLES: dict[str, dict[str, Any]] = {
@@ -168,10 +176,19 @@ def create_session_file(
     return f
 
 
-def append_columns(group: h5py.Group, rows: Mapping[str, np.ndarray] | np.ndarray) -> int:
-    """Append equal-length columns (a dict or a structured array) to a table group."""
+def append_columns(
+    group: h5py.Group,
+    rows: Mapping[str, np.ndarray] | np.ndarray,
+    only_existing: bool = False,
+) -> int:
+    """Append equal-length columns (a dict or a structured array) to a table group.
+
+    ``only_existing``: skip columns the group lacks (a file of an older format).
+    """
     names = rows.dtype.names if isinstance(rows, np.ndarray) else tuple(rows.keys())
     assert names
+    if only_existing:
+        names = tuple(n for n in names if n in group)
     n = len(rows[names[0]])
     if n == 0:
         return 0

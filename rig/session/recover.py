@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from rig.clock import utc_now_iso
 from rig.errors import SessionFileError
+from rig.events import Event, event_columns
 from rig.session._damage import check_file
 from rig.session._layout import FORMAT, append_columns
 from rig.session._lock import refuse_if_live, remove_stale_lock
@@ -49,15 +49,9 @@ def _clear_flags(path: Path) -> None:
 
 
 def _append_events(f: h5py.File, events: list[tuple[int, str, str]]) -> None:
-    append_columns(
-        f["events"],
-        {
-            "sample": np.array([e[0] for e in events], dtype=np.int64),
-            "wall_time": np.full(len(events), time.time()),
-            "kind": np.array([e[1] for e in events], dtype=object),
-            "message": np.array([e[2] for e in events], dtype=object),
-        },
-    )
+    now = time.time()
+    rows = [Event(int(s), now, k, m, source="engine") for s, k, m in events]
+    append_columns(f["events"], event_columns(rows), only_existing=True)
 
 
 def recover(path: str | Path, events: Sequence[tuple[int, str, str]] = ()) -> str:

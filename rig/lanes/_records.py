@@ -1,0 +1,223 @@
+"""The record lane: everything the loop produced, turned into the session's records.
+
+The loop lane hands over each chunk as it was read (tail, TTL read-back), the
+frames the renderer reported and the bouts the detector closed, and goes back to
+the DAQ. Here, on a thread of its own, they become the dataset's 10-row stream,
+the conditions table and the stimulus and bout tables, sent to the writer process
+(the record lane's other half, which owns the HDF5 file); the engine's health
+checks and live views run here too.
+
+:class:`StreamRecorder` builds the rows: rows 0-2 as measured, row 4 from the
+timeline, rows 3 and 5-9 from the displayed frames (docs/stimulus-rows.md).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from acquisition.writer import WriterClient
+from acquisition.writer._client import concat_records
+from rig.session._layout import ROW
+from rig.timeline import Timeline
+from stimuli.state import FRAME_DTYPE
+
+__all__ = ["ChunkRecord", "RecordLane", "StreamRecorder"]
+
+#: Stimulus rows where no frame of row 4's condition is known (zeros, outside any condition).
+_NO_FRAME = np.zeros((), dtype=FRAME_DTYPE)[()]
+_NO_FRAME["condition"] = -1
+_STIM_ROWS = ("param3", "param4", "param5", "stim_id", "velocity", "gain")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """One DAQ chunk as the loop lane saw it (the arrays are the lane's own: keep them)."""
+
+    s0: int
+    chunk: np.ndarray  # (n, inputs) float32 as read
+    frames: np.ndarray  # FRAME_DTYPE, reported by the renderer during this chunk
+    bouts: np.ndarray  # BOUT_DTYPE, ended during this chunk
+    swimming: bool
+    power: np.ndarray  # (evals, 2) threshold units, for live views
+    power_samples: np.ndarray
+    threshold: np.ndarray
+    velocity: float
+    gain: float
+
+    @property
+    def s1(self) -> int:
+        return self.s0 + len(self.chunk)
+
+
+class StreamRecorder:
+    """Builds ``/stimuli_and_ephys`` rows and ``/protocol/conditions`` from chunks and frames."""
+
+    def __init__(
+        self, timeline: Timeline, writer: WriterClient, condition_names: list[str]
+    ) -> None:
+        self.tl = timeline
+        self.w = writer
+        self.names = condition_names
+        self._pending: list[tuple[int, np.ndarray]] = []
+        self._frames = np.zeros(0, dtype=FRAME_DTYPE)
+        self._held: np.void = _NO_FRAME
+        self.last_condition = -1
+
+    def add(self, s0: int, chunk: np.ndarray, frames: np.ndarray) -> None:
+        if len(frames):
+            self._frames = concat_records([self._frames, frames])
+        self._pending.append((s0, chunk))
+
+    def emit(self, final: bool) -> None:
+        """Write the rows of chunks whose displayed frames are all known.
+
+        Rows 3 and 5-9 hold the state of the newest displayed frame, except that
+        they never show another condition than row 4 does: from a condition's
+        onset (inside its first plane) until its first frame flips they hold that
+        first frame's state (docs/stimulus-rows.md).
+        """
+        tl = self.tl
+        known = int(self._frames["flip_sample"][-1]) if len(self._frames) else -1
+        while self._pending:
+            s0, chunk = self._pending[0]
+            n = len(chunk)
+            if not final and known < s0 + n - 1:
+                break
+            self._pending.pop(0)
+            n = min(n, tl.end_sample - s0)
+            if n <= 0:
+                continue
+            samples = np.arange(s0, s0 + n)
+            rows = np.zeros((n, 10), dtype=np.float32)
+            rows[:, ROW["tail_left"]] = chunk[:n, 0]
+            rows[:, ROW["tail_right"]] = chunk[:n, 1]
+            rows[:, ROW["trigger"]] = chunk[:n, 2]
+            cond = np.searchsorted(tl.condition_start_samples, samples, side="right")
+            cond[cond > tl.n_conditions] = 0
+            rows[:, ROW["condition"]] = cond
+            held = self._held_frames(samples, cond - 1)
+            for name in _STIM_ROWS:
+                rows[:, ROW[name]] = held[name]
+            self.w.stream(rows)
+
+    def _held_frames(self, samples: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        """The frame record whose state each sample holds (see :meth:`emit`).
+
+        ``condition`` is row 4's 0-based condition at each sample (-1 outside the
+        protocol). Frames older than the newest one at or before the last sample are
+        forgotten afterwards.
+        """
+        fr = self._frames
+        k = np.searchsorted(fr["flip_sample"], samples, side="right") - 1
+        held = np.where(k >= 0, fr[np.maximum(k, 0)] if len(fr) else self._held, self._held)
+        stale = held["condition"] != condition
+        if stale.any():
+            j = k[stale] + 1
+            nxt = fr[np.minimum(j, len(fr) - 1)] if len(fr) else np.zeros(len(j), FRAME_DTYPE)
+            ok = (j < len(fr)) & (nxt["condition"] == condition[stale])
+            held[stale] = np.where(ok, nxt, _NO_FRAME)
+        last = int(k[-1])
+        if last >= 0:
+            self._held = fr[last]
+            self._frames = fr[last:]
+        return held
+
+    def conditions(self, s1: int, on_start: Callable[[int, int, str], None]) -> None:
+        """Table rows for conditions that ended by ``s1``; ``on_start(sample, c, name)``."""
+        tl = self.tl
+        c = tl.condition_at(min(s1, tl.end_sample - 1))
+        while self.last_condition < c:
+            nxt = self.last_condition + 1
+            if nxt > 0:
+                self.condition_row(nxt - 1, int(tl.condition_start_samples[nxt]))
+            if nxt < tl.n_conditions:
+                on_start(int(tl.condition_start_samples[nxt]), nxt, self.names[nxt])
+            self.last_condition = nxt
+
+    def condition_row(self, c: int, stop_sample: int) -> None:
+        tl = self.tl
+        a = tl.condition_bounds[c]
+        b = tl.condition_bounds[c + 1]
+        if stop_sample < int(tl.condition_start_samples[c + 1]):
+            b = int(np.searchsorted(tl.volume_starts, stop_sample, side="left"))
+        self.w.table(
+            "protocol/conditions",
+            {
+                "name": np.array([self.names[c]], dtype=object),
+                "index": np.array([c], dtype=np.int32),
+                "start_volume": np.array([a], dtype=np.int64),
+                "stop_volume": np.array([b], dtype=np.int64),
+                "start_sample": np.array([tl.condition_start_samples[c]], dtype=np.int64),
+                "stop_sample": np.array([stop_sample], dtype=np.int64),
+            },
+        )
+
+
+class RecordLane:
+    """A worker thread that hands every :class:`ChunkRecord` to ``handle`` in order."""
+
+    def __init__(self, handle: Callable[[ChunkRecord], None]) -> None:
+        self._handle = handle
+        self._queue: deque[ChunkRecord] = deque()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="zaprig-record-lane", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, rec: ChunkRecord) -> None:
+        """Never waits (the loop lane calls it)."""
+        with self._cond:
+            self._queue.append(rec)
+            self._cond.notify()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue) + self._busy
+
+    def wait_below(self, n: int, timeout_s: float = 5.0) -> None:
+        """Virtual time only: hold the loop until fewer than ``n`` chunks wait here."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: len(self._queue) < n or self.error is not None or self._stop, timeout_s
+            )
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._stop)
+                if not self._queue and self._stop:
+                    return
+                rec = self._queue.popleft()
+                self._busy = True
+            try:
+                self._handle(rec)
+            except BaseException as e:
+                self.error = e
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Handle what is queued, then end; False if the thread did not end in time."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
