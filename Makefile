@@ -39,6 +39,7 @@ system-deps:
 ## test: the test suite (slow benchmarks are skipped; add --runslow through PYTEST_ARGS)
 test: system-deps $(VENV)/.test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.test

@@ -36,6 +36,7 @@ import math
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from acquisition.microscope._assembler import VolumeAssembler  # noqa: E402
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink  # noqa: E402
 from benchmarks.write_throughput import make_volumes  # noqa: E402
 from rig.config import RigConfig, load_config  # noqa: E402
@@ -57,7 +59,7 @@ from stimuli.library import Flow  # noqa: E402
 from stimuli.protocol import Protocol, condition, step  # noqa: E402
 
 SOFTWARE_LIMIT_MS = 2.0
-FRAME_PROBE_DTYPE = np.dtype([("flip_sample", "i8"), ("velocity", "f4"), ("chunk", "i8")])
+FRAME_PROBE_DTYPE = np.dtype([("flip_sample", "i8"), ("velocity", "f4"), ("s1", "i8")])
 
 
 @dataclass
@@ -76,62 +78,63 @@ class Probe:
 
 
 class ReplayCamera(Microscope):
-    """Copies each triggered plane of pre-rendered volumes into the writer's ring."""
+    """A camera that delivers pre-rendered light-sheet planes, one per trigger.
 
-    def __init__(self, volumes: list[np.ndarray]) -> None:
+    As a real camera: the loop lane only notes the triggers (:meth:`on_triggers`);
+    the image lane (:meth:`poll`) copies each triggered plane into the writer's ring
+    through the project's :class:`VolumeAssembler`. With no volumes it is a camera
+    that is switched off: triggers go nowhere and no image data moves ("imaging off").
+    """
+
+    def __init__(self, volumes: list[np.ndarray], shape_zyx: tuple[int, int, int]) -> None:
         self._vols = volumes
-        self._sink: VolumeSink | None = None
-        self._z = volumes[0].shape[0]
-        self._bufs: dict[int, np.ndarray | None] = {}
-        self._done = 0
-        self._events: list[MicroscopeEvent] = []
+        self._shape = shape_zyx
+        self._asm: VolumeAssembler | None = None
+        self._triggered: deque[int] = deque()
+        self._n_triggered = 0
+        self._events: deque[MicroscopeEvent] = deque()
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
-        z, y, x = self._vols[0].shape
-        return (z, y, x)
+        return self._shape
 
     @property
     def volumes_done(self) -> int:
-        return self._done
+        return self._asm.committed if self._asm else 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self._triggered) // self._shape[0]
 
     def open(self) -> None:
         return None
 
     def start(self, timeline: Timeline, sink: VolumeSink) -> None:
-        self._sink = sink
+        if self._vols:
+            self._asm = VolumeAssembler(self._shape, timeline.n_volumes, sink, self._events.append)
 
     def on_triggers(self, plane_index: np.ndarray, samples: np.ndarray) -> None:
-        if self._sink is None:
-            return
-        for k in plane_index.tolist():
-            t, p = divmod(k, self._z)
-            if p == 0:
-                self._bufs[t] = self._sink.acquire(t)
-                if self._bufs[t] is None:
-                    self._events.append(MicroscopeEvent("warning", f"volume {t} dropped", t))
-            buf = self._bufs.get(t)
-            if buf is not None:
-                buf[p] = self._vols[t % len(self._vols)][p]
-            if p == self._z - 1:
-                if self._bufs.pop(t, None) is not None:
-                    self._sink.commit(t)
-                self._done += 1
+        if self._asm is not None:
+            self._triggered.extend(plane_index.tolist())
+        self._n_triggered = int(plane_index[-1]) + 1 if len(plane_index) else self._n_triggered
 
     def poll(self) -> list[MicroscopeEvent]:
-        ev, self._events = self._events, []
-        return ev
+        asm, z = self._asm, self._shape[0]
+        while asm is not None and self._triggered:
+            i = self._triggered.popleft()
+            t, p = divmod(i, z)
+            asm.put(i, self._vols[t % len(self._vols)][p])
+        out = list(self._events)
+        self._events.clear()
+        return out
 
     def stop(self) -> None:
-        if self._sink is not None:
-            for t, buf in self._bufs.items():
-                if buf is not None:
-                    self._sink.discard(t)
-        self._bufs.clear()
-        self._sink = None
+        self.poll()
+        if self._asm is not None:
+            self._asm.close(self._n_triggered)
 
     def close(self) -> None:
-        self.stop()
+        return None
 
 
 def make_rig(width: int, height: int, planes: int, compression: str) -> RigConfig:
@@ -183,15 +186,35 @@ def instrument(engine: Engine, probe: Probe) -> None:
     dev.renderer.publish = timed_publish  # type: ignore[method-assign]
 
     def on_chunk(live: LiveChunk) -> None:
+        # the record lane hands these on after the loop moved on: tie each frame to the
+        # publish that made it by the chunk's end sample, not by arrival order
         if len(live.frames):
             rec = np.zeros(len(live.frames), dtype=FRAME_PROBE_DTYPE)
             rec["flip_sample"] = live.frames["flip_sample"]
             rec["velocity"] = live.frames["velocity"]
-            # made by this step's publish, recorded just before this callback
-            rec["chunk"] = len(probe.sample) - 1
+            rec["s1"] = live.s0 + len(live.tail)
             probe.frames.append(rec)
 
     engine.subscribe(on_chunk)
+
+
+@dataclass
+class Result:
+    """The figures of one run that the acceptance limits are about."""
+
+    camera: str
+    dropped: int
+    volumes: int
+    software_p99: float  # ms, read -> state published
+    lag_p99: float  # ms, newest sample -> state published
+    lag_max: float
+    e2e_lag_p99: float  # ms, true onset -> flip with the wall-clock lag
+    e2e_limit: float
+    rt_factor: float  # running phase
+    startup_s: float
+    close_s: float
+    work_p99: float
+    lines: list[str] = field(default_factory=list)
 
 
 def pct(x: np.ndarray) -> tuple[float, float, float]:
@@ -207,7 +230,7 @@ def row(name: str, x: np.ndarray, limit: float | None) -> str:
     return f"  {name:<42} {len(x):>6} {p50:>8.2f} {p99:>8.2f} {mx:>9.2f} {lim} {ratio}"
 
 
-def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
+def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: float) -> Result:
     fs = engine.rig.daq.sample_rate_hz
     chunk = engine.rig.daq.chunk_samples
     refresh = engine.rig.display.refresh_hz
@@ -232,8 +255,9 @@ def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
 
     frames = np.concatenate(probe.frames) if probe.frames else np.zeros(0, FRAME_PROBE_DTYPE)
     flips = frames["flip_sample"].astype(np.int64)
+    chunk_of = np.minimum(np.searchsorted(sample, frames["s1"]), n - 1)
     # a real projector shows a state at the first refresh after it was published
-    slots = np.ceil(newest[np.minimum(frames["chunk"], n - 1)] * refresh / fs)
+    slots = np.ceil(newest[chunk_of] * refresh / fs)
     real_flips = np.maximum(flips, np.floor(slots * fs / refresh + 0.5).astype(np.int64))
     vel = frames["velocity"].astype(np.float64)
     rising = np.concatenate([[False], vel[1:] > vel[:-1] + 1e-6])
@@ -259,16 +283,37 @@ def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
         e2e_lag.append((real_flips[f0] - b.start_sample) / fs * 1e3)
     e2e_limit = chunk / fs * 1e3 + frame_ms
     st = engine.status()
-    duration = engine.timeline.duration_s
     m = engine.rig.microscope
     vol_mb = m.width * m.height * m.planes_per_volume * 2 / 1e6
+    # phases: start-up (run() called -> first chunk read), running, close (-> run() returned)
+    startup_s = probe.read_done[0] - t_run0 if probe.read_done else math.nan
+    running_s = probe.publish_out[n - 1] - probe.read_done[0] if n else math.nan
+    close_s = t_end - probe.publish_out[n - 1] if n else math.nan
+    ran_s = (sample[-1] - (sample[0] - chunk)) / fs if n else 0.0
+    rt_factor = ran_s / running_s if running_s else math.nan
+    res = Result(
+        camera="",
+        dropped=st.dropped_volumes,
+        volumes=st.volumes_acquired,
+        software_p99=pct(sw_all)[1],
+        lag_p99=pct(age)[1],
+        lag_max=pct(age)[2],
+        e2e_lag_p99=pct(np.array(e2e_lag))[1],
+        e2e_limit=e2e_limit,
+        rt_factor=rt_factor,
+        startup_s=startup_s,
+        close_s=close_s,
+        work_p99=pct(work)[1],
+    )
     lines = [
         f"rig       volumes {m.planes_per_volume} x {m.height} x {m.width} ({vol_mb:.1f} MB, "
         f"{vol_mb / m.volume_period_s:.1f} MB/s), writer compression "
         f"{engine.rig.writer.compression}, DAQ chunk {chunk} samples ({chunk / fs * 1e3:.1f} ms),"
         f" display {refresh:g} Hz",
-        f"run       {duration:.1f} s protocol took {wall_s:.1f} s wall "
-        f"(real-time factor {duration / wall_s:.2f}); {st.volumes_acquired} volumes, "
+        f"phases    start-up {startup_s:.2f} s (run() -> first chunk), running {running_s:.1f} s "
+        f"for {ran_s:.1f} s of samples (real-time factor {rt_factor:.3f}), close "
+        f"{close_s:.2f} s (the writer's backlog); {wall_s:.1f} s in all",
+        f"run       {st.volumes_acquired} volumes, "
         f"{st.dropped_volumes} dropped, writer buffer fill max "
         f"{max(probe.writer_fill, default=0.0) * 100:.0f} %; final state {st.state.value}",
         f"bouts     {len(truth)} true, {len(onset_chunk)} detected onsets, "
@@ -288,7 +333,8 @@ def analyse(engine: Engine, probe: Probe, wall_s: float) -> list[str]:
         row("    that chunk's end -> faster frame flips", np.array(display), frame_ms),
         row("(b) true onset -> flip, with wall-clock lag", np.array(e2e_lag), e2e_limit),
     ]
-    return lines
+    res.lines = lines
+    return res
 
 
 def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:
@@ -296,11 +342,15 @@ def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from gui._qt import QtWidgets  # sets the Qt binding before pyqtgraph loads
+    from gui._qt import QtCore, QtWidgets  # sets the Qt binding before pyqtgraph loads
     from gui.app import MainWindow
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    win = MainWindow(out_dir=engine.out_dir)
+    # a throw-away settings store: the benchmark neither reads nor changes the user's set-up
+    settings = QtCore.QSettings(
+        str(engine.out_dir / "gui-settings.ini"), QtCore.QSettings.Format.IniFormat
+    )
+    win = MainWindow(out_dir=engine.out_dir, settings=settings)
     win.show()
     arm = engine.arm
 
@@ -320,6 +370,121 @@ def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:
     return wall
 
 
+CAMERAS = ("replay", "off", "mmcore", "sim")
+MARK_BEGIN = "<!-- closed_loop_latency:begin -->"
+MARK_END = "<!-- closed_loop_latency:end -->"
+
+
+def run_once(
+    args: argparse.Namespace, camera: str, rig: RigConfig, vols: list[np.ndarray]
+) -> Result:
+    out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-latency-"))
+    engine = Engine(rig, make_protocol(args.seconds), out, clock="realtime", seed=args.seed)
+    probe = Probe()
+
+    def after_arm() -> None:
+        assert engine.devices is not None
+        shape = rig.microscope.shape_zyx
+        if camera in ("replay", "off"):
+            engine.devices.microscope.close()
+            engine.devices.microscope = ReplayCamera(vols if camera == "replay" else [], shape)
+        elif camera == "mmcore":
+            from acquisition.microscope._mmcore import MMCoreMicroscope
+
+            engine.devices.microscope.close()
+            scope = MMCoreMicroscope.simulated(rig.microscope)
+            scope.open()
+            engine.devices.microscope = scope
+        instrument(engine, probe)
+
+    def progress(st: RunStatus) -> None:
+        probe.writer_fill.append(st.writer_fill)
+
+    print(
+        f"\n== {camera} camera: {args.seconds:g} s real-time run"
+        f"{', with the control app live (offscreen)' if args.gui else ''} -> {out}",
+        flush=True,
+    )
+    if args.gui:
+        t0 = time.perf_counter()
+        wall = run_with_gui(engine, after_arm)
+    else:
+        engine.arm()
+        after_arm()
+        t0 = time.perf_counter()
+        engine.run(progress)
+        wall = time.perf_counter() - t0
+    res = analyse(engine, probe, wall, t0, t0 + wall)
+    res.camera = camera
+    print("\n".join(res.lines), flush=True)
+    if engine.devices is not None and camera == "mmcore":
+        engine.devices.microscope.close()
+    if not args.keep and engine.path is not None:
+        engine.path.unlink(missing_ok=True)
+        engine.path.with_suffix(".log").unlink(missing_ok=True)
+        if args.out is None:
+            out.rmdir()
+    return res
+
+
+def verdicts(results: list[Result]) -> list[str]:
+    """The acceptance limits of issue 14, each as a ratio against its limit."""
+    lines = []
+    off = [r.software_p99 for r in results if r.camera == "off"]
+    for r in results:
+        if r.camera == "off":
+            continue
+        checks = [
+            ("dropped volumes", r.dropped, 0, r.dropped == 0),
+            ("software-added p99 (ms)", r.software_p99, 2.0, r.software_p99 <= 2.0),
+            ("loop lag p99 (ms)", r.lag_p99, 10.0, r.lag_p99 <= 10.0),
+            ("loop lag max (ms)", r.lag_max, 100.0, r.lag_max <= 100.0),
+            ("onset -> flip with lag p99 (ms)", r.e2e_lag_p99, r.e2e_limit,
+             r.e2e_lag_p99 <= r.e2e_limit),
+        ]  # fmt: skip
+        if off:
+            ratio = r.software_p99 / float(np.median(off))
+            checks.append(("software p99 imaging on / off", ratio, 1.2, ratio <= 1.2))
+        for name, value, limit, ok in checks:
+            lines.append(
+                f"  {r.camera:<7} {name:<34} {value:>8.2f}  limit {limit:>6.2f}  "
+                f"{'ok' if ok else 'OVER'}"
+            )
+    return lines
+
+
+def markdown(results: list[Result], rig: RigConfig, seconds: float, load: str) -> str:
+    m = rig.microscope
+    head = (
+        f"Generated by `benchmarks/closed_loop_latency.py --markdown`: {seconds:g} s real-time "
+        f"runs at {m.planes_per_volume} x {m.height} x {m.width}, writer compression "
+        f"{rig.writer.compression}, load average before the runs {load}.\n\n"
+        "| camera | volumes | dropped | software p99 (ms) | lag p99 / max (ms) "
+        "| onset -> flip with lag p99 (ms) | engine work p99 (ms) | real-time factor (running) "
+        "| start-up (s) | close (s) |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = [
+        f"| {r.camera} | {r.volumes} | {r.dropped} | {r.software_p99:.2f} "
+        f"| {r.lag_p99:.1f} / {r.lag_max:.1f} | {r.e2e_lag_p99:.1f} (limit {r.e2e_limit:.1f}) "
+        f"| {r.work_p99:.2f} | {r.rt_factor:.3f} | {r.startup_s:.2f} | {r.close_s:.2f} |"
+        for r in results
+    ]
+    return head + "\n".join(rows) + "\n"
+
+
+def write_block(path: Path, text: str) -> None:
+    """Replace the generated block between the markers in ``path`` (the README)."""
+    doc = path.read_text(encoding="utf-8")
+    a, b = doc.find(MARK_BEGIN), doc.find(MARK_END)
+    block = f"{MARK_BEGIN}\n{text}{MARK_END}"
+    doc = (
+        doc[:a] + block + doc[b + len(MARK_END) :]
+        if a >= 0 and b > a
+        else doc + "\n" + block + "\n"
+    )
+    path.write_text(doc, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=25.0, help="length of the gain condition")
@@ -327,11 +492,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=664)
     ap.add_argument("--planes", type=int, default=36)
     ap.add_argument("--compression", choices=("none", "lz4", "zstd"), default="none")
-    ap.add_argument("--camera", choices=("replay", "sim"), default="replay")
+    ap.add_argument(
+        "--camera",
+        nargs="+",
+        choices=CAMERAS,
+        default=["replay", "off"],
+        help="runs in this invocation: replay (pre-rendered planes through the image lane), "
+        "off (imaging off: the same run with no image data), mmcore (a real UniMMCore with "
+        "zaprig's triggered Python camera), sim (the simulated brain)",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="run the camera list this many times")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="session folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the session file")
     ap.add_argument("--quick", action="store_true", help="10 s with the small default volumes")
+    ap.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the results table into FILE between the closed_loop_latency markers",
+    )
     ap.add_argument(
         "--gui",
         action="store_true",
@@ -341,39 +522,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seconds, args.width, args.height, args.planes = 10.0, 128, 80, 8
     rig = make_rig(args.width, args.height, args.planes, args.compression)
-    out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-latency-"))
-    engine = Engine(rig, make_protocol(args.seconds), out, clock="realtime", seed=args.seed)
-    probe = Probe()
-    vols = make_volumes(2, rig.microscope.shape_zyx) if args.camera == "replay" else []
-
-    def after_arm() -> None:
-        if vols:
-            assert engine.devices is not None
-            engine.devices.microscope.close()
-            engine.devices.microscope = ReplayCamera(vols)
-        instrument(engine, probe)
-
-    def progress(st: RunStatus) -> None:
-        probe.writer_fill.append(st.writer_fill)
-
-    print(
-        f"closed-loop latency: {args.seconds:g} s real-time run, {args.camera} camera"
-        f"{', with the control app live (offscreen)' if args.gui else ''} -> {out}",
-        flush=True,
-    )
-    if args.gui:
-        wall = run_with_gui(engine, after_arm)
-    else:
-        engine.arm()
-        after_arm()
-        t0 = time.perf_counter()
-        engine.run(progress)
-        wall = time.perf_counter() - t0
-    print("\n".join(analyse(engine, probe, wall)))
-    if not args.keep and engine.path is not None:
-        engine.path.unlink(missing_ok=True)
-        if args.out is None:
-            out.rmdir()
+    vols = make_volumes(2, rig.microscope.shape_zyx) if "replay" in args.camera else []
+    load = " ".join(f"{x:.2f}" for x in __import__("os").getloadavg())
+    results = [
+        run_once(args, camera, rig, vols) for _ in range(args.repeat) for camera in args.camera
+    ]
+    print("\nacceptance (issue 14)")
+    print("\n".join(verdicts(results)))
+    if args.markdown is not None:
+        write_block(args.markdown, markdown(results, rig, args.seconds, load))
+        print(f"\nwrote the table into {args.markdown}")
     return 0
 
 

@@ -61,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("zaprig-gui-benchmark")
     with tempfile.TemporaryDirectory(prefix="zaprig-gui-bench-") as tmp:
         out = args.out or Path(tmp)
-        win = MainWindow(out_dir=out)
+        # a throw-away settings store: the benchmark neither reads nor changes the user's set-up
+        settings = QtCore.QSettings(
+            str(Path(tmp) / "settings.ini"), QtCore.QSettings.Format.IniFormat
+        )
+        win = MainWindow(out_dir=out, settings=settings)
+        # no one is there to answer the guard rails' questions (e.g. a long run with no preflight)
+        win.confirm = lambda _title, _text: True  # type: ignore[method-assign]
         win.protocol_panel.scale.setValue(args.time_scale)
         win.fish_panel.fish_id.setText("demo fish")
         win.fish_panel.age_dpf.setValue(6)

@@ -1,7 +1,7 @@
 """Runs an :class:`~rig.engine.Engine` on a worker thread and hands its live data to the GUI.
 
-The engine calls its listeners from its own thread after every DAQ chunk
-(~100 times a second). Those calls only append to bounded deques and return:
+The engine calls its listeners from its lanes after every DAQ chunk (~100 times
+a second) and for every event. Those calls only append to deques and return:
 no Qt call, no lock the GUI holds, no copy larger than a preview. The GUI
 drains the deques on its own timer (<= 30 Hz), so it never slows the closed
 loop; when the GUI falls behind, the oldest chunks are dropped and counted.
@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from gui._qt import QtCore
 from gui._session_file import volume_stride
 from rig.engine import Engine, LiveChunk, RunState, describe_error
 from rig.errors import ZaprigError
+from rig.events import Event
 
 __all__ = ["EngineRunner", "LiveBatch"]
 
@@ -36,6 +37,7 @@ class LiveBatch:
     frame: np.void | None  # the newest stimulus frame record
     volume: tuple[int, np.ndarray] | None  # (t, subsampled volume), newest only
     dropped_chunks: int  # chunks the GUI never saw, in total
+    events: list[Event] = field(default_factory=list)  # every event since the last batch
 
 
 class EngineRunner(QtCore.QObject):
@@ -45,7 +47,7 @@ class EngineRunner(QtCore.QObject):
     armed = QtCore.pyqtSignal(str)
     #: The run could not start or hit an error (a message that says what and what to do).
     failed = QtCore.pyqtSignal(str)
-    #: The thread is done; the final state's value ("complete", "aborted", "failed").
+    #: The thread is done; the final state's value ("complete", "stopped", "aborted", "failed").
     finished = QtCore.pyqtSignal(str)
 
     def __init__(
@@ -66,6 +68,8 @@ class EngineRunner(QtCore.QObject):
     def _reset(self) -> None:
         self._chunks: deque[LiveChunk] = deque(maxlen=self._max_chunks)
         self._bouts: deque[np.ndarray] = deque(maxlen=4096)
+        # events are never dropped: the event log must show every one the file holds
+        self._events: deque[Event] = deque()
         self._frame: np.void | None = None
         self._volume: tuple[int, np.ndarray] | None = None
         self._volume_at = -np.inf
@@ -88,26 +92,33 @@ class EngineRunner(QtCore.QObject):
         self.engine = engine
         engine.subscribe(self._on_chunk)
         engine.subscribe_volumes(self._on_volume)
+        engine.subscribe_events(self._events.append)
         self._thread = threading.Thread(target=self._run, name="zaprig-engine", daemon=False)
         self._thread.start()
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
-        """Stop between two chunks (the session ends ``aborted``, laser off, file closed)."""
+        """Abort between two chunks (the session ends ``aborted``, laser off, file closed)."""
         if self.engine is not None:
             self.engine.request_stop(reason)
 
     def stop_after_condition(self) -> int | None:
-        """Let the current condition finish, then stop; returns that condition (None: not running).
+        """Let the current condition finish, then stop (``stopped``); returns that condition.
 
-        The request is acted on from the engine's thread at the last chunk of the
-        condition, so the block ends within one chunk of its planned end whatever
-        the GUI is doing. Stopping in the last condition lets the run complete.
+        None: not running.
+
+        The engine's loop lane acts on it at the condition's last chunk, so the block
+        ends within one chunk of its planned end whatever the GUI is doing. Stopping
+        in the last condition lets the run complete.
         """
         eng = self.engine
         if eng is None or not self.running:
             return None
         c = max(0, eng.status().condition)
         self._stop_after = c
+        name = eng.timeline.protocol.conditions[c].name
+        eng.request_clean_stop(
+            f"stopped by the user at the end of condition {c} ({name})", after_condition=c
+        )
         return c
 
     @property
@@ -140,6 +151,12 @@ class EngineRunner(QtCore.QObject):
                 bouts.append(self._bouts.popleft())
             except IndexError:
                 break
+        events: list[Event] = []
+        while True:
+            try:
+                events.append(self._events.popleft())
+            except IndexError:
+                break
         self._taken += len(chunks)
         volume, self._volume = self._volume, None
         return LiveBatch(
@@ -148,6 +165,7 @@ class EngineRunner(QtCore.QObject):
             frame=self._frame,
             volume=volume,
             dropped_chunks=max(0, self._pushed - self._taken - len(self._chunks)),
+            events=events,
         )
 
     # -- engine thread ----------------------------------------------------------------------
@@ -183,23 +201,6 @@ class EngineRunner(QtCore.QObject):
             self._bouts.append(chunk.new_bouts)
         if len(chunk.frames):
             self._frame = chunk.frames[-1]
-        if self._stop_after is not None:
-            self._maybe_stop_after(chunk)
-
-    def _maybe_stop_after(self, chunk: LiveChunk) -> None:
-        eng = self.engine
-        assert eng is not None and self._stop_after is not None
-        tl = eng.timeline
-        c = self._stop_after
-        if c >= tl.n_conditions - 1:
-            return  # the last condition: the run completes by itself
-        n = len(chunk.tail)
-        end = int(tl.condition_start_samples[c + 1])
-        # stop if the next chunk would reach into the next condition
-        if chunk.s0 + 2 * n > end:
-            name = tl.protocol.conditions[c].name
-            eng.request_stop(f"stopped by the user at the end of condition {c} ({name})")
-            self._stop_after = None
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         now = time.monotonic()

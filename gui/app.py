@@ -1,12 +1,17 @@
 """The control app's main window and ``zaprig gui``.
 
-The window wires the panels together and owns the session's life cycle:
-Start builds an :class:`~rig.engine.Engine` from the panels and runs it on a
-worker thread (:class:`~gui._engine_thread.EngineRunner`); three GUI-thread
-timers then watch it — live plots at ~30 Hz from the engine's hand-off queue,
-the session bar at 5 Hz from ``Engine.status()``, and the event log (and
-volumes, if the engine does not hand them over) once a second from the session
-file itself. Nothing here can make the engine wait.
+The window wires the panels together and owns the session's life cycle
+(:class:`~gui._lifecycle.Phase`: idle → arming → running → [stopping] →
+complete / stopped / aborted / failed, or viewing a past file). Start builds an
+:class:`~rig.engine.Engine` from the panels and runs it on a worker thread
+(:class:`~gui._engine_thread.EngineRunner`); three GUI-thread timers then watch
+it — live plots at ~30 Hz from the engine's hand-off queue, the session bar at
+5 Hz from ``Engine.status()``, and the event log (and volumes, if the engine
+does not hand them over) once a second from the session file itself. Nothing
+here can make the engine wait.
+
+Guard rails (questions before an anonymous or an unchecked long run, Abort
+confirmed) go through :meth:`MainWindow.confirm`, one place that asks.
 """
 
 from __future__ import annotations
@@ -16,71 +21,107 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gui._engine_thread import EngineRunner
+from gui._lifecycle import Phase, device_of_fault, fault_advice
+from gui._notes import BEFORE_RUN, append_note
+from gui._past_session import read_past_session
 from gui._qt import QtCore, QtGui, QtWidgets
 from gui._session_file import LiveSessionFile
-from gui.panels import EventLog, FishPanel, LivePanel, ProtocolPanel, RigPanel, SessionBar
+from gui._settings import default_settings, restore_setup, save_setup
+from gui.panels import (
+    Banner,
+    EventLog,
+    FishPanel,
+    LivePanel,
+    ProtocolPanel,
+    RigPanel,
+    SessionBar,
+    SummaryPanel,
+)
+from gui.panels.live import WINDOW_S
 from gui.panels.session_bar import RateMeter
 from rig.config import RigConfig
 from rig.engine import Engine
 from rig.errors import SessionFileError, ZaprigError
+from rig.events import Event
 from stimuli.protocol import Protocol
 
-__all__ = ["MainWindow", "cli_main"]
+__all__ = ["LONG_RUN_S", "SHORTCUTS", "MainWindow", "cli_main"]
 
 LIVE_MS = 33  # <= 30 Hz of plot updates
 STATUS_MS = 200
 FILE_MS = 1000
 #: Without a volume from the engine for this long, volumes are read from the file instead.
 VOLUME_FALLBACK_S = 2.0
+#: Runs longer than this ask before starting without a fresh, passing preflight.
+LONG_RUN_S = 180.0
+#: Keyboard shortcuts (Abort asks for confirmation like the button).
+SHORTCUTS = {
+    "start": "Ctrl+R",
+    "stop": "Ctrl+E",
+    "note": "Ctrl+N",
+    "abort": "Ctrl+Shift+A",
+    "open": "Ctrl+O",
+}
 
-#: Words in a fault message that point at a device's status light.
-_FAULT_DEVICE = (
-    ("camera", "microscope"),
-    ("microscope", "microscope"),
-    ("daq", "daq"),
-    ("laser", "laser"),
-    ("render", "display"),
-    ("display", "display"),
-    ("writer", "writer"),
-    ("disk", "writer"),
-)
+Yes = QtWidgets.QMessageBox.StandardButton.Yes
+No = QtWidgets.QMessageBox.StandardButton.No
 
 
 class MainWindow(QtWidgets.QMainWindow):
     """Set up a session, run it, watch it, and end it cleanly."""
 
-    def __init__(self, config: Path | None = None, out_dir: Path | str = "sessions") -> None:
+    #: The life-cycle phase changed (its value, e.g. "running", "stopped").
+    phase_changed = QtCore.pyqtSignal(str)
+
+    def __init__(
+        self,
+        config: Path | None = None,
+        out_dir: Path | str | None = None,
+        settings: QtCore.QSettings | None = None,
+    ) -> None:
         super().__init__()
         self.setWindowTitle("zaprig — closed-loop VR light-sheet rig")
+        self.settings = settings if settings is not None else default_settings()
         self.runner = EngineRunner(parent=self)
         self.session_file: LiveSessionFile | None = None
+        self.phase = Phase.IDLE
+        self.last_path: Path | None = None
+        self.viewing: Path | None = None
+        self._pending_notes: list[str] = []
         self._close_after_stop = False
         self._last_volume_from_engine = -1.0
         self._rate = RateMeter()
         self._disk_free: int | None = None
         self._disk_at = -1e9
+        self._first_fault = ""
+        self._first_fault_source = ""
 
         self.event_log = EventLog()
         self.session_bar = SessionBar()
+        self.fault_banner = Banner(dismissable=True)
+        self.scale_banner = Banner(dismissable=False)
         self.live = LivePanel()
         self.protocol_panel = ProtocolPanel()
-        self.fish_panel = FishPanel(Path(out_dir))
+        self.fish_panel = FishPanel(Path(out_dir) if out_dir is not None else Path("sessions"))
         self.rig_panel = RigPanel(config, self._preflight_inputs)
+        self.summary = SummaryPanel()
 
         tabs = QtWidgets.QTabWidget()
         tabs.addTab(self.rig_panel, "Rig")
         tabs.addTab(self.protocol_panel, "Protocol")
         tabs.addTab(self.fish_panel, "Fish && session")
+        tabs.addTab(self.summary, "Summary")
         self.setup_tabs = tabs
         upper = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         upper.addWidget(tabs)
         upper.addWidget(self.live)
         upper.setStretchFactor(0, 0)
         upper.setStretchFactor(1, 1)
-        upper.setSizes([420, 1000])
+        upper.setSizes([460, 1000])
         body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         body.addWidget(upper)
         body.addWidget(self.event_log)
@@ -90,33 +131,88 @@ class MainWindow(QtWidgets.QMainWindow):
         central = QtWidgets.QWidget()
         lay = QtWidgets.QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.fault_banner)
+        lay.addWidget(self.scale_banner)
         lay.addWidget(self.session_bar)
         lay.addWidget(body, 1)
         self.setCentralWidget(central)
         self.resize(1500, 950)
+        # the status bar exists from the start, so the first message does not shift the layout
+        self._status_bar().showMessage("ready")
+        self._make_actions()
 
         for src in (self.rig_panel, self.protocol_panel):
             src.message.connect(self._app_message)
         self.rig_panel.config_changed.connect(self._rig_changed)
-        self.protocol_panel.protocol_changed.connect(lambda _p: self._update_buttons())
+        self.rig_panel.preflight_done.connect(lambda _rows: self._setup_changed())
+        self.protocol_panel.protocol_changed.connect(lambda _p: self._setup_changed())
         self.session_bar.start_clicked.connect(self.start_session)
         self.session_bar.stop_clicked.connect(self.stop_session)
-        self.session_bar.abort_clicked.connect(self.abort_session)
+        self.session_bar.abort_clicked.connect(lambda: self.abort_session())
+        self.session_bar.filter_clicked.connect(self.event_log.set_filter)
         self.event_log.note_entered.connect(self.add_note)
         self.runner.armed.connect(self._armed)
         self.runner.failed.connect(self._failed)
         self.runner.finished.connect(self._finished)
 
-        self.live_timer = QtCore.QTimer(self, interval=LIVE_MS)
-        self.live_timer.timeout.connect(self._tick_live)
-        self.status_timer = QtCore.QTimer(self, interval=STATUS_MS)
-        self.status_timer.timeout.connect(self._tick_status)
-        self.file_timer = QtCore.QTimer(self, interval=FILE_MS)
-        self.file_timer.timeout.connect(self._tick_file)
+        self.live_timer = self._timer(LIVE_MS, self._tick_live)
+        self.status_timer = self._timer(STATUS_MS, self._tick_status)
+        self.file_timer = self._timer(FILE_MS, self._tick_file)
 
         if self.rig_panel.rig is not None:
             self._rig_changed(self.rig_panel.rig)
-        self._update_buttons()
+        restore_setup(self.settings, self, config=config is None, out_dir=out_dir is None)
+        self._set_phase(Phase.IDLE)
+        self._setup_changed()
+
+    def _timer(self, ms: int, tick: Callable[[], None]) -> QtCore.QTimer:
+        timer = QtCore.QTimer(self)
+        timer.setInterval(ms)
+        timer.timeout.connect(tick)
+        return timer
+
+    def _status_bar(self) -> QtWidgets.QStatusBar:
+        bar = self.statusBar()
+        assert bar is not None  # a QMainWindow makes one on first use
+        return bar
+
+    # -- actions and shortcuts -------------------------------------------------------------
+    def _make_actions(self) -> None:
+        menu = self.menuBar()
+        assert menu is not None
+        file_menu = menu.addMenu("&File")
+        session_menu = menu.addMenu("&Session")
+        assert file_menu is not None and session_menu is not None
+
+        def action(menu_: QtWidgets.QMenu, text: str, key: str, slot: object) -> QtGui.QAction:
+            a = QtGui.QAction(text, self)
+            a.setShortcut(QtGui.QKeySequence(SHORTCUTS[key]))
+            a.setShortcutContext(QtCore.Qt.ShortcutContext.ApplicationShortcut)
+            a.triggered.connect(slot)  # type: ignore[arg-type]
+            menu_.addAction(a)
+            return a
+
+        self.open_action = action(file_menu, "Open session…", "open", self._open_dialog)
+        self.start_action = action(session_menu, "Start", "start", self.start_session)
+        self.stop_action = action(session_menu, "Stop after this block", "stop", self.stop_session)
+        self.note_action = action(session_menu, "Add a note", "note", self._focus_note)
+        session_menu.addSeparator()
+        self.abort_action = action(
+            session_menu, "Abort now…", "abort", lambda: self.abort_session()
+        )
+        for b, key in (
+            (self.session_bar.start_button, "start"),
+            (self.session_bar.stop_button, "stop"),
+            (self.session_bar.abort_button, "abort"),
+        ):
+            b.setToolTip(f"{b.toolTip()} [{SHORTCUTS[key]}]")
+
+    def _focus_note(self) -> None:
+        self.event_log.note_edit.setFocus()
+
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask a yes/no question (default No). The one place the app asks."""
+        return QtWidgets.QMessageBox.question(self, title, text, Yes | No, No) == Yes
 
     # -- setup ------------------------------------------------------------------------------
     def _rig_changed(self, rig: RigConfig) -> None:
@@ -127,7 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
         item.setEnabled(virtual_ok)
         if not virtual_ok:
             self.session_bar.clock.setCurrentIndex(0)
-        self._update_buttons()
+        self._setup_changed()
 
     def _preflight_inputs(self) -> tuple[RigConfig, Protocol, Path]:
         rig, proto = self.rig_panel.rig, self.protocol_panel.protocol
@@ -135,13 +231,75 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ZaprigError("choose a valid rig config and protocol first")
         return rig, proto, self.fish_panel.out_dir
 
+    def _setup_changed(self) -> None:
+        """Protocol, scale or rig changed: preflight freshness, the scale banner, disk needs."""
+        proto = self.protocol_panel.protocol
+        self.rig_panel.check_stale(proto)
+        scale = float(self.protocol_panel.scale.value())
+        if abs(scale - 1.0) > 1e-9:
+            self.scale_banner.show_message(
+                f"<b>Time scale ×{scale:g}</b>: every condition runs at {scale * 100:g}% of its "
+                "planned length. This is not a full-length session.",
+                "warning",
+            )
+        else:
+            self.scale_banner.clear()
+        if not self.phase.active:
+            self.session_bar.show_disk(*self._disk_estimate())
+        self._update_buttons()
+
+    def _disk_estimate(self) -> tuple[int | None, int | None]:
+        rig, proto = self.rig_panel.rig, self.protocol_panel.protocol
+        folder = self.fish_panel.out_dir.resolve()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            return None, None
+        if rig is None or proto is None:
+            return free, None
+        try:
+            need = Engine(rig, proto, out_dir=folder, clock="virtual").planned_bytes()
+        except ZaprigError:
+            return free, None
+        return free, need
+
     def _update_buttons(self) -> None:
-        running = self.runner.running
         can_start = self.rig_panel.rig is not None and self.protocol_panel.protocol is not None
-        self.session_bar.set_running(running, can_start)
-        self.event_log.set_notes_enabled(running)
-        for panel in (self.rig_panel, self.protocol_panel, self.fish_panel):
-            panel.set_running(running)
+        self.session_bar.set_phase(self.phase, can_start, self._phase_detail())
+        active = self.phase.active
+        self.start_action.setEnabled(not active and can_start)
+        self.stop_action.setEnabled(self.phase is Phase.RUNNING)
+        self.abort_action.setEnabled(self.session_bar.abort_button.isEnabled())
+        self.open_action.setEnabled(not active)
+        self.event_log.set_notes_enabled(self.phase is not Phase.VIEWING)
+        self.event_log.note_edit.setPlaceholderText(self._note_target())
+        for panel in (self.protocol_panel, self.fish_panel):
+            panel.set_running(active)
+
+    def _note_target(self) -> str:
+        if self.phase.active:
+            return "note for the running session (Enter: logged at the current sample)"
+        if self.phase.ended and self.last_path is not None:
+            return f"note for the session just ended ({self.last_path.name}): added to its file"
+        if self.phase is Phase.VIEWING:
+            return "a past session is open read-only: no notes"
+        return "note for the next session (logged when it starts)"
+
+    def _phase_detail(self) -> str:
+        if self.phase is Phase.STOPPING:
+            eng, c = self.runner.engine, self.runner.stopping_after
+            if eng is not None and c is not None:
+                return f"after block {c} ({eng.protocol.conditions[c].name})"
+        if self.phase is Phase.VIEWING and self.viewing is not None:
+            return self.viewing.name
+        return ""
+
+    def _set_phase(self, phase: Phase) -> None:
+        self.phase = phase
+        self._update_buttons()
+        self.phase_changed.emit(phase.value)
 
     def _app_message(self, kind: str, text: str) -> None:
         self.event_log.add(None, "app" if kind == "info" else kind, text)
@@ -149,8 +307,11 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- session control --------------------------------------------------------------------
     def start_session(self) -> None:
         rig, proto = self.rig_panel.rig, self.protocol_panel.protocol
-        if rig is None or proto is None or self.runner.running:
+        if rig is None or proto is None or self.phase.active or self.runner.running:
             return
+        if not self._guards_pass(rig, proto):
+            return
+        save_setup(self.settings, self)
         try:
             engine = Engine(
                 rig,
@@ -164,66 +325,197 @@ class MainWindow(QtWidgets.QMainWindow):
         except ZaprigError as e:
             self._app_message("error", f"cannot start: {e}")
             return
+        for text in self._pending_notes:
+            engine.add_note(BEFORE_RUN + text)  # logged at the run's first chunk
+        self._pending_notes.clear()
+        self.fault_banner.clear()
+        self.event_log.set_filter(None)
+        self.summary.clear()
+        self.viewing = None
+        self._first_fault = ""
+        self._first_fault_source = ""
         self.live.new_session(proto)
         self.session_file = None
         self._rate.clear()
         self._last_volume_from_engine = -1.0
+        self.session_bar.show_counts(0, 0)
+        self.session_bar.show_drops(0, 0)
         self._app_message(
             "info",
             f"starting {proto.name}: {engine.timeline.n_volumes} volumes, "
             f"{engine.timeline.duration_s:.1f} s, {self.session_bar.clock_kind} clock",
         )
-        self.session_bar.show_state("arming…")
+        self._set_phase(Phase.ARMING)
+        self.rig_panel.set_running(True)
         self.runner.start(engine)
-        self._update_buttons()
         for timer in (self.live_timer, self.status_timer, self.file_timer):
             timer.start()
 
+    def _guards_pass(self, rig: RigConfig, proto: Protocol) -> bool:
+        """Ask before the starts people regret: no fish ID; a long run with no fresh preflight."""
+        if not self.fish_panel.fish_id.text().strip() and not self.confirm(
+            "No fish ID",
+            f"The fish ID is empty: the session file will be named after the rig "
+            f"({rig.name}) and carry no fish ID.\n\nStart anyway?",
+        ):
+            self.fish_panel.fish_id.setFocus()
+            return False
+        tl = self.protocol_panel.timeline
+        duration = tl.duration_s if tl is not None else 0.0
+        if duration > LONG_RUN_S:
+            fresh = self.rig_panel.is_fresh(proto)
+            if not fresh or self.rig_panel.preflight_failed:
+                why = (
+                    "failed some checks"
+                    if fresh
+                    else "has not been run for this protocol and time scale"
+                )
+                if not self.confirm(
+                    "Preflight first?",
+                    f"This session lasts {duration / 60:.0f} min and preflight {why}.\n\n"
+                    "Start anyway (No: go to the Rig tab and run Preflight)?",
+                ):
+                    self.setup_tabs.setCurrentWidget(self.rig_panel)
+                    return False
+        return True
+
     def stop_session(self) -> None:
+        """Let the current block finish, then end the session as ``stopped``."""
+        if self.phase is not Phase.RUNNING:
+            return
         c = self.runner.stop_after_condition()
         eng = self.runner.engine
         if c is not None and eng is not None:
             name = eng.protocol.conditions[c].name
-            self._app_message("info", f"stopping at the end of condition {c} ({name})")
+            last = c >= eng.timeline.n_conditions - 1
+            self._app_message(
+                "info",
+                f"stopping at the end of condition {c} ({name})"
+                + (": the last block, so the run completes" if last else ""),
+            )
+            self._set_phase(Phase.STOPPING)
 
-    def abort_session(self, reason: str = "aborted by the user") -> None:
-        if self.runner.running:
-            self._app_message("warning", f"aborting: {reason}")
-            self.runner.request_stop(reason)
+    def abort_session(self, reason: str = "aborted by the user", ask: bool = True) -> None:
+        """End now (mid-block): asks first unless ``ask`` is False (closing the app asked)."""
+        if not (self.phase.active and self.runner.running) or self.phase is Phase.ABORTING:
+            return
+        if ask and not self.confirm(
+            "Abort the session?",
+            "Abort ends the session now, in the middle of the current block; the file is "
+            "closed as 'aborted'. To end after this block instead, use Stop.\n\nAbort now?",
+        ):
+            return
+        self._app_message("warning", f"aborting: {reason}")
+        self._set_phase(Phase.ABORTING)
+        self.runner.request_stop(reason)
 
     def add_note(self, text: str) -> None:
-        try:
-            self.runner.add_note(text)
-        except ZaprigError as e:
-            self._app_message("error", str(e))
+        """A note: into the running session, the session just ended, or the next one."""
+        if self.phase.active:
+            try:
+                self.runner.add_note(text)
+            except ZaprigError as e:
+                self._app_message("error", str(e))
+                return
+            where = "the running session"
+        elif self.phase.ended and self.last_path is not None and self.last_path.exists():
+            try:
+                sample = append_note(self.last_path, text)
+            except ZaprigError as e:
+                self._app_message("error", str(e))
+                return
+            self.event_log.add(sample / self.live.fs, "note", f"(after the run) {text}")
+            where = self.last_path.name
+        elif self.phase is Phase.VIEWING:
+            self._app_message("error", "a past session is open read-only: notes are not added")
             return
-        self.statusBar().showMessage(f"note added: {text}", 4000)
+        else:
+            self._pending_notes.append(text)
+            self.event_log.add(None, "note", f"{BEFORE_RUN}{text} (logged when the run starts)")
+            where = "the next session"
+        self._status_bar().showMessage(f"note added to {where}: {text}", 4000)
 
     # -- runner signals ---------------------------------------------------------------------
     def _armed(self, path: str) -> None:
         self.session_file = LiveSessionFile(path)
-        self.rig_panel.set_running(True)
+        self.last_path = Path(path)
         self._app_message("info", f"recording to {path}")
+        if self.phase is Phase.ARMING:
+            self._set_phase(Phase.RUNNING)
 
     def _failed(self, message: str) -> None:
         self._app_message("error", message)
+        self._show_fault(message)
 
     def _finished(self, state: str) -> None:
         self.runner.wait()
         self._tick_live()
-        self._tick_status()
         # what was recorded after the last live read
         self._tick_file(final=True)
         for timer in (self.live_timer, self.status_timer, self.file_timer):
             timer.stop()
         eng = self.runner.engine
+        if eng is not None and eng.path is not None:
+            self.last_path = eng.path
         where = f": {eng.path}" if eng is not None and eng.path else ""
         self._app_message("warning" if state != "complete" else "info", f"session {state}{where}")
-        self.session_bar.show_state(state)
-        self._update_buttons()
         self.rig_panel.set_running(False)
+        phase = {
+            "complete": Phase.COMPLETE,
+            "stopped": Phase.STOPPED,
+            "aborted": Phase.ABORTED,
+        }.get(state, Phase.FAILED)
+        self._set_phase(phase)
+        self._tick_status()
+        if phase is Phase.FAILED and not self.fault_banner.isVisible():
+            self._show_fault(
+                self._first_fault or f"the session failed{where}",
+                self._first_fault_source if self._first_fault else None,
+            )
+        self._show_summary()
         if self._close_after_stop:
             self.close()
+
+    def _show_summary(self) -> None:
+        path = self.last_path
+        eng = self.runner.engine
+        if path is None or eng is None or eng.path is None or not path.exists():
+            return
+        try:
+            facts = self.summary.show_session(path, "Session ended")
+        except ZaprigError as e:
+            self._app_message("warning", f"no summary: {e}")
+            return
+        self.setup_tabs.setCurrentWidget(self.summary)
+        st = eng.status()
+        if (facts.planes_dropped, facts.summary.dropped_volumes) != (
+            st.dropped_planes,
+            st.dropped_volumes,
+        ):
+            self._app_message(
+                "warning",
+                f"the file counts {facts.planes_dropped} dropped planes and "
+                f"{facts.summary.dropped_volumes} dropped volumes; the session bar counted "
+                f"{st.dropped_planes} and {st.dropped_volumes}",
+            )
+
+    def _show_fault(self, message: str, source: str | None = None) -> None:
+        """The banner: what failed, the lamp and cable to check, whether the laser may be on."""
+        what, todo = fault_advice(message, source)
+        eng = self.runner.engine
+        laser_unknown = (eng is not None and eng.status().laser == "unknown") or (
+            device_of_fault(message, source) == "laser"
+        )
+        laser = (
+            "<br><b>THE LASER MAY STILL BE ON</b>: switch it off at its key switch or controller."
+            if laser_unknown and what != "LASER"
+            else ""
+        )
+        state = "SESSION FAILED" if self.phase in (Phase.FAILED,) or not self.phase.active else ""
+        head = f"<b>{what} FAULT</b>" + (f" — <b>{state}</b>" if state else "")
+        self.fault_banner.show_message(f"{head}: {message}<br>{todo}{laser}", "fault")
+        if key := device_of_fault(message, source):
+            self.rig_panel.set_device_state(key, "fault", message)
 
     # -- timers -----------------------------------------------------------------------------
     def _tick_live(self) -> None:
@@ -231,10 +523,26 @@ class MainWindow(QtWidgets.QMainWindow):
         if batch.volume is not None:
             self._last_volume_from_engine = time.monotonic()
         self.live.refresh(batch)
+        eng = self.runner.engine
+        fs = eng.rig.daq.sample_rate_hz if eng is not None else 6000.0
+        for ev in batch.events:
+            self.on_event(ev, fs)
+
+    def on_event(self, ev: Event, sample_rate_hz: float) -> None:
+        """One engine event (from any lane) into the log, the banner and the lamps."""
+        self.event_log.add(ev.sample / sample_rate_hz, ev.kind, ev.message)
+        if ev.kind != "fault":
+            return
+        if not self._first_fault:
+            self._first_fault = ev.message
+            self._first_fault_source = ev.source
+            self._show_fault(ev.message, ev.source)
+        elif key := device_of_fault(ev.message, ev.source):
+            self.rig_panel.set_device_state(key, "fault", ev.message)
 
     def _tick_status(self) -> None:
         eng = self.runner.engine
-        if eng is None:
+        if eng is None or self.phase is Phase.VIEWING:
             return
         st = eng.status()
         w = eng.writer
@@ -243,41 +551,74 @@ class MainWindow(QtWidgets.QMainWindow):
         if now - self._disk_at > 1.0 and eng.out_dir.exists():
             self._disk_free = shutil.disk_usage(eng.out_dir).free
             self._disk_at = now
-        stopping = self.runner.stopping_after
-        names = [c.name for c in eng.protocol.conditions]
-        self.session_bar.show_status(
-            st,
-            eng.rig.daq.sample_rate_hz,
-            rate,
-            self._disk_free,
-            stopping_after=names[stopping] if stopping is not None else "",
-        )
-        self.protocol_panel.highlight(st.condition)
+        self.session_bar.show_status(st, rate, self._disk_free, ended=self.phase.ended)
+        if self.phase is Phase.STOPPING and (c := self.runner.stopping_after) is not None:
+            end = int(eng.timeline.condition_start_samples[min(c + 1, eng.timeline.n_conditions)])
+            left = max(0, end - st.sample) / st.sample_rate_hz
+            self.session_bar.remaining.setText(f"{left:.0f} s to block end")
+        if not self.phase.ended:
+            self.protocol_panel.highlight(st.condition)
 
     def _tick_file(self, final: bool = False) -> None:
         f, eng = self.session_file, self.runner.engine
         if f is None or eng is None:
             return
-        fs = eng.rig.daq.sample_rate_hz
         want_volume = final or time.monotonic() - self._last_volume_from_engine > VOLUME_FALLBACK_S
+        if not want_volume:
+            return
         try:
-            got = f.read(want_volume)
+            got = f.read_volume()
         except SessionFileError as e:
             self._app_message("warning", str(e))
             return
-        for ev in got.events:
-            self.event_log.add(ev.sample / fs, ev.kind, ev.message)
-            if ev.kind == "fault":
-                self._fault_light(ev.message)
-        if got.volume is not None:
-            self.live.show_volume(*got.volume)
+        if got is not None:
+            self.live.show_volume(*got)
 
-    def _fault_light(self, message: str) -> None:
-        low = message.lower()
-        for word, key in _FAULT_DEVICE:
-            if word in low:
-                self.rig_panel.set_device_state(key, "fault", message)
-                return
+    # -- past sessions ----------------------------------------------------------------------
+    def _open_dialog(self) -> None:
+        start = str(self.last_path.parent if self.last_path else self.fish_panel.out_dir)
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open session", start, "Session files (*.h5)"
+        )
+        if path:
+            self.open_session(Path(path))
+
+    def open_session(self, path: Path) -> bool:
+        """Show a past session file read-only in the same views, with its summary."""
+        if self.phase.active:
+            self._app_message("error", "a session is running: open past sessions after it ends")
+            return False
+        try:
+            past = read_past_session(path, WINDOW_S)
+            facts = self.summary.show_session(path, "Past session (read-only)")
+        except ZaprigError as e:
+            self._app_message("error", f"cannot open {path}: {e}")
+            return False
+        self.viewing = Path(path)
+        self.fault_banner.clear()
+        self.live.fs = past.sample_rate_hz
+        self.live.condition_names = past.condition_names
+        self.live.volume_t = -1
+        self.live.show_recording(past.s0, past.tail, past.frames, past.bouts, past.condition)
+        if past.volume is not None:
+            self.live.show_volume(*past.volume)
+        self.event_log.clear()
+        self.event_log.set_filter(None)
+        for ev in past.events:
+            self.event_log.add(ev.sample / past.sample_rate_hz, ev.kind, ev.message)
+        s = facts.summary
+        bar = self.session_bar
+        bar.elapsed.setText(f"{s.duration_s:.0f} s")
+        bar.remaining.setText("-")
+        bar.condition.setText("-")
+        bar.volumes.setRange(0, max(1, s.volumes_expected))
+        bar.volumes.setValue(min(s.volumes, max(1, s.volumes_expected)))
+        bar.show_drops(facts.planes_dropped, s.dropped_volumes, s.frames_dropped)
+        bar.show_counts(facts.warnings, facts.faults)
+        self.setup_tabs.setCurrentWidget(self.summary)
+        self._set_phase(Phase.VIEWING)
+        self.setWindowTitle(f"zaprig — {Path(path).name} (read-only)")
+        return True
 
     # -- closing ----------------------------------------------------------------------------
     def closeEvent(self, event: QtGui.QCloseEvent | None) -> None:
@@ -291,15 +632,15 @@ class MainWindow(QtWidgets.QMainWindow):
                 "A session is recording",
                 "A session is recording. Stop it now and close?\n\n"
                 "The laser goes off and the session file is closed as 'aborted'.",
-                QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
-                QtWidgets.QMessageBox.StandardButton.No,
+                Yes | No,
+                No,
             )
             event.ignore()
-            if answer == QtWidgets.QMessageBox.StandardButton.Yes:
+            if answer == Yes:
                 self._close_after_stop = True
-                self.abort_session("the control app was closed")
-                self.session_bar.show_state("stopping…")
+                self.abort_session("the control app was closed", ask=False)
             return
+        save_setup(self.settings, self)
         self.shutdown()
         event.accept()
 
@@ -311,6 +652,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for timer in (self.live_timer, self.status_timer, self.file_timer):
             timer.stop()
         self.rig_panel.shutdown()
+        self.summary.shutdown()
 
 
 def _check_display() -> None:
@@ -324,11 +666,16 @@ def _check_display() -> None:
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    """``zaprig gui [--config RIG.toml] [--out FOLDER]``."""
+    """``zaprig gui [--config RIG.toml] [--out FOLDER]``; without them, the last set-up."""
     _check_display()
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("zaprig")
-    win = MainWindow(config=getattr(args, "config", None), out_dir=getattr(args, "out", "sessions"))
+    out = getattr(args, "out", None)
+    # the parser's default folder means "not given": the remembered folder wins then
+    win = MainWindow(
+        config=getattr(args, "config", None),
+        out_dir=None if out is None or Path(out) == Path("sessions") else out,
+    )
     win.show()
     code = app.exec()
     win.shutdown()

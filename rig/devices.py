@@ -1,7 +1,11 @@
 """Build the devices a rig config names: simulated or real, chosen by each ``backend``.
 
-The only place that knows which class implements which backend, so the engine
-works with the interfaces alone and switching rigs is a config change.
+Each hardware kind has one factory beside its implementations
+(``acquisition.daq.make_daq``, ``acquisition.microscope.make_microscope``,
+``acquisition.laser.make_laser``, ``stimuli.render.make_renderer``); this module
+only puts a rig's set together (with the virtual fish a simulated rig shares
+between its DAQ and microscope), so the engine works with the interfaces alone
+and switching rigs is a config change.
 """
 
 from __future__ import annotations
@@ -10,16 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acquisition.daq._base import Daq
+from acquisition.daq import Daq, make_daq
 from acquisition.fish import VirtualFish
-from acquisition.laser._base import Laser
-from acquisition.microscope._base import Microscope
+from acquisition.laser import Laser, make_laser
+from acquisition.microscope import Microscope, make_microscope
 from rig.clock import Clock
 from rig.config import RigConfig
-from rig.errors import DeviceError
-from stimuli.render._base import Renderer
+from stimuli.render import Renderer, make_renderer
 
-__all__ = ["Devices", "make_devices"]
+__all__ = ["Devices", "make_devices", "make_fish"]
 
 
 @dataclass
@@ -31,58 +34,20 @@ class Devices:
     fish: VirtualFish | None
 
 
+def make_fish(rig: RigConfig, seed: int) -> VirtualFish | None:
+    """The virtual fish of a simulated rig (None on a real one)."""
+    if not rig.simulated:
+        return None
+    return VirtualFish(rig.fish, rig.daq.sample_rate_hz, rig.microscope.shape_zyx, seed)
+
+
 def make_devices(rig: RigConfig, clock: Clock, seed: int) -> Devices:
-    fs = rig.daq.sample_rate_hz
-    fish = None
-    if rig.simulated:
-        fish = VirtualFish(rig.fish, fs, rig.microscope.shape_zyx, seed)
+    fish = make_fish(rig, seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
-    faults = rig.faults
-
-    daq: Daq
-    if rig.daq.backend == "sim":
-        assert fish is not None
-        from acquisition.daq._sim import SimDaq
-
-        daq = SimDaq(rig.daq, clock, fish, rng, overflow_at_s=faults.daq_overflow_at_s)
-    else:
-        from acquisition.daq._nidaqmx import NiDaq
-
-        daq = NiDaq(rig.daq)
-
-    microscope: Microscope
-    if rig.microscope.backend == "sim":
-        assert fish is not None
-        from acquisition.microscope._sim import SimMicroscope
-
-        microscope = SimMicroscope(
-            rig.microscope,
-            fish,
-            fs,
-            stops_at_s=faults.camera_stops_at_s,
-            drops_frame_at_s=faults.camera_drops_frame_at_s,
-        )
-    else:
-        from acquisition.microscope._mmcore import MMCoreMicroscope
-
-        microscope = MMCoreMicroscope.from_config(rig.microscope)
-
-    from acquisition.laser import make_laser
-
-    laser = make_laser(rig.laser)
-
-    renderer: Renderer
-    if rig.display.backend == "headless":
-        from stimuli.render._headless import HeadlessRenderer
-
-        renderer = HeadlessRenderer(rig.display.refresh_hz)
-    else:
-        try:
-            from stimuli.render._psychopy import PsychopyRenderer
-        except ImportError as e:
-            raise DeviceError(
-                f"display.backend = 'psychopy' but PsychoPy cannot be imported ({e}): "
-                "pip install 'zaprig[psychopy]' or use backend = 'headless'"
-            ) from None
-        renderer = PsychopyRenderer(rig.display)
-    return Devices(daq, microscope, laser, renderer, fish)
+    return Devices(
+        daq=make_daq(rig, clock, fish, rng),
+        microscope=make_microscope(rig, fish),
+        laser=make_laser(rig.laser),
+        renderer=make_renderer(rig.display),
+        fish=fish,
+    )

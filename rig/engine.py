@@ -1,7 +1,8 @@
 """The run engine: runs a protocol on a rig, headless, as an explicit state machine.
 
     IDLE --arm()--> ARMED --run()--> RUNNING --(end of protocol)--> STOPPING --> COMPLETE
-                      |                 |--(stop / Ctrl-C)-------> STOPPING --> ABORTED
+                      |                 |--(clean stop at a block's end)--> STOPPING --> STOPPED
+                      |                 |--(abort / Ctrl-C)------> STOPPING --> ABORTED
                       |                 '--(device or disk fault)-> STOPPING --> FAILED
                       '--(preflight or file error: nothing started)------------> FAILED
 
@@ -60,6 +61,8 @@ class RunState(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     COMPLETE = "complete"
+    #: Ended early on purpose, at the end of a condition block (the blocks recorded are whole).
+    STOPPED = "stopped"
     ABORTED = "aborted"
     FAILED = "failed"
 
@@ -82,6 +85,12 @@ class RunStatus:
     warnings: int
     path: str
     sample_rate_hz: float = 6000.0
+    #: Camera planes never delivered (left as zeros in their volume), as the file counts them.
+    dropped_planes: int = 0
+    #: Faults only (``warnings`` counts warnings only).
+    faults: int = 0
+    #: What the laser driver last confirmed: "on", "off", or "unknown" (it may still be on).
+    laser: str = "off"
 
     @property
     def elapsed_s(self) -> float:
@@ -113,6 +122,7 @@ class LiveChunk:
 class _Counters:
     bouts: int = 0
     warnings: int = 0
+    faults: int = 0
     frames: int = 0
     last_condition: int = -1
     events: list[tuple[int, str, str]] = field(default_factory=list)
@@ -154,6 +164,8 @@ class Engine:
         self.detector = OnlineSwimDetector(fs, power_units=protocol.swim_power)
         self._stop = threading.Event()
         self._abort_reason = ""
+        self._clean_stop = False
+        self._stop_at_sample: int | None = None  # a clean stop at a block's end
         self._notes: list[str] = []
         self._notes_lock = threading.Lock()
         self._sample = 0
@@ -169,6 +181,7 @@ class Engine:
         self._fault: str | None = None
         self._volumes_started = 0
         self._laser_on = False
+        self._laser_state = "off"
         self._health_every = max(1, round(0.1 * rig.daq.sample_rate_hz))
         self._faults = FaultInjector(rig.faults, fs)
         self._laser_watch: _LaserWatch | None = None
@@ -195,6 +208,23 @@ class Engine:
         self._abort_reason = reason
         self._stop.set()
 
+    def request_clean_stop(self, reason: str, after_condition: int | None = None) -> None:
+        """End early on purpose; the session ends ``stopped``, not ``aborted``.
+
+        With ``after_condition``, the loop lane stops at that condition's last chunk
+        (before the next chunk would reach into the next condition), so what was
+        recorded is whole blocks, exactly, whatever the GUI is doing; without it, at
+        the next chunk. The file tells a planned early end apart from an emergency abort.
+        """
+        self._clean_stop = True
+        if after_condition is None:
+            self.request_stop(reason)
+            return
+        self._abort_reason = reason
+        c = after_condition
+        if c < self.timeline.n_conditions - 1:
+            self._stop_at_sample = int(self.timeline.condition_start_samples[c + 1])
+
     def add_note(self, text: str) -> None:
         """A user note, logged in /events at the current sample."""
         with self._notes_lock:
@@ -219,10 +249,14 @@ class Engine:
             warnings=self._n.warnings,
             path=str(self.path or ""),
             sample_rate_hz=self.rig.daq.sample_rate_hz,
+            dropped_planes=w.planes_missing if w else 0,
+            faults=self._n.faults,
+            laser=self._laser_state,
         )
 
     # -- arming ------------------------------------------------------------------------------
-    def _planned_bytes(self) -> int:
+    def planned_bytes(self) -> int:
+        """About how many bytes the session file will take (checked against disk free when arming)."""
         z, y, x = self.rig.microscope.shape_zyx
         vol = self.timeline.n_volumes * z * y * x * 2
         stream = self.timeline.end_sample * 10 * 4
@@ -261,7 +295,7 @@ class Engine:
                 f"{self.out_dir}: cannot write a session file there ({e.strerror or e}): "
                 "pick another --out folder"
             ) from None
-        need = self._planned_bytes()
+        need = self.planned_bytes()
         free = shutil.disk_usage(self.out_dir).free
         if free < need * 1.05:
             raise SessionFileError(
@@ -341,8 +375,11 @@ class Engine:
         try:
             dev.renderer.start(tl, self.rig.daq.sample_rate_hz)
             dev.microscope.start(tl, w)
+            # until the driver confirms, emission is unknown (a failed on() may have half-worked)
+            self._laser_state = "unknown"
             dev.laser.on(self.rig.laser.power_mw)
             self._laser_on = True
+            self._laser_state = "on"
             self._event(0, "info", f"laser on at {self.rig.laser.power_mw:g} mW", "laser")
             self._laser_watch = _LaserWatch(
                 dev.laser, threaded=not isinstance(self.clock, VirtualClock)
@@ -356,14 +393,16 @@ class Engine:
                 realtime=not isinstance(self.clock, VirtualClock),
                 report=lambda m: self._event(0, "info", m, "loop lane"),
             ):
+                n = self.rig.daq.chunk_samples
                 while self._sample < tl.end_sample:
+                    at = self._stop_at_sample
+                    if at is not None and self._sample + n > at:
+                        self._stop.set()  # the next chunk would reach into the next block
                     if self._stop.is_set():
-                        final = RunState.ABORTED
+                        final = RunState.STOPPED if self._clean_stop else RunState.ABORTED
+                        verb = "stopped" if self._clean_stop else "aborted"
                         self._event(
-                            self._sample,
-                            "protocol",
-                            f"run aborted: {self._abort_reason}",
-                            "user",
+                            self._sample, "protocol", f"run {verb}: {self._abort_reason}", "user"
                         )
                         break
                     self._step()
@@ -556,6 +595,7 @@ class Engine:
         ):
             self._event(s1, "fault", msg, "laser")
             self._fault = msg
+            self._laser_state = "unknown"  # it no longer answers: we cannot know it is off
         fill = w.buffer_fill()
         if fill >= self.rig.writer.warn_fill and not self._fill_warned:
             self._fill_warned = True
@@ -579,14 +619,24 @@ class Engine:
         if self._laser_watch is not None:
             self._laser_watch.stop()
         failures_before = len(getattr(dev.laser, "off_failures", ()))
+        confirmed = True
         try:
             dev.laser.off()
         except Exception as e:  # off() must not raise; if it does, say so loudly
-            self._event(self._sample, "fault", f"laser off failed: {e}", "laser")
+            confirmed = False
+            self._event(
+                self._sample, "fault", f"laser may still be on: laser off failed: {e}", "laser"
+            )
         for msg in getattr(dev.laser, "off_failures", [])[failures_before:]:
+            confirmed = False
             self._event(self._sample, "fault", f"laser may still be on: {msg}", "laser")
-        if self._laser_on:
-            self._event(self._sample, "info", "laser off", "laser")
+        # "laser off" only when the driver confirmed it: after a failed off it would be a lie
+        if confirmed:
+            if self._laser_on:
+                self._event(self._sample, "info", "laser off", "laser")
+            self._laser_state = "off"
+        else:
+            self._laser_state = "unknown"
         self._laser_on = False
         self.stopping_step = "stopping the DAQ, camera and stimulus"
         for stop in (dev.daq.stop, self._stop_image_lane, dev.microscope.stop, dev.renderer.stop):
@@ -640,6 +690,7 @@ class Engine:
             self._send_traces()
         status = {
             RunState.COMPLETE: "complete",
+            RunState.STOPPED: "stopped",
             RunState.ABORTED: "aborted",
             RunState.FAILED: "failed",
         }[final]
@@ -654,6 +705,7 @@ class Engine:
                 "frames_shown": self._n.frames,
                 "frames_dropped": self.devices.renderer.dropped_frames if self.devices else 0,
                 "volumes_dropped": w.volumes_dropped,
+                "planes_dropped": w.planes_missing,
             }
         )
         self._close_devices()
@@ -689,8 +741,10 @@ class Engine:
         """Log an event (from any lane): to the file, the subscribers and the session log."""
         event = Event(int(sample), self.clock.wall_time(), kind, message, source)
         with self._event_lock:
-            if kind in ("warning", "fault"):
+            if kind == "warning":
                 self._n.warnings += 1
+            elif kind == "fault":
+                self._n.faults += 1
             self._n.events.append((sample, kind, message))
             SessionLog.emit(event, self.rig.daq.sample_rate_hz)
             for cb in self._event_listeners:
@@ -720,16 +774,21 @@ class _LaserWatch:
             self._thread.start()
 
     def _ask(self) -> None:
-        try:
-            st = self.laser.status()
-        except ZaprigError as e:
-            self.problem = f"laser not answering: {e}"
-            return
-        except Exception as e:
-            self.problem = f"laser status failed: {type(e).__name__}: {e}"
-            return
-        if st.faults:
-            self.problem = f"laser reports faults: {', '.join(st.faults)}"
+        # one late answer on a busy machine is not a lost laser: ask once more at once, and
+        # call it lost only if that fails too (a vanished port fails both at once)
+        for attempt in (1, 2):
+            try:
+                st = self.laser.status()
+            except ZaprigError as e:
+                problem = f"laser not answering: {e}"
+            except Exception as e:
+                problem = f"laser status failed: {type(e).__name__}: {e}"
+            else:
+                if st.faults:
+                    self.problem = f"laser reports faults: {', '.join(st.faults)}"
+                return
+            if attempt == 2:
+                self.problem = problem
 
     def _loop(self) -> None:
         while not self._stop.wait(self.PERIOD_S) and self.problem is None:

@@ -13,7 +13,7 @@ wrong, where, and what to do, so the CLI prints it without a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ def _dotted(loc: Iterable[Any]) -> str:
     return out
 
 
-def format_validation_error(source: str | Path, errors: Iterable[dict[str, Any]]) -> str:
+def format_validation_error(source: str | Path, errors: Iterable[Mapping[str, Any]]) -> str:
     """Turn pydantic's error list into lines naming the file, the field and the fix.
 
     pydantic reports locations as tuples (``('daq', 'sample_rate_hz')``); an

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rig.config import RigConfig, load_config
 from rig.errors import ZaprigError
 from rig.timeline import Timeline
@@ -31,6 +33,10 @@ class Check:
     status: str  # pass | warn | fail
     detail: str
     fix: str = ""
+
+
+#: Preflight opens and closes each device once: the simulated ones need no real randomness.
+_RNG = np.random.default_rng(0)
 
 
 def _device(name: str, opener: Callable[[], object], simulated: bool) -> Check:
@@ -53,21 +59,20 @@ def _fix_from(msg: str) -> str:
 
 
 def _open_daq(rig: RigConfig) -> object:
-    if rig.daq.backend == "sim":
-        return None
-    from acquisition.daq._nidaqmx import NiDaq
+    from acquisition.daq import make_daq
+    from rig.clock import make_clock
+    from rig.devices import make_fish
 
-    daq = NiDaq(rig.daq)
+    daq = make_daq(rig, make_clock("virtual", rig.daq.sample_rate_hz), make_fish(rig, 0), _RNG)
     daq.open()
     return daq
 
 
 def _open_microscope(rig: RigConfig) -> object:
-    if rig.microscope.backend == "sim":
-        return None
-    from acquisition.microscope._mmcore import MMCoreMicroscope
+    from acquisition.microscope import make_microscope
+    from rig.devices import make_fish
 
-    m = MMCoreMicroscope.from_config(rig.microscope)
+    m = make_microscope(rig, make_fish(rig, 0))
     m.open()
     return m
 

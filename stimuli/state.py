@@ -12,10 +12,11 @@ counter-clockwise from +x, so 90 is "forward". Luminance runs 0..1.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import cast
 
 import numpy as np
 
-__all__ = ["FRAME_DTYPE", "FRAME_FIELDS", "Look", "blank_frame"]
+__all__ = ["FRAME_DTYPE", "FRAME_FIELDS", "Look", "blank_frame", "empty_frame"]
 
 
 class Look(IntEnum):
@@ -61,6 +62,11 @@ FRAME_FIELDS: tuple[str, ...] = tuple(FRAME_DTYPE.names or ())
 
 def blank_frame() -> np.void:
     """A dark frame; stimuli overwrite what they use."""
-    rec = np.zeros((), dtype=FRAME_DTYPE)
+    rec = empty_frame()
     rec["spatial_freq"] = 0.0
-    return rec[()]
+    return rec
+
+
+def empty_frame() -> np.void:
+    """An all-zero frame record (a structured scalar, written field by field)."""
+    return cast(np.void, np.zeros((), dtype=FRAME_DTYPE)[()])

@@ -133,8 +133,10 @@ def test_duplicate_and_extra_frames_are_discarded(rig) -> None:
 
 
 def test_a_full_writer_drops_the_volume_without_waiting(tmp_path: Path) -> None:
+    """Every slot of the ring is lent out: the volume is dropped, recorded, and nothing waits."""
+    path = tmp_path / "d.h5"
     w = WriterClient(
-        tmp_path / "d.h5",
+        path,
         {
             "attrs": {"format": FORMAT, "status": "recording"},
             "shape_zyx": SHAPE,
@@ -146,16 +148,26 @@ def test_a_full_writer_drops_the_volume_without_waiting(tmp_path: Path) -> None:
         n_slots=2,
     )
     w.start()
-    for t in range(3):
+    for t in (0, 1, 90, 91):
         w.set_volume_meta(t, 600 + 3000 * t, 600 + 3000 * t + 700 * np.arange(Z), 540 + 3000 * t)
+    held = [w.acquire(90), w.acquire(91)]  # another holder has both slots
+    assert all(b is not None for b in held)
     events: list[MicroscopeEvent] = []
-    asm = VolumeAssembler(SHAPE, 3, w, events.append)
-    # frames of three volumes arrive interleaved: volumes 0 and 1 hold both slots
-    for i in (0, Z, 2 * Z):
+    asm = VolumeAssembler(SHAPE, 2, w, events.append)
+    for i in range(Z):
+        assert asm.put(i, frame(i))  # accepted, and lost with its volume
+    w.discard(90)
+    w.discard(91)
+    for i in range(Z, 2 * Z):
         asm.put(i, frame(i))
-    assert asm.dropped >= 1
-    assert any("writer is full" in m for m in messages(events))
-    w.close({"status": "complete"})
+    asm.close(2 * Z)
+    assert asm.dropped == 1 and asm.committed == 1
+    assert any("writer is full: volume 0 dropped" in m for m in messages(events))
+    vols = saved(w, path)
+    with h5py.File(path, "r") as f:
+        assert list(f["volumes/dropped/volume"][...]) == [0]
+    assert not vols[0].any()  # left unwritten, reads as zeros; volume 1 keeps its index
+    np.testing.assert_array_equal(vols[1][:, 0, 0], np.arange(Z, 2 * Z) + 1)
 
 
 def test_stop_saves_triggered_volumes_and_discards_the_one_cut_short(rig) -> None:

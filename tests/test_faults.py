@@ -107,3 +107,40 @@ def test_an_existing_session_file_is_never_overwritten(tmp_path: Path) -> None:
     b = Engine(load_config(), PROTO.scaled(0.1), tmp_path, clock="virtual", session_name="same")
     b.run()
     assert b.path != a.path and a.path.read_bytes() == before
+
+
+def test_a_lost_laser_is_reported_unknown_never_off(tmp_path: Path) -> None:
+    engine, final = run_with(tmp_path, laser_disconnects_at_s=FAULT_AT_S)
+    assert final is RunState.FAILED
+    assert engine.status().laser == "unknown"
+    with h5py.File(engine.path, "r") as f:
+        messages = list(read_table(f["events"])["message"])
+    first = next(i for i, m in enumerate(messages) if "laser may still be on" in m)
+    assert "laser off" not in messages[first:]
+
+
+def test_a_clean_laser_off_is_confirmed(tmp_path: Path) -> None:
+    engine, final = run_with(tmp_path)
+    assert final is RunState.COMPLETE
+    assert engine.status().laser == "off"
+
+
+def test_a_missing_camera_plane_is_counted_in_the_status_and_the_file(tmp_path: Path) -> None:
+    engine, final = run_with(tmp_path, camera_drops_frame_at_s=FAULT_AT_S)
+    assert final is RunState.COMPLETE
+    st = engine.status()
+    assert (st.dropped_planes, st.dropped_volumes, st.faults) == (1, 0, 0)
+    assert st.warnings >= 1  # the missing frame is a warning, not a fault
+    with h5py.File(engine.path, "r") as f:
+        assert f.attrs["planes_dropped"] == f.attrs["frames_missing"] == 1
+        assert f.attrs["volumes_dropped"] == 0
+
+
+def test_a_clean_stop_is_recorded_as_stopped(tmp_path: Path) -> None:
+    engine = Engine(load_config(), PROTO, tmp_path, clock="virtual", seed=2)
+    engine.subscribe(lambda live: live.s0 > 5 * 6000 and engine.request_clean_stop("test stop"))
+    assert engine.run() is RunState.STOPPED
+    assert laser_emission_ends_off(engine)
+    with h5py.File(engine.path, "r") as f:
+        assert f.attrs["status"] == "stopped"
+        assert "run stopped: test stop" in list(read_table(f["events"])["message"])

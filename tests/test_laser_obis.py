@@ -234,3 +234,25 @@ def test_uncontrolled_laser_records_but_drives_nothing() -> None:
         laser.off()
         assert not laser.status().on
     assert laser.requests == [("on", 20.0), ("off", 0.0), ("off", 0.0)]
+
+
+def test_the_laser_package_imports_without_the_simulator() -> None:
+    """A real rig on Windows has no ``tty``: importing the drivers must not need it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['tty'] = None\n"
+        "import acquisition.laser as laser\n"
+        "from acquisition.laser import ObisLaser, make_laser\n"
+        "from rig.config import LaserConfig\n"
+        "assert 'acquisition.laser._sim_obis' not in sys.modules\n"
+        "assert make_laser(LaserConfig(backend='none')).status().on is False\n"
+        "try:\n"
+        "    laser.SimulatedObis\n"
+        "except ImportError:\n"
+        "    print('simulator needs tty')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "simulator needs tty" in r.stdout  # asked for, it says what it needs

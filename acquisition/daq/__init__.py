@@ -1,1 +1,35 @@
-"""daq."""
+"""The DAQ: the rig's master clock, tail electrodes and light-sheet timing.
+
+:func:`make_daq` is the one place that picks the implementation for ``daq.backend``;
+the engine and ``zaprig check`` (and through it the GUI) both call it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from acquisition.daq._base import INPUT_COLUMNS, Daq
+from rig.config import RigConfig
+
+if TYPE_CHECKING:
+    from acquisition.fish import VirtualFish
+    from rig.clock import Clock
+
+__all__ = ["INPUT_COLUMNS", "Daq", "make_daq"]
+
+
+def make_daq(
+    rig: RigConfig, clock: Clock, fish: VirtualFish | None, rng: np.random.Generator
+) -> Daq:
+    """The DAQ ``rig.daq.backend`` names (not yet opened)."""
+    if rig.daq.backend == "sim":
+        from acquisition.daq._sim import SimDaq
+
+        if fish is None:
+            raise ValueError("the simulated DAQ needs the virtual fish")
+        return SimDaq(rig.daq, clock, fish, rng, overflow_at_s=rig.faults.daq_overflow_at_s)
+    from acquisition.daq._nidaqmx import NiDaq  # imports nidaqmx: only for a real DAQ
+
+    return NiDaq(rig.daq)

@@ -8,7 +8,7 @@ from acquisition.fish._behaviour import Behaviour, TrueBout
 from acquisition.fish._brain import TUNINGS, Brain
 from acquisition.fish._vision import Seen, see
 from rig.config import FishConfig
-from stimuli.state import FRAME_DTYPE
+from stimuli.state import empty_frame
 
 __all__ = ["TUNINGS", "Brain", "Seen", "TrueBout", "VirtualFish", "see"]
 
@@ -30,7 +30,7 @@ class VirtualFish:
         self.brain = Brain(shape_zyx, cfg.n_neurons, np.random.default_rng(n_seed))
         self._latency = round(cfg.visual_latency_s * sample_rate_hz)
         self._queue: list[np.void] = []
-        self._seen = see(np.zeros((), dtype=FRAME_DTYPE)[()])
+        self._seen = see(empty_frame())
         self._swim_since_volume = 0.0
         self._turn_since_volume = 0.0
 

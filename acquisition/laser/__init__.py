@@ -12,12 +12,28 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from acquisition.laser._base import Laser, LaserStatus
 from acquisition.laser._obis import FAULT_BITS, ObisLaser, decode_faults
-from acquisition.laser._sim_obis import SimulatedObis, SimulatedObisLaser, StateChange
 from rig.config import LaserConfig
 from rig.errors import ConfigError
+
+if TYPE_CHECKING:
+    from acquisition.laser._sim_obis import SimulatedObis, SimulatedObisLaser, StateChange
+
+#: The simulator needs POSIX pseudo-terminals (``tty``): it is imported only when asked
+#: for, so a real rig on Windows imports this package cleanly.
+_SIMULATOR_NAMES = ("SimulatedObis", "SimulatedObisLaser", "StateChange")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SIMULATOR_NAMES:
+        from acquisition.laser import _sim_obis
+
+        return getattr(_sim_obis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FAULT_BITS",
@@ -82,6 +98,8 @@ def make_laser(cfg: LaserConfig) -> Laser:
     if cfg.backend == "obis":
         return ObisLaser.from_config(cfg)
     if cfg.backend == "sim":
+        from acquisition.laser._sim_obis import SimulatedObisLaser
+
         return SimulatedObisLaser(cfg)
     if cfg.backend == "none":
         return UncontrolledLaser()

@@ -178,7 +178,8 @@ class OnlineSwimDetector:
             v = h[:, ch]
             lo = np.percentile(v, self.p.low_tail_percentile)
             top = np.percentile(v, 90.0)
-            counts, edges = np.histogram(v, bins=100, range=(lo, max(top, lo * 1.01 + 1e-12)))
+            span = (float(lo), float(max(top, lo * 1.01 + 1e-12)))
+            counts, edges = np.histogram(v, bins=100, range=span)
             k = int(np.argmax(counts))
             mode = 0.5 * (edges[k] + edges[k + 1])
             thr[ch] = mode + self.p.threshold_k * max(mode - lo, 1e-12)
@@ -190,7 +191,7 @@ class OnlineSwimDetector:
     def _bouts(self, var: np.ndarray, power: np.ndarray, ends: np.ndarray) -> np.ndarray:
         if not self._ready:
             return np.zeros(0, dtype=BOUT_DTYPE)
-        supra = (var > self.threshold).any(axis=1)
+        supra: np.ndarray = np.any(var > self.threshold, axis=1)
         out = []
         half = self.p.window // 2
         for i in range(len(ends)):

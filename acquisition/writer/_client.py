@@ -80,6 +80,8 @@ class WriterClient:
         self.volumes_written = 0
         self.bytes_written = 0
         self.volumes_dropped = 0
+        #: Camera planes committed as missing (left as zeros): the file's ``frames_missing``.
+        self.planes_missing = 0
         self.closed = False
         self.closed_ok = False  # the writer itself reported a clean close
         #: Called with (t, volume) just before a volume goes to the writer (live views).
@@ -266,6 +268,7 @@ class WriterClient:
         with self._lock:
             slot = self._slots.pop(t)
             start, planes, marker = self._volume_meta.pop(t)
+            self.planes_missing += len(missing_planes)
         if self.on_commit is not None:
             self.on_commit(t, self.ring.slot(slot))
         with self._lock:

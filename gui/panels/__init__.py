@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from gui.panels.banner import Banner
 from gui.panels.event_log import EventLog
 from gui.panels.fish import FishPanel
 from gui.panels.live import LivePanel
 from gui.panels.protocol import ProtocolPanel
 from gui.panels.rig import RigPanel
 from gui.panels.session_bar import SessionBar
+from gui.panels.summary import SummaryPanel
 
-__all__ = ["EventLog", "FishPanel", "LivePanel", "ProtocolPanel", "RigPanel", "SessionBar"]
+__all__ = [
+    "Banner",
+    "EventLog",
+    "FishPanel",
+    "LivePanel",
+    "ProtocolPanel",
+    "RigPanel",
+    "SessionBar",
+    "SummaryPanel",
+]

@@ -7,12 +7,25 @@ line read the same.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from gui._qt import QtWidgets
 
-__all__ = ["FishPanel"]
+__all__ = ["FishPanel", "next_fish_id"]
+
+
+def next_fish_id(fish_id: str) -> str:
+    """The next fish of a series: a trailing number counts up ("F3-1" -> "F3-2"), else "-2"."""
+    fish_id = fish_id.strip()
+    if not fish_id:
+        return ""
+    m = re.search(r"(\d+)$", fish_id)
+    if m is None:
+        return f"{fish_id}-2"
+    digits = m.group(1)
+    return fish_id[: m.start()] + str(int(digits) + 1).zfill(len(digits))
 
 
 class FishPanel(QtWidgets.QWidget):
@@ -41,6 +54,13 @@ class FishPanel(QtWidgets.QWidget):
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(browse)
 
+        self.next_fish_button = QtWidgets.QPushButton("Next fish, same set-up")
+        self.next_fish_button.setToolTip(
+            "Keep the rig, protocol, genotype, age and experimenter; count the fish ID up and "
+            "clear the per-fish notes"
+        )
+        self.next_fish_button.clicked.connect(self.next_fish)
+
         form = QtWidgets.QFormLayout(self)
         form.addRow("Fish ID", self.fish_id)
         form.addRow("Age", self.age_dpf)
@@ -49,6 +69,13 @@ class FishPanel(QtWidgets.QWidget):
         form.addRow("Notes", self.notes)
         form.addRow("Virtual fish seed", self.seed)
         form.addRow("Output folder", out_row)
+        form.addRow("", self.next_fish_button)
+
+    def next_fish(self) -> None:
+        self.fish_id.setText(next_fish_id(self.fish_id.text()))
+        self.notes.clear()
+        self.fish_id.setFocus()
+        self.fish_id.selectAll()
 
     def _browse(self) -> None:
         path = QtWidgets.QFileDialog.getExistingDirectory(
@@ -74,5 +101,5 @@ class FishPanel(QtWidgets.QWidget):
 
     def set_running(self, running: bool) -> None:
         for w in (self.fish_id, self.age_dpf, self.genotype, self.experimenter, self.notes,
-                  self.seed, self.out_edit):  # fmt: skip
+                  self.seed, self.out_edit, self.next_fish_button):  # fmt: skip
             w.setEnabled(not running)

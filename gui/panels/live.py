@@ -1,16 +1,25 @@
 """The live view: tail signal, swims, the stimulus and the brain while the session records.
 
-Left: both tail channels with their swim thresholds (the detector's threshold
-is a variance, so the lines sit at ±sqrt(threshold) around the signal's zero),
-swim power with detected bouts, and the stimulus velocity and closed-loop gain.
-Right: one plane of the newest volume, the volume's maximum projection, and a
-small picture of what the fish sees now. Everything is drawn from histories
-of the last few seconds at screen resolution, so a refresh costs the same at
-any point of a two-hour session.
+Left: both tail channels (in mV), swim power with detected bouts, the stimulus
+velocity (mm/s) and the closed-loop gain on its own axis. Right: one plane of
+the newest volume, the volume's maximum projection, and a small picture of what
+the fish sees now. Everything is drawn from histories of the last few seconds
+at screen resolution, so a refresh costs the same at any point of a two-hour
+session.
+
+Velocity and gain are drawn from the displayed stimulus frames (``flip_sample``,
+``velocity``, ``gain``): exactly what the file's rows 8–9 hold, and what the
+fish saw. The closed-loop state would be stale outside closed-loop blocks.
+The raw tail traces carry no threshold lines: the detector thresholds a sliding
+variance, not the raw voltage, so lines on the raw trace would be crossed by
+resting noise; its threshold is the zero of the swim-power plot (power is the
+supra-threshold part), where a bout is drawn.
 
 Axes are the slowest thing to repaint (their text), so they are kept still:
 time runs from -5 s to "now" at 0 (the session time is in the status line),
 and a y range changes only when the data leave it or shrink well inside it.
+Titles name the curves by colour instead of legends, which covered the newest
+data at the "now" edge.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from stimuli.protocol import Protocol
 __all__ = ["LivePanel"]
 
 LEFT, RIGHT = "#1f77b4", "#d62728"
+BOUT, VELOCITY, GAIN = "#2fb344", "#7048e8", "#c27c00"
 #: Seconds of signal on screen.
 WINDOW_S = 5.0
 #: Points per drawn trace (min/max pairs); about one per screen pixel.
@@ -89,57 +99,61 @@ class LivePanel(QtWidgets.QWidget):
         self.plots.addItem(self.status_text, row=0, col=0)
         self.tail_plots: list[pg.PlotItem] = []
         self.tail_curves: list[pg.PlotDataItem] = []
-        self.threshold_lines: list[tuple[pg.InfiniteLine, pg.InfiniteLine]] = []
         for i, (name, colour) in enumerate((("tail left", LEFT), ("tail right", RIGHT))):
             p = self.plots.addPlot(row=1 + i, col=0)
-            p.setLabel("left", name, units="V")
+            # one fixed unit for both channels (auto SI prefixes gave V on one and mV on the other)
+            p.getAxis("left").enableAutoSIPrefix(False)
+            p.setLabel("left", f"<span style='color:{colour}'>{name}</span> (mV)")
             curve = p.plot(pen=pg.mkPen(colour, width=1))
-            lines = tuple(
-                pg.InfiniteLine(angle=0, pen=pg.mkPen("#2b2b2b", style=QtCore.Qt.PenStyle.DashLine))
-                for _ in range(2)
-            )
-            for line in lines:
-                line.setVisible(False)
-                p.addItem(line, ignoreBounds=True)
             self.tail_plots.append(p)
             self.tail_curves.append(curve)
-            self.threshold_lines.append(lines)  # type: ignore[arg-type]
 
         self.power_plot = self.plots.addPlot(row=3, col=0)
-        self.power_plot.setLabel("left", "swim power", units="× thr")
-        self.power_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
+        self.power_plot.setLabel(
+            "left",
+            f"swim power <span style='color:{LEFT}'>L</span> <span style='color:{RIGHT}'>R</span>"
+            f" <span style='color:{BOUT}'>bouts</span>",
+        )
+        self.power_plot.setToolTip(
+            "Supra-threshold swim power in units of the detector's threshold: 0 is the "
+            "threshold, above it the channel is swimming; green bars are detected bouts"
+        )
         self.power_curves = [
-            self.power_plot.plot(pen=pg.mkPen(LEFT, width=1), name="left"),
-            self.power_plot.plot(pen=pg.mkPen(RIGHT, width=1), name="right"),
+            self.power_plot.plot(pen=pg.mkPen(LEFT, width=1)),
+            self.power_plot.plot(pen=pg.mkPen(RIGHT, width=1)),
         ]
-        self.bout_curve = self.power_plot.plot(
-            pen=pg.mkPen("#2fb344", width=6), connect="pairs", name="bouts"
-        )
+        self.bout_curve = self.power_plot.plot(pen=pg.mkPen(BOUT, width=6), connect="pairs")
         self.velocity_plot = self.plots.addPlot(row=4, col=0)
-        self.velocity_plot.setLabel("left", "stimulus", units="mm/s")
-        self.velocity_plot.setLabel("bottom", "seconds before now")
-        self.velocity_plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
-        self.velocity_curve = self.velocity_plot.plot(
-            pen=pg.mkPen("#7048e8", width=2), name="velocity"
+        self.velocity_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.velocity_plot.setLabel(
+            "left", f"<span style='color:{VELOCITY}'>velocity</span> (mm/s)"
         )
-        self.gain_curve = self.velocity_plot.plot(pen=pg.mkPen("#f59f00", width=2), name="gain")
-        for p in (*self.tail_plots, self.power_plot):
-            p.setXLink(self.velocity_plot)
-            p.hideAxis("bottom")
+        self.velocity_curve = self.velocity_plot.plot(pen=pg.mkPen(VELOCITY, width=2))
+        self.gain_plot = self.plots.addPlot(row=5, col=0)
+        self.gain_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.gain_plot.setLabel("left", f"<span style='color:{GAIN}'>gain</span>")
+        self.gain_plot.setLabel("bottom", "seconds before now")
+        self.gain_curve = self.gain_plot.plot(pen=pg.mkPen(GAIN, width=2))
+        self.plots.ci.layout.setRowStretchFactor(5, 1)
         for p in (*self.tail_plots, self.power_plot, self.velocity_plot):
+            p.setXLink(self.gain_plot)
+            p.hideAxis("bottom")
+        for p in (*self.tail_plots, self.power_plot, self.velocity_plot, self.gain_plot):
             p.setMouseEnabled(x=False, y=False)
             p.hideButtons()
             p.getAxis("left").setWidth(60)  # equal widths keep the time axes aligned
-        self.velocity_plot.setXRange(-WINDOW_S, 0.0, padding=0)
+        self.gain_plot.setXRange(-WINDOW_S, 0.0, padding=0)
         self.y_ranges = [
-            *(StableYRange(p, (-0.01, 0.01)) for p in self.tail_plots),
+            *(StableYRange(p, (-10.0, 10.0)) for p in self.tail_plots),
             StableYRange(self.power_plot, (-0.6, 3.0)),
             StableYRange(self.velocity_plot, (-1.0, 1.0)),
+            StableYRange(self.gain_plot, (0.0, 1.0)),
         ]
 
         # images: plane, max projection, stimulus
         self.images = pg.GraphicsLayoutWidget()
-        self.images.setBackground("w")
+        # dark: a bright flash (luminance 1 = white) must stand out from the background
+        self.images.setBackground("#303030")
         self.plane_title = self.images.addLabel("plane", row=0, col=0)
         self.plane_view = self.images.addViewBox(row=1, col=0, lockAspect=True, invertY=True)
         self.plane_image = pg.ImageItem(axisOrder="row-major")
@@ -181,7 +195,8 @@ class LivePanel(QtWidgets.QWidget):
         n = int(self.fs * (WINDOW_S + 1))
         self.tail = TimeRing(n, 2, gap)
         self.power = TimeRing(n // 5, 2, gap)
-        self.stimulus = TimeRing(max(64, n // 20), 2, gap)  # velocity, gain per chunk
+        # velocity, gain per displayed frame (at flip_sample); frames come at the display's rate
+        self.stimulus = TimeRing(max(64, n // 20), 2, 0.25)
         self.bouts: deque[tuple[float, float, float]] = deque(maxlen=500)
         self.bout_count = 0
         self.threshold = np.array([np.inf, np.inf])
@@ -229,14 +244,12 @@ class LivePanel(QtWidgets.QWidget):
             e = len(ch.power)
             if e:
                 self.power.extend((ch.s0 + (np.arange(e) + 1) * (n / e)) / fs, ch.power)
-            t1 = (ch.s0 + n) / fs
-            self.stimulus.extend(np.array([t1]), np.array([[ch.velocity, ch.gain]]))
-            self.last_chunk_t = t1
+            self.add_frames(ch.frames)
+            self.last_chunk_t = (ch.s0 + n) / fs
         if batch.chunks:
             last = batch.chunks[-1]
             self.threshold = np.asarray(last.threshold, dtype=float)
             self.condition, self.swimming = last.condition, last.swimming
-            self.velocity, self.gain = last.velocity, last.gain
         for b in batch.bouts:
             self.bouts.append(
                 (b["start_sample"] / fs, b["stop_sample"] / fs, float(b["peak_power"]))
@@ -251,23 +264,27 @@ class LivePanel(QtWidgets.QWidget):
         self.refreshes += 1
         self.refreshed.emit()
 
+    def add_frames(self, frames: np.ndarray) -> None:
+        """Displayed stimulus frames (FRAME_DTYPE): the velocity and gain the file's rows 8–9 get."""
+        if not len(frames):
+            return
+        t = frames["flip_sample"].astype(np.float64) / self.fs
+        keep = t > self.stimulus.last_t  # the renderer reports each frame once; be safe anyway
+        if not keep.any():
+            return
+        f = frames[keep]
+        self.stimulus.extend(t[keep], np.stack([f["velocity"], f["gain"]], axis=1))
+        self.velocity, self.gain = float(f["velocity"][-1]), float(f["gain"][-1])
+
     def _draw_traces(self) -> None:
         t_end = self.last_chunk_t
         since = t_end - WINDOW_S
         t, v = self.tail.view(since)
         for i, curve in enumerate(self.tail_curves):
-            thr = float(self.threshold[i])
-            ok = bool(np.isfinite(thr) and thr > 0)
-            lo_line, hi_line = self.threshold_lines[i]
-            if ok:
-                lo_line.setValue(-np.sqrt(thr))
-                hi_line.setValue(np.sqrt(thr))
-            lo_line.setVisible(ok)
-            hi_line.setVisible(ok)
             if len(t):
-                x, y = peak_decimate(t, v[:, i], TRACE_BINS)
+                x, y = peak_decimate(t, v[:, i] * 1000.0, TRACE_BINS)  # V -> mV
                 curve.setData(x - t_end, y, connect="finite")
-                span = _finite_span(y, np.array([-1.5, 1.5]) * np.sqrt(thr) if ok else y)
+                span = _finite_span(y)
                 if span is not None:
                     self.y_ranges[i].update(*span)
         t, p = self.power.view(since)
@@ -287,12 +304,13 @@ class LivePanel(QtWidgets.QWidget):
         if len(t):
             self.velocity_curve.setData(t - t_end, s[:, 0], connect="finite")
             self.gain_curve.setData(t - t_end, s[:, 1], connect="finite")
-            span = _finite_span(s)
-            if span is not None:
-                self.y_ranges[3].update(*span)
+            for k in (0, 1):
+                span = _finite_span(s[:, k])
+                if span is not None:
+                    self.y_ranges[3 + k].update(*span)
         c = self.condition
         name = self.condition_names[c] if 0 <= c < len(self.condition_names) else "lead-in"
-        swim = "<b style='color:#2fb344'>swimming</b>" if self.swimming else "resting"
+        swim = f"<b style='color:{BOUT}'>swimming</b>" if self.swimming else "resting"
         dropped = (
             f" · <span style='color:#c27c00'>live view skipped {self.dropped_chunks} chunks</span>"
             if self.dropped_chunks
@@ -304,6 +322,30 @@ class LivePanel(QtWidgets.QWidget):
             f"{dropped}",
             size="9pt",
         )
+
+    def show_recording(
+        self, s0: int, tail: np.ndarray, frames: np.ndarray, bouts: np.ndarray, condition: int
+    ) -> None:
+        """The end of a recorded session (read-only viewing), drawn like live data.
+
+        ``tail`` is (n, 2) V from sample ``s0``; ``frames`` the stimulus frames of
+        that stretch; ``bouts`` every bout of the session (BOUT_DTYPE).
+        """
+        self._new_histories()
+        n = len(tail)
+        fs = self.fs
+        self.tail.extend((s0 + np.arange(n)) / fs, tail)
+        self.add_frames(frames)
+        for b in bouts:
+            self.bouts.append(
+                (b["start_sample"] / fs, b["stop_sample"] / fs, float(b["peak_power"]))
+            )
+        self.bout_count = len(bouts)
+        self.last_chunk_t = (s0 + n) / fs
+        self.condition = condition
+        self._draw_traces()
+        self.refreshes += 1
+        self.refreshed.emit()
 
     def show_volume(self, t: int, volume: np.ndarray) -> None:
         """A new volume (z, y, x) to show; older ones than the one shown are ignored."""

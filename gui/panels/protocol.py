@@ -61,10 +61,12 @@ class ProtocolPanel(QtWidgets.QWidget):
         self.summary.setWordWrap(True)
         self.table = QtWidgets.QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
-        self.table.verticalHeader().setVisible(False)
+        vh, hh = self.table.verticalHeader(), self.table.horizontalHeader()
+        assert vh is not None and hh is not None
+        vh.setVisible(False)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        hh.setStretchLastSection(True)
         self.table.setWordWrap(False)
 
         file_row = QtWidgets.QHBoxLayout()
@@ -97,13 +99,19 @@ class ProtocolPanel(QtWidgets.QWidget):
 
     def _file_edited(self) -> None:
         if self.file_edit.text().strip():
-            self.from_file.setChecked(True)
-            self.reload()
+            self._use_file()
 
     def set_file(self, path: Path) -> None:
         self.file_edit.setText(str(path))
-        self.from_file.setChecked(True)
-        self.reload()
+        self._use_file()
+
+    def _use_file(self) -> None:
+        # checking the radio button reloads (through ``toggled``): reloading here too would
+        # read the file twice and report a bad file's error twice
+        if self.from_file.isChecked():
+            self.reload()
+        else:
+            self.from_file.setChecked(True)
 
     def set_rig(self, rig: RigConfig) -> None:
         self.rig = rig
@@ -173,6 +181,7 @@ class ProtocolPanel(QtWidgets.QWidget):
             values = (str(i), name, str(a), str(n), _fmt_duration(secs), steps)
             for c, v in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(v)
+                item.setToolTip(v)  # long step lists are cut off in the column
                 if c in (0, 2, 3, 4):
                     item.setTextAlignment(
                         QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter

@@ -5,6 +5,11 @@ simulated device, green once preflight or a run has it working, amber for a
 preflight warning, red for a failure. Preflight (``rig.preflight``) opens and
 closes every device and measures the disk, which takes seconds, so it runs on a
 worker thread and reports back through a signal.
+
+Preflight's disk check depends on the protocol and its time scale, so a result
+is remembered with the (config, protocol) it was run for; :meth:`RigPanel.is_fresh`
+tells the main window whether it still applies, and the panel says "stale"
+when it does not. Known rigs are listed from ``hardware_configs/`` beside Browse.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from rig.config import DEFAULT_CONFIG, RigConfig, load_config
 from rig.errors import ZaprigError
 from stimuli.protocol import Protocol
 
-__all__ = ["DEVICES", "RigPanel", "device_of_check"]
+__all__ = ["DEVICES", "RigPanel", "device_of_check", "known_configs"]
 
 #: Device rows: key, label.
 DEVICES: tuple[tuple[str, str], ...] = (
@@ -46,6 +51,12 @@ _RANK = {"unknown": 0, "simulated": 1, "ok": 2, "warning": 3, "fault": 4}
 def device_of_check(name: str) -> str | None:
     """Which device row a preflight check's result belongs to."""
     return _CHECK_DEVICE.get(name.strip().lower())
+
+
+def known_configs(folder: Path | None = None) -> list[Path]:
+    """The rig configs shipped in ``hardware_configs/`` (sorted by name)."""
+    folder = folder or DEFAULT_CONFIG.parent
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
 
 
 def describe_devices(rig: RigConfig) -> dict[str, tuple[str, bool]]:
@@ -98,15 +109,24 @@ class RigPanel(QtWidgets.QWidget):
         self.config_path = Path(config_path) if config_path else DEFAULT_CONFIG
         self._preflight_inputs = preflight_inputs
         self._preflight_thread: threading.Thread | None = None
+        #: The (config path, protocol sha256) the shown preflight result was run for.
+        self.preflight_key: tuple[str, str] | None = None
+        self._pending_key: tuple[str, str] | None = None
+        self.preflight_failed = False
 
-        self.path_edit = QtWidgets.QLineEdit(str(self.config_path))
-        self.path_edit.setToolTip("The rig config TOML (hardware_configs/*.toml)")
-        self.path_edit.editingFinished.connect(lambda: self.load(Path(self.path_edit.text())))
-        browse = QtWidgets.QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
+        self.rig_combo = QtWidgets.QComboBox()
+        self.rig_combo.setToolTip("The rig config (hardware_configs/*.toml, or one browsed to)")
+        self.rig_combo.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        for path in known_configs():
+            self.rig_combo.addItem(path.stem, str(path))
+        self.rig_combo.activated.connect(lambda i: self.load(Path(str(self.rig_combo.itemData(i)))))
+        self.browse_button = QtWidgets.QPushButton("Browse…")
+        self.browse_button.clicked.connect(self._browse)
         row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.path_edit, 1)
-        row.addWidget(browse)
+        row.addWidget(self.rig_combo, 1)
+        row.addWidget(self.browse_button)
 
         self.title = QtWidgets.QLabel()
         self.title.setWordWrap(True)
@@ -135,7 +155,12 @@ class RigPanel(QtWidgets.QWidget):
         )
         self.preflight_button.clicked.connect(self.run_preflight)
         self.preflight_list = QtWidgets.QListWidget()
-        self.preflight_list.setMaximumHeight(150)
+        self.preflight_list.setWordWrap(True)
+        self.preflight_list.setMinimumHeight(150)
+        self.preflight_stale = QtWidgets.QLabel()
+        self.preflight_stale.setWordWrap(True)
+        self.preflight_stale.setStyleSheet("color: #c27c00; font-weight: bold;")
+        self.preflight_stale.hide()
         self.preflight_done.connect(self._show_preflight)
 
         lay = QtWidgets.QVBoxLayout(self)
@@ -144,8 +169,8 @@ class RigPanel(QtWidgets.QWidget):
         lay.addWidget(self.error_label)
         lay.addLayout(grid)
         lay.addWidget(self.preflight_button)
-        lay.addWidget(self.preflight_list)
-        lay.addStretch(1)
+        lay.addWidget(self.preflight_stale)
+        lay.addWidget(self.preflight_list, 1)
         self.load(self.config_path)
 
     # -- config -----------------------------------------------------------------------------
@@ -168,7 +193,12 @@ class RigPanel(QtWidgets.QWidget):
             return False
         self.error_label.hide()
         self.config_path = Path(path)
-        self.path_edit.setText(str(path))
+        i = self.rig_combo.findData(str(path))
+        if i < 0:
+            self.rig_combo.addItem(Path(path).stem, str(path))
+            i = self.rig_combo.count() - 1
+        self.rig_combo.setCurrentIndex(i)
+        self.rig_combo.setToolTip(str(path))
         self.rig = rig
         kind = "simulated rig" if rig.simulated else "real rig"
         self.title.setText(f"<b>{rig.name}</b> ({kind}) {rig.description}")
@@ -176,17 +206,43 @@ class RigPanel(QtWidgets.QWidget):
             self.details[key].setText(text)
             self.lights[key].set_state("simulated" if simulated else "unknown", text)
         self.preflight_list.clear()
+        self.preflight_key = None
+        self.preflight_stale.hide()
         self.config_changed.emit(rig)
         return True
 
     def set_running(self, running: bool) -> None:
         """While a session runs the config is fixed and its devices are in use."""
-        self.path_edit.setEnabled(not running)
+        self.rig_combo.setEnabled(not running)
+        self.browse_button.setEnabled(not running)
         self.preflight_button.setEnabled(not running and self._preflight_thread is None)
-        if running:
-            for key, light in self.lights.items():
-                if light.state != "fault":
-                    light.set_state("ok", f"{self.details[key].text()} (in use)")
+        for key, light in self.lights.items():
+            if light.state == "fault":
+                continue  # a fault stays lit after the session: it is what to look at
+            if running:
+                light.set_state("ok", f"{self.details[key].text()} (in use)")
+            elif light.state == "ok" and "(in use)" in light.toolTip():
+                # the session is over: the device is no longer known to be working right now
+                sim = self.rig is not None and describe_devices(self.rig)[key][1]
+                light.set_state("simulated" if sim else "unknown", self.details[key].text())
+
+    # -- preflight freshness ----------------------------------------------------------------
+    def is_fresh(self, protocol: Protocol | None) -> bool:
+        """A preflight result exists for this config and this (scaled) protocol."""
+        return protocol is not None and self.preflight_key == (
+            str(self.config_path),
+            protocol.sha256,
+        )
+
+    def check_stale(self, protocol: Protocol | None) -> None:
+        """Say so when the shown preflight was run for another protocol or time scale."""
+        stale = self.preflight_key is not None and not self.is_fresh(protocol)
+        self.preflight_stale.setVisible(stale)
+        if stale:
+            self.preflight_stale.setText(
+                "Preflight is stale: the protocol or time scale changed since it ran "
+                "(its disk estimate no longer applies). Run it again."
+            )
 
     def set_device_state(self, key: str, state: str, why: str) -> None:
         self.lights[key].set_state(state, why)
@@ -207,7 +263,9 @@ class RigPanel(QtWidgets.QWidget):
             return
         self.preflight_button.setEnabled(False)
         self.preflight_list.clear()
-        self.preflight_list.addItem("preflight running…")
+        self.preflight_stale.hide()
+        self.preflight_list.addItem(f"preflight running for {protocol.name}…")
+        self._pending_key = (str(self.config_path), protocol.sha256)
 
         def work() -> None:
             try:
@@ -229,6 +287,8 @@ class RigPanel(QtWidgets.QWidget):
             self._preflight_thread = None
         self.preflight_button.setEnabled(True)
         self.preflight_list.clear()
+        self.preflight_key = self._pending_key
+        self.preflight_failed = any(r[1] == "fail" for r in rows)
         worst: dict[str, tuple[str, str]] = {}
         for name, status, detail, fix in rows:
             text = f"{status.upper():<5} {name}: {detail}" + (f"  → {fix}" if fix else "")

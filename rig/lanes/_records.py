@@ -17,6 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -24,12 +25,12 @@ from acquisition.writer import WriterClient
 from acquisition.writer._client import concat_records
 from rig.session._layout import ROW
 from rig.timeline import Timeline
-from stimuli.state import FRAME_DTYPE
+from stimuli.state import FRAME_DTYPE, empty_frame
 
 __all__ = ["ChunkRecord", "RecordLane", "StreamRecorder"]
 
 #: Stimulus rows where no frame of row 4's condition is known (zeros, outside any condition).
-_NO_FRAME = np.zeros((), dtype=FRAME_DTYPE)[()]
+_NO_FRAME = empty_frame()
 _NO_FRAME["condition"] = -1
 _STIM_ROWS = ("param3", "param4", "param5", "stim_id", "velocity", "gain")
 
@@ -123,7 +124,7 @@ class StreamRecorder:
             held[stale] = np.where(ok, nxt, _NO_FRAME)
         last = int(k[-1])
         if last >= 0:
-            self._held = fr[last]
+            self._held = cast(np.void, fr[last])
             self._frames = fr[last:]
         return held
 

@@ -77,7 +77,10 @@ EVENT_COLUMNS: dict[str, Any] = {
 
 #: table path -> columns (name -> dtype)
 TABLES: dict[str, dict[str, Any]] = {
-    "protocol/conditions": {"name": _STR, **{n: CONDITION_DTYPE[n] for n in CONDITION_DTYPE.names}},
+    "protocol/conditions": {
+        "name": _STR,
+        **{n: CONDITION_DTYPE[n] for n in CONDITION_DTYPE.names or ()},
+    },
     "stimulus/frames": {n: FRAME_DTYPE[n] for n in FRAME_DTYPE.names or ()},
     "behavior/bouts": {n: BOUT_DTYPE[n] for n in BOUT_DTYPE.names or ()},
     "events": EVENT_COLUMNS,
@@ -92,7 +95,9 @@ def _compression(kind: str) -> dict[str, Any]:
 
     return dict(
         hdf5plugin.Blosc(
-            cname=kind, clevel=5 if kind == "lz4" else 3, shuffle=hdf5plugin.Blosc.BITSHUFFLE
+            cname=kind,  # type: ignore[arg-type]  # "lz4" | "zstd", checked by the config
+            clevel=5 if kind == "lz4" else 3,
+            shuffle=hdf5plugin.Blosc.BITSHUFFLE,
         )
     )
 

@@ -12,7 +12,7 @@ import numpy as np
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.library import Replay, Stimulus
-from stimuli.state import FRAME_DTYPE
+from stimuli.state import empty_frame
 
 __all__ = ["FrameMaker"]
 
@@ -38,7 +38,7 @@ class FrameMaker:
         self._history_rate = hz
 
     def make(self, frame: int, flip_sample: int, loop: LoopState) -> np.void:
-        rec = np.zeros((), dtype=FRAME_DTYPE)[()]
+        rec = empty_frame()
         rec["frame"] = frame
         rec["flip_sample"] = flip_sample
         at = self.timeline.step_at(flip_sample)

@@ -1,0 +1,49 @@
+"""Notes written after a run into the session file it left behind.
+
+During a run a note goes through the engine, at the current DAQ sample. Once the
+file is closed, the writer process is gone: a note about the session (the fish
+moved at the end, the electrode came off) is appended here to the file's
+``/events`` at its last sample, kind ``note``, marked "after the run", so it
+travels with the data. Only the event table grows; nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from rig.errors import SessionFileError
+from rig.session._layout import append_columns
+
+__all__ = ["AFTER_RUN", "BEFORE_RUN", "append_note"]
+
+AFTER_RUN = "(after the run) "
+BEFORE_RUN = "(before the run) "
+
+
+def append_note(path: str | Path, text: str) -> int:
+    """Append a note to a closed session file; returns the sample it was logged at."""
+    p = Path(path)
+    try:
+        with h5py.File(p, "a") as f:
+            if str(f.attrs.get("status", "")) == "recording":
+                raise SessionFileError(
+                    f"{p}: the session is still recording (or was interrupted: run "
+                    "`zaprig recover` first); notes go in through the running session"
+                )
+            sample = int(f["stimuli_and_ephys"].shape[0])
+            append_columns(
+                f["events"],
+                {
+                    "sample": np.array([sample], dtype=np.int64),
+                    "wall_time": np.array([time.time()], dtype=np.float64),
+                    "kind": np.array(["note"], dtype=object),
+                    "message": np.array([AFTER_RUN + text], dtype=object),
+                },
+            )
+    except OSError as e:
+        raise SessionFileError(f"{p}: cannot add the note: {e}") from None
+    return sample
