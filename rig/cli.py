@@ -8,11 +8,11 @@ where, what to do) with exit code 2; a traceback means a bug in zaprig.
 from __future__ import annotations
 
 import argparse
-import signal
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 from rig.errors import ZaprigError
 
@@ -46,6 +46,31 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from rig.stopping import StopOnSignals
+
+    # Installed before anything is created, so a signal at any moment ends the run cleanly.
+    holder: dict[str, Any] = {}
+
+    def request_stop(reason: str) -> None:
+        holder["reason"] = reason
+        if "engine" in holder:
+            holder["engine"].request_stop(reason)
+
+    def still_stopping() -> str:
+        engine = holder.get("engine")
+        if engine is None or engine.path is None:
+            return "stopping before the session file exists; nothing is being saved"
+        step = engine.stopping_step or "finishing the current chunk"
+        return (
+            f"still stopping: {step}; {engine.path} is being saved as 'aborted'. "
+            "Wait a few seconds: killing zaprig now loses up to the last second of data"
+        )
+
+    with StopOnSignals(request_stop, still_stopping):
+        return _run_session(args, holder)
+
+
+def _run_session(args: argparse.Namespace, holder: dict[str, Any]) -> int:
     from rig.config import load_config
     from rig.engine import Engine, RunState, RunStatus
     from stimuli.protocol import load_protocol
@@ -72,21 +97,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fish=fish,
         rig_source=str(args.config or "hardware_configs/simulated.toml"),
     )
+    if "reason" in holder:
+        print(f"zaprig: {holder['reason']} before the session started; no file written")
+        return EXIT_FAILED
+    holder["engine"] = engine
     engine.arm()
     print(
         f"zaprig: {proto.name} on rig '{rig.name}' ({args.clock} clock): "
         f"{engine.timeline.n_volumes} volumes, {engine.timeline.duration_s:.1f} s -> {engine.path}",
         file=sys.stderr,
     )
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        engine.request_stop("terminated (SIGTERM)")
-
-    signal.signal(signal.SIGTERM, on_sigterm)
     bar = _progress(engine.timeline.end_sample, args.quiet)
 
     def progress(st: RunStatus) -> None:
-        if bar is not None:
+        if bar is not None and "reason" not in holder:  # after SIGHUP the terminal may be gone
             bar.n = min(st.sample, st.end_sample)
             bar.set_postfix_str(
                 f"vol {st.volumes_acquired}/{st.volumes_expected} {st.condition_name} "
@@ -97,12 +121,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     final = engine.run(progress)
     if bar is not None:
-        bar.close()
+        with contextlib.suppress(OSError):
+            bar.close()
     st = engine.status()
-    print(
-        f"zaprig: session {final.value}: {engine.path} "
-        f"({st.volumes_acquired} volumes, {st.bouts} bouts, {st.warnings} warnings)"
-    )
+    with contextlib.suppress(OSError):  # SIGHUP: no terminal to tell; the file says it all
+        print(
+            f"zaprig: session {final.value}: {engine.path} "
+            f"({st.volumes_acquired} volumes, {st.bouts} bouts, {st.warnings} warnings)",
+            flush=True,
+        )
     return EXIT_OK if final is RunState.COMPLETE else EXIT_FAILED
 
 
@@ -145,8 +172,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.png:
         from stimuli.plan_plot import plot_timeline
 
-        plot_timeline(tl, args.png)
-        print(f"timeline  saved to {args.png}")
+        png = Path(args.png)
+        if png.is_dir():
+            raise ZaprigError(f"{png}: is a folder; give --png a file name ending in .png")
+        try:
+            plot_timeline(tl, png)
+        except OSError as e:
+            raise ZaprigError(f"{png}: cannot save the timeline: {e.strerror or e}") from None
+        print(f"timeline  saved to {png}")
     return EXIT_OK
 
 
@@ -159,6 +192,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
+    if args.salvage is not None:
+        from rig.session._salvage import salvage
+
+        print(salvage(args.session, args.salvage))
+        return EXIT_OK
     from rig.session.recover import recover
 
     print(recover(args.session))
@@ -208,8 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("session", type=Path)
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("recover", help="close an interrupted session file as 'failed'")
+    p = sub.add_parser(
+        "recover",
+        help="close an interrupted session file as 'failed', or salvage a damaged one",
+    )
     p.add_argument("session", type=Path)
+    p.add_argument(
+        "--salvage",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="copy every readable sample, volume and table into the new file OUT "
+        "(the original is left untouched)",
+    )
     p.set_defaults(func=_cmd_recover)
 
     p = sub.add_parser("check", help="preflight a rig: devices, display, camera, disk")

@@ -38,10 +38,13 @@ CONFIG_DIR = HERE.parent / "hardware_configs"
 DEFAULT_CONFIG = CONFIG_DIR / "simulated.toml"
 
 Volts = Annotated[float, Field(ge=-10.0, le=10.0)]
+PositiveUm = Annotated[float, Field(gt=0.0, le=10_000.0)]
+PositivePx = Annotated[int, Field(gt=0, le=100_000)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinity are never a physical setting: refuse them in every float field
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DaqConfig(_Model):
@@ -112,7 +115,7 @@ class MicroscopeConfig(_Model):
     #: Camera frame size (x, y) in pixels.
     width: int = Field(128, ge=8, le=8192)
     height: int = Field(80, ge=8, le=8192)
-    voxel_size_um: tuple[float, float, float] = (4.0, 6.496, 6.496)  # (z, y, x)
+    voxel_size_um: tuple[PositiveUm, PositiveUm, PositiveUm] = (4.0, 6.496, 6.496)  # (z, y, x)
     #: Time between arming and the first volume; TTL decoding needs a quiet baseline.
     lead_in_s: float = Field(0.1, ge=0.01, le=10.0)
     #: Time at the end of each volume with no plane (the galvo and piezo fly back); the
@@ -163,10 +166,10 @@ class DisplayConfig(_Model):
 
     backend: Literal["headless", "psychopy"] = "headless"
     screen: int = Field(0, ge=0)
-    size_px: tuple[int, int] = (800, 600)
+    size_px: tuple[PositivePx, PositivePx] = (800, 600)
     refresh_hz: float = Field(60.0, ge=10.0, le=500.0)
     fullscreen: bool = False
-    px_per_mm: float = Field(10.0, gt=0.0)
+    px_per_mm: float = Field(10.0, gt=0.0, le=100_000.0)
     #: Where the fish's head is on the screen (px from the screen centre) and where it faces.
     fish_position_px: tuple[float, float] = (0.0, 0.0)
     fish_heading_deg: float = Field(90.0, ge=-360.0, le=360.0)
@@ -331,8 +334,12 @@ def load_config(path: str | Path | None = None) -> RigConfig:
     p = Path(path) if path is not None else DEFAULT_CONFIG
     if not p.exists():
         raise ConfigError(f"{p}: rig config not found (give --config with an existing TOML file)")
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder; give --config a rig config TOML file")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the rig config: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     except UnicodeDecodeError as e:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,18 +38,22 @@ from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig
 from rig.devices import Devices, make_devices
-from rig.errors import SessionFileError, ZaprigError
+from rig.errors import ConfigError, SessionFileError, ZaprigError
 from rig.events import Event, SessionLog
 from rig.faults import FaultInjector
 from rig.lanes import ChunkRecord, ImageLane, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
 from rig.session._layout import FORMAT, FORMAT_VERSION
+from rig.session._lock import lock_path
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.protocol import Protocol
 from stimuli.state import FRAME_DTYPE
 
-__all__ = ["Engine", "LiveChunk", "RunState", "RunStatus"]
+__all__ = ["SEED_MAX", "Engine", "LiveChunk", "RunState", "RunStatus"]
+
+#: Seeds are stored as an unsigned 32-bit attribute and seed numpy's generators.
+SEED_MAX = 2**32 - 1
 
 
 class RunState(enum.Enum):
@@ -138,6 +144,10 @@ class Engine:
         session_name: str | None = None,
         rig_source: str = "",
     ) -> None:
+        if not 0 <= int(seed) <= SEED_MAX:
+            raise ConfigError(
+                f"seed {seed}: must be between 0 and {SEED_MAX} (an unsigned 32-bit integer)"
+            )
         self.rig = rig
         self.protocol = protocol
         self.out_dir = Path(out_dir)
@@ -186,6 +196,8 @@ class Engine:
         patch = rig.display.sync_patch
         if rig.daq.photodiode_channel and patch is not None and patch.mode == "code":
             self._light = LightDecoder(fs, rig.display.refresh_hz)
+        #: What the stop is doing now, for "still saving ..." answers to a second Ctrl-C.
+        self.stopping_step = ""
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -262,11 +274,14 @@ class Engine:
 
     def _session_path(self) -> Path:
         stamp = utc_now_iso().replace(":", "").replace("-", "")[:15]
-        fish_id = str(self.fish_meta.get("fish_id", "") or "").strip().replace(" ", "_")
+        # the fish id names the file: only letters, digits, '.', '-' and '_' (no folders)
+        fish_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.fish_meta.get("fish_id", "") or ""))
+        fish_id = fish_id.strip("._")
         base = self.session_name or f"{stamp}_{fish_id or self.rig.name}"
         p = self.out_dir / f"{base}.h5"
         k = 1
-        while p.exists():
+        # a lock without a file: another run is creating that file right now
+        while p.exists() or lock_path(p).exists():
             k += 1
             p = self.out_dir / f"{base}-{k}.h5"
         return p
@@ -286,6 +301,14 @@ class Engine:
         except OSError as e:
             raise SessionFileError(
                 f"{self.out_dir}: cannot create the output folder: {e}"
+            ) from None
+        try:  # a folder we cannot write to (or /proc) must fail here, not in the writer
+            with tempfile.TemporaryFile(dir=self.out_dir):
+                pass
+        except OSError as e:
+            raise SessionFileError(
+                f"{self.out_dir}: cannot write a session file there ({e.strerror or e}): "
+                "pick another --out folder"
             ) from None
         need = self.planned_bytes()
         free = shutil.disk_usage(self.out_dir).free
@@ -629,6 +652,7 @@ class Engine:
         dev = self.devices
         if dev is None:
             return
+        self.stopping_step = "switching the laser off"
         if self._laser_watch is not None:
             self._laser_watch.stop()
         failures_before = len(getattr(dev.laser, "off_failures", ()))
@@ -651,6 +675,7 @@ class Engine:
         else:
             self._laser_state = "unknown"
         self._laser_on = False
+        self.stopping_step = "stopping the DAQ, camera and stimulus"
         for stop in (dev.daq.stop, self._stop_image_lane, dev.microscope.stop, dev.renderer.stop):
             try:
                 stop()
@@ -689,6 +714,7 @@ class Engine:
         w = self.writer
         assert w is not None
         tl = self.timeline
+        self.stopping_step = "writing the last rows, tables and events"
         self._stop_record_lane()
         rc = self._recorder
         if w.alive() and rc is not None:
@@ -709,6 +735,7 @@ class Engine:
         }[final]
         if self._fault and final is RunState.FAILED:
             self._event(self._sample, "fault", f"session failed: {self._fault}")
+        self.stopping_step = "closing the session file"
         w.close(
             {
                 "status": status,
@@ -730,8 +757,11 @@ class Engine:
                 recover(self.path, events=faults)
             except ZaprigError as e:
                 self._n.events.append((self._sample, "fault", f"recovery failed: {e}"))
+            # recover() wrote status 'failed': say the same as the file does
+            final = RunState.FAILED
         if self._log is not None:
             self._log.close()
+        self.stopping_step = ""
         self.state = final
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:

@@ -26,14 +26,15 @@ Python (a file that defines ``PROTOCOL``)::
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-import runpy
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rig.errors import ProtocolError, format_validation_error
@@ -43,7 +44,26 @@ __all__ = ["Condition", "Protocol", "Step", "condition", "load_protocol", "step"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinity are never a physical setting: refuse them in every float field
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+#: Fastest replayed grating speed (mm/s): the closed-loop laws' and drift's own limit.
+REPLAY_MAX_MM_S = 100.0
+
+
+def _check_trace(values: Sequence[float] | np.ndarray, where: str) -> None:
+    """A replayed trace must be finite and physically showable; raises ValueError saying where."""
+    arr = np.asarray(values, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        i = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ValueError(f"{where}: sample {i} is {arr[i]}: every velocity must be finite")
+    if arr.size and float(np.max(np.abs(arr))) > REPLAY_MAX_MM_S:
+        i = int(np.argmax(np.abs(arr)))
+        raise ValueError(
+            f"{where}: sample {i} is {arr[i]:g} mm/s, beyond the rig's "
+            f"±{REPLAY_MAX_MM_S:g} mm/s: scale the trace to mm/s"
+        )
 
 
 class Step(_Model):
@@ -91,6 +111,27 @@ class Protocol(_Model):
     #: rig's gains carry over): docs/closed-loop-units.md.
     swim_power: Literal["threshold", "lab"] = "threshold"
     conditions: tuple[Condition, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _replays_valid(self) -> Self:
+        """Replayed traces are finite and showable; ``from_condition`` names an earlier one."""
+        for ci, c in enumerate(self.conditions):
+            earlier = [x.name for x in self.conditions[:ci]]
+            for si, s in enumerate(c.steps):
+                stim = s.stimulus
+                if not isinstance(stim, Replay):
+                    continue
+                where = f"conditions[{ci}].steps[{si}].stimulus"
+                _check_trace(stim.velocities_mm_s, f"{where}.velocities_mm_s")
+                src = stim.from_condition
+                if src is not None and src not in earlier:
+                    close = difflib.get_close_matches(src, [x.name for x in self.conditions], 1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ValueError(
+                        f"{where}.from_condition: {src!r} is not an earlier condition{hint}; "
+                        f"earlier conditions: {', '.join(map(repr, earlier)) or 'none'}"
+                    )
+        return self
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -162,8 +203,6 @@ def _resolve_trace_files(proto: Protocol, base: Path) -> Protocol:
 
 
 def _read_trace(path: Path, where: str) -> tuple[float, ...]:
-    import numpy as np
-
     if not path.exists():
         raise ProtocolError(
             f"{where}.stimulus.trace_file: {path} not found (give an existing file)"
@@ -175,11 +214,19 @@ def _read_trace(path: Path, where: str) -> tuple[float, ...]:
             arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
     except (OSError, ValueError) as e:
         raise ProtocolError(f"{where}.stimulus.trace_file: {path}: cannot read: {e}") from None
-    arr = np.asarray(arr, dtype=float).ravel()
-    if arr.size == 0 or not np.all(np.isfinite(arr)):
+    try:
+        arr = np.asarray(arr, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ProtocolError(f"{where}.stimulus.trace_file: {path}: not numbers: {e}") from None
+    if arr.ndim != 1 or arr.size == 0:
         raise ProtocolError(
-            f"{where}.stimulus.trace_file: {path}: need a non-empty 1-D list of finite mm/s"
+            f"{where}.stimulus.trace_file: {path}: has shape {arr.shape}; need a non-empty "
+            "1-D list of velocities in mm/s (one column, or one value per line)"
         )
+    try:
+        _check_trace(arr, f"{where}.stimulus.trace_file: {path}")
+    except ValueError as e:
+        raise ProtocolError(str(e)) from None
     return tuple(float(x) for x in arr)
 
 
@@ -194,6 +241,8 @@ def load_protocol(source: str | Path | None) -> Protocol:
         raise ProtocolError(
             f"{path}: protocol file not found (give a .toml or .py file, or 'dataset')"
         )
+    if path.is_dir():
+        raise ProtocolError(f"{path}: is a folder; give a .toml or .py protocol file")
     if path.suffix == ".toml":
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -201,24 +250,14 @@ def load_protocol(source: str | Path | None) -> Protocol:
             raise ProtocolError(f"{path}: not valid TOML: {e}") from None
         except UnicodeDecodeError as e:
             raise ProtocolError(f"{path}: not a UTF-8 text file: {e}") from None
+        except OSError as e:
+            raise ProtocolError(f"{path}: cannot read the protocol: {e.strerror or e}") from None
         return protocol_from_dict(data, path)
     if path.suffix == ".py":
-        try:
-            ns = runpy.run_path(str(path))
-        except ProtocolError as e:
-            raise ProtocolError(f"{path}: {e}") from None
-        except ValidationError as e:
-            raise ProtocolError(format_validation_error(path, e.errors())) from None
-        except Exception as e:  # a user's script: report its error, not ours
-            raise ProtocolError(f"{path}: the script failed: {type(e).__name__}: {e}") from None
-        proto = ns.get("PROTOCOL")
-        if proto is None and callable(ns.get("build")):
-            proto = ns["build"]()
-        if not isinstance(proto, Protocol):
-            raise ProtocolError(
-                f"{path}: define PROTOCOL = Protocol(...) (or a build() returning one)"
-            )
-        return _resolve_trace_files(proto, path.parent)
+        from stimuli._script import run_protocol_script
+
+        # protocol code runs in a child process with a time limit (stimuli/_script.py)
+        return protocol_from_dict(run_protocol_script(path), path)
     raise ProtocolError(f"{path}: unknown protocol file type (use .toml or .py)")
 
 

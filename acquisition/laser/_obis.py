@@ -453,8 +453,10 @@ def _say(message: str) -> None:
 def _guard_main() -> None:
     """The guard process: wait for the session; if it ended without closing the laser, switch
     the laser off. Arguments: port, baud rate."""
-    # Ctrl-C in the experimenter's terminal is meant for the session, not its safety net.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C, SIGTERM or a hang-up sent to the session's process group are meant for the
+    # session, not its safety net: it stays until the session closes its pipe.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     port, baudrate = sys.argv[1], int(sys.argv[2])
     said = sys.stdin.buffer.read()  # returns at EOF: the session closed the pipe, or died
     if said.endswith(_CLOSED):

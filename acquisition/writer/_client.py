@@ -128,9 +128,10 @@ class WriterClient:
         """Send everything still pending, set the final attributes, wait for the file to close."""
         if self.closed:
             return
-        with self._lock:
-            self._flush()
-            self._send(("close", final_attrs), force=True)
+        if self.proc.is_alive():
+            with self._lock:
+                self._flush()
+                self._send(("close", final_attrs), force=True)
         deadline = time.monotonic() + timeout_s
         while self.proc.is_alive() and time.monotonic() < deadline:
             self.poll()
@@ -143,6 +144,11 @@ class WriterClient:
             )
             self.proc.kill()
             self.proc.join(5)
+        # The writer is gone. Whatever it did not read stays in the queue's feeder thread,
+        # which would otherwise block this process's exit forever writing to a pipe
+        # nobody reads (multiprocessing joins it at exit): drop it instead.
+        self._inbox.cancel_join_thread()
+        self._backlog.clear()
         self.ring.close()
         self.closed = True
 
@@ -210,6 +216,8 @@ class WriterClient:
 
     def _send(self, msg: tuple[Any, ...], force: bool = False) -> None:
         """Queue a message without waiting; ``force`` (closing, attributes) may wait, in order."""
+        if force and self.proc is not None and not self.proc.is_alive():
+            return  # nobody will read it: waiting for room would only delay the stop
         while self._backlog:
             try:
                 if force:

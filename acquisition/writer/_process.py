@@ -27,8 +27,11 @@ import numpy as np
 
 from acquisition.writer._ring import FREE, VolumeRing
 from rig.clock import utc_now_iso
+from rig.errors import SessionFileError
 from rig.events import Event, event_columns
 from rig.session._layout import append_columns, create_session_file
+from rig.session._lock import SessionLock
+from rig.stopping import ignore_stop_signals
 
 __all__ = ["writer_main"]
 
@@ -142,7 +145,9 @@ def _finish_orphaned(w: _Writer, why: str) -> None:
     w.f.attrs["ended_at"] = utc_now_iso()
 
 
-def _orphan_watch(w: _Writer, ring: VolumeRing, parent_pid: int, lock: threading.Lock) -> None:
+def _orphan_watch(
+    w: _Writer, ring: VolumeRing, parent_pid: int, lock: threading.Lock, owner: SessionLock
+) -> None:
     """Finish the file if the engine dies.
 
     Runs on its own thread because the engine may die half-way through sending a
@@ -157,6 +162,7 @@ def _orphan_watch(w: _Writer, ring: VolumeRing, parent_pid: int, lock: threading
             w.f.close()
         finally:
             ring.close()
+            owner.release()
             os._exit(0)
 
 
@@ -171,13 +177,24 @@ def writer_main(
     parent_pid: int,
 ) -> None:
     """Entry point of the writer process."""
+    # Ctrl-C and SIGTERM reach the whole process group: the engine stops us, in order.
+    ignore_stop_signals()
     ring = VolumeRing(ring_spec["shape"], ring_spec["n_slots"], ring_spec["name"], states)
+    # One owner per file: the lock is taken before the file exists and held until it is closed.
+    owner = SessionLock(path, parent_pid)
+    try:
+        owner.acquire()
+    except SessionFileError as e:
+        status.put(("error", str(e)))
+        return
     try:
         f = create_session_file(Path(path), **create_kwargs)
     except FileExistsError:
+        owner.release()
         status.put(("error", f"{path}: exists already; a session file is never overwritten"))
         return
     except OSError as e:
+        owner.release()
         status.put(("error", f"{path}: cannot create the session file: {e}"))
         return
     w = _Writer(f, ring, status, flush_s)
@@ -185,7 +202,7 @@ def writer_main(
     closing_normally = False
     finishing = threading.Lock()
     threading.Thread(
-        target=_orphan_watch, args=(w, ring, parent_pid, finishing), daemon=True
+        target=_orphan_watch, args=(w, ring, parent_pid, finishing, owner), daemon=True
     ).start()
     try:
         while True:
@@ -216,5 +233,6 @@ def writer_main(
         except Exception as e:  # reported, never raised: the process is ending
             status.put(("error", f"{path}: close failed: {e}"))
         ring.close()
+        owner.release()
     if closing_normally:
         status.put(("closed", w.volumes_written, w.bytes_written))

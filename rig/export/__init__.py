@@ -37,6 +37,9 @@ def __getattr__(name: str) -> Any:
 
 def cli_export(args: argparse.Namespace) -> int:
     """``zaprig export``: 0 on success; bad input raises SessionFileError (exit code 2)."""
+    from rig.session._lock import refuse_if_live
+
+    refuse_if_live(args.session, "exporting")
     show = sys.stderr.isatty()
     if args.format == "zapbench":
         z = export_zapbench(args.session, args.out, progress=show)

@@ -50,6 +50,9 @@ def write_report(session: str | Path, out: str | Path | None = None) -> Report:
 
 
 def cli_report(args: argparse.Namespace) -> int:
+    from rig.session._lock import refuse_if_live
+
+    refuse_if_live(args.session, "a report")
     r = write_report(args.session, args.out)
     s = r.data.summary
     print(f"zaprig: report written to {r.html}")

@@ -192,6 +192,7 @@ def create_session_file(
         f.swmr_mode = True
     except BaseException:
         f.close()
+        path.unlink(missing_ok=True)  # a file that failed to be created is not a session
         raise
     return f
 

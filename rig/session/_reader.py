@@ -11,7 +11,16 @@ import h5py
 import numpy as np
 
 from rig.errors import SessionFileError
+from rig.session._damage import (
+    ATTEMPTS_DAMAGED,
+    ATTEMPTS_LIVE,
+    FileCheck,
+    check_file,
+    open_swmr_bounded,
+    readable_rows,
+)
 from rig.session._layout import FORMAT, read_table
+from rig.session._lock import LockInfo
 from rig.session.light import LightTiming, format_light_timing, light_timing
 
 __all__ = ["SessionSummary", "open_session", "summarise", "ttl_layout"]
@@ -34,23 +43,72 @@ TTL_LAYOUTS = {
 }
 
 
-def open_session(path: str | Path) -> h5py.File:
-    """Open read-only; files still being written (or left by a crash) open in SWMR mode."""
+#: What every session file has; a file without them cannot be summarised or exported.
+REQUIRED = (
+    "stimuli_and_ephys",
+    "volumes/raw",
+    "volumes/start_sample",
+    "volumes/plane_sample",
+    "protocol/conditions",
+    "stimulus/frames",
+    "behavior/bouts",
+    "events",
+)
+
+
+def damage_report(check: FileCheck) -> str:
+    """What is wrong with a damaged file, what can still be read, and what to do."""
+    lines = [f"{check.path}: {check.problem()}"]
+    if check.is_hdf5 and check.size > 0:
+        try:
+            with open_swmr_bounded(check.path, ATTEMPTS_DAMAGED) as f:
+                readable = readable_rows(f, check.size)
+            lines.append("what can still be read:")
+            lines.extend(readable.lines() or ["  nothing"])
+        except SessionFileError as e:
+            lines.append(f"nothing can be read: {e}")
+        lines.append(
+            f"to keep what is readable: zaprig recover --salvage NEW.h5 {check.path}  "
+            "(writes a new file; this one is left untouched)"
+        )
+    return "\n".join(lines)
+
+
+def open_session(path: str | Path, check: FileCheck | None = None) -> h5py.File:
+    """Open read-only, never waiting on a damaged file.
+
+    Files a live run is writing, or that a crash left marked open, open in SWMR
+    mode with a bounded number of read attempts; a truncated or foreign file is
+    refused with a diagnosis (:func:`damage_report`).
+    """
     import hdf5plugin  # noqa: F401 - registers the Blosc filter compressed sessions need
 
-    p = Path(path)
-    if not p.exists():
-        raise SessionFileError(f"{p}: no such session file")
-    try:
-        f = h5py.File(p, "r")
-    except OSError:
+    c = check or check_file(path)
+    p = c.path
+    if c.problem() is not None:
+        raise SessionFileError(damage_report(c))
+    if c.needs_swmr:
+        f = open_swmr_bounded(p, ATTEMPTS_LIVE)
+    else:
         try:
-            f = h5py.File(p, "r", libver="latest", swmr=True)
+            f = h5py.File(p, "r")
         except OSError as e:
             raise SessionFileError(f"{p}: not a readable HDF5 file: {e}") from None
-    if str(f.attrs.get("format", "")) != FORMAT:
+    try:
+        fmt = str(f.attrs.get("format", ""))
+    except (OSError, RuntimeError, KeyError) as e:
+        f.close()
+        raise SessionFileError(f"{p}: its attributes cannot be read ({e}): damaged") from None
+    if fmt != FORMAT:
         f.close()
         raise SessionFileError(f"{p}: not a zaprig session file (format attribute missing)")
+    missing = [name for name in REQUIRED if name not in f]
+    if missing:
+        f.close()
+        raise SessionFileError(
+            f"{p}: a zaprig.session file without its data: missing {', '.join(missing)}; "
+            "it was not written by zaprig run, or its creation failed"
+        )
     return f
 
 
@@ -80,6 +138,8 @@ class SessionSummary:
     ttl_layout: int = 2
     #: Display timing measured by the photodiode (rig/session/light.py).
     light: LightTiming | None = None
+    #: The live run recording this file, if any.
+    owner: LockInfo | None = None
 
     @property
     def duration_s(self) -> float:
@@ -91,7 +151,8 @@ class SessionSummary:
 
 
 def summarise(path: str | Path) -> SessionSummary:
-    with open_session(path) as f:
+    check = check_file(path)
+    with open_session(path, check) as f:
         a = f.attrs
         status = str(a.get("status", "?"))
         s = f["stimuli_and_ephys"]
@@ -117,7 +178,7 @@ def summarise(path: str | Path) -> SessionSummary:
         return SessionSummary(
             path=str(path),
             status=status,
-            interrupted=status == "recording",
+            interrupted=status == "recording" and check.owner is None,
             started_at=str(a.get("started_at", "")),
             ended_at=str(a.get("ended_at", "")),
             simulated=bool(a.get("simulated", False)),
@@ -141,6 +202,7 @@ def summarise(path: str | Path) -> SessionSummary:
                 (int(x), str(k), str(m))
                 for x, k, m in zip(events["sample"], events["kind"], events["message"], strict=True)
             ],
+            owner=check.owner,
         )
 
 
@@ -153,7 +215,8 @@ def format_summary(s: SessionSummary) -> str:
             "  (INTERRUPTED: the recording did not finish; run `zaprig recover`)"
             if s.interrupted
             else ""
-        ),
+        )
+        + (f" (live, {s.owner.describe()})" if s.owner is not None else ""),
         f"protocol  {s.protocol_name}   {'simulated' if s.simulated else 'real'} rig",
         f"fish      {json.dumps(s.fish) if s.fish else '-'}",
         f"started   {s.started_at}   ended {s.ended_at or '-'}",

@@ -5,6 +5,10 @@ for writing": it reads in SWMR mode but a plain open fails. ``recover`` clears
 that flag (``h5clear -s``, from Debian's hdf5-tools, when it is needed), then
 sets ``status = "failed"``, ``ended_at`` and a ``recovered_at`` note with what is
 known: the samples and volumes that reached the disk.
+
+It never touches a file a live run owns (the session lock names its process),
+an empty or foreign file, or a truncated one: those it diagnoses, and a
+truncated file's readable part can be copied into a new file with ``salvage``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import h5py
 from rig.clock import utc_now_iso
 from rig.errors import SessionFileError
 from rig.events import Event, event_columns
+from rig.session._damage import check_file
 from rig.session._layout import FORMAT, append_columns
+from rig.session._lock import refuse_if_live, remove_stale_lock
 
 __all__ = ["recover"]
 
@@ -52,8 +58,15 @@ def recover(path: str | Path, events: Sequence[tuple[int, str, str]] = ()) -> st
     """Set status ``failed`` on an interrupted file; ``events`` (sample, kind, message) are
     appended too (the engine passes the faults the dead writer could not log)."""
     p = Path(path)
-    if not p.exists():
-        raise SessionFileError(f"{p}: no such session file")
+    refuse_if_live(p, "recovering")
+    check = check_file(p)
+    if (problem := check.problem()) is not None:
+        hint = (
+            f"; copy what is readable into a new file: zaprig recover --salvage NEW.h5 {p}"
+            if check.truncated
+            else ""
+        )
+        raise SessionFileError(f"{p}: {problem}; not changed{hint}")
     _clear_flags(p)
     try:
         f = h5py.File(p, "r+")
@@ -66,6 +79,7 @@ def recover(path: str | Path, events: Sequence[tuple[int, str, str]] = ()) -> st
         if events:
             _append_events(f, list(events))
         if status != "recording":
+            remove_stale_lock(p)
             return f"{p}: status is already '{status}'; nothing to recover"
         n = int(f["stimuli_and_ephys"].shape[0])
         t = int(f["volumes/raw"].shape[0])
@@ -74,4 +88,5 @@ def recover(path: str | Path, events: Sequence[tuple[int, str, str]] = ()) -> st
         f.attrs["status"] = "failed"
         f.attrs["ended_at"] = utc_now_iso()
         f.attrs["recovered_at"] = utc_now_iso()
+    remove_stale_lock(p)
     return f"{p}: {msg}; status set to 'failed'"

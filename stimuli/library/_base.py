@@ -28,7 +28,8 @@ def Luminance(default: float) -> float:
 class Stimulus(BaseModel):
     """Base class: subclasses set ``kind`` and implement :meth:`fill`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinity are never a physical parameter
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     #: The first ``stimID`` (row 7) of this step: the frame's sub-stimulus code
     #: (:attr:`STIM_ID`) is added to it, so steps of one condition can be told apart too.

@@ -180,6 +180,10 @@ def _sleep_until(t: float) -> None:
 
 def _renderer_main(job: _Job) -> None:
     """The renderer process: open the window, then draw, pace, flip and report until told to stop."""
+    from rig.stopping import ignore_stop_signals
+
+    # Ctrl-C and SIGTERM reach the whole process group: the engine stops us, in order.
+    ignore_stop_signals()
     try:
         _render_loop(job)
     except BaseException as err:

@@ -1,0 +1,79 @@
+"""Stopping a run from outside: signals to the run's process and to its children.
+
+A terminal's Ctrl-C, ``timeout``, ``kill -- -PGID`` and a service manager send
+their signal to the whole process group, so the writer, the renderer and the
+laser guard get it as well as the engine. If they obeyed it, the file would be
+left half-written while the engine still tries to close it. So the children
+ignore SIGINT, SIGTERM and SIGHUP (:func:`ignore_stop_signals`) and the engine
+alone reacts (:class:`StopOnSignals`): it asks the run to stop between chunks,
+then stops its children in order (laser, devices, renderer, writer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+__all__ = ["STOP_SIGNALS", "StopOnSignals", "ignore_stop_signals"]
+
+#: The signals that mean "stop now, cleanly" (SIGHUP: the terminal went away).
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+def ignore_stop_signals() -> None:
+    """For child processes: only the engine decides when they stop."""
+    for sig in STOP_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread / not supported
+            signal.signal(sig, signal.SIG_IGN)
+
+
+class StopOnSignals:
+    """While active, a stop signal calls ``request_stop(reason)`` once; later ones call
+    ``still_stopping()`` (which should say what is still being saved) instead of killing us.
+
+    Used as a context manager around arming and running, so a signal at any moment,
+    even while the session file is being created, ends the run ``aborted``.
+    """
+
+    def __init__(
+        self, request_stop: Callable[[str], None], still_stopping: Callable[[], str]
+    ) -> None:
+        self._request_stop = request_stop
+        self._still_stopping = still_stopping
+        self._old: dict[signal.Signals, Any] = {}
+        self.received: list[str] = []
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = _NAMES.get(signal.Signals(signum), signal.Signals(signum).name)
+        self.received.append(name)
+        if len(self.received) == 1:
+            self._request_stop(f"stopped by {name}")
+            _say(f"zaprig: {name}: stopping; the session file is being closed as 'aborted'")
+        else:
+            _say(f"zaprig: {name} again: {self._still_stopping()}")
+
+    def __enter__(self) -> StopOnSignals:
+        for sig in STOP_SIGNALS:
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _say(message: str) -> None:
+    """Tell the terminal; after SIGHUP there may be none, and that must not stop the stop."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
