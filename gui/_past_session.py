@@ -4,12 +4,11 @@
 last seconds of the tail signal and of the stimulus, every bout, the last
 volume, and the event log. Only those slices are read, so a two-hour file opens
 as fast as a short one. The file is opened read-only through the project's one
-reader (``rig.session.open_session``) and closed before this returns.
+reader (``rig.session.SessionReader``) and closed before this returns.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 from acquisition.swims import BOUT_DTYPE
 from gui._session_file import volume_stride
 from rig.events import Event
-from rig.session import ROW, open_session, read_table
+from rig.session import ROW, SessionReader, read_table
 from stimuli.state import FRAME_DTYPE
 
 __all__ = ["PastSession", "read_past_session"]
@@ -53,43 +52,24 @@ def _frames(group: object, lo: int) -> np.ndarray:
 def read_past_session(path: str | Path, window_s: float, max_side: int = 256) -> PastSession:
     """The slices of a session file the live views draw (raises ``SessionFileError``)."""
     p = Path(path)
-    with open_session(p) as f:
-        stream = f["stimuli_and_ephys"]
-        fs = float(stream.attrs["sample_rate_hz"])
-        n = int(stream.shape[0])
+    with SessionReader(p) as r:
+        fs, n = r.sample_rate_hz, r.n_samples
         s0 = max(0, n - int(window_s * fs))
-        rows = stream[s0:n] if n else np.zeros((0, 10), np.float32)
+        rows = r.stream[s0:n] if n else np.zeros((0, 10), np.float32)
         tail = np.asarray(rows[:, [ROW["tail_left"], ROW["tail_right"]]], dtype=np.float32)
         condition = int(rows[-1, ROW["condition"]]) - 1 if len(rows) else -1
-        frames = _frames(f["stimulus/frames"], s0)
-        b = read_table(f["behavior/bouts"])
+        frames = _frames(r.file["stimulus/frames"], s0)
+        b = r.bouts
         bouts = np.zeros(len(b.get("start_sample", ())), dtype=BOUT_DTYPE)
         for name in BOUT_DTYPE.names or ():
             if name in b:
                 bouts[name] = b[name]
-        conds = read_table(f["protocol/conditions"])
-        proto = json.loads(str(f.attrs.get("protocol", "{}")))
-        names = [str(c.get("name", "")) for c in proto.get("conditions", [])]
+        names = [str(c.get("name", "")) for c in r.protocol.get("conditions", [])]
         if not names:
-            names = [str(x) for x in conds.get("name", [])]
-        raw = f["volumes/raw"]
+            names = list(r.condition_names)
+        t = r.shape_tzyx[0] - 1
         volume = None
-        if raw.shape[0]:
-            t = raw.shape[0] - 1
-            s = volume_stride(raw.shape[2:], max_side)
-            volume = (t, np.asarray(raw[t, :, ::s, ::s]))
-        ev = read_table(f["events"])
-        n_ev = len(ev.get("sample", []))
-        sources = ev.get("source", ["engine"] * n_ev)  # files before events had a source
-        events = [
-            Event(int(s_), float(w), str(k), str(m), str(src))
-            for s_, w, k, m, src in zip(
-                ev.get("sample", []),
-                ev.get("wall_time", []),
-                ev.get("kind", []),
-                ev.get("message", []),
-                sources,
-                strict=True,
-            )
-        ]
+        if t >= 0:
+            volume = (t, r.volume(t, volume_stride(r.shape_tzyx[2:], max_side)))
+        events = r.events
     return PastSession(p, fs, s0, tail, frames, bouts, condition, names, volume, events)

@@ -19,6 +19,7 @@ import numpy as np
 
 from rig.errors import SessionFileError
 from rig.session import FORMAT
+from rig.session._damage import ATTEMPTS_LIVE, open_swmr_bounded
 
 __all__ = ["LiveSessionFile", "volume_stride"]
 
@@ -45,11 +46,12 @@ class LiveSessionFile:
         if not self.path.exists():
             return None
         try:
-            with h5py.File(self.path, "r", libver="latest", swmr=True) as f:
+            # bounded SWMR reads (rig/session/_damage.py): never wait on a damaged file
+            with open_swmr_bounded(self.path, ATTEMPTS_LIVE) as f:
                 if str(f.attrs.get("format", "")) != FORMAT:
                     raise SessionFileError(f"{self.path}: not a zaprig session file")
                 volume = self._volume(f)
-        except OSError as e:
+        except (OSError, SessionFileError) as e:
             self.failures += 1
             if self.failures % FAILURES_TO_REPORT == 0:
                 raise SessionFileError(

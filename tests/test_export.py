@@ -25,7 +25,7 @@ from rig.errors import SessionFileError
 from rig.export import NwbExport, ZapbenchExport, export_nwb, export_zapbench
 from rig.export._common import length_unit, session_info, time_unit
 from rig.export._zapbench import STREAM_FILE, write_stream, write_volumes
-from rig.session import read_table
+from rig.session import SessionReader, read_table
 from stimuli.builtin import CONDITION_NAMES
 from tests._session_copies import stopped_at_once
 
@@ -136,8 +136,9 @@ def test_raw_volumes_have_the_dataset_axes_units_and_chunks(
 
 
 def test_unsharded_raw_is_one_file_per_chunk_like_the_dataset(session: Path, tmp_path: Path):
-    with h5py.File(session, "r") as f:
-        info = session_info(f)
+    with SessionReader(session) as r:
+        f = r.file
+        info = session_info(r)
         write_volumes(f, info, tmp_path / "raw", progress=False, shard_volumes=False)
         raw = f["volumes/raw"][...]
     meta = json.loads((tmp_path / "raw" / "zarr.json").read_text())
@@ -162,16 +163,18 @@ def test_volumes_wider_than_a_chunk_split_into_512_chunks(
         del f["volumes/raw"]
         f.create_dataset("volumes/raw", data=raw, chunks=(1, 1, 600, 1100))
         f["volumes/raw"].attrs.update(attrs)
-        info = session_info(f)
-        write_volumes(f, info, tmp_path / "raw", progress=False, shard_volumes=shard)
+    with SessionReader(copy) as r:
+        info = session_info(r)
+        write_volumes(r.file, info, tmp_path / "raw", progress=False, shard_volumes=shard)
     arr = _open(tmp_path / "raw")
     assert arr.chunk_layout.read_chunk.shape == (512, 512, 1, 1)
     np.testing.assert_array_equal(arr.read().result(), raw.transpose(3, 2, 1, 0))
 
 
 def test_volume_export_memory_stays_near_one_volume(session: Path, tmp_path: Path):
-    with h5py.File(session, "r") as f:
-        info = session_info(f)
+    with SessionReader(session) as r:
+        f = r.file
+        info = session_info(r)
         t, z, y, x = info.shape_tzyx
         tracemalloc.start()
         try:

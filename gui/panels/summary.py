@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gui._qt import QtCore, QtGui, QtWidgets
 from rig.errors import ZaprigError
-from rig.session import SessionSummary, format_summary, open_session, summarise
+from rig.session import SessionReader, SessionSummary, format_summary
 
 __all__ = ["SessionFacts", "SummaryPanel", "read_facts"]
 
@@ -35,11 +35,9 @@ class SessionFacts:
 
 def read_facts(path: str | Path) -> SessionFacts:
     """Read a session file's summary (raises ``ZaprigError`` with a reason if it cannot)."""
-    s = summarise(path)
-    with open_session(path) as f:
-        a = f.attrs
-        # files from before ``planes_dropped`` existed keep the writer's ``frames_missing``
-        planes = int(a.get("planes_dropped", a.get("frames_missing", 0)))
+    with SessionReader(path) as r:
+        s = r.summary()
+        planes = r.planes_dropped
     faults = sum(1 for e in s.events if e[1] == "fault")
     return SessionFacts(s, planes, faults)
 

@@ -6,16 +6,12 @@ number they share (condition offsets, voxel sizes, the DAQ clock).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
-
 from rig.errors import SessionFileError
-from rig.session import read_table
+from rig.session import SessionReader
 
 __all__ = [
     "SessionInfo",
@@ -84,62 +80,39 @@ class SessionInfo:
         }
 
 
-def _json_attr(f: h5py.File, name: str) -> dict[str, Any]:
-    raw = f.attrs.get(name, "")
-    if not raw:
-        return {}
-    try:
-        out = json.loads(str(raw))
-    except json.JSONDecodeError as e:
-        raise SessionFileError(
-            f"{f.filename}: root attribute '{name}' is not valid JSON ({e}); "
-            "the file was not written by zaprig or was edited by hand"
-        ) from None
-    return out if isinstance(out, dict) else {}
-
-
-def session_info(f: h5py.File) -> SessionInfo:
+def session_info(r: SessionReader) -> SessionInfo:
     """Read and check what an export needs; a missing part is a clear SessionFileError."""
+    f = r.file
     missing = [p for p in _REQUIRED if p not in f]
     if missing:
         raise SessionFileError(
-            f"{f.filename}: not a complete zaprig session file, missing {', '.join(missing)}"
+            f"{r.path}: not a complete zaprig session file, missing {', '.join(missing)}"
         )
-    stream = f["stimuli_and_ephys"]
-    raw = f["volumes/raw"]
-    if stream.ndim != 2 or stream.shape[1] != 10:
+    if r.stream.ndim != 2 or r.stream.shape[1] != 10:
         raise SessionFileError(
-            f"{f.filename}: /stimuli_and_ephys has shape {stream.shape}, expected (n, 10)"
+            f"{r.path}: /stimuli_and_ephys has shape {r.stream.shape}, expected (n, 10)"
         )
-    if raw.ndim != 4:
-        raise SessionFileError(f"{f.filename}: /volumes/raw has shape {raw.shape}, expected 4-D")
-    conds = read_table(f["protocol/conditions"])
-    order = np.argsort(conds["index"], kind="stable")
-    names = tuple(str(conds["name"][i]) for i in order)
-    starts = [int(conds["start_volume"][i]) for i in order]
-    offsets = (*starts, int(conds["stop_volume"][order[-1]])) if len(order) else ()
-    dropped = f["volumes/dropped/volume"][...] if "volumes/dropped/volume" in f else []
-    t, z, y, x = (int(v) for v in raw.shape)
-    vz, vy, vx = (float(v) for v in raw.attrs["voxel_size_um"])
+    if r.raw.ndim != 4:
+        raise SessionFileError(f"{r.path}: /volumes/raw has shape {r.raw.shape}, expected 4-D")
     return SessionInfo(
-        path=Path(str(f.filename)),
-        status=str(f.attrs.get("status", "")),
-        started_at=str(f.attrs.get("started_at", "")),
-        ended_at=str(f.attrs.get("ended_at", "")),
-        simulated=bool(f.attrs.get("simulated", False)),
-        software_version=str(f.attrs.get("software_version", "")),
-        protocol=_json_attr(f, "protocol"),
-        fish=_json_attr(f, "fish"),
-        sample_rate_hz=float(stream.attrs["sample_rate_hz"]),
-        channel_names=tuple(str(c) for c in stream.attrs.get("channel_names", ())),
-        n_samples=int(stream.shape[0]),
-        shape_tzyx=(t, z, y, x),
-        voxel_size_um_zyx=(vz, vy, vx),
-        volume_period_s=float(raw.attrs["volume_period_s"]),
-        condition_names=names,
-        condition_offsets=offsets,
-        condition_start_samples=tuple(int(conds["start_sample"][i]) for i in order),
-        dropped_volumes=tuple(int(v) for v in dropped),
+        path=r.path,
+        status=r.status,
+        started_at=str(r.attr("started_at")),
+        ended_at=str(r.attr("ended_at")),
+        simulated=bool(r.attr("simulated", False)),
+        software_version=str(r.attr("software_version")),
+        protocol=r.protocol,
+        fish=r.fish,
+        sample_rate_hz=r.sample_rate_hz,
+        channel_names=r.channel_names,
+        n_samples=r.n_samples,
+        shape_tzyx=r.shape_tzyx,
+        voxel_size_um_zyx=r.voxel_size_um_zyx,
+        volume_period_s=r.volume_period_s,
+        condition_names=r.condition_names,
+        condition_offsets=r.condition_offsets,
+        condition_start_samples=tuple(int(x) for x in r.conditions.get("start_sample", ())),
+        dropped_volumes=r.dropped_volumes,
         has_ground_truth="ground_truth/positions_zyx" in f and "ground_truth/traces" in f,
     )
 

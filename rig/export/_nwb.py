@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from rig.errors import SessionFileError
 from rig.export._common import SessionInfo, refuse_existing, session_info
-from rig.session import ROW, open_session, read_table
+from rig.session import ROW, SessionReader, read_table
 
 __all__ = ["NwbExport", "export_nwb"]
 
@@ -399,8 +399,9 @@ def export_nwb(
 ) -> NwbExport:
     """Write the session at ``session`` to the NWB file ``out``."""
     out = Path(out)
-    with open_session(session) as f:
-        info = session_info(f)
+    with SessionReader(session) as reader:
+        f = reader.file
+        info = session_info(reader)
         refuse_existing(out, "NWB", folder=False)
         notes: list[str] = []
         if info.status != "complete":

@@ -45,7 +45,7 @@ from rig.export._common import (
     time_unit,
 )
 from rig.export._segmentation import label_plane
-from rig.session import open_session
+from rig.session import SessionReader
 
 __all__ = ["ZapbenchExport", "export_zapbench"]
 
@@ -313,8 +313,9 @@ def export_zapbench(
     so a folder that exists is a complete export.
     """
     out = Path(out)
-    with open_session(session) as f:
-        info = session_info(f)
+    with SessionReader(session) as reader:
+        f = reader.file
+        info = session_info(reader)
         refuse_existing(out, "zapbench export", folder=True)
         out.mkdir(parents=True, exist_ok=True)
         try:

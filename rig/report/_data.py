@@ -6,14 +6,13 @@ read, block by block, so a two-hour stream (~1.7 GB) never sits in memory.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from rig.session import ROW, SessionSummary, open_session, read_table, summarise
+from rig.session import ROW, SessionReader, SessionSummary
 
 __all__ = ["Binned", "ReportData", "load_report_data"]
 
@@ -101,24 +100,17 @@ def _condition_of(t: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndar
     return np.where(ok, idx, -1)
 
 
-def _refresh_hz(f: h5py.File) -> float:
-    try:
-        return float(json.loads(str(f.attrs.get("hardware_config", "{}")))["display"]["refresh_hz"])
-    except (KeyError, TypeError, ValueError):
-        return 60.0
-
-
 def load_report_data(path: str | Path) -> ReportData:
-    summary = summarise(path)
-    with open_session(path) as f:
-        fs = float(f["stimuli_and_ephys"].attrs["sample_rate_hz"])
-        period = float(f["volumes/raw"].attrs["volume_period_s"])
-        conds = read_table(f["protocol/conditions"])
-        order = np.argsort(conds["index"], kind="stable")
-        names = [str(conds["name"][i]) for i in order]
-        c_start = conds["start_sample"][order] / fs
-        c_stop = conds["stop_sample"][order] / fs
-        bouts = read_table(f["behavior/bouts"])
+    with SessionReader(path) as r:
+        f = r.file
+        summary = r.summary()
+        fs = r.sample_rate_hz
+        period = r.volume_period_s
+        conds = r.conditions
+        names = list(r.condition_names)
+        c_start = conds["start_sample"] / fs
+        c_stop = conds["stop_sample"] / fs
+        bouts = r.bouts
         b_start = bouts["start_sample"] / fs
         b_power = (bouts["power_left"].astype(float) + bouts["power_right"].astype(float)) / 2.0
         b_cond = _condition_of(b_start, c_start, c_stop)
@@ -131,9 +123,9 @@ def load_report_data(path: str | Path) -> ReportData:
             if len(start)
             else np.zeros(0)
         )
-        dropped = read_table(f["volumes/dropped"])
+        dropped = r.table("volumes/dropped")
         flips = f["stimulus/frames/flip_sample"][...].astype(np.float64)
-        refresh = _refresh_hz(f)
+        refresh = r.refresh_hz
         intervals = np.diff(flips) / fs * 1000.0
         late = flips[1:][intervals > LATE_FACTOR * 1000.0 / refresh] / fs
         return ReportData(
@@ -157,5 +149,5 @@ def load_report_data(path: str | Path) -> ReportData:
             dropped_volume_reasons=[str(r) for r in dropped["reason"]],
             frame_intervals_ms=intervals,
             late_frame_s=late,
-            frames_missing=int(f.attrs.get("frames_missing", 0)),
+            frames_missing=r.planes_dropped,
         )

@@ -11,6 +11,7 @@ from rig.session._layout import (
     read_table,
 )
 from rig.session._reader import SessionSummary, format_summary, open_session, summarise
+from rig.session.reader import SessionReader
 
 __all__ = [
     "CHANNEL_NAMES",
@@ -18,6 +19,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ROW",
     "TABLES",
+    "SessionReader",
     "SessionSummary",
     "format_summary",
     "open_session",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,12 +200,34 @@ def _rows_inside(d: h5py.Dataset, size: int) -> int:
         if info.byte_offset + info.size > size:  # type: ignore[attr-defined]
             first_bad = min(first_bad, int(info.chunk_offset[0]))  # type: ignore[attr-defined]
 
-    if hasattr(d.id, "chunk_iter"):
-        d.id.chunk_iter(visit)
-    else:
-        for i in range(d.id.get_num_chunks()):
-            visit(d.id.get_chunk_info(i))
+    try:
+        if hasattr(d.id, "chunk_iter"):
+            d.id.chunk_iter(visit)
+        else:
+            for i in range(d.id.get_num_chunks()):
+                visit(d.id.get_chunk_info(i))
+    except (OSError, RuntimeError):
+        # part of the chunk index lies past the cut: ask chunk by chunk, in row order
+        return _rows_by_coord(d, size, rows_per_chunk)
     return int(min(n, first_bad // rows_per_chunk * rows_per_chunk))
+
+
+def _rows_by_coord(d: h5py.Dataset, size: int, rows_per_chunk: int) -> int:
+    """Leading rows whose every chunk the index can still locate inside the file."""
+    n = int(d.shape[0])
+    chunks = d.chunks or d.shape
+    others = [range(0, int(s), int(c)) for s, c in zip(d.shape[1:], chunks[1:], strict=True)]
+    good = 0
+    for r0 in range(0, n, rows_per_chunk):
+        for rest in itertools.product(*others):
+            try:
+                info = d.id.get_chunk_info_by_coord((r0, *rest))
+            except (OSError, RuntimeError, ValueError):
+                return good
+            if info.byte_offset is None or info.byte_offset + info.size > size:
+                return good
+        good = min(n, r0 + rows_per_chunk)
+    return good
 
 
 def readable_rows(f: h5py.File, size: int) -> Readable:

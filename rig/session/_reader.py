@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from rig.errors import SessionFileError
 from rig.session._damage import (
@@ -19,9 +18,9 @@ from rig.session._damage import (
     open_swmr_bounded,
     readable_rows,
 )
-from rig.session._layout import FORMAT, read_table
+from rig.session._layout import FORMAT
 from rig.session._lock import LockInfo
-from rig.session.light import LightTiming, format_light_timing, light_timing
+from rig.session.light import LightTiming, format_light_timing
 
 __all__ = ["SessionSummary", "open_session", "summarise", "ttl_layout"]
 
@@ -151,59 +150,11 @@ class SessionSummary:
 
 
 def summarise(path: str | Path) -> SessionSummary:
-    check = check_file(path)
-    with open_session(path, check) as f:
-        a = f.attrs
-        status = str(a.get("status", "?"))
-        s = f["stimuli_and_ephys"]
-        fs = float(s.attrs["sample_rate_hz"])
-        conds = read_table(f["protocol/conditions"])
-        bouts = read_table(f["behavior/bouts"])
-        events = read_table(f["events"])
-        proto = json.loads(str(a.get("protocol", "{}")))
-        rows = []
-        rate: dict[str, float] = {}
-        for i in range(len(conds.get("name", []))):
-            row = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in conds.items()}
-            rows.append(row)
-            dur = (row["stop_sample"] - row["start_sample"]) / fs
-            n = int(
-                np.count_nonzero(
-                    (bouts["start_sample"] >= row["start_sample"])
-                    & (bouts["start_sample"] < row["stop_sample"])
-                )
-            )
-            if dur > 0:
-                rate[str(row["name"])] = n / dur
-        return SessionSummary(
-            path=str(path),
-            status=status,
-            interrupted=status == "recording" and check.owner is None,
-            started_at=str(a.get("started_at", "")),
-            ended_at=str(a.get("ended_at", "")),
-            simulated=bool(a.get("simulated", False)),
-            protocol_name=str(proto.get("name", "")),
-            fish=json.loads(str(a.get("fish", "{}"))),
-            sample_rate_hz=fs,
-            samples=int(s.shape[0]),
-            volumes=int(f["volumes/raw"].shape[0]),
-            volumes_expected=int(a.get("volumes_expected", 0)),
-            volume_shape_zyx=tuple(int(x) for x in f["volumes/raw"].shape[1:]),
-            dropped_volumes=int(f["volumes/dropped/volume"].shape[0]),
-            conditions=rows,
-            bouts=len(bouts.get("start_sample", [])),
-            bout_rate_per_condition=rate,
-            frames=int(f["stimulus/frames/frame"].shape[0]),
-            frames_dropped=int(a.get("frames_dropped", 0)),
-            format_version=int(a.get("format_version", 0)),
-            ttl_layout=ttl_layout(f),
-            light=light_timing(f),
-            events=[
-                (int(x), str(k), str(m))
-                for x, k, m in zip(events["sample"], events["kind"], events["message"], strict=True)
-            ],
-            owner=check.owner,
-        )
+    """The summary ``zaprig inspect`` prints (read through :class:`SessionReader`)."""
+    from rig.session.reader import SessionReader
+
+    with SessionReader(path) as r:
+        return r.summary()
 
 
 def format_summary(s: SessionSummary) -> str:

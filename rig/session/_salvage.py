@@ -120,8 +120,10 @@ def salvage(path: str | Path, out: str | Path) -> str:
             in_stream = int(np.searchsorted(tl.volume_starts, n_rows, side="left"))
             n_vol = min(n_vol, in_stream, tl.n_volumes)
             if n_vol < tl.n_volumes:
-                # no TTL volume start beyond the next one after the last salvaged volume
-                n_rows = min(n_rows, int(tl.volume_start(n_vol + 1)))
+                # end before the first unsalvaged volume's marker (layout 2: 60 samples
+                # before its plane 0): every TTL volume start left has its volume, and no
+                # condition starts in a volume the file does not hold
+                n_rows = min(n_rows, int(tl.marker_samples[n_vol]))
         gt = (
             src["ground_truth/positions_zyx"][...]
             if "ground_truth/positions_zyx" in readable.rows
