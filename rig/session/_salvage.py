@@ -4,7 +4,7 @@ The original is only read, never changed. Every dataset is copied up to the
 first row that cannot be read (see :mod:`rig.session._damage`); the volume
 table's trigger samples, if they are lost, are rebuilt from the protocol and rig
 stored in the root attributes (the engine computes them the same way), and the
-stream is cut where the last salvaged volume's successor would start, so that
+stream is cut before the first unsalvaged volume's marker pulse, so that
 the new file's volumes and TTL pulses agree. The new file says ``failed``, where
 it came from, and what was lost.
 """
