@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -75,7 +76,6 @@ def realtime_session(seconds: float, out_dir: Path) -> dict[str, float | int | s
     t0 = time.perf_counter()
     final = engine.run()
     wall = time.perf_counter() - t0
-    st = engine.status()
     assert engine.path is not None
     with h5py.File(engine.path, "r") as f:
         shape = tuple(int(x) for x in f["volumes/raw"].shape)
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep:
         Path(str(r["path"])).unlink(missing_ok=True)
         if args.out is None:
-            out.rmdir()
+            shutil.rmtree(out, ignore_errors=True)  # the session's log is there too
     return 0 if ok else 1
 
 

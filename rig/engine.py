@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from acquisition.fish import TUNINGS
 from acquisition.laser._base import Laser
 from acquisition.swims import OnlineSwimDetector
 from acquisition.writer import WriterClient
@@ -327,6 +328,8 @@ class Engine:
                 "sample_rate_hz": self.rig.daq.sample_rate_hz,
                 "compression": self.rig.writer.compression,
                 "ground_truth_positions": fish.brain.positions if fish is not None else None,
+                "ground_truth_tuning": fish.brain.tuning if fish is not None else None,
+                "tuning_names": TUNINGS,
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,

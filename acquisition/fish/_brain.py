@@ -2,7 +2,10 @@
 
 Each neuron has a fixed position inside an ellipsoid "brain" and is tuned to one
 feature (forward motion, light on, light off, looming, swimming, left or right
-turning, or nothing: spontaneous). Its drive is convolved with a calcium kernel
+turning, or nothing: spontaneous), in a plausible region: visual populations in
+the dorsal rostral half (tectum, pretectum), motor cells in the hindbrain
+(:func:`_tuning_by_region`). The tuning is written with the session
+(``/ground_truth/tuning``). Its drive is convolved with a calcium kernel
 (exponential, tau = 1.5 s) and rendered as a Gaussian blob into its plane, over
 brain autofluorescence, a camera offset and shot noise. Positions and traces
 are kept as ground truth so exports can carry a segmentation and traces.
@@ -48,6 +51,28 @@ _BLOB_SIGMA_UM = 1.0
 _BLOB_SIGMA_MIN_PX = 1.2
 
 
+def _tuning_by_region(pts: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """Move each population to a plausible region of the ellipsoid (unit coordinates z, y, x).
+
+    Rostro-caudal runs along x (x < 0 rostral), dorsal is z < 0. Visual populations
+    (flash on/off, forward flow, loom, turning direction) sit in the dorsal midbrain
+    (optic tectum and pretectum: rostral half, dorsal), motor (swim vigour) cells in
+    the caudal hindbrain; spontaneous cells anywhere. A neuron keeps its drawn
+    tuning when it already lies in its population's region; otherwise visual and
+    motor cells outside their region become spontaneous, so the populations are
+    regional and every random draw stays as it was.
+    """
+    z, x = pts[:, 0], pts[:, 2]
+    visual = (x < 0.2) & (z < 0.3)
+    hindbrain = x > 0.1
+    out = drawn.copy()
+    is_motor = drawn == TUNINGS.index("motor")
+    is_visual = ~is_motor & (drawn != TUNINGS.index("spontaneous"))
+    out[is_motor & ~hindbrain] = TUNINGS.index("spontaneous")
+    out[is_visual & ~visual] = TUNINGS.index("spontaneous")
+    return out
+
+
 class Brain:
     def __init__(
         self,
@@ -69,7 +94,7 @@ class Brain:
         centre = np.array([(z - 1) / 2, (y - 1) / 2, (x - 1) / 2])
         radius = np.array([max(z - 1, 0) / 2 * 0.95, y * 0.4, x * 0.4])
         self.positions = centre + pts * radius  # (n, 3) zyx in voxels
-        self.tuning = rng.integers(0, len(TUNINGS), size=n)
+        self.tuning = _tuning_by_region(pts, rng.integers(0, len(TUNINGS), size=n))
         self.baseline = rng.uniform(80.0, 200.0, size=n)
         self.calcium = np.zeros(n)
         px_um = voxel_size_um[1] if voxel_size_um is not None else 0.0
