@@ -190,6 +190,7 @@ class Engine:
         self._trigger_list: list[int] = self.timeline.all_plane_samples.tolist()
         self._trigger_cursor = 0
         self._laws: dict[int, StimulusLaw] = {}
+        self._reported_faults: set[tuple[str, str]] = set()
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
@@ -621,6 +622,16 @@ class Engine:
         if rows:
             self.writer.traces(np.stack(rows))
 
+    def _device_fault(self, sample: int, message: str, source: str) -> None:
+        """A device's standing fault: logged once (the record lane checks again until the
+        loop has stopped), and the run stops on it."""
+        if (source, message) in self._reported_faults:
+            return
+        self._reported_faults.add((source, message))
+        self._event(sample, "fault", message, source)
+        if not self._fault:
+            self._fault = message
+
     def _check_health(self, s1: int, ticks: int = 1) -> None:
         """``ticks``: how many 0.1 s checks are due (more than one when chunks came in a batch)."""
         dev, w = self.devices, self.writer
@@ -635,13 +646,11 @@ class Engine:
         if w.proc is not None and not w.alive() and not self._fault:
             self._fault = "the writer process died; the file holds everything up to its last flush"
         if msg := dev.renderer.check():
-            self._event(s1, "fault", msg, "renderer")
-            self._fault = msg
+            self._device_fault(s1, msg, "renderer")
         if self._laser_watch is not None and (
             msg := self._laser_watch.check(s1, self._health_every)
         ):
-            self._event(s1, "fault", msg, "laser")
-            self._fault = msg
+            self._device_fault(s1, msg, "laser")
             self._laser_state = "unknown"  # it no longer answers: we cannot know it is off
         fill = w.buffer_fill()
         if fill >= self.rig.writer.warn_fill and not self._fill_warned:

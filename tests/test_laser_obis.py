@@ -256,3 +256,17 @@ def test_the_laser_package_imports_without_the_simulator() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "simulator needs tty" in r.stdout  # asked for, it says what it needs
+
+
+def test_a_late_answer_is_never_taken_for_the_next_commands(device: SimulatedObis) -> None:
+    """A controller that answers after the timeout: its late reply to the power query must
+    not be read as the fault code of the next one (it desynchronised the link for good)."""
+    with ObisLaser(device.port, timeout_s=0.2, guard=False) as las:
+        las.on(20.0)
+        device.reply_delay_s = 0.3  # now every answer comes after the driver gave up
+        with pytest.raises(DeviceError, match="did not answer"):
+            las.status()
+        device.reply_delay_s = 0.0  # the controller recovers
+        st = las.status()
+        assert st.on and st.power_mw == pytest.approx(20.0) and not st.faults
+        assert las.status().power_mw == pytest.approx(20.0)  # and stays in step

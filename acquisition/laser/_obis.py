@@ -152,6 +152,9 @@ class ObisLaser(Laser):
         self._serial: serial.Serial | None = None
         self._guard: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        # a timed-out exchange may still be answered later: that answer must not be taken
+        # for the next command's (a late "0.02000" read as a fault code)
+        self._late_answer_possible = False
         self.identity = ""
         self.model = ""
         self.max_power_mw: float | None = None
@@ -301,12 +304,15 @@ class ObisLaser(Laser):
         if ser is None:
             raise DeviceError(f"the laser on {self.port} is not open (call open() first)")
         try:
+            if self._late_answer_possible:
+                self._drain_late_answer(ser)
             ser.reset_input_buffer()  # drop anything a timed-out exchange left behind
             ser.write(command.encode("ascii") + b"\r\n")
             lines: list[str] = []
             while True:
                 raw = ser.readline()
                 if not raw.endswith(b"\n"):
+                    self._late_answer_possible = True
                     raise _NoAnswer(
                         f"the laser on {self.port} (laser.port) did not answer {command!r} within "
                         f"{self.timeout_s} s (laser.timeout_s): is it an OBIS, powered, and set to "
@@ -324,6 +330,20 @@ class ObisLaser(Laser):
                 f"lost the laser's serial port {self.port} (laser.port) during {command!r}: {e}. "
                 "Check its USB/serial cable and power"
             ) from None
+
+    def _drain_late_answer(self, ser: serial.Serial) -> None:
+        """Read and drop what a timed-out command's late answer sends, until the line is quiet
+        for a tenth of the timeout (or one timeout in all): the next answer is then ours."""
+        quiet = max(0.02, self.timeout_s / 10)
+        deadline = time.monotonic() + self.timeout_s
+        last_byte = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_byte < quiet:
+            if ser.in_waiting:
+                ser.read(ser.in_waiting)
+                last_byte = time.monotonic()
+            else:
+                time.sleep(quiet / 4)
+        self._late_answer_possible = False
 
     def _refusal(self, command: str, line: str) -> str:
         try:

@@ -90,8 +90,11 @@ class SimulatedObis:
         max_power_mw: float = 100.0,
         handshake: bool = False,
         serial_number: str = "SIM-0001",
+        reply_delay_s: float = 0.0,
     ) -> None:
         self.wavelength_nm = wavelength_nm
+        #: A slow device: every answer comes this late (a busy or failing controller).
+        self.reply_delay_s = reply_delay_s
         self.max_power_w = max_power_mw / 1000.0
         self.serial_number = serial_number
         self.emission = False
@@ -211,6 +214,8 @@ class SimulatedObis:
                     self._reply(master, self._handle(line))
 
     def _reply(self, master: int, lines: list[str]) -> None:
+        if self.reply_delay_s > 0:
+            self._stop.wait(self.reply_delay_s)
         out = "".join(f"{line}\r\n" for line in lines)
         if self.prompt:
             out += "OBIS>"
