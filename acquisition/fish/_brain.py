@@ -107,7 +107,9 @@ class Brain:
         # and must not change the random draws the brain's dynamics make on the loop lane
         self.noise_rng = np.random.default_rng(rng.integers(2**63))
         yx = y * x
-        self._pool = self.noise_rng.standard_normal(4 * yx + 1, dtype=np.float32)
+        # long enough for a plane and for the most blob pixels any one plane holds
+        longest = max([4 * yx] + [4 * len(pix) for pix, _, _ in self._planes])
+        self._pool = self.noise_rng.standard_normal(longest + 1, dtype=np.float32)
 
     def _blob_entries(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per plane: (flat pixel index, weight, neuron) of every blob pixel, made at once.
