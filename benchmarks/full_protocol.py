@@ -142,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         f"\nper-chunk cost ({chunks} chunks of {rig.daq.chunk_samples} samples; CPU time per thread):"
     )
     print(costs.report(chunks))
-    print(f"budget for 120 s: {120.0 / chunks * 1e6:.1f} us/chunk of wall time\n")
+    full_chunks = chunks / scale  # the whole protocol at this run's per-chunk cost
+    print(
+        f"budget: the full protocol ({full_chunks:.0f} chunks) in 120 s leaves "
+        f"{120.0 / full_chunks * 1e6:.1f} us/chunk of wall time; at this run's wall time per "
+        f"chunk it would take {wall / chunks * full_chunks:.0f} s "
+        f"(ratio to 120 s: {wall / chunks * full_chunks / 120.0:.2f})\n"
+    )
     with h5py.File(path, "r") as f:
         volumes = int(f["volumes/raw"].shape[0])
         conds = read_table(f["protocol/conditions"])
