@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     proto = dataset_protocol().scaled(scale)
     out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-full-"))
     engine = Engine(rig, proto, out, clock="virtual", seed=args.seed)
+    engine.costs.use_cpu_time()
     tl = engine.timeline
     print(
         f"protocol  {proto.name}: {tl.n_volumes} volumes of {rig.microscope.shape_zyx} every "
@@ -132,6 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"run       {final.value} in {wall:.1f} s wall for {tl.duration_s:.1f} s of experiment "
         f"({tl.duration_s / wall:.1f} x real time)"
+    )
+    chunks = max(1, st.sample // rig.daq.chunk_samples)
+    costs = engine.costs
+    render = getattr(engine.devices.microscope if engine.devices else None, "render_seconds", 0.0)
+    costs.seconds["image lane"] = render
+    print(
+        f"\nper-chunk cost ({chunks} chunks of {rig.daq.chunk_samples} samples; CPU time per thread):"
+    )
+    print(costs.report(chunks))
+    full_chunks = chunks / scale  # the whole protocol at this run's per-chunk cost
+    print(
+        f"budget: the full protocol ({full_chunks:.0f} chunks) in 120 s leaves "
+        f"{120.0 / full_chunks * 1e6:.1f} us/chunk of wall time; at this run's wall time per "
+        f"chunk it would take {wall / chunks * full_chunks:.0f} s "
+        f"(ratio to 120 s: {wall / chunks * full_chunks / 120.0:.2f})\n"
     )
     with h5py.File(path, "r") as f:
         volumes = int(f["volumes/raw"].shape[0])

@@ -41,7 +41,13 @@ def make_fish(rig: RigConfig, seed: int) -> VirtualFish | None:
     """The virtual fish of a simulated rig (None on a real one)."""
     if not rig.simulated:
         return None
-    return VirtualFish(rig.fish, rig.daq.sample_rate_hz, rig.microscope.shape_zyx, seed)
+    return VirtualFish(
+        rig.fish,
+        rig.daq.sample_rate_hz,
+        rig.microscope.shape_zyx,
+        seed,
+        rig.microscope.voxel_size_um,
+    )
 
 
 def make_projector(rig: RigConfig, seed: int) -> SimProjector | None:

@@ -16,6 +16,7 @@ that says how it ended.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import enum
 import json
@@ -25,15 +26,18 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from acquisition.daq._photodiode import LightDecoder
+from acquisition.fish import TUNINGS
 from acquisition.laser._base import Laser
 from acquisition.swims import OnlineSwimDetector
 from acquisition.writer import WriterClient
+from acquisition.writer._client import concat_records
 from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig
@@ -41,12 +45,14 @@ from rig.devices import Devices, make_devices
 from rig.errors import ConfigError, SessionFileError, ZaprigError
 from rig.events import Event, SessionLog
 from rig.faults import FaultInjector
-from rig.lanes import ChunkRecord, ImageLane, RecordLane, StreamRecorder
+from rig.lanes import ChunkCosts, ChunkRecord, ImageLane, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
 from rig.session._layout import FORMAT, FORMAT_VERSION
 from rig.session._lock import lock_path
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
+from stimuli.library import Stimulus
+from stimuli.library._base import StimulusLaw
 from stimuli.protocol import Protocol
 from stimuli.state import FRAME_DTYPE
 
@@ -189,6 +195,13 @@ class Engine:
         self._laser_watch: _LaserWatch | None = None
         self._fill_warned = False
         self._health_ticks = 0
+        self._fs = fs
+        self._virtual = isinstance(self.clock, VirtualClock)
+        #: Seconds per part of the per-chunk work (benchmarks/full_protocol.py prints them).
+        self.costs = ChunkCosts()
+        self._trigger_list: list[int] = self.timeline.all_plane_samples.tolist()
+        self._trigger_cursor = 0
+        self._laws: dict[int, StimulusLaw] = {}
         self._reported_faults: set[tuple[str, str]] = set()
         #: Decodes each frame's light from the photodiode (rigs with one and a coded sync
         #: patch); used by the record lane only.
@@ -339,6 +352,10 @@ class Engine:
         }
         self.devices = make_devices(self.rig, self.clock, self.seed)
         fish = self.devices.fish
+        if fish is not None:
+            fish.clock = self.costs.clock
+        if hasattr(self.devices.microscope, "clock"):
+            self.devices.microscope.clock = self.costs.clock
         self.writer = WriterClient(
             self.path,
             {
@@ -350,6 +367,8 @@ class Engine:
                 "compression": self.rig.writer.compression,
                 "ground_truth_positions": fish.brain.positions if fish is not None else None,
                 "analog_inputs": self._analog_inputs(),
+                "ground_truth_tuning": fish.brain.tuning if fish is not None else None,
+                "tuning_names": TUNINGS,
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
@@ -462,51 +481,65 @@ class Engine:
         self._record_lane.start()
 
     def _step(self) -> None:
-        """The loop lane: one DAQ chunk, from read to publish; everything else is handed on."""
+        """The loop lane: one DAQ chunk, from read to publish; everything else is handed on.
+
+        Each part's time goes to :attr:`costs` (benchmarks/full_protocol.py prints it);
+        the virtual fish's own time is taken out of the DAQ and trigger parts.
+        """
         dev, w, tl = self.devices, self.writer, self.timeline
         assert dev is not None and w is not None
         assert self._image_lane is not None and self._record_lane is not None
-        fs = self.rig.daq.sample_rate_hz
+        costs, clock = self.costs.seconds, self.costs.clock
+        fish = dev.fish
+        fish_before = fish.seconds if fish is not None else 0.0
+        t_start = clock()
         try:
             chunk = dev.daq.read()
         except ZaprigError as e:
             e.source = "daq"  # type: ignore[attr-defined]
             raise
+        t_read = clock()
         n = len(chunk)
         s0 = self._sample
         s1 = s0 + n
         swim, bouts = self.detector.process(chunk[:, :2], s0)
+        t_detect = clock()
         at = tl.step_at(s1)
         if at is not None and at.condition != self.loop.condition:
             # every condition starts its closed loop from rest (Stimulus.initial_loop)
             self.loop = tl.initial_loop(at.condition)
-        law = at.stimulus.law() if at is not None else None
+        law = self._law_of(at.stimulus) if at is not None else None
         if law is not None:
-            law.step(self.loop, swim, n / fs)
+            law.step(self.loop, swim, n / self._fs)
         else:
             self.loop.swimming = swim.swimming
             self.loop.gain = 0.0
         self.loop.updated_sample = s1
+        t_law = clock()
         dev.renderer.publish(self.loop, s1, n)
         # -- the closed loop's latency ends here; the rest only hands things on --
         frames = dev.renderer.collect()
-        if len(frames) and dev.fish is not None:
-            dev.fish.show(frames)  # the simulated world: part of the loop, not bookkeeping
+        t_render = clock()
+        fish_mid = fish.seconds if fish is not None else 0.0
+        if len(frames) and fish is not None:
+            fish.show(frames)  # the simulated world: part of the loop, not bookkeeping
         if len(frames) and dev.projector is not None:
             dev.projector.show(frames)  # what the simulated photodiode will see
-        trig = tl.all_plane_samples
-        lo, hi = np.searchsorted(trig, [s0, s1])
+        # plane triggers in [s0, s1): a cursor over the trigger table (bisect, no numpy call)
+        lo = self._trigger_cursor
+        hi = bisect.bisect_left(self._trigger_list, s1, lo)
         if hi > lo:
+            self._trigger_cursor = hi
             z = tl.planes_per_volume
-            idx = np.arange(lo, hi)
-            for k in idx[idx % z == 0]:
-                t = int(k // z)
+            for k in range(lo + (-lo) % z, hi, z):
+                t = k // z
                 w.set_volume_meta(
                     t, int(tl.volume_starts[t]), tl.plane_samples[t], int(tl.marker_samples[t])
                 )
                 self._volumes_started = t + 1
-            dev.microscope.on_triggers(idx, trig[lo:hi])
+            dev.microscope.on_triggers(np.arange(lo, hi), tl.all_plane_samples[lo:hi])
             self._image_lane.wake()
+        t_trig = clock()
         self._sample = s1
         self._record_lane.submit(
             ChunkRecord(
@@ -522,7 +555,8 @@ class Engine:
                 self.loop.gain,
             )
         )
-        if isinstance(self.clock, VirtualClock):
+        t_hand = clock()
+        if self._virtual:
             # nothing is real-time: keep the other lanes close behind instead of racing ahead
             self._record_lane.wait_below(64)
             while dev.microscope.backlog > 2 and self._image_lane.alive():
@@ -532,22 +566,53 @@ class Engine:
             self._fault = self._image_lane.error
         if self._record_lane.error is not None and not self._fault:
             self._fault = f"record lane: {describe_error(self._record_lane.error)}"
+        t_end = clock()
+        fish_tail = fish_mid - fish_before
+        fish_rest = (fish.seconds if fish is not None else 0.0) - fish_mid
+        costs["DAQ sim"] += t_read - t_start - fish_tail
+        costs["fish"] += fish_tail + fish_rest
+        costs["detector"] += t_detect - t_read
+        costs["law"] += t_law - t_detect
+        costs["renderer"] += t_render - t_law
+        costs["triggers"] += t_trig - t_render - fish_rest
+        costs["writer hand-off"] += t_hand - t_trig
+        costs["loop other"] += t_end - t_hand
 
-    def _record(self, rec: ChunkRecord) -> None:
-        """The record lane's work for one chunk (rig/lanes/_records.py)."""
+    def _law_of(self, stimulus: Stimulus) -> StimulusLaw:
+        """The stimulus's feedback law, made once per stimulus (laws are frozen values)."""
+        key = id(stimulus)  # the protocol holds its stimuli for the whole run
+        if key not in self._laws:
+            self._laws[key] = stimulus.law()
+        return self._laws[key]
+
+    def _record(self, batch: list[ChunkRecord]) -> None:
+        """The record lane's work for the chunks waiting (rig/lanes/_records.py), oldest first.
+
+        Tables and stream rows go to the writer once per batch; fault injection and
+        live views still see every chunk, and health checks run once per 0.1 s of
+        samples crossed, as they did chunk by chunk.
+        """
         dev, w, rc = self.devices, self.writer, self._recorder
         assert dev is not None and w is not None and rc is not None
-        s0, s1 = rec.s0, rec.s1
-        self._n.frames += len(rec.frames)
+        t0 = self.costs.clock()
         light = self._light
-        self._write_frames(
-            light.feed(s0, rec.chunk[:, 3], rec.frames) if light is not None else rec.frames
-        )
-        if len(rec.bouts):
-            w.table("behavior/bouts", rec.bouts)
-            self._n.bouts += len(rec.bouts)
-        rc.add(s0, rec.chunk, rec.frames)
+        frames = [r.frames for r in batch if len(r.frames)]
+        if light is not None:
+            # frames wait for their light; each chunk's photodiode column decodes it
+            for r in batch:
+                self._write_frames(light.feed(r.s0, r.chunk[:, 3], r.frames))
+        elif frames:
+            self._write_frames(concat_records(frames))
+        self._n.frames += sum(len(f) for f in frames)
+        bouts = [r.bouts for r in batch if len(r.bouts)]
+        if bouts:
+            merged = concat_records(bouts)
+            w.table("behavior/bouts", merged)
+            self._n.bouts += len(merged)
+        for rec in batch:
+            rc.add(rec.s0, rec.chunk, rec.frames)
         rc.emit(final=False)
+        s0, s1 = batch[0].s0, batch[-1].s1
         rc.conditions(
             s1,
             lambda at, c, name: self._event(
@@ -560,25 +625,30 @@ class Engine:
         for text in notes:
             self._event(s1, "note", text, "user")
         # health checks cost system calls: a few times per second is well within the 1 s target
-        if s1 // self._health_every != s0 // self._health_every:
-            self._check_health(s1)
-        self._faults.apply(s1, dev, w, lambda m: self._event(s1, "info", m, "engine"))
-        if self._listeners:
-            live = LiveChunk(
-                s0,
-                rec.chunk[:, :2].copy(),
-                rec.power,
-                rec.power_samples,
-                rec.threshold,
-                rec.velocity,
-                rec.gain,
-                self.timeline.condition_at(s0),
-                rec.swimming,
-                rec.bouts,
-                rec.frames,
+        ticks = s1 // self._health_every - s0 // self._health_every
+        if ticks:
+            self._check_health(s1, ticks)
+        for rec in batch:
+            self._faults.apply(
+                rec.s1, dev, w, partial(self._event, rec.s1, "info", source="engine")
             )
-            for cb in self._listeners:
-                cb(live)
+            if self._listeners:
+                live = LiveChunk(
+                    rec.s0,
+                    rec.chunk[:, :2].copy(),
+                    rec.power,
+                    rec.power_samples,
+                    rec.threshold,
+                    rec.velocity,
+                    rec.gain,
+                    self.timeline.condition_at(rec.s0),
+                    rec.swimming,
+                    rec.bouts,
+                    rec.frames,
+                )
+                for cb in self._listeners:
+                    cb(live)
+        self.costs.seconds["record lane"] += self.costs.clock() - t0
 
     def _write_frames(self, frames: np.ndarray) -> None:
         """Frames go to the file once their light is known (at once without a photodiode)."""
@@ -615,11 +685,13 @@ class Engine:
         if not self._fault:
             self._fault = message
 
-    def _check_health(self, s1: int) -> None:
+    def _check_health(self, s1: int, ticks: int = 1) -> None:
+        """``ticks``: how many 0.1 s checks are due (more than one when chunks came in a batch)."""
         dev, w = self.devices, self.writer
         assert dev is not None and w is not None
-        self._health_ticks += 1
-        if self._health_ticks % 100 == 0:
+        before = self._health_ticks
+        self._health_ticks += ticks
+        if self._health_ticks // 100 != before // 100:
             self._send_traces()  # every 10 s of recording
         for err in w.poll():
             self._event(s1, "fault", f"writer: {err}", "writer")

@@ -16,6 +16,7 @@ Starting on the marker, or on plane 0's rising edge, would put it one timestep e
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -135,12 +136,18 @@ class Timeline:
         starts[-1] = self.end_sample
         return starts
 
+    @cached_property
+    def _condition_starts(self) -> list[int]:
+        # a Python list: bisect on it costs a fraction of a numpy call, and the engine asks
+        # once per chunk and per frame (720,000 chunks in the full protocol)
+        return [int(x) for x in self.condition_start_samples]
+
     def condition_at(self, sample: int) -> int:
         """Index of the condition on at ``sample``; -1 before the first, n after the last."""
-        starts = self.condition_start_samples
+        starts = self._condition_starts
         if sample < starts[0]:
             return -1
-        return min(int(np.searchsorted(starts, sample, side="right")) - 1, self.n_conditions)
+        return min(bisect.bisect_right(starts, sample) - 1, len(starts) - 1)
 
     def step_at(self, sample: int) -> StepAt | None:
         """The step on at ``sample`` (None outside the protocol)."""

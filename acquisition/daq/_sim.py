@@ -12,11 +12,13 @@ droop over each pulse plus input noise), and
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from acquisition.daq._base import Daq
 from acquisition.daq._sim_projector import SimProjector
-from acquisition.daq._ttl import ttl_readback
+from acquisition.daq._ttl import pulse_width_samples, ttl_readback
 from acquisition.fish import VirtualFish
 from rig.clock import Clock
 from rig.config import DaqConfig
@@ -47,6 +49,8 @@ class SimDaq(Daq):
         #: What the photodiode looks at (None: the rig has no photodiode).
         self.projector = projector
         self._timeline: Timeline | None = None
+        self._pulse_width = 1
+        self._pulse_starts: list[int] = []
         self._next = 0
         self._open = False
         self._overflow_at = (
@@ -69,6 +73,10 @@ class SimDaq(Daq):
             raise DeviceError("simulated DAQ: start() before open()")
         self._timeline = timeline
         self._next = 0
+        self._pulse_width = pulse_width_samples(self.cfg)
+        self._pulse_starts = sorted(
+            timeline.all_plane_samples.tolist() + timeline.marker_samples.tolist()
+        )
         self.clock.start()
 
     def read(self) -> np.ndarray:
@@ -83,8 +91,15 @@ class SimDaq(Daq):
             )
         out = np.empty((n, self.n_inputs), dtype=np.float32)
         out[:, 0:2] = self.fish.tail(s0, n)
-        ttl = ttl_readback(self._timeline, self.cfg, s0, n, droop=0.05)
-        out[:, 2] = ttl + self.rng.normal(0.0, _READBACK_NOISE_V, n)
+        noise = self.rng.normal(0.0, _READBACK_NOISE_V, n)
+        # most chunks hold no pulse (a plane every 13-114 ms, a chunk is 10 ms): then the
+        # read-back is its noise alone, without building two empty waveforms
+        w = self._pulse_width
+        k = bisect.bisect_left(self._pulse_starts, s0 - w + 1)
+        if k < len(self._pulse_starts) and self._pulse_starts[k] < s0 + n:
+            out[:, 2] = ttl_readback(self._timeline, self.cfg, s0, n, droop=0.05) + noise
+        else:
+            out[:, 2] = noise
         col = 3
         if self.cfg.photodiode_channel:
             if self.projector is None:

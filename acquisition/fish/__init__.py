@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 
 from acquisition.fish._behaviour import Behaviour, TrueBout
@@ -21,22 +24,32 @@ class VirtualFish:
     """
 
     def __init__(
-        self, cfg: FishConfig, sample_rate_hz: float, shape_zyx: tuple[int, int, int], seed: int
+        self,
+        cfg: FishConfig,
+        sample_rate_hz: float,
+        shape_zyx: tuple[int, int, int],
+        seed: int,
+        voxel_size_um: tuple[float, float, float] | None = None,
     ) -> None:
         b_seed, n_seed = np.random.SeedSequence(seed).spawn(2)
         self.cfg = cfg
         self.fs = sample_rate_hz
         self.behaviour = Behaviour(cfg, sample_rate_hz, np.random.default_rng(b_seed))
-        self.brain = Brain(shape_zyx, cfg.n_neurons, np.random.default_rng(n_seed))
+        self.brain = Brain(shape_zyx, cfg.n_neurons, np.random.default_rng(n_seed), voxel_size_um)
         self._latency = round(cfg.visual_latency_s * sample_rate_hz)
         self._queue: list[np.void] = []
         self._seen = see(empty_frame())
         self._swim_since_volume = 0.0
         self._turn_since_volume = 0.0
+        #: Seconds of the fish's own work on the loop lane (the engine's cost breakdown).
+        self.seconds = 0.0
+        self.clock: Callable[[], float] = time.perf_counter
 
     def show(self, frames: np.ndarray) -> None:
         """Frames the projector displayed (FRAME_DTYPE, by flip_sample)."""
+        t0 = self.clock()
         self._queue.extend(frames)
+        self.seconds += self.clock() - t0
 
     def _catch_up(self, sample: int) -> None:
         due = sample - self._latency
@@ -49,11 +62,13 @@ class VirtualFish:
 
     def tail(self, s0: int, n: int) -> np.ndarray:
         """Tail electrode voltages (n, 2) for samples [s0, s0 + n)."""
+        t0 = self.clock()
         self._catch_up(s0)
         out = self.behaviour.step(s0, n, self._seen)
         if self.behaviour.swimming:
             self._swim_since_volume += n / self.fs
             self._turn_since_volume += self.behaviour.bias * n / self.fs
+        self.seconds += self.clock() - t0
         return out
 
     @property
@@ -65,11 +80,14 @@ class VirtualFish:
         fluorescence. Cheap (per neuron, not per voxel): it runs on the loop lane at the
         volume's last trigger, so the brain follows the stimulus deterministically; the
         image is rendered later, on the image lane (:meth:`Brain.render_plane`)."""
+        t0 = self.clock()
         swim = min(1.0, self._swim_since_volume / max(dt, 1e-3) * 3.0)
         turn = float(np.clip(self._turn_since_volume / max(dt, 1e-3) * 3.0, -1.0, 1.0))
         self._swim_since_volume = 0.0
         self._turn_since_volume = 0.0
-        return self.brain.advance(dt, self.brain.drive(self._seen, swim, turn))
+        f = self.brain.advance(dt, self.brain.drive(self._seen, swim, turn))
+        self.seconds += self.clock() - t0
+        return f
 
     def image_volume(self, dt: float, out: np.ndarray) -> None:
         """Advance and render a whole volume into ``out`` (uint16 z, y, x) in one call."""

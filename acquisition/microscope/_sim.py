@@ -13,7 +13,9 @@ set time.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,6 +54,9 @@ class SimMicroscope(Microscope):
         self._last_frame_sample = 0
         self._stalled_reported = False
         self._image_lock = threading.Lock()  # poll() and stop() may race at the end
+        #: Seconds the image lane spent rendering planes (benchmarks' cost breakdown).
+        self.render_seconds = 0.0
+        self.clock: Callable[[], float] = time.perf_counter
 
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
@@ -130,6 +135,7 @@ class SimMicroscope(Microscope):
         if asm is None:
             return
         z = self.shape_zyx[0]
+        t0 = self.clock()
         while self._jobs:
             t, f, planes = self._jobs.popleft()
             for p in planes:
@@ -139,6 +145,7 @@ class SimMicroscope(Microscope):
                     asm.filled(t * z + p)
             if len(planes) < z:
                 asm.close_volume(t)  # the camera sends no more frames of it: save it as it is
+        self.render_seconds += self.clock() - t0
 
     def stop(self) -> None:
         with self._image_lock:

@@ -49,6 +49,10 @@ BOUT_DTYPE = np.dtype(
     ]
 )
 
+#: "No bout ended in this chunk": one shared, read-only empty table (most chunks).
+_NO_BOUTS = np.zeros(0, dtype=BOUT_DTYPE)
+_NO_BOUTS.flags.writeable = False
+
 
 @dataclass(frozen=True, slots=True)
 class SwimParams:
@@ -108,20 +112,29 @@ class OnlineSwimDetector:
     def process(self, tail: np.ndarray, s0: int) -> tuple[SwimInput, np.ndarray]:
         """Feed samples [s0, s0+n) of (n, 2) tail voltages; return the chunk's swim input
         and the bouts that ended in it (BOUT_DTYPE)."""
-        x = np.concatenate([self._carry, np.asarray(tail, dtype=np.float64)])
-        base = s0 - len(self._carry)
+        n_carry = len(self._carry)
+        x = np.empty((n_carry + len(tail), 2))
+        x[:n_carry] = self._carry
+        x[n_carry:] = tail
+        base = s0 - n_carry
         w, st = self.p.window, self.p.step
         # evaluation points: global samples e (multiple of step) with a full window [e-w, e)
         first = max(base + w, ((s0 + st - 1) // st) * st)
         if first % st:
             first += st - first % st
-        ends = np.arange(first, s0 + len(tail) + 1, st, dtype=np.int64)
-        done = np.zeros(0, dtype=BOUT_DTYPE)
-        if len(ends):
-            c1 = np.concatenate([np.zeros((1, 2)), np.cumsum(x, axis=0)])
-            c2 = np.concatenate([np.zeros((1, 2)), np.cumsum(x * x, axis=0)])
-            hi = ends - base
-            lo = hi - w
+        last = s0 + len(tail)
+        done = _NO_BOUTS
+        if first <= last:
+            ends = np.arange(first, last + 1, st, dtype=np.int64)
+            # running sums with a leading zero; the window sums are differences of them
+            # (slices, not index arrays: the same numbers, a fraction of the calls)
+            c1 = np.zeros((len(x) + 1, 2))
+            np.cumsum(x, axis=0, out=c1[1:])
+            c2 = np.zeros((len(x) + 1, 2))
+            np.cumsum(x * x, axis=0, out=c2[1:])
+            hi0 = first - base
+            hi = slice(hi0, last - base + 1, st)
+            lo = slice(hi0 - w, last - base + 1 - w, st)
             mean = (c1[hi] - c1[lo]) / w
             var = np.maximum((c2[hi] - c2[lo]) / w - mean * mean, 0.0)
             self._remember(var)
@@ -131,8 +144,7 @@ class OnlineSwimDetector:
             self.last_power = power
             self._unit_power = unit_power
             self.last_eval_samples = ends
-        keep = w
-        self._carry = x[-keep:]
+        self._carry = x[-w:]
         pl, pr = self._chunk_power()
         return SwimInput(self._in_bout, pl, pr), done
 
@@ -160,8 +172,11 @@ class OnlineSwimDetector:
     def _remember(self, var: np.ndarray) -> None:
         n = len(var)
         cap = len(self._hist)
-        idx = (self._hist_i + np.arange(n)) % cap
-        self._hist[idx] = var
+        i = self._hist_i
+        if i + n <= cap:
+            self._hist[i : i + n] = var
+        else:
+            self._hist[(i + np.arange(n)) % cap] = var
         self._hist_i = (self._hist_i + n) % cap
         self._hist_n = min(cap, self._hist_n + n)
         self._since_estimate += n * self.p.step
@@ -190,8 +205,10 @@ class OnlineSwimDetector:
 
     def _bouts(self, var: np.ndarray, power: np.ndarray, ends: np.ndarray) -> np.ndarray:
         if not self._ready:
-            return np.zeros(0, dtype=BOUT_DTYPE)
+            return _NO_BOUTS
         supra: np.ndarray = np.any(var > self.threshold, axis=1)
+        if not self._in_bout and not supra.any():
+            return _NO_BOUTS  # most chunks: no bout going on, none starting
         out = []
         half = self.p.window // 2
         for i in range(len(ends)):
@@ -215,4 +232,4 @@ class OnlineSwimDetector:
                     out.append(
                         (self._bout_start, stop, self._sum_l / n, self._sum_r / n, self._peak)
                     )
-        return np.array(out, dtype=BOUT_DTYPE)
+        return np.array(out, dtype=BOUT_DTYPE) if out else _NO_BOUTS

@@ -241,6 +241,14 @@ def write_ground_truth(
     for a in range(0, t_n, 1024):
         b = min(a + 1024, t_n)
         tr[a:b, :].write(traces[a:b]).result()
+    if "ground_truth/tuning" in f:
+        # what each trace's neuron responds to (simulated brains): name per trace column
+        tu = f["ground_truth/tuning"]
+        names = [str(x) for x in tu.attrs["names"]]
+        (out / "tuning.json").write_text(
+            json.dumps({"names": names, "tuning": [names[i] for i in tu[...].tolist()]}),
+            encoding="utf-8",
+        )
     return n
 
 

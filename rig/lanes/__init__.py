@@ -28,7 +28,8 @@ stop request. docs/design-notes.md ("Lanes") says why each boundary is where it 
 
 from __future__ import annotations
 
+from rig.lanes._costs import PARTS, ChunkCosts
 from rig.lanes._image import ImageLane
 from rig.lanes._records import ChunkRecord, RecordLane, StreamRecorder
 
-__all__ = ["ChunkRecord", "ImageLane", "RecordLane", "StreamRecorder"]
+__all__ = ["PARTS", "ChunkCosts", "ChunkRecord", "ImageLane", "RecordLane", "StreamRecorder"]

@@ -112,6 +112,8 @@ def create_session_file(
     compression: str = "none",
     ground_truth_positions: np.ndarray | None = None,
     analog_inputs: Sequence[tuple[str, str]] = (),
+    ground_truth_tuning: np.ndarray | None = None,
+    tuning_names: tuple[str, ...] = (),
 ) -> h5py.File:
     """Create every group and dataset, set the root attributes, switch SWMR on.
 
@@ -189,6 +191,10 @@ def create_session_file(
             )
             tr.attrs["axes"] = ["t", "neuron"]
             tr.attrs["units"] = "camera counts above background (raw fluorescence, not dF/F)"
+            if ground_truth_tuning is not None:
+                # what each neuron responds to: an index into the attribute `names`
+                tu = gt.create_dataset("tuning", data=np.asarray(ground_truth_tuning, np.int8))
+                tu.attrs["names"] = list(tuning_names)
         f.swmr_mode = True
     except BaseException:
         f.close()

@@ -22,6 +22,11 @@ from stimuli.state import FRAME_DTYPE
 __all__ = ["HeadlessRenderer"]
 
 
+#: "No frame flipped in this chunk": one shared, read-only empty table.
+_NO_FRAMES = np.zeros(0, dtype=FRAME_DTYPE)
+_NO_FRAMES.flags.writeable = False
+
+
 class HeadlessRenderer(Renderer):
     def __init__(self, refresh_hz: float, sync_patch: SyncPatchConfig | None = None) -> None:
         self.refresh_hz = refresh_hz
@@ -55,7 +60,7 @@ class HeadlessRenderer(Renderer):
 
     def collect(self) -> np.ndarray:
         if not self._pending:
-            return np.zeros(0, dtype=FRAME_DTYPE)
+            return _NO_FRAMES
         out = np.array(self._pending, dtype=FRAME_DTYPE)
         self._pending.clear()
         return out
