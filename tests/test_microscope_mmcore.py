@@ -154,6 +154,8 @@ def test_whole_run_assembles_every_volume_in_plane_order(make_scope, timeline, c
     scope.core.setProperty(cfg.camera_device, "TriggerMode", "Internal")
     sink = StoringSink(cfg.shape_zyx)
     scope.start(timeline, sink)
+    # frames wait in Micro-Manager's buffer sized by the rig config, not MM's 250 MB default
+    assert scope.core.getCircularBufferMemoryFootprint() == cfg.sequence_buffer_mb  # type: ignore[attr-defined]
     assert scope.core.getProperty(cfg.camera_device, "TriggerMode") == "External"
     assert scope.core.getExposure() == pytest.approx(cfg.exposure_ms)
 

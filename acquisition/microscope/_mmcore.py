@@ -103,6 +103,7 @@ class MMCore(Protocol):
     def isSequenceRunning(self) -> bool: ...
     def getRemainingImageCount(self) -> int: ...
     def isBufferOverflowed(self) -> bool: ...
+    def setCircularBufferMemoryFootprint(self, sizeMB: int, /) -> None: ...
     def popNextImageAndMD(self) -> tuple[np.ndarray, Any]:
         """The next frame and its metadata (a str -> str mapping)."""
         ...
@@ -150,6 +151,9 @@ class PycromanagerCore:
 
     def stopSequenceAcquisition(self) -> None:
         self._j.stop_sequence_acquisition()
+
+    def setCircularBufferMemoryFootprint(self, sizeMB: int, /) -> None:
+        self._j.set_circular_buffer_memory_footprint(int(sizeMB))
 
     def isSequenceRunning(self) -> bool:
         return bool(self._j.is_sequence_running())
@@ -515,10 +519,14 @@ class MMCoreMicroscope(Microscope):
                 self._core.stopSequenceAcquisition()
             self._arm_trigger_mode(label)
             self._core.setExposure(self._cfg.exposure_ms)
+            self._core.setCircularBufferMemoryFootprint(self._cfg.sequence_buffer_mb)
         except DeviceError:
             raise
         except Exception as e:
-            raise DeviceError(f"camera {label!r} refused its settings: {e}") from None
+            raise DeviceError(
+                f"camera {label!r} refused its settings (microscope.exposure_ms, "
+                f"microscope.sequence_buffer_mb, the trigger mode): {e}"
+            ) from None
         self._timeline = timeline
         self._sink = sink
         self._reset_run_state(timeline)
