@@ -43,7 +43,12 @@ def main() -> int:
         conditions=[
             condition("flash", step(Flash(period_s=20.0, on_s=10.0), 20.0), seconds=60.0),
             condition("flow", step(Flow(gain=2.0, closed_loop=False), 60.0), seconds=60.0),
-            condition("shadow", step(Shadow(mode="loom", period_s=10.0), 10.0), seconds=60.0),
+            # a disk looming right above the fish (the default start is off to its side)
+            condition(
+                "shadow",
+                step(Shadow(mode="loom", period_s=10.0, start_mm=(0.0, 2.0)), 10.0),
+                seconds=60.0,
+            ),
         ],
     )
     with tempfile.TemporaryDirectory() as d:
