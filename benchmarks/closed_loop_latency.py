@@ -209,6 +209,7 @@ class Result:
     """The figures of one run that the acceptance limits are about."""
 
     camera: str
+    final_state: str
     dropped: int
     volumes: int
     software_p99: float  # ms, read -> state published
@@ -302,6 +303,7 @@ def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: f
     rt_factor = ran_s / running_s if running_s else math.nan
     res = Result(
         camera="",
+        final_state=st.state.value,
         dropped=st.dropped_volumes,
         volumes=st.volumes_acquired,
         software_p99=pct(sw_all)[1],
@@ -478,6 +480,8 @@ def verdicts(results: list[Result], raw_mbs: float, data_mbs: float) -> list[str
         if r.camera == "off":
             continue
         checks = [
+            ("run completed (1 = yes)", float(r.final_state == "complete"), 1.0,
+             r.final_state == "complete"),
             ("dropped volumes", r.dropped, 0, r.dropped == 0 or disk_limited),
             ("software-added p99 (ms)", r.software_p99, 2.0, r.software_p99 <= 2.0),
             ("loop lag p99 (ms)", r.lag_p99, 10.0, r.lag_p99 <= 10.0),
@@ -507,12 +511,12 @@ def markdown(
         f"compression {rig.writer.compression}, load average before the runs {load}; raw disk "
         f"measured in the same invocation {raw_mbs:.0f} MB/s (ratio to the data rate "
         f"{raw_mbs / data_mbs:.2f}).\n\n"
-        "| camera | volumes | dropped | software p99 (ms) | lag p99 / max (ms) "
+        "| camera | final state | volumes | dropped | software p99 (ms) | lag p99 / max (ms) "
         "| onset -> flip with lag p99 (ms) | engine work p99 (ms) | real-time factor (running) "
-        "| start-up (s) | close (s) |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        "| start-up (s) | close (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = [
-        f"| {r.camera} | {r.volumes} | {r.dropped} | {r.software_p99:.2f} "
+        f"| {r.camera} | {r.final_state} | {r.volumes} | {r.dropped} | {r.software_p99:.2f} "
         f"| {r.lag_p99:.1f} / {r.lag_max:.1f} | {r.e2e_lag_p99:.1f} (limit {r.e2e_limit:.1f}) "
         f"| {r.work_p99:.2f} | {r.rt_factor:.3f} | {r.startup_s:.2f} | {r.close_s:.2f} |"
         for r in results
