@@ -52,6 +52,7 @@ if str(REPO) not in sys.path:
 
 from acquisition.microscope._assembler import VolumeAssembler  # noqa: E402
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink  # noqa: E402
+from benchmarks._markdown import write_block  # noqa: E402
 from benchmarks.write_throughput import make_volumes, raw_disk  # noqa: E402
 from rig.config import RigConfig, load_config  # noqa: E402
 from rig.engine import Engine, LiveChunk, RunStatus  # noqa: E402
@@ -407,8 +408,6 @@ def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:
 
 
 CAMERAS = ("replay", "off", "mmcore", "sim")
-MARK_BEGIN = "<!-- closed_loop_latency:begin -->"
-MARK_END = "<!-- closed_loop_latency:end -->"
 
 
 def run_once(
@@ -524,19 +523,6 @@ def markdown(
     return head + "\n".join(rows) + "\n"
 
 
-def write_block(path: Path, text: str) -> None:
-    """Replace the generated block between the markers in ``path`` (the README)."""
-    doc = path.read_text(encoding="utf-8")
-    a, b = doc.find(MARK_BEGIN), doc.find(MARK_END)
-    block = f"{MARK_BEGIN}\n{text}{MARK_END}"
-    doc = (
-        doc[:a] + block + doc[b + len(MARK_END) :]
-        if a >= 0 and b > a
-        else doc + "\n" + block + "\n"
-    )
-    path.write_text(doc, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=25.0, help="length of the gain condition")
@@ -587,7 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nacceptance (issue 14)")
     print("\n".join(verdicts(results, raw_mbs, data_mbs)))
     if args.markdown is not None:
-        write_block(args.markdown, markdown(results, rig, args.seconds, load, raw_mbs))
+        write_block(
+            args.markdown,
+            "closed_loop_latency",
+            markdown(results, rig, args.seconds, load, raw_mbs),
+        )
         print(f"\nwrote the table into {args.markdown}")
     return 0
 

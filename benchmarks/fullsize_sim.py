@@ -30,6 +30,7 @@ if str(REPO) not in sys.path:
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks._markdown import write_block  # noqa: E402
 from rig.config import load_config  # noqa: E402
 from rig.engine import Engine  # noqa: E402
 from stimuli.library import Flash, Flow, Shadow  # noqa: E402
@@ -37,8 +38,6 @@ from stimuli.protocol import Protocol, condition, step  # noqa: E402
 
 CONFIG = REPO / "hardware_configs" / "simulated-fullsize.toml"
 README = REPO / "benchmarks" / "README.md"
-MARK_BEGIN = "<!-- fullsize_sim:begin -->"
-MARK_END = "<!-- fullsize_sim:end -->"
 LIMIT_S = 0.76
 
 
@@ -94,19 +93,6 @@ def realtime_session(seconds: float, out_dir: Path) -> dict[str, float | int | s
     }
 
 
-def write_block(path: Path, text: str) -> None:
-    """Replace the generated block between the markers in ``path`` (the README)."""
-    doc = path.read_text(encoding="utf-8")
-    a, b = doc.find(MARK_BEGIN), doc.find(MARK_END)
-    block = f"{MARK_BEGIN}\n{text}{MARK_END}"
-    doc = (
-        doc[:a] + block + doc[b + len(MARK_END) :]
-        if a >= 0 and b > a
-        else doc + "\n" + block + "\n"
-    )
-    path.write_text(doc, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="real-time session length")
@@ -153,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{rtf / 0.99:.3f} |\n"
             f"| volume shape | {r['shape']} | 7879 x 72 x 1328 x 2048 per volume | - |\n"
         )
-        write_block(README, text)
+        write_block(README, "fullsize_sim", text)
         print(f"wrote the block in {README}")
     if not args.keep:
         Path(str(r["path"])).unlink(missing_ok=True)
