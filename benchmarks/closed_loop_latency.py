@@ -565,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     m = rig.microscope
     data_mbs = m.width * m.height * m.planes_per_volume * 2 / 1e6 / m.volume_period_s
     disk_dir = args.out or Path(tempfile.gettempdir())
+    disk_dir.mkdir(parents=True, exist_ok=True)
     raw_mbs = raw_disk(disk_dir, gb=max(0.5, min(3.0, data_mbs * 6 / 1000)))
     print(f"raw disk {raw_mbs:.0f} MB/s in {disk_dir} (the volumes need {data_mbs:.0f} MB/s)")
     results = [
