@@ -1,0 +1,94 @@
+"""While the loop lane runs at real-time priority, the engine's other threads do too (below it).
+
+A thread holding the GIL that another process preempts keeps the loop waiting
+(rig/lanes/_rt.py); these check the policies the kernel reports, and that they are
+given back after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from rig.lanes._rt import LANE_PRIORITY, LOOP_PRIORITY, loop_lane_priority
+
+
+def _policy(tid: int) -> tuple[int, int]:
+    return os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
+
+
+def _fifo_allowed() -> bool:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (AttributeError, OSError):
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+needs_rt = pytest.mark.skipif(not _fifo_allowed(), reason="real-time scheduling not permitted")
+
+
+class _Idle:
+    """A thread that waits until told to end (a lane between jobs)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.done.wait, daemon=True)
+        self.thread.start()
+
+    @property
+    def tid(self) -> int:
+        assert self.thread.native_id is not None
+        return self.thread.native_id
+
+    def end(self) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+
+@needs_rt
+def test_other_threads_run_below_the_loop_and_are_restored() -> None:
+    lane = _Idle()
+    said: list[str] = []
+    try:
+        with loop_lane_priority(True, said.append) as granted:
+            assert granted
+            assert _policy(threading.get_native_id()) == (os.SCHED_FIFO, LOOP_PRIORITY)
+            assert _policy(lane.tid) == (os.SCHED_FIFO, LANE_PRIORITY)
+        assert _policy(threading.get_native_id()) == (os.SCHED_OTHER, 0)
+        assert _policy(lane.tid) == (os.SCHED_OTHER, 0)
+    finally:
+        lane.end()
+    assert any("other engine thread" in m for m in said)
+
+
+@needs_rt
+def test_a_gui_main_thread_is_not_raised() -> None:
+    """When the loop runs on an engine thread, the interpreter's main thread (Qt's) stays ordinary."""
+    seen: dict[str, tuple[int, int]] = {}
+    main_tid = threading.get_native_id()
+
+    def engine() -> None:
+        with loop_lane_priority(True, lambda m: None):
+            seen["main"] = _policy(main_tid)
+            seen["loop"] = _policy(threading.get_native_id())
+
+    t = threading.Thread(target=engine)
+    t.start()
+    t.join(10)
+    assert seen["loop"] == (os.SCHED_FIFO, LOOP_PRIORITY)
+    assert seen["main"] == (os.SCHED_OTHER, 0)
+
+
+def test_virtual_time_changes_nothing() -> None:
+    lane = _Idle()
+    try:
+        before = _policy(lane.tid), _policy(threading.get_native_id())
+        with loop_lane_priority(False, lambda m: None) as granted:
+            assert not granted
+            assert (_policy(lane.tid), _policy(threading.get_native_id())) == before
+    finally:
+        lane.end()
