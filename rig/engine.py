@@ -47,6 +47,7 @@ from rig.events import Event, SessionLog
 from rig.faults import FaultInjector
 from rig.lanes import ChunkCosts, ChunkRecord, ImageLane, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
+from rig.readout import LiveRow, ReadoutLane, live_layout, prepare_labels, readout_settings
 from rig.session._layout import FORMAT, FORMAT_VERSION
 from rig.session._lock import lock_path
 from rig.timeline import Timeline
@@ -149,6 +150,7 @@ class Engine:
         fish: dict[str, Any] | None = None,
         session_name: str | None = None,
         rig_source: str = "",
+        label_file: str | None = None,
     ) -> None:
         if not 0 <= int(seed) <= SEED_MAX:
             raise ConfigError(
@@ -163,6 +165,8 @@ class Engine:
         self.fish_meta = dict(fish or {})
         self.session_name = session_name
         self.rig_source = rig_source
+        #: The session's own label volume for the live readout (overrides the rig's).
+        self.label_file = label_file
         self.timeline = Timeline.build(protocol, rig)
         self.state = RunState.IDLE
         self.path: Path | None = None
@@ -181,6 +185,9 @@ class Engine:
         self._listeners: list[Callable[[LiveChunk], None]] = []
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
+        self._readout_listeners: list[Callable[[LiveRow], None]] = []
+        self._readout: ReadoutLane | None = None
+        self._drift_warned = False
         self._log: SessionLog | None = None
         self._event_lock = threading.RLock()  # events come from every lane
         self._recorder: StreamRecorder | None = None
@@ -224,6 +231,15 @@ class Engine:
     def subscribe_events(self, callback: Callable[[Event], None]) -> None:
         """Called with every :class:`~rig.events.Event` as it is logged, from any lane."""
         self._event_listeners.append(callback)
+
+    def subscribe_readout(self, callback: Callable[[LiveRow], None]) -> None:
+        """Called with each volume's :class:`~rig.readout.LiveRow` (from the readout lane)."""
+        self._readout_listeners.append(callback)
+
+    @property
+    def readout(self) -> ReadoutLane | None:
+        """The live readout's lane, when ``[readout]`` is enabled (counts and costs)."""
+        return self._readout
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
         """Stop between chunks; the session ends ``aborted``."""
@@ -352,6 +368,13 @@ class Engine:
         }
         self.devices = make_devices(self.rig, self.clock, self.seed)
         fish = self.devices.fish
+        live: dict[str, Any] | None = None
+        labels = None
+        if self.rig.readout.enabled or self.label_file:
+            # a bad label file fails here, before the session file exists
+            positions = fish.brain.positions if fish is not None else None
+            labels = prepare_labels(self.rig, positions, self.label_file)
+            live = live_layout(self.rig, labels, self.label_file)
         if fish is not None:
             fish.clock = self.costs.clock
         if hasattr(self.devices.microscope, "clock"):
@@ -369,6 +392,7 @@ class Engine:
                 "analog_inputs": self._analog_inputs(),
                 "ground_truth_tuning": fish.brain.tuning if fish is not None else None,
                 "tuning_names": TUNINGS,
+                "live": live,
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
@@ -377,6 +401,19 @@ class Engine:
         )
         self.writer.on_commit = self._on_volume
         self.writer.start()
+        if live is not None:
+            self._readout = ReadoutLane(
+                readout_settings(self.rig),
+                self.writer.ring,
+                labels,
+                virtual=self._virtual,
+                on_row=self._live_row,
+                on_labels=self.writer.live_labels,
+                on_problem=lambda kind, msg: self._event(self._sample, kind, msg, "readout"),
+            )
+            self.writer.on_queued = self._readout.submit
+            if self._virtual:
+                self.writer.slot_ready = self._readout.slot_released
         self._log = SessionLog(self.path)
         source = "engine"
         try:
@@ -477,6 +514,8 @@ class Engine:
             dev.microscope, lambda ev: self._microscope_event(ev.kind, ev.message)
         )
         self._record_lane = RecordLane(self._record)
+        if self._readout is not None:
+            self._readout.start()
         self._image_lane.start()
         self._record_lane.start()
 
@@ -791,6 +830,7 @@ class Engine:
         tl = self.timeline
         self.stopping_step = "writing the last rows, tables and events"
         self._stop_record_lane()
+        self._stop_readout()
         rc = self._recorder
         if w.alive() and rc is not None:
             rc.emit(final=True)
@@ -838,6 +878,59 @@ class Engine:
             self._log.close()
         self.stopping_step = ""
         self.state = final
+
+    def _stop_readout(self) -> None:
+        """The readout finishes the volumes it was given (bounded), before the file closes."""
+        lane = self._readout
+        if lane is None:
+            return
+        self.stopping_step = "finishing the live readout"
+        if not lane.stop(timeout_s=30.0):
+            self._event(
+                self._sample, "warning", "the readout did not finish within 30 s", "readout"
+            )
+        if lane.skipped:
+            self._event(
+                self._sample,
+                "info",
+                f"live readout: {lane.rows} volumes read out, {lane.skipped} skipped "
+                "(the readout was behind; the volumes themselves are all in the file)",
+                "readout",
+            )
+
+    def _live_row(self, row: LiveRow) -> None:
+        """From the readout lane: to the file, the drift warning, the subscribers."""
+        w = self.writer
+        if w is not None and not w.closed:
+            w.live(
+                {
+                    "volume": row.volume,
+                    "drift_um": row.drift_um,
+                    "brightness": row.brightness,
+                    "traces_raw": row.traces_raw,
+                    "traces_dff": row.traces_dff,
+                    "seconds": row.seconds,
+                }
+            )
+        limit = self.rig.readout.drift_warn_um
+        drift = float(np.linalg.norm(row.drift_um))
+        tl = self.timeline
+        at = int(tl.plane_samples[row.volume][-1]) if row.volume < tl.n_volumes else self._sample
+        if drift > limit and not self._drift_warned:
+            self._drift_warned = True  # once per excursion: again only after it came back
+            z, y, x = (float(v) for v in row.drift_um)
+            self._event(
+                at,
+                "warning",
+                f"the sample drifted {drift:.1f} um (z {z:+.1f}, y {y:+.1f}, x {x:+.1f}) at "
+                f"volume {row.volume}, above readout.drift_warn_um = {limit:g}: check the "
+                "mounting, refocus or re-register",
+                "readout",
+            )
+        elif drift <= limit:
+            self._drift_warned = False
+        for cb in self._readout_listeners:
+            cb(row)
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         for cb in self._volume_listeners:
