@@ -121,7 +121,7 @@ def load_label_file(spec: str, shape_zyx: tuple[int, int, int]) -> np.ndarray:
 
 
 def detect_cells(
-    reference: np.ndarray, radius_px: float, threshold_sd: float = 3.0, max_cells: int = 100_000
+    reference: np.ndarray, radius_px: float, threshold_sd: float = 5.0, max_cells: int = 100_000
 ) -> np.ndarray:
     """Cell centres (n, 3) zyx in voxels: local maxima of a difference of Gaussians per plane.
 

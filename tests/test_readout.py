@@ -1,0 +1,284 @@
+"""The live readout: drift, brightness and traces, checked against the simulated rig's truth.
+
+Real parts throughout: virtual-time sessions through the engine, the writer and
+the readout process, and the session file reopened with h5py.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from acquisition.fish import TUNINGS
+from acquisition.fish._brain import Brain
+from acquisition.writer._ring import VolumeRing
+from rig.config import RigConfig, load_config
+from rig.engine import Engine, RunState
+from rig.errors import ConfigError
+from rig.readout import (
+    LabelIndex,
+    Readout,
+    ReadoutSettings,
+    detect_cells,
+    disk_index,
+    load_label_file,
+    trace_means,
+)
+from rig.readout._process import readout_main
+from rig.session import read_table
+from stimuli.library import Dark, Flash
+from stimuli.protocol import Protocol, condition, step
+
+PERIOD_S = 0.9141
+
+
+def _rig(readout: dict[str, Any], sim_microscope: dict[str, Any] | None = None) -> RigConfig:
+    data = load_config().model_dump()
+    data["readout"] = {"enabled": True, "reference_volumes": 2, **readout}
+    data["sim_microscope"] = sim_microscope or {}
+    return RigConfig.model_validate(data)
+
+
+def _flash_protocol(seconds: float = 40.0) -> Protocol:
+    flash = Flash(period_s=10.0, on_s=5.0)
+    return Protocol(
+        name="flashes", conditions=[condition("flash", step(flash, seconds), seconds=seconds)]
+    )
+
+
+@pytest.fixture(scope="module")
+def flash_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, Path]:
+    """A still fish under flashes, bleaching 10 % per minute, traced from the ground truth."""
+    out = tmp_path_factory.mktemp("readout")
+    rig = _rig({}, {"bleaching_per_min": 0.1})
+    engine = Engine(rig, _flash_protocol(), out, clock="virtual", seed=5)
+    assert engine.run() is RunState.COMPLETE
+    assert engine.path is not None
+    return engine, engine.path
+
+
+def test_still_fish_reads_no_drift_and_every_volume(
+    flash_session: tuple[Engine, Path], check_session: Callable[..., Any]
+) -> None:
+    engine, path = flash_session
+    with h5py.File(path, "r") as f:
+        volumes = f["live/volume"][:]
+        drift = f["live/drift_um"][:]
+        n_raw = f["volumes/raw"].shape[0]
+        assert f.attrs["volumes_dropped"] == 0
+        assert len(read_table(f["volumes/dropped"])["volume"]) == 0
+        assert f["live/labels"].attrs["source"] == "ground_truth"
+        assert f["live/traces_raw"].shape == (
+            len(volumes),
+            f["ground_truth/positions_zyx"].shape[0],
+        )
+    # virtual time: every volume from the last reference volume on has its row
+    assert volumes.tolist() == list(range(1, n_raw))
+    assert engine.readout is not None and engine.readout.skipped == 0
+    assert np.abs(drift).max() < 1.0  # µm; the voxels are 4 x 6.5 x 6.5 µm
+    result = check_session(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_live_traces_follow_the_ground_truth(flash_session: tuple[Engine, Path]) -> None:
+    _, path = flash_session
+    with h5py.File(path, "r") as f:
+        volumes = f["live/volume"][:]
+        raw = f["live/traces_raw"][:]
+        dff = f["live/traces_dff"][:]
+        ids = f["live/labels/id"][:]
+        truth = f["ground_truth/traces"][:][volumes][:, ids - 1]
+        tuning = f["ground_truth/tuning"][:][ids - 1]
+        flash_row = f["stimuli_and_ephys"][:, 3]
+        starts = f["volumes/start_sample"][:][volumes]
+    varying = truth.std(axis=0) > 1.0
+    r = [np.corrcoef(raw[:, k], truth[:, k])[0, 1] for k in np.flatnonzero(varying)]
+    assert len(r) > 20
+    assert np.median(r) >= 0.9
+    # flash-ON cells follow the flash better than the rest (ΔF/F against the light row)
+    light = flash_row[starts + 100]
+    corr = np.array([np.corrcoef(dff[:, k], light)[0, 1] if dff[:, k].std() > 0 else 0.0
+                     for k in range(dff.shape[1])])  # fmt: skip
+    on = tuning == TUNINGS.index("light_on")
+    assert on.sum() >= 5
+    assert np.median(corr[on]) > 0.5
+    assert np.median(corr[on]) > np.median(corr[~on]) + 0.4
+
+
+def test_bleaching_is_tracked_within_two_percent(flash_session: tuple[Engine, Path]) -> None:
+    _, path = flash_session
+    with h5py.File(path, "r") as f:
+        volumes = f["live/volume"][:]
+        brightness = f["live/brightness"][:]
+    z = brightness.shape[1]
+    inner = brightness[:, 1 : z - 1]  # the end planes hold little besides noise
+    measured = np.median(inner, axis=1)
+    # the reference is the mean of volumes 0 and 1
+    injected = 0.9 ** (volumes * PERIOD_S / 60.0) / np.mean(0.9 ** (np.arange(2) * PERIOD_S / 60))
+    assert np.abs(measured[-10:].mean() - injected[-10:].mean()) < 0.02
+    assert measured[-10:].mean() < 0.97  # it did fall
+
+
+def test_injected_drift_is_recovered_and_warned(tmp_path: Path) -> None:
+    step_at_s = 15.0
+    rig = _rig(
+        {"drift_warn_um": 5.0},
+        {
+            "drift_um_per_min": (0.0, 8.0, -4.0),
+            "drift_step_um": (4.0, 0.0, 13.0),
+            "drift_step_at_s": step_at_s,
+        },
+    )
+    proto = Protocol(name="dark", conditions=[condition("dark", step(Dark(), 30.0), seconds=30.0)])
+    engine = Engine(rig, proto, tmp_path, clock="virtual", seed=2)
+    assert engine.run() is RunState.COMPLETE
+    assert engine.path is not None
+    micro = engine.devices.microscope if engine.devices else None
+    assert micro is not None
+    with h5py.File(engine.path, "r") as f:
+        volumes = f["live/volume"][:]
+        drift = f["live/drift_um"][:]
+        events = read_table(f["events"])
+    vz, vy, vx = rig.microscope.voxel_size_um
+    applied = np.array([micro.drift_voxels(int(t)) for t in range(volumes.max() + 1)], float)  # type: ignore[attr-defined]
+    expected = (applied - applied[:2].mean(axis=0))[volumes] * np.array([vz, vy, vx])
+    err_vox = np.abs(drift - expected) / np.array([vz, vy, vx])
+    assert err_vox[:, 0].max() <= 1.0  # planes
+    assert err_vox[:, 1:].max() <= 0.5  # voxels in y and x
+    warned = [
+        (s, m) for s, m, src, sev in zip(
+            events["sample"], events["message"], events["source"], events["kind"], strict=True
+        ) if src == "readout" and sev == "warning"
+    ]  # fmt: skip
+    assert len(warned) == 1, warned  # once per excursion
+    step_volume = int(np.ceil(step_at_s / PERIOD_S))
+    warned_volume = int(np.searchsorted(engine.timeline.volume_starts, warned[0][0], "right")) - 1
+    assert step_volume <= warned_volume <= step_volume + 2
+    assert "readout.drift_warn_um" in warned[0][1]
+
+
+def test_a_misshapen_label_file_fails_before_the_session_starts(tmp_path: Path) -> None:
+    labels = tmp_path / "atlas.npy"
+    np.save(labels, np.zeros((3, 10, 10), dtype=np.int32))
+    rig = _rig({"labels": "file", "label_file": str(labels)})
+    out = tmp_path / "sessions"
+    engine = Engine(rig, _flash_protocol(5.0), out, clock="virtual")
+    with pytest.raises(ConfigError) as e:
+        engine.arm()
+    msg = str(e.value)
+    assert str(labels) in msg and "readout.label_file" in msg and "(8, 80, 128)" in msg
+    assert "register" in msg  # says what to do
+    assert not list(out.glob("*.h5"))  # nothing was created
+
+
+def test_label_source_settings_are_checked() -> None:
+    data = load_config().model_dump()
+    data["readout"] = {"enabled": True, "labels": "file"}
+    with pytest.raises(ValueError, match="label_file"):
+        RigConfig.model_validate(data)
+    data["readout"] = {"enabled": True, "labels": "detect", "label_file": "x.npy"}
+    with pytest.raises(ValueError, match="labels = 'file'"):
+        RigConfig.model_validate(data)
+
+
+def test_label_files_h5_and_the_datasets_xyz_layout(tmp_path: Path) -> None:
+    shape = (4, 20, 30)
+    lab = np.zeros(shape, np.int32)
+    lab[1, 5:8, 10:14] = 7
+    lab[3, 0:2, 0:2] = 2
+    h5 = tmp_path / "labels.h5"
+    with h5py.File(h5, "w") as f:
+        f["seg"] = lab.transpose(2, 1, 0)  # stored as the dataset's (x, y, z)
+        f["other"] = np.zeros(5)
+    got = load_label_file(f"{h5}:/seg", shape)
+    assert np.array_equal(got, lab)
+    index = LabelIndex.from_labels(got, max_voxels=5)
+    assert index.ids.tolist() == [2, 7]
+    assert index.counts.tolist() == [4, 5]  # label 7 has 12 voxels: 5 sampled
+    vol = np.zeros(shape, np.uint16)
+    vol[lab == 7] = 300
+    vol[lab == 2] = 10
+    assert trace_means(vol, index).tolist() == [10.0, 300.0]
+    np.save(tmp_path / "f.npy", np.zeros(shape, np.float32))
+    with pytest.raises(ConfigError, match="labels must be integers"):
+        load_label_file(str(tmp_path / "f.npy"), shape)
+
+
+def _brain_volume(brain: Brain, f: np.ndarray) -> np.ndarray:
+    vol = np.empty(brain.shape, np.uint16)
+    for p in range(brain.shape[0]):
+        brain.render_plane(f, p, vol[p])
+    return vol
+
+
+def test_the_cell_detector_finds_the_simulated_cells() -> None:
+    shape = (4, 160, 256)
+    brain = Brain(shape, 200, np.random.default_rng(3), (4.0, 0.8, 0.8))
+    ref = _brain_volume(brain, brain.baseline * 2.0).astype(np.float32)
+    found = detect_cells(ref, radius_px=brain.sigma_px * 1.5)
+    truth = brain.positions
+    same_plane = np.rint(truth[:, 0])[:, None] == found[None, :, 0]
+    dist = np.hypot(truth[:, 1, None] - found[None, :, 1], truth[:, 2, None] - found[None, :, 2])
+    dist[~same_plane] = np.inf
+    recall = np.mean(dist.min(axis=1) <= 2.0)
+    precision = np.mean(dist.min(axis=0) <= 2.0)
+    assert recall >= 0.8 and precision >= 0.8, (recall, precision)
+
+
+def test_a_reused_slot_is_skipped_not_read() -> None:
+    """The readout never holds a slot: a slot refilled before it got there is skipped."""
+    shape = (2, 16, 16)
+    ring = VolumeRing(shape, 2)
+    try:
+        index = disk_index(np.array([[0.0, 8.0, 8.0]]), shape, 2.0, 64)
+        settings = ReadoutSettings(shape, (4.0, 1.0, 1.0), downsample=2, reference_volumes=1)
+        inbox: queue.Queue[Any] = queue.Queue()
+        outbox: queue.Queue[Any] = queue.Queue()
+        done = mp.get_context("spawn").RawValue("q", -1)
+        slot = ring.take_free()
+        assert slot is not None
+        ring.slot(slot)[...] = 120
+        gen = int(ring.generations[slot])
+        inbox.put((0, slot, 0, gen))  # read: the reference
+        inbox.put((1, slot, 1, gen - 1))  # the slot holds a newer volume than this message says
+        inbox.put(None)
+        args = (ring.spec(), ring.states, ring.generations, settings, index)
+        th = threading.Thread(target=readout_main, args=(*args, inbox, outbox, done, os.getppid()))
+        th.start()
+        th.join(30)
+        msgs = []
+        while not outbox.empty():
+            msgs.append(outbox.get_nowait())
+        kinds = [m[0] for m in msgs]
+        assert kinds == ["row", "skipped"], msgs
+        assert msgs[1][1] == 1
+        assert done.value == 1
+    finally:
+        ring.close()
+
+
+def test_the_readout_computes_the_same_in_process_and_inline() -> None:
+    """The readout's numbers do not depend on where it runs: inline rows equal a fixed shift."""
+    shape = (8, 80, 128)
+    brain = Brain(shape, 300, np.random.default_rng(1), (4.0, 6.496, 6.496))
+    f = brain.baseline * 1.0
+    settings = ReadoutSettings(shape, (4.0, 6.496, 6.496), reference_volumes=2)
+    readout = Readout(settings, disk_index(brain.positions, shape, 2.0, 64))
+    v0 = _brain_volume(brain, f)
+    assert readout.process(0, v0) is None
+    row = readout.process(1, _brain_volume(brain, f))
+    assert row is not None
+    moved = np.full_like(v0, 100)
+    moved[:, 3:, :-5] = v0[:, :-3, 5:]  # 3 voxels down in y, 5 left in x
+    row = readout.process(2, moved)
+    assert row is not None
+    assert np.allclose(row.drift_um / np.array([4.0, 6.496, 6.496]), [0, 3, -5], atol=0.3)
