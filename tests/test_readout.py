@@ -282,3 +282,34 @@ def test_the_readout_computes_the_same_in_process_and_inline() -> None:
     row = readout.process(2, moved)
     assert row is not None
     assert np.allclose(row.drift_um / np.array([4.0, 6.496, 6.496]), [0, 3, -5], atol=0.3)
+
+
+def test_zapbench_export_writes_the_live_traces_in_the_traces_layout(
+    flash_session: tuple[Engine, Path], tmp_path: Path
+) -> None:
+    import json
+
+    import tensorstore as ts
+
+    from rig.export import export_zapbench
+
+    _, path = flash_session
+    result = export_zapbench(path, tmp_path / "zb", progress=False)
+    with h5py.File(path, "r") as f:
+        volumes = f["live/volume"][:]
+        raw = f["live/traces_raw"][:]
+        ids = f["live/labels/id"][:]
+        t_n = f["volumes/raw"].shape[0]
+    assert result.live_traces == raw.shape[1]
+    live = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tmp_path / "zb" / "live_traces")}}).result()  # fmt: skip
+    gt = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tmp_path / "zb" / "traces")}}).result()  # fmt: skip
+    # the same layout as the ground truth's traces: (t, f), same axes, one row per timestep
+    assert live.domain.labels == gt.domain.labels == ("t", "f")
+    assert live.shape == (t_n, raw.shape[1]) and gt.shape[0] == t_n
+    arr = live.read().result()
+    assert np.all(np.isnan(arr[0]))  # the first reference volume has no live row
+    assert np.array_equal(arr[volumes], raw)
+    labels = json.loads((tmp_path / "zb" / "live_labels.json").read_text())
+    assert labels["source"] == "ground_truth" and labels["ids"] == ids.tolist()
+    meta = json.loads((tmp_path / "zb" / "metadata.json").read_text())
+    assert meta["layout"]["live_traces"] == "live_traces"
