@@ -188,6 +188,8 @@ class Engine:
         self._readout_listeners: list[Callable[[LiveRow], None]] = []
         self._readout: ReadoutLane | None = None
         self._drift_warned = False
+        #: The live readout's traced neurons (label ids, positions zyx in voxels), once known.
+        self.live_labels: tuple[np.ndarray, np.ndarray] | None = None
         self._log: SessionLog | None = None
         self._event_lock = threading.RLock()  # events come from every lane
         self._recorder: StreamRecorder | None = None
@@ -375,6 +377,8 @@ class Engine:
             positions = fish.brain.positions if fish is not None else None
             labels = prepare_labels(self.rig, positions, self.label_file)
             live = live_layout(self.rig, labels, self.label_file)
+            if labels is not None:
+                self.live_labels = (labels.ids, labels.positions_zyx)
         if fish is not None:
             fish.clock = self.costs.clock
         if hasattr(self.devices.microscope, "clock"):
@@ -408,7 +412,7 @@ class Engine:
                 labels,
                 virtual=self._virtual,
                 on_row=self._live_row,
-                on_labels=self.writer.live_labels,
+                on_labels=self._live_labels,
                 on_problem=lambda kind, msg: self._event(self._sample, kind, msg, "readout"),
             )
             self.writer.on_queued = self._readout.submit
@@ -897,6 +901,12 @@ class Engine:
                 "(the readout was behind; the volumes themselves are all in the file)",
                 "readout",
             )
+
+    def _live_labels(self, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
+        """Cells detected on the reference: to the file, and for the live views."""
+        self.live_labels = (ids, positions_zyx)
+        if self.writer is not None and not self.writer.closed:
+            self.writer.live_labels(ids, positions_zyx)
 
     def _live_row(self, row: LiveRow) -> None:
         """From the readout lane: to the file, the drift warning, the subscribers."""
