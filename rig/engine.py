@@ -48,6 +48,7 @@ from rig.faults import FaultInjector
 from rig.lanes import ChunkCosts, ChunkRecord, ImageLane, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
 from rig.readout import LiveRow, ReadoutLane, live_layout, prepare_labels, readout_settings
+from rig.readout._trigger import BrainTrigger, region_columns
 from rig.session._layout import FORMAT, FORMAT_VERSION
 from rig.session._lock import lock_path
 from rig.timeline import Timeline
@@ -190,6 +191,11 @@ class Engine:
         self._drift_warned = False
         #: The live readout's traced neurons (label ids, positions zyx in voxels), once known.
         self.live_labels: tuple[np.ndarray, np.ndarray] | None = None
+        #: The loop's sample when each volume was committed (decision latencies start there).
+        self._commit_samples: dict[int, int] = {}
+        self._trigger: BrainTrigger | None = None
+        self._regions: dict[str, np.ndarray] = {}
+        self._live_done = -1  # newest volume whose readout row was handled
         self._log: SessionLog | None = None
         self._event_lock = threading.RLock()  # events come from every lane
         self._recorder: StreamRecorder | None = None
@@ -372,6 +378,12 @@ class Engine:
         fish = self.devices.fish
         live: dict[str, Any] | None = None
         labels = None
+        waits = [st for c in self.protocol.conditions for st in c.steps if st.wait_for]
+        if waits and not (self.rig.readout.enabled or self.label_file):
+            raise ConfigError(
+                f"protocol {self.protocol.name!r}: {len(waits)} brain-triggered step(s) "
+                "(wait_for) need the live readout: set [readout] enabled = true in the rig config"
+            )
         if self.rig.readout.enabled or self.label_file:
             # a bad label file fails here, before the session file exists
             positions = fish.brain.positions if fish is not None else None
@@ -415,7 +427,11 @@ class Engine:
                 on_labels=self._live_labels,
                 on_problem=lambda kind, msg: self._event(self._sample, kind, msg, "readout"),
             )
-            self.writer.on_queued = self._readout.submit
+            self.writer.on_queued = self._on_queued
+            if waits:
+                self._trigger = BrainTrigger(
+                    self.timeline, self._region_columns, lambda v: self._commit_samples.get(v, -1)
+                )
             if self._virtual:
                 self.writer.slot_ready = self._readout.slot_released
         self._log = SessionLog(self.path)
@@ -551,6 +567,8 @@ class Engine:
         if at is not None and at.condition != self.loop.condition:
             # every condition starts its closed loop from rest (Stimulus.initial_loop)
             self.loop = tl.initial_loop(at.condition)
+        if self._trigger is not None:
+            self._trigger.on_chunk(at, self.loop, s1)  # a brain-triggered step's decision
         law = self._law_of(at.stimulus) if at is not None else None
         if law is not None:
             law.step(self.loop, swim, n / self._fs)
@@ -582,6 +600,8 @@ class Engine:
                 self._volumes_started = t + 1
             dev.microscope.on_triggers(np.arange(lo, hi), tl.all_plane_samples[lo:hi])
             self._image_lane.wake()
+            if self._virtual and self._trigger is not None and self._trigger.armed is not None:
+                self._wait_for_readout(hi // z - 1)
         t_trig = clock()
         self._sample = s1
         self._record_lane.submit(
@@ -647,6 +667,8 @@ class Engine:
         elif frames:
             self._write_frames(concat_records(frames))
         self._n.frames += sum(len(f) for f in frames)
+        if self._trigger is not None:
+            self._write_triggers(concat_records(frames) if frames else np.zeros(0, FRAME_DTYPE))
         bouts = [r.bouts for r in batch if len(r.bouts)]
         if bouts:
             merged = concat_records(bouts)
@@ -695,6 +717,26 @@ class Engine:
                 for cb in self._listeners:
                     cb(live)
         self.costs.seconds["record lane"] += self.costs.clock() - t0
+
+    def _write_triggers(self, frames: np.ndarray, final: bool = False) -> None:
+        """Brain-triggered decisions whose stimulus has been shown: to ``/live/triggers``."""
+        assert self._trigger is not None and self.writer is not None
+        rows = self._trigger.on_frames(frames, final)
+        if rows is None:
+            return
+        self.writer.table("live/triggers", rows)
+        for k in range(len(rows["volume"])):
+            if rows["timed_out"][k]:
+                text = "timed out: the stimulus started without the brain's signal"
+            else:
+                text = (
+                    f"volume {rows['volume'][k]}'s readout crossed the threshold "
+                    f"({rows['value'][k]:.3f}); shown {rows['latency_s'][k] * 1e3:.0f} ms "
+                    "after that volume was committed"
+                )
+            self._event(
+                int(rows["decision_sample"][k]), "protocol", f"brain trigger: {text}", "readout"
+            )
 
     def _write_frames(self, frames: np.ndarray) -> None:
         """Frames go to the file once their light is known (at once without a photodiode)."""
@@ -846,6 +888,8 @@ class Engine:
             if final is RunState.COMPLETE:
                 self._event(tl.end_sample, "protocol", "run complete", "protocol")
             self._send_traces()
+            if self._trigger is not None:
+                self._write_triggers(np.zeros(0, FRAME_DTYPE), final=True)
         status = {
             RunState.COMPLETE: "complete",
             RunState.STOPPED: "stopped",
@@ -902,6 +946,35 @@ class Engine:
                 "readout",
             )
 
+    def _on_queued(self, t: int, slot: int) -> None:
+        """A volume went to the writer (image lane): note when, and hand it to the readout."""
+        self._commit_samples[t] = self._sample
+        if self._readout is not None:
+            self._readout.submit(t, slot)
+
+    def _wait_for_readout(self, volume: int) -> None:
+        """Virtual time, a brain-triggered step waiting: let the readout of ``volume`` arrive
+        before the loop goes on, so the decision falls on the same chunk in every run."""
+        lane = self._readout
+        if lane is None or volume < self.rig.readout.reference_volumes - 1:
+            return
+        while self._live_done < volume and lane.alive() and self._image_lane is not None:
+            self._image_lane.wake()
+            self.clock.yield_to_others()
+
+    def _region_columns(self, region: str) -> np.ndarray | None:
+        """Trace columns of a wait_for region (None until the labels are known)."""
+        if region in self._regions:
+            return self._regions[region]
+        if self.live_labels is None:
+            return None
+        ids, positions = self.live_labels
+        fish = self.devices.fish if self.devices else None
+        tuning = fish.brain.tuning if fish is not None else None
+        cols = region_columns(region, positions, ids, tuning, TUNINGS)
+        self._regions[region] = cols
+        return cols
+
     def _live_labels(self, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
         """Cells detected on the reference: to the file, and for the live views."""
         self.live_labels = (ids, positions_zyx)
@@ -939,6 +1012,9 @@ class Engine:
             )
         elif drift <= limit:
             self._drift_warned = False
+        if self._trigger is not None:
+            self._trigger.on_row(row)
+        self._live_done = max(self._live_done, row.volume)
         for cb in self._readout_listeners:
             cb(row)
 

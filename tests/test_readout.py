@@ -313,3 +313,90 @@ def test_zapbench_export_writes_the_live_traces_in_the_traces_layout(
     assert labels["source"] == "ground_truth" and labels["ids"] == ids.tolist()
     meta = json.loads((tmp_path / "zb" / "metadata.json").read_text())
     assert meta["layout"]["live_traces"] == "live_traces"
+
+
+def _brain_triggered_session(out: Path, seed: int) -> Path:
+    """10 s dark, then a loom step waiting for the light-ON cells: its bright background
+    while waiting wakes them, and the loom starts when their mean ΔF/F passes 0.5."""
+    from stimuli.library import Shadow
+    from stimuli.protocol import WaitFor
+
+    wait = WaitFor(region="tuning:light_on", above=0.5, timeout_s=12.0)
+    loom = Shadow(mode="loom", period_s=60.0, loom_s=2.0, start_mm=(0.0, 0.0))
+    proto = Protocol(
+        name="brain-triggered loom",
+        conditions=[
+            condition("trigger", step(Dark(), 10.0), step(loom, 15.0, wait_for=wait), seconds=25.0)
+        ],
+    )
+    engine = Engine(_rig({}), proto, out, clock="virtual", seed=seed)
+    assert engine.run() is RunState.COMPLETE
+    assert engine.path is not None
+    return engine.path
+
+
+def test_a_brain_triggered_loom_starts_within_two_volumes_of_the_crossing(tmp_path: Path) -> None:
+    path = _brain_triggered_session(tmp_path / "a", seed=4)
+    with h5py.File(path, "r") as f:
+        trig = read_table(f["live/triggers"])
+        volumes = f["live/volume"][:]
+        dff = f["live/traces_dff"][:]
+        ids = f["live/labels/id"][:]
+        tuning = f["ground_truth/tuning"][:][ids - 1]
+        plane = f["volumes/plane_sample"][:]
+        frames = read_table(f["stimulus/frames"])
+        events = read_table(f["events"])
+    assert len(trig["volume"]) == 1 and trig["timed_out"][0] == 0
+    start = int(trig["step_start_sample"][0])
+    # the first volume of the step whose live mean ΔF/F of the light-ON cells passed 0.5
+    signal = dff[:, tuning == TUNINGS.index("light_on")].mean(axis=1)
+    during = plane[volumes, -1] >= start
+    crossing = int(volumes[np.flatnonzero(during & (signal > 0.5))[0]])
+    assert trig["volume"][0] == crossing
+    assert trig["value"][0] > 0.5
+    shown = int(trig["shown_sample"][0])
+    period = PERIOD_S * 6000.0
+    assert plane[crossing, -1] < shown <= plane[crossing, -1] + 2 * period
+    assert trig["committed_sample"][0] <= trig["decision_sample"][0] <= shown
+    assert 0 <= trig["latency_s"][0] <= 2 * PERIOD_S
+    # frames: the background while waiting, the loom's disk from the shown frame on
+    step_frames = (frames["flip_sample"] >= start) & (frames["flip_sample"] < start + 15 * 6000)
+    waiting = step_frames & (frames["flip_sample"] < shown)
+    looming = step_frames & (frames["flip_sample"] >= shown)
+    assert waiting.any() and np.all(frames["stim_id"][waiting] == 0)
+    assert frames["stim_id"][looming][0] == 1 and frames["param3"][looming][0] > 0
+    assert any("brain trigger" in m for m in events["message"])
+    # virtual time: the same decision, to the sample, in another run
+    again = _brain_triggered_session(tmp_path / "b", seed=4)
+    with h5py.File(again, "r") as f:
+        trig2 = read_table(f["live/triggers"])
+    assert {k: v.tolist() for k, v in trig.items()} == {k: v.tolist() for k, v in trig2.items()}
+
+
+def test_a_brain_triggered_step_needs_the_readout(tmp_path: Path) -> None:
+    from stimuli.library import Shadow
+    from stimuli.protocol import WaitFor
+
+    wait = WaitFor(region="all", above=0.5, timeout_s=5.0)
+    proto = Protocol(
+        name="p",
+        conditions=[condition("c", step(Shadow(mode="loom"), 10.0, wait_for=wait), seconds=10)],
+    )
+    engine = Engine(load_config(), proto, tmp_path, clock="virtual")
+    with pytest.raises(ConfigError, match=r"\[readout\] enabled = true"):
+        engine.arm()
+    with pytest.raises(ValueError, match="shorter than the step"):
+        step(Shadow(mode="loom"), 4.0, wait_for=wait)
+    with pytest.raises(ValueError, match=r"wait_for\.region"):
+        WaitFor(region="tectum", above=1.0, timeout_s=1.0)
+
+
+def test_the_trigger_sample_reaches_the_renderer_process_state() -> None:
+    """PsychoPy draws in its own process: the decision crosses in the shared loop state."""
+    from stimuli.closed_loop import LoopState
+    from stimuli.render._psychopy import LoopStateBlock
+
+    block = LoopStateBlock(mp.get_context("spawn"))
+    block.write(LoopState(velocity=1.0, condition=2, trigger_sample=123_456), 130_000, 1.0)
+    got = block.read()
+    assert got is not None and got[1].trigger_sample == 123_456 and got[1].condition == 2

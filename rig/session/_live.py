@@ -12,7 +12,14 @@ read-out volume by the writer process, the file's one owner:
 ``/live/seconds``          f8 (r,)      CPU seconds the readout took per volume
 ``/live/labels/id``        i8 (n,)      label id of each trace column
 ``/live/labels/positions_zyx`` f8 (n, 3) each label's centroid, voxels
+``/live/triggers``         table        one row per brain-triggered step (see below)
 =========================  ===========  ==============================================
+
+``/live/triggers`` columns: ``step_start_sample``; ``volume`` whose readout crossed the
+threshold (-1: timed out); ``value`` of the signal then; ``committed_sample`` (the loop's
+sample when that volume was committed); ``decision_sample`` (the stimulus's start);
+``shown_sample`` (the first frame of it, flip); ``timed_out``; ``latency_s`` = shown -
+committed, the decision latency (NaN on a timeout).
 
 ``/live`` attrs say how it was made (``reference_volumes``, ``downsample``,
 ``baseline_volumes``, ...); ``/live/labels`` attrs say where the labels came from
@@ -28,7 +35,18 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["append_live_row", "create_live_group", "set_live_labels"]
+__all__ = ["TRIGGER_COLUMNS", "append_live_row", "create_live_group", "set_live_labels"]
+
+TRIGGER_COLUMNS: dict[str, str] = {
+    "step_start_sample": "i8",
+    "volume": "i8",
+    "value": "f8",
+    "committed_sample": "i8",
+    "decision_sample": "i8",
+    "shown_sample": "i8",
+    "timed_out": "i1",
+    "latency_s": "f8",
+}
 
 
 def create_live_group(
@@ -67,6 +85,9 @@ def create_live_group(
         )
         tr.attrs["axes"] = ["t", "label"]
         tr.attrs["units"] = units
+    trig = g.create_group("triggers")
+    for name, dt in TRIGGER_COLUMNS.items():
+        trig.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
     lab = g.create_group("labels")
     for k, v in label_attrs.items():
         lab.attrs[k] = v
