@@ -400,3 +400,18 @@ def test_the_trigger_sample_reaches_the_renderer_process_state() -> None:
     block.write(LoopState(velocity=1.0, condition=2, trigger_sample=123_456), 130_000, 1.0)
     got = block.read()
     assert got is not None and got[1].trigger_sample == 123_456 and got[1].condition == 2
+
+
+def test_in_real_time_the_readout_adds_no_dropped_volumes(tmp_path: Path) -> None:
+    """A real-time session with the readout on: every volume is written, none dropped, and the
+    readout keeps up (a few rows may be skipped on a loaded machine, never a volume)."""
+    engine = Engine(_rig({}), _flash_protocol(8.0), tmp_path, clock="realtime", seed=1)
+    assert engine.run() is RunState.COMPLETE
+    assert engine.path is not None and engine.readout is not None
+    with h5py.File(engine.path, "r") as f:
+        assert f.attrs["volumes_dropped"] == 0
+        n = f["volumes/raw"].shape[0]
+        rows = f["live/volume"].shape[0]
+    assert n == engine.timeline.n_volumes
+    assert rows + engine.readout.skipped == n - 1  # every volume after the first: a row or a skip
+    assert rows >= (n - 1) // 2
