@@ -78,8 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         row = readout.process(t, volumes[t % len(volumes)])
         assert row is not None
         seconds.append(row.seconds)
-    # the parts, once each, on one volume
+    # drift accuracy at full size: the last volume moved by a known whole-voxel shift
     vol = volumes[-1]
+    shift = (1, 3, -5)  # planes, y px, x px
+    moved = np.full_like(vol, int(np.median(vol[0, :16, :16])))
+    moved[1:, 3:, :-5] = vol[:-1, :-3, 5:]
+    row = readout.process(settings.reference_volumes + args.repeats, moved)
+    assert row is not None
+    vox = np.asarray(rig.microscope.voxel_size_um)
+    drift_err = np.abs(row.drift_um / vox - np.array(shift, float))
+    del moved
+    # the parts, once each, on one volume
     c = time.thread_time()
     bin_xy(vol, settings.downsample)
     t_bin = time.thread_time() - c
@@ -92,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         f"p50 {p50:.3f} s, p99 {p99:.3f} s of one core per volume (limit {LIMIT_S} s: "
         f"{LIMIT_S / p99:.2f} x the limit at p99); {settings.downsample}x binning {t_bin:.3f} s, "
         f"traces {t_traces:.3f} s; "
-        f"label set-up {setup:.1f} s; load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+        f"label set-up {setup:.1f} s; drift error for a {shift} voxel shift: "
+        f"z {drift_err[0]:.2f} planes, y {drift_err[1]:.2f}, x {drift_err[2]:.2f} voxels; load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
     )
     if args.markdown:
         text = (
@@ -104,12 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| of which {settings.downsample}x binning (drift, brightness) | {t_bin:.3f} | - | - |\n"
             f"| of which traces ({labels.n} labels, {len(labels.flat)} voxels) | "
             f"{t_traces:.3f} | - | - |\n"
-            f"| label set-up at arming (ground truth) | {setup:.1f} | - | - |\n"
+            f"| label set-up at arming (ground truth), s | {setup:.1f} | - | - |\n"
+            f"| drift error for a {shift} voxel shift: z planes / y, x voxels | "
+            f"{drift_err[0]:.2f} / {drift_err[1]:.2f}, {drift_err[2]:.2f} | 1 / 0.5, 0.5 | - |\n"
             f"| volume shape | {shape[0]}x{shape[1]}x{shape[2]} | 72x1328x2048 | - |\n"
         )
         write_block(README, "readout_cost", text)
         print(f"wrote the block in {README}")
-    return 0 if p99 <= LIMIT_S else 1
+    return 0 if p99 <= LIMIT_S and drift_err[0] <= 1 and max(drift_err[1:]) <= 0.5 else 1
 
 
 if __name__ == "__main__":
