@@ -35,7 +35,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["TRIGGER_COLUMNS", "append_live_row", "create_live_group", "set_live_labels"]
+__all__ = [
+    "TRIGGER_COLUMNS",
+    "append_live_row",
+    "create_live_group",
+    "live_summary",
+    "set_live_labels",
+]
 
 TRIGGER_COLUMNS: dict[str, str] = {
     "step_start_sample": "i8",
@@ -125,3 +131,39 @@ def append_live_row(g: h5py.Group, row: Mapping[str, Any]) -> None:
         d.resize((r + 1, len(values)))
         if len(values):
             d[r] = values
+
+
+def live_summary(f: h5py.File) -> list[str]:
+    """``zaprig inspect``'s lines about ``/live`` (none when the session had no readout)."""
+    if "live/volume" not in f:
+        return []
+    g = f["live"]
+    rows = int(g["volume"].shape[0])
+    lab = g["labels"]
+    source = str(lab.attrs.get("source", ""))
+    n = int(g["traces_raw"].shape[1])
+    if rows == 0:
+        return [f"live      no readout rows ({source} labels)"]
+    drift = g["drift_um"][...]
+    norm = np.linalg.norm(drift, axis=1)
+    k = int(np.argmax(norm))
+    volumes = g["volume"][...]
+    bright = float(np.nanmedian(g["brightness"][-1]))
+    cost = float(np.median(g["seconds"][...])) * 1e3
+    lines = [
+        f"live      {rows} volumes read out, {n} neurons traced ({source} labels); "
+        f"readout {cost:.0f} ms/volume (median)",
+        f"          drift max {norm[k]:.1f} um at volume {int(volumes[k])}, last "
+        f"(z, y, x) = ({drift[-1, 0]:+.1f}, {drift[-1, 1]:+.1f}, {drift[-1, 2]:+.1f}) um; "
+        f"brightness at the end {bright:.1%} of the start",
+    ]
+    if "triggers" in g and g["triggers/volume"].shape[0]:
+        t = g["triggers"]
+        timed_out = int(np.count_nonzero(t["timed_out"][...]))
+        lat = t["latency_s"][...]
+        lat = lat[np.isfinite(lat)]
+        p50 = f", latency p50 {np.median(lat) * 1e3:.0f} ms" if len(lat) else ""
+        lines.append(
+            f"          brain-triggered steps: {t['volume'].shape[0]} ({timed_out} timed out){p50}"
+        )
+    return lines
