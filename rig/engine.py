@@ -534,8 +534,13 @@ class Engine:
             dev.microscope, lambda ev: self._microscope_event(ev.kind, ev.message)
         )
         self._record_lane = RecordLane(self._record)
-        if self._readout is not None:
-            self._readout.start()
+        if self._readout is not None and not self._readout.start():
+            self._event(
+                0,
+                "warning",
+                "the live readout did not start within 60 s; its volumes are skipped",
+                "readout",
+            )
         self._image_lane.start()
         self._record_lane.start()
 

@@ -102,3 +102,38 @@ def test_a_virtual_session_feeds_the_panel_through_the_runner(qtbot, tmp_path: P
     assert panel.rows == engine.timeline.n_volumes - 1
     assert panel.raster().shape == (rig.fish.n_neurons, panel.rows)
     assert panel.threshold_line.value() == 4.0
+
+
+def test_the_control_app_shows_the_readout_of_a_session(qtbot, tmp_path: Path) -> None:
+    """The main window with a rig whose readout is on: its Brain readout tab fills as it runs."""
+    from gui.app import MainWindow
+    from rig.config import DEFAULT_CONFIG
+
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+        "[readout]\nenabled = false", "[readout]\nenabled = true"
+    )
+    config = tmp_path / "readout.toml"
+    config.write_text(text, encoding="utf-8")
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(out_dir=tmp_path, settings=settings)
+    qtbot.addWidget(w)
+    try:
+        assert w.rig_panel.load(config)
+        assert w.rig_panel.rig is not None and w.rig_panel.rig.readout.enabled
+        w.protocol_panel.scale.setValue(0.003)
+        w.fish_panel.fish_id.setText("readout fish")
+        w.session_bar.clock.setCurrentIndex(w.session_bar.clock.findData("virtual"))
+        w.show()
+        with (
+            qtbot.waitSignal(w.runner.finished, timeout=120_000) as done,
+            qtbot.waitSignal(w.runner.armed, timeout=30_000),
+        ):
+            qtbot.mouseClick(w.session_bar.start_button, QtCore.Qt.MouseButton.LeftButton)
+        assert done.args == ["complete"]
+        w._tick_live()  # what arrived after the timer's last tick
+        panel = w.readout_panel
+        assert panel.rows == w.runner.engine.timeline.n_volumes - 3  # reference: 3 volumes
+        assert len(panel.label_ids) == w.rig_panel.rig.fish.n_neurons
+        assert panel.threshold_line.value() == w.rig_panel.rig.readout.drift_warn_um
+    finally:
+        w.shutdown()

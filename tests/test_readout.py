@@ -419,3 +419,19 @@ def test_in_real_time_the_readout_adds_no_dropped_volumes(tmp_path: Path) -> Non
     assert n == engine.timeline.n_volumes
     assert rows + engine.readout.skipped == n - 1  # every volume after the first: a row or a skip
     assert rows >= (n - 1) // 2
+
+
+def test_a_stop_mid_run_ends_the_readout_and_closes_the_file(tmp_path: Path) -> None:
+    """Abort while the readout runs: the file closes 'aborted' with the rows read so far, and
+    the readout process is gone (it ignores Ctrl-C; the engine ends it)."""
+    engine = Engine(_rig({}), _flash_protocol(30.0), tmp_path, clock="realtime", seed=1)
+    engine.subscribe_readout(
+        lambda row: engine.request_stop("test stop") if row.volume >= 3 else None
+    )
+    assert engine.run() is RunState.ABORTED
+    assert engine.readout is not None and not engine.readout.alive()
+    assert engine.path is not None
+    with h5py.File(engine.path, "r") as f:
+        assert f.attrs["status"] == "aborted"
+        rows = f["live/volume"].shape[0]
+        assert 3 <= rows <= f["volumes/raw"].shape[0]

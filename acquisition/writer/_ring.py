@@ -51,6 +51,7 @@ class VolumeRing:
             if generations is not None
             else mp.get_context("spawn").RawArray("q", n_slots)
         )
+        self._next = 0
         self._arr = np.ndarray((n_slots, *self.shape), dtype=np.uint16, buffer=self.shm.buf)
 
     def spec(self) -> dict[str, object]:
@@ -61,9 +62,16 @@ class VolumeRing:
         return self._arr[i]
 
     def take_free(self, ready: Callable[[int], bool] | None = None) -> int | None:
-        """A free slot, now FILLING; ``ready(i)`` may refuse slot ``i`` (a reader still on it)."""
-        for i in range(self.n_slots):
+        """A free slot, now FILLING; ``ready(i)`` may refuse slot ``i`` (a reader still on it).
+
+        Round robin from the slot after the last one taken: a slot is refilled as late as
+        possible, which gives a reader that does not hold slots (the readout) about
+        ``n_slots`` volume periods, not one, before its volume is overwritten.
+        """
+        for k in range(self.n_slots):
+            i = (self._next + k) % self.n_slots
             if self.states[i] == FREE and (ready is None or ready(i)):
+                self._next = (i + 1) % self.n_slots
                 self.generations[i] += 1  # before any byte of the new volume lands
                 self.states[i] = FILLING
                 return i

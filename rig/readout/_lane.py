@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,7 @@ class ReadoutLane:
         self._inbox: Any = self._ctx.Queue(maxsize=max(4, 2 * ring.n_slots))
         self._outbox: Any = self._ctx.Queue(maxsize=64)
         self._done: Any = self._ctx.RawValue("q", -1)
+        self._ready: Any = self._ctx.Event()
         self._seq = 0
         self._slot_seq = [-1] * ring.n_slots
         self._collector = threading.Thread(
@@ -65,7 +67,12 @@ class ReadoutLane:
         #: CPU seconds of the readout per volume (rows only), for the cost figures.
         self.seconds: list[float] = []
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 60.0) -> bool:
+        """Start the process and wait until it can read volumes (a spawned process imports
+        numpy and scipy first: seconds, during which every volume would be skipped).
+
+        False if it was not ready in time (the run goes on; its volumes are skipped).
+        """
         self.proc = self._ctx.Process(
             target=readout_main,
             name="zaprig-readout",
@@ -79,11 +86,17 @@ class ReadoutLane:
                 self._outbox,
                 self._done,
                 os.getpid(),
+                self._ready,
             ),
             daemon=True,
         )
         self.proc.start()
         self._collector.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.1):
+            if not self.proc.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()

@@ -46,13 +46,16 @@ def readout_main(
     outbox: Any,
     done: Any,
     parent_pid: int,
+    ready: Any = None,
 ) -> None:
-    """Entry point of the readout process."""
+    """Entry point of the readout process; sets ``ready`` once it can take volumes."""
     ignore_stop_signals()
     ring = VolumeRing(
         ring_spec["shape"], ring_spec["n_slots"], ring_spec["name"], states, generations
     )
     readout = Readout(settings, labels)
+    if ready is not None:
+        ready.set()
     announced = labels is not None
     try:
         while True:

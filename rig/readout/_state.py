@@ -76,6 +76,12 @@ def _dark_noise(reference: np.ndarray, dark: float) -> float:
 
 
 class Readout:
+    """One session's readout state: the reference, the crop refiner, the ΔF/F baseline.
+
+    ``labels`` None with ``settings.detect``: cells are found on the reference volume
+    (then :attr:`labels` is set once it is complete).
+    """
+
     def __init__(self, settings: ReadoutSettings, labels: LabelIndex | None) -> None:
         self.s = settings
         self.labels = labels
@@ -113,17 +119,17 @@ class Readout:
                 return None
         assert self._ref_planes is not None and self._baseline is not None
         f = self._factor
-        coarse = self._corr.shift(binned) * np.array([1.0, f, f])
-        fine = self._refiner.refine(volume, coarse) if self._refiner is not None else None
+        shift = self._corr.shift(binned) * np.array([1.0, f, f])  # voxels, to ~1/3 of f in y, x
+        fine = self._refiner.refine(volume, shift) if self._refiner is not None else None
         if fine is not None:
-            coarse[1:] = fine
+            shift[1:] = fine
         planes = self._plane_levels(binned)
         brightness = (planes / np.maximum(self._ref_planes, 1e-6)).astype(np.float32)
         raw = trace_means(volume, self.labels) if self.labels is not None else np.zeros(0)
         dff = self._baseline.update(raw)
         return LiveRow(
             volume=t,
-            drift_um=(coarse * self._um).astype(np.float64),
+            drift_um=(shift * self._um).astype(np.float64),
             brightness=brightness,
             traces_raw=raw.astype(np.float32),
             traces_dff=dff,
