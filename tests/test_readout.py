@@ -266,8 +266,8 @@ def test_a_reused_slot_is_skipped_not_read() -> None:
         ring.close()
 
 
-def test_the_readout_computes_the_same_in_process_and_inline() -> None:
-    """The readout's numbers do not depend on where it runs: inline rows equal a fixed shift."""
+def test_a_known_shift_is_measured_in_voxels() -> None:
+    """The readout on its own (no process): a volume moved by whole voxels reads as that shift."""
     shape = (8, 80, 128)
     brain = Brain(shape, 300, np.random.default_rng(1), (4.0, 6.496, 6.496))
     f = brain.baseline * 1.0
