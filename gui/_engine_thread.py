@@ -24,6 +24,7 @@ from gui._session_file import volume_stride
 from rig.engine import Engine, LiveChunk, RunState, describe_error
 from rig.errors import ZaprigError
 from rig.events import Event
+from rig.readout import LiveRow
 
 __all__ = ["EngineRunner", "LiveBatch"]
 
@@ -38,6 +39,8 @@ class LiveBatch:
     volume: tuple[int, np.ndarray] | None  # (t, subsampled volume), newest only
     dropped_chunks: int  # chunks the GUI never saw, in total
     events: list[Event] = field(default_factory=list)  # every event since the last batch
+    #: The live readout's rows since the last batch (the newest ``max_readout`` at most).
+    readout: list[LiveRow] = field(default_factory=list)
 
 
 class EngineRunner(QtCore.QObject):
@@ -70,6 +73,8 @@ class EngineRunner(QtCore.QObject):
         self._bouts: deque[np.ndarray] = deque(maxlen=4096)
         # events are never dropped: the event log must show every one the file holds
         self._events: deque[Event] = deque()
+        # ~1 row per volume; a GUI frozen for a minute keeps the newest 64
+        self._readout: deque[LiveRow] = deque(maxlen=64)
         self._frame: np.void | None = None
         self._volume: tuple[int, np.ndarray] | None = None
         self._volume_at = -np.inf
@@ -93,6 +98,7 @@ class EngineRunner(QtCore.QObject):
         engine.subscribe(self._on_chunk)
         engine.subscribe_volumes(self._on_volume)
         engine.subscribe_events(self._events.append)
+        engine.subscribe_readout(self._readout.append)
         self._thread = threading.Thread(target=self._run, name="zaprig-engine", daemon=False)
         self._thread.start()
 
@@ -157,6 +163,12 @@ class EngineRunner(QtCore.QObject):
                 events.append(self._events.popleft())
             except IndexError:
                 break
+        readout: list[LiveRow] = []
+        while True:
+            try:
+                readout.append(self._readout.popleft())
+            except IndexError:
+                break
         self._taken += len(chunks)
         volume, self._volume = self._volume, None
         return LiveBatch(
@@ -166,6 +178,7 @@ class EngineRunner(QtCore.QObject):
             volume=volume,
             dropped_chunks=max(0, self._pushed - self._taken - len(self._chunks)),
             events=events,
+            readout=readout,
         )
 
     # -- engine thread ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from gui.panels import (
     FishPanel,
     LivePanel,
     ProtocolPanel,
+    ReadoutPanel,
     RigPanel,
     SessionBar,
     SummaryPanel,
@@ -109,12 +110,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.fish_panel = FishPanel(Path(out_dir) if out_dir is not None else Path("sessions"))
         self.rig_panel = RigPanel(config, self._preflight_inputs)
         self.summary = SummaryPanel()
+        self.readout_panel = ReadoutPanel()
 
         tabs = QtWidgets.QTabWidget()
         tabs.addTab(self.rig_panel, "Rig")
         tabs.addTab(self.protocol_panel, "Protocol")
         tabs.addTab(self.fish_panel, "Fish && session")
         tabs.addTab(self.summary, "Summary")
+        tabs.addTab(self.readout_panel, "Brain readout")
         self.setup_tabs = tabs
         upper = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         upper.addWidget(tabs)
@@ -335,6 +338,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._first_fault = ""
         self._first_fault_source = ""
         self.live.new_session(proto)
+        self.readout_panel.new_session(
+            rig.readout.drift_warn_um, rig.microscope.volume_period_s, rig.microscope.shape_zyx
+        )
         self.session_file = None
         self._rate.clear()
         self._last_volume_from_engine = -1.0
@@ -524,6 +530,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self._last_volume_from_engine = time.monotonic()
         self.live.refresh(batch)
         eng = self.runner.engine
+        if batch.readout:
+            if (
+                eng is not None
+                and eng.live_labels is not None
+                and not len(self.readout_panel.label_ids)
+            ):
+                self.readout_panel.set_labels(*eng.live_labels)
+            self.readout_panel.add_rows(batch.readout)
+        if batch.volume is not None and self.readout_panel.rows:
+            self.readout_panel.show_volume(batch.volume[1])
         fs = eng.rig.daq.sample_rate_hz if eng is not None else 6000.0
         for ev in batch.events:
             self.on_event(ev, fs)

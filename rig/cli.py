@@ -96,6 +96,7 @@ def _run_session(args: argparse.Namespace, holder: dict[str, Any]) -> int:
         seed=args.seed,
         fish=fish,
         rig_source=str(args.config or "hardware_configs/simulated.toml"),
+        label_file=args.labels,
     )
     if "reason" in holder:
         print(f"zaprig: {holder['reason']} before the session started; no file written")
@@ -234,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experimenter", default="")
     p.add_argument("--notes", default="")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--labels",
+        default=None,
+        metavar="FILE",
+        help="label volume for the live readout (.npy, .h5[:/dataset], .zarr; z,y,x or x,y,z): "
+        "turns the readout on with these labels",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("plan", help="validate a protocol and print its timeline")

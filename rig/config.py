@@ -25,7 +25,9 @@ __all__ = [
     "LaserConfig",
     "MicroscopeConfig",
     "ProjectionConfig",
+    "ReadoutConfig",
     "RigConfig",
+    "SimMicroscopeConfig",
     "SimProjectorConfig",
     "SyncPatchConfig",
     "WriterConfig",
@@ -238,6 +240,73 @@ class SimProjectorConfig(_Model):
     noise_v: float = Field(0.004, ge=0.0, le=1.0)
 
 
+class SimMicroscopeConfig(_Model):
+    """How the simulated sample moves and fades (to test the live readout against a known truth).
+
+    The brain is drawn displaced by ``drift_um_per_min`` x minutes since the start,
+    plus ``drift_step_um`` from ``drift_step_at_s`` on (z, y, x; rounded to whole
+    voxels when drawn); its fluorescence (not the camera offset) falls by
+    ``bleaching_per_min`` per minute (exponentially).
+    """
+
+    drift_um_per_min: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    drift_step_um: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    drift_step_at_s: float | None = Field(None, ge=0.0)
+    bleaching_per_min: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @property
+    def moves(self) -> bool:
+        return any(self.drift_um_per_min) or (
+            self.drift_step_at_s is not None and any(self.drift_step_um)
+        )
+
+
+class ReadoutConfig(_Model):
+    """The live readout (rig/readout): drift, brightness and neuron traces per volume.
+
+    ``labels`` says where the neurons come from: ``ground_truth`` (the simulated
+    brain's), ``file`` (``label_file``: .npy, .h5[:/dataset] or .zarr, in (z, y, x) or
+    the dataset's (x, y, z) layout) or ``detect`` (cells found on the reference volume).
+    """
+
+    enabled: bool = False
+    #: Binning in y and x for the coarse drift and the brightness (the traces and the
+    #: drift's sub-voxel refinement use full resolution).
+    downsample: int = Field(8, ge=1, le=64)
+    #: The reference is the mean of the first this many volumes.
+    reference_volumes: int = Field(3, ge=1, le=1000)
+    labels: Literal["ground_truth", "file", "detect"] = "ground_truth"
+    label_file: str | None = None
+    #: Disk radius of a label drawn from a position (ground truth, detected cells).
+    label_radius_px: float = Field(2.0, gt=0.0, le=100.0)
+    #: Voxels averaged per label at most (a fixed sample of large labels).
+    max_voxels_per_label: int = Field(64, ge=1, le=100_000)
+    #: ΔF/F's baseline: this low percentile over this many volumes.
+    baseline_volumes: int = Field(60, ge=2, le=100_000)
+    baseline_percentile: float = Field(10.0, ge=0.0, le=100.0)
+    #: A "drift" warning event when the drift's length exceeds this (once per excursion).
+    drift_warn_um: float = Field(5.0, gt=0.0, le=10_000.0)
+    #: A detected cell stands this many robust deviations above its plane's DoG median
+    #: (measured on the simulated brain: 3 let noise through, 74 % precision; 5: 100 %).
+    detect_threshold_sd: float = Field(5.0, gt=0.0, le=100.0)
+    #: The camera's dark level (counts), taken out of the brightness (it does not bleach);
+    #: None: the lowest 1 % of the reference volume (the dark around the brain).
+    dark_level: float | None = Field(None, ge=0.0, le=65535.0)
+
+    @model_validator(mode="after")
+    def _label_source(self) -> Self:
+        if self.labels == "file" and not self.label_file:
+            raise ValueError(
+                "readout.labels = 'file' needs readout.label_file (the path of a label volume)"
+            )
+        if self.labels != "file" and self.label_file:
+            raise ValueError(
+                f"readout.label_file is given but readout.labels = '{self.labels}': "
+                "set labels = 'file' to use it, or remove label_file"
+            )
+        return self
+
+
 class FaultConfig(_Model):
     """Fault injection for simulated runs: which device fails, and when (seconds)."""
 
@@ -265,6 +334,8 @@ class RigConfig(_Model):
     writer: WriterConfig = WriterConfig()
     fish: FishConfig = FishConfig()
     sim_projector: SimProjectorConfig = SimProjectorConfig()
+    sim_microscope: SimMicroscopeConfig = SimMicroscopeConfig()
+    readout: ReadoutConfig = ReadoutConfig()
     faults: FaultConfig = FaultConfig()
 
     @property
@@ -320,6 +391,12 @@ class RigConfig(_Model):
             )
         if width >= 50:
             raise ValueError("daq.trigger_pulse_ms must be shorter than 50 DAQ samples")
+        r = self.readout
+        if r.enabled and r.labels == "ground_truth" and m.backend != "sim":
+            raise ValueError(
+                "readout.labels = 'ground_truth' needs the simulated microscope: use "
+                "labels = 'file' (with label_file) or 'detect' on a real rig"
+            )
         return self
 
     def to_json(self) -> str:

@@ -47,6 +47,8 @@ from rig.events import Event, SessionLog
 from rig.faults import FaultInjector
 from rig.lanes import ChunkCosts, ChunkRecord, ImageLane, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
+from rig.readout import LiveRow, ReadoutLane, live_layout, prepare_labels, readout_settings
+from rig.readout._trigger import BrainTrigger, region_columns
 from rig.session._layout import FORMAT, FORMAT_VERSION
 from rig.session._lock import lock_path
 from rig.timeline import Timeline
@@ -149,6 +151,7 @@ class Engine:
         fish: dict[str, Any] | None = None,
         session_name: str | None = None,
         rig_source: str = "",
+        label_file: str | None = None,
     ) -> None:
         if not 0 <= int(seed) <= SEED_MAX:
             raise ConfigError(
@@ -163,6 +166,8 @@ class Engine:
         self.fish_meta = dict(fish or {})
         self.session_name = session_name
         self.rig_source = rig_source
+        #: The session's own label volume for the live readout (overrides the rig's).
+        self.label_file = label_file
         self.timeline = Timeline.build(protocol, rig)
         self.state = RunState.IDLE
         self.path: Path | None = None
@@ -181,6 +186,16 @@ class Engine:
         self._listeners: list[Callable[[LiveChunk], None]] = []
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
+        self._readout_listeners: list[Callable[[LiveRow], None]] = []
+        self._readout: ReadoutLane | None = None
+        self._drift_warned = False
+        #: The live readout's traced neurons (label ids, positions zyx in voxels), once known.
+        self.live_labels: tuple[np.ndarray, np.ndarray] | None = None
+        #: The loop's sample when each volume was committed (decision latencies start there).
+        self._commit_samples: dict[int, int] = {}
+        self._trigger: BrainTrigger | None = None
+        self._regions: dict[str, np.ndarray] = {}
+        self._live_done = -1  # newest volume whose readout row was handled
         self._log: SessionLog | None = None
         self._event_lock = threading.RLock()  # events come from every lane
         self._recorder: StreamRecorder | None = None
@@ -224,6 +239,15 @@ class Engine:
     def subscribe_events(self, callback: Callable[[Event], None]) -> None:
         """Called with every :class:`~rig.events.Event` as it is logged, from any lane."""
         self._event_listeners.append(callback)
+
+    def subscribe_readout(self, callback: Callable[[LiveRow], None]) -> None:
+        """Called with each volume's :class:`~rig.readout.LiveRow` (from the readout lane)."""
+        self._readout_listeners.append(callback)
+
+    @property
+    def readout(self) -> ReadoutLane | None:
+        """The live readout's lane, when ``[readout]`` is enabled (counts and costs)."""
+        return self._readout
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
         """Stop between chunks; the session ends ``aborted``."""
@@ -352,6 +376,21 @@ class Engine:
         }
         self.devices = make_devices(self.rig, self.clock, self.seed)
         fish = self.devices.fish
+        live: dict[str, Any] | None = None
+        labels = None
+        waits = [st for c in self.protocol.conditions for st in c.steps if st.wait_for]
+        if waits and not (self.rig.readout.enabled or self.label_file):
+            raise ConfigError(
+                f"protocol {self.protocol.name!r}: {len(waits)} brain-triggered step(s) "
+                "(wait_for) need the live readout: set [readout] enabled = true in the rig config"
+            )
+        if self.rig.readout.enabled or self.label_file:
+            # a bad label file fails here, before the session file exists
+            positions = fish.brain.positions if fish is not None else None
+            labels = prepare_labels(self.rig, positions, self.label_file)
+            live = live_layout(self.rig, labels, self.label_file)
+            if labels is not None:
+                self.live_labels = (labels.ids, labels.positions_zyx)
         if fish is not None:
             fish.clock = self.costs.clock
         if hasattr(self.devices.microscope, "clock"):
@@ -369,6 +408,7 @@ class Engine:
                 "analog_inputs": self._analog_inputs(),
                 "ground_truth_tuning": fish.brain.tuning if fish is not None else None,
                 "tuning_names": TUNINGS,
+                "live": live,
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
@@ -377,6 +417,23 @@ class Engine:
         )
         self.writer.on_commit = self._on_volume
         self.writer.start()
+        if live is not None:
+            self._readout = ReadoutLane(
+                readout_settings(self.rig),
+                self.writer.ring,
+                labels,
+                virtual=self._virtual,
+                on_row=self._live_row,
+                on_labels=self._live_labels,
+                on_problem=lambda kind, msg: self._event(self._sample, kind, msg, "readout"),
+            )
+            self.writer.on_queued = self._on_queued
+            if waits:
+                self._trigger = BrainTrigger(
+                    self.timeline, self._region_columns, lambda v: self._commit_samples.get(v, -1)
+                )
+            if self._virtual:
+                self.writer.slot_ready = self._readout.slot_released
         self._log = SessionLog(self.path)
         source = "engine"
         try:
@@ -477,6 +534,13 @@ class Engine:
             dev.microscope, lambda ev: self._microscope_event(ev.kind, ev.message)
         )
         self._record_lane = RecordLane(self._record)
+        if self._readout is not None and not self._readout.start():
+            self._event(
+                0,
+                "warning",
+                "the live readout did not start within 60 s; its volumes are skipped",
+                "readout",
+            )
         self._image_lane.start()
         self._record_lane.start()
 
@@ -508,6 +572,8 @@ class Engine:
         if at is not None and at.condition != self.loop.condition:
             # every condition starts its closed loop from rest (Stimulus.initial_loop)
             self.loop = tl.initial_loop(at.condition)
+        if self._trigger is not None:
+            self._trigger.on_chunk(at, self.loop, s1)  # a brain-triggered step's decision
         law = self._law_of(at.stimulus) if at is not None else None
         if law is not None:
             law.step(self.loop, swim, n / self._fs)
@@ -539,6 +605,8 @@ class Engine:
                 self._volumes_started = t + 1
             dev.microscope.on_triggers(np.arange(lo, hi), tl.all_plane_samples[lo:hi])
             self._image_lane.wake()
+            if self._virtual and self._trigger is not None and self._trigger.armed is not None:
+                self._wait_for_readout(hi // z - 1)
         t_trig = clock()
         self._sample = s1
         self._record_lane.submit(
@@ -604,6 +672,8 @@ class Engine:
         elif frames:
             self._write_frames(concat_records(frames))
         self._n.frames += sum(len(f) for f in frames)
+        if self._trigger is not None:
+            self._write_triggers(concat_records(frames) if frames else np.zeros(0, FRAME_DTYPE))
         bouts = [r.bouts for r in batch if len(r.bouts)]
         if bouts:
             merged = concat_records(bouts)
@@ -652,6 +722,26 @@ class Engine:
                 for cb in self._listeners:
                     cb(live)
         self.costs.seconds["record lane"] += self.costs.clock() - t0
+
+    def _write_triggers(self, frames: np.ndarray, final: bool = False) -> None:
+        """Brain-triggered decisions whose stimulus has been shown: to ``/live/triggers``."""
+        assert self._trigger is not None and self.writer is not None
+        rows = self._trigger.on_frames(frames, final)
+        if rows is None:
+            return
+        self.writer.table("live/triggers", rows)
+        for k in range(len(rows["volume"])):
+            if rows["timed_out"][k]:
+                text = "timed out: the stimulus started without the brain's signal"
+            else:
+                text = (
+                    f"volume {rows['volume'][k]}'s readout crossed the threshold "
+                    f"({rows['value'][k]:.3f}); shown {rows['latency_s'][k] * 1e3:.0f} ms "
+                    "after that volume was committed"
+                )
+            self._event(
+                int(rows["decision_sample"][k]), "protocol", f"brain trigger: {text}", "readout"
+            )
 
     def _write_frames(self, frames: np.ndarray) -> None:
         """Frames go to the file once their light is known (at once without a photodiode)."""
@@ -791,6 +881,7 @@ class Engine:
         tl = self.timeline
         self.stopping_step = "writing the last rows, tables and events"
         self._stop_record_lane()
+        self._stop_readout()
         rc = self._recorder
         if w.alive() and rc is not None:
             rc.emit(final=True)
@@ -802,6 +893,8 @@ class Engine:
             if final is RunState.COMPLETE:
                 self._event(tl.end_sample, "protocol", "run complete", "protocol")
             self._send_traces()
+            if self._trigger is not None:
+                self._write_triggers(np.zeros(0, FRAME_DTYPE), final=True)
         status = {
             RunState.COMPLETE: "complete",
             RunState.STOPPED: "stopped",
@@ -838,6 +931,97 @@ class Engine:
             self._log.close()
         self.stopping_step = ""
         self.state = final
+
+    def _stop_readout(self) -> None:
+        """The readout finishes the volumes it was given (bounded), before the file closes."""
+        lane = self._readout
+        if lane is None:
+            return
+        self.stopping_step = "finishing the live readout"
+        if not lane.stop(timeout_s=30.0):
+            self._event(
+                self._sample, "warning", "the readout did not finish within 30 s", "readout"
+            )
+        if lane.skipped:
+            self._event(
+                self._sample,
+                "info",
+                f"live readout: {lane.rows} volumes read out, {lane.skipped} skipped "
+                "(the readout was behind; the volumes themselves are all in the file)",
+                "readout",
+            )
+
+    def _on_queued(self, t: int, slot: int) -> None:
+        """A volume went to the writer (image lane): note when, and hand it to the readout."""
+        self._commit_samples[t] = self._sample
+        if self._readout is not None:
+            self._readout.submit(t, slot)
+
+    def _wait_for_readout(self, volume: int) -> None:
+        """Virtual time, a brain-triggered step waiting: let the readout of ``volume`` arrive
+        before the loop goes on, so the decision falls on the same chunk in every run."""
+        lane = self._readout
+        if lane is None or volume < self.rig.readout.reference_volumes - 1:
+            return
+        while self._live_done < volume and lane.alive() and self._image_lane is not None:
+            self._image_lane.wake()
+            self.clock.yield_to_others()
+
+    def _region_columns(self, region: str) -> np.ndarray | None:
+        """Trace columns of a wait_for region (None until the labels are known)."""
+        if region in self._regions:
+            return self._regions[region]
+        if self.live_labels is None:
+            return None
+        ids, positions = self.live_labels
+        fish = self.devices.fish if self.devices else None
+        tuning = fish.brain.tuning if fish is not None else None
+        cols = region_columns(region, positions, ids, tuning, TUNINGS)
+        self._regions[region] = cols
+        return cols
+
+    def _live_labels(self, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
+        """Cells detected on the reference: to the file, and for the live views."""
+        self.live_labels = (ids, positions_zyx)
+        if self.writer is not None and not self.writer.closed:
+            self.writer.live_labels(ids, positions_zyx)
+
+    def _live_row(self, row: LiveRow) -> None:
+        """From the readout lane: to the file, the drift warning, the subscribers."""
+        w = self.writer
+        if w is not None and not w.closed:
+            w.live(
+                {
+                    "volume": row.volume,
+                    "drift_um": row.drift_um,
+                    "brightness": row.brightness,
+                    "traces_raw": row.traces_raw,
+                    "traces_dff": row.traces_dff,
+                    "seconds": row.seconds,
+                }
+            )
+        limit = self.rig.readout.drift_warn_um
+        drift = float(np.linalg.norm(row.drift_um))
+        tl = self.timeline
+        at = int(tl.plane_samples[row.volume][-1]) if row.volume < tl.n_volumes else self._sample
+        if drift > limit and not self._drift_warned:
+            self._drift_warned = True  # once per excursion: again only after it came back
+            z, y, x = (float(v) for v in row.drift_um)
+            self._event(
+                at,
+                "warning",
+                f"the sample drifted {drift:.1f} um (z {z:+.1f}, y {y:+.1f}, x {x:+.1f}) at "
+                f"volume {row.volume}, above readout.drift_warn_um = {limit:g}: check the "
+                "mounting, refocus or re-register",
+                "readout",
+            )
+        elif drift <= limit:
+            self._drift_warned = False
+        if self._trigger is not None:
+            self._trigger.on_row(row)
+        self._live_done = max(self._live_done, row.volume)
+        for cb in self._readout_listeners:
+            cb(row)
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         for cb in self._volume_listeners:

@@ -51,6 +51,8 @@ class LoopState:
     swimming: bool = False
     updated_sample: int = 0
     condition: int = -1
+    #: A brain-triggered step's stimulus starts at this DAQ sample (-1: not triggered yet).
+    trigger_sample: int = -1
 
     def copy(self) -> LoopState:
         return LoopState(
@@ -61,6 +63,7 @@ class LoopState:
             self.swimming,
             self.updated_sample,
             self.condition,
+            self.trigger_sample,
         )
 
 

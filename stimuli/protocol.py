@@ -15,6 +15,11 @@ TOML::
     [[conditions.steps]]
     duration_s = 60
     stimulus = { kind = "flash", period_s = 60, on_s = 30 }
+    # a brain-triggered step: the loom starts when the tectum's mean dF/F exceeds 0.3
+    # [[conditions.steps]]
+    # duration_s = 40
+    # stimulus = { kind = "shadow", mode = "loom", period_s = 40 }
+    # wait_for = { signal = "dff_mean", region = "box:0-8,0-40,0-64", above = 0.3, timeout_s = 30 }
 
 Python (a file that defines ``PROTOCOL``)::
 
@@ -40,7 +45,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rig.errors import ProtocolError, format_validation_error
 from stimuli.library import AnyStimulus, Replay
 
-__all__ = ["Condition", "Protocol", "Step", "condition", "load_protocol", "step"]
+__all__ = [
+    "Condition",
+    "Protocol",
+    "Step",
+    "WaitFor",
+    "condition",
+    "load_protocol",
+    "parse_region",
+    "step",
+]
 
 
 class _Model(BaseModel):
@@ -66,12 +80,65 @@ def _check_trace(values: Sequence[float] | np.ndarray, where: str) -> None:
         )
 
 
+class WaitFor(_Model):
+    """A live brain signal a step waits for before its stimulus starts (brain-triggered).
+
+    ``signal = "dff_mean"``: the mean ΔF/F of the traced neurons in ``region`` (the live
+    readout, rig/readout), one value per volume. ``region``: ``"all"``; ``"tuning:NAME"``
+    (the simulated brain's neurons tuned to NAME, e.g. ``tuning:light_on``); or a box in
+    voxels ``"box:z0-z1,y0-y1,x0-x1"`` (ends exclusive). The stimulus starts when the
+    value exceeds ``above`` (or at ``timeout_s`` if it never does); until then the step
+    shows its stimulus's background. The step's length does not change, so the
+    protocol's conditions keep their volumes.
+    """
+
+    signal: Literal["dff_mean"] = "dff_mean"
+    region: str = "all"
+    above: float = Field(allow_inf_nan=False)
+    timeout_s: float = Field(gt=0.0, le=86_400.0)
+
+    @model_validator(mode="after")
+    def _region_syntax(self) -> Self:
+        parse_region(self.region)
+        return self
+
+
+def parse_region(region: str) -> tuple[str, Any]:
+    """("all", None) | ("tuning", name) | ("box", ((z0, z1), (y0, y1), (x0, x1)))."""
+    if region == "all":
+        return ("all", None)
+    if region.startswith("tuning:") and len(region) > len("tuning:"):
+        return ("tuning", region.split(":", 1)[1])
+    if region.startswith("box:"):
+        parts = region[4:].split(",")
+        try:
+            ranges = tuple(tuple(int(v) for v in p.split("-")) for p in parts)
+        except ValueError:
+            ranges = ()
+        if len(ranges) == 3 and all(len(r) == 2 and 0 <= r[0] < r[1] for r in ranges):
+            return ("box", ranges)
+    raise ValueError(
+        f"wait_for.region {region!r}: use 'all', 'tuning:NAME' or 'box:z0-z1,y0-y1,x0-x1' "
+        "(voxels, ends exclusive)"
+    )
+
+
 class Step(_Model):
-    """One stimulus shown for ``duration_s`` seconds."""
+    """One stimulus shown for ``duration_s`` seconds (after a live signal, with ``wait_for``)."""
 
     duration_s: float = Field(gt=0.0, le=86_400.0)
     stimulus: AnyStimulus
     label: str = ""
+    wait_for: WaitFor | None = None
+
+    @model_validator(mode="after")
+    def _timeout_inside(self) -> Self:
+        if self.wait_for is not None and self.wait_for.timeout_s >= self.duration_s:
+            raise ValueError(
+                f"wait_for.timeout_s = {self.wait_for.timeout_s:g} must be shorter than the "
+                f"step's duration_s = {self.duration_s:g} (the stimulus needs time to show)"
+            )
+        return self
 
 
 class Condition(_Model):
@@ -163,9 +230,9 @@ class Protocol(_Model):
         )
 
 
-def step(stimulus: Any, seconds: float, label: str = "") -> Step:
-    """``step(Flash(), 60)``: show a stimulus for some seconds."""
-    return Step(duration_s=seconds, stimulus=stimulus, label=label)
+def step(stimulus: Any, seconds: float, label: str = "", wait_for: WaitFor | None = None) -> Step:
+    """``step(Flash(), 60)``: show a stimulus for some seconds (after ``wait_for``, if given)."""
+    return Step(duration_s=seconds, stimulus=stimulus, label=label, wait_for=wait_for)
 
 
 def condition(

@@ -20,9 +20,10 @@ from collections.abc import Callable
 import numpy as np
 
 from acquisition.fish import VirtualFish
+from acquisition.fish._brain import DARK_LEVEL
 from acquisition.microscope._assembler import VolumeAssembler
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
-from rig.config import MicroscopeConfig
+from rig.config import MicroscopeConfig, SimMicroscopeConfig
 from rig.timeline import Timeline
 
 __all__ = ["SimMicroscope"]
@@ -36,8 +37,10 @@ class SimMicroscope(Microscope):
         sample_rate_hz: float,
         stops_at_s: float | None = None,
         drops_frame_at_s: float | None = None,
+        motion: SimMicroscopeConfig | None = None,
     ) -> None:
         self.cfg = cfg
+        self.motion = motion if motion is not None else SimMicroscopeConfig()
         self.fish = fish
         self.fs = sample_rate_hz
         self._timeline: Timeline | None = None
@@ -130,18 +133,55 @@ class SimMicroscope(Microscope):
             out.append(self._events.popleft())
         return out
 
+    def drift_voxels(self, t: int) -> tuple[int, int, int]:
+        """Where volume ``t``'s sample is drawn, displaced in whole voxels (z, y, x)."""
+        m = self.motion
+        seconds = t * self.cfg.volume_period_s
+        um = np.asarray(m.drift_um_per_min, dtype=float) * seconds / 60.0
+        if m.drift_step_at_s is not None and seconds >= m.drift_step_at_s:
+            um = um + np.asarray(m.drift_step_um, dtype=float)
+        vox = np.rint(um / np.asarray(self.cfg.voxel_size_um, dtype=float)).astype(int)
+        return (int(vox[0]), int(vox[1]), int(vox[2]))
+
+    def bleach(self, t: int) -> float:
+        """The fraction of its first brightness the sample still emits at volume ``t``."""
+        minutes = t * self.cfg.volume_period_s / 60.0
+        return float((1.0 - self.motion.bleaching_per_min) ** minutes)
+
+    def _render_plane(
+        self, f: np.ndarray, t: int, p: int, dest: np.ndarray, tmp: np.ndarray | None
+    ) -> None:
+        """Plane ``p`` of volume ``t`` as the camera sees it: the sample moved and faded."""
+        brain = self.fish.brain
+        bleach = self.bleach(t)
+        if tmp is None:
+            brain.render_plane(f, p, dest, bleach)
+            return
+        dz, dy, dx = self.drift_voxels(t)
+        src = p - dz
+        z, y, x = self.shape_zyx
+        if not 0 <= src < z:
+            dest[...] = round(DARK_LEVEL)  # the sample moved out of this plane
+            return
+        brain.render_plane(f, src, tmp, bleach)
+        dest[...] = round(DARK_LEVEL)
+        ys, yd = (slice(0, y - dy), slice(dy, y)) if dy >= 0 else (slice(-dy, y), slice(0, y + dy))
+        xs, xd = (slice(0, x - dx), slice(dx, x)) if dx >= 0 else (slice(-dx, x), slice(0, x + dx))
+        dest[yd, xd] = tmp[ys, xs]
+
     def _render_pending(self) -> None:
         asm = self._assembler
         if asm is None:
             return
         z = self.shape_zyx[0]
         t0 = self.clock()
+        tmp = np.empty(self.shape_zyx[1:], np.uint16) if self.motion.moves else None
         while self._jobs:
             t, f, planes = self._jobs.popleft()
             for p in planes:
                 dest = asm.plane(t * z + p)
                 if dest is not None:
-                    self.fish.brain.render_plane(f, p, dest)
+                    self._render_plane(f, t, p, dest, tmp)
                     asm.filled(t * z + p)
             if len(planes) < z:
                 asm.close_volume(t)  # the camera sends no more frames of it: save it as it is

@@ -86,6 +86,10 @@ class WriterClient:
         self.closed_ok = False  # the writer itself reported a clean close
         #: Called with (t, volume) just before a volume goes to the writer (live views).
         self.on_commit: Callable[[int, np.ndarray], None] | None = None
+        #: Called with (t, slot) once a volume is queued for the writer (the readout lane).
+        self.on_queued: Callable[[int, int], None] | None = None
+        #: Virtual time: may a free slot be refilled yet? (the readout may still be reading it)
+        self.slot_ready: Callable[[int], bool] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> None:
@@ -189,6 +193,16 @@ class WriterClient:
             self.flush()
             self._send(("traces", np.asarray(traces, dtype=np.float32)))
 
+    def live(self, row: dict[str, Any]) -> None:
+        """One volume's live readout: a row of each ``/live/...`` dataset (rig/readout)."""
+        with self._lock:
+            self._send(("live", row))
+
+    def live_labels(self, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
+        """The readout's labels, once known (cells detected on the reference volume)."""
+        with self._lock:
+            self._send(("live_labels", ids, positions_zyx))
+
     def attrs(self, values: dict[str, Any]) -> None:
         with self._lock:
             self._send(("attrs", values), force=True)
@@ -249,12 +263,13 @@ class WriterClient:
             self._volume_meta[t] = (start, planes, marker)
 
     def acquire(self, t: int) -> np.ndarray | None:
-        slot = self.ring.take_free()
+        ready = self.slot_ready if self._wait else None
+        slot = self.ring.take_free(ready)
         if slot is None and self._wait:
             self.flush()
             while slot is None and self.alive():
                 self.proc.join(0.002)
-                slot = self.ring.take_free()
+                slot = self.ring.take_free(ready)
         with self._lock:
             if slot is None:
                 self.volumes_dropped += 1
@@ -277,6 +292,8 @@ class WriterClient:
             # records before the volume, so the file's tables stay in time order
             self._flush()
             self._send(("volume", slot, t, start, planes, marker, missing_planes))
+        if self.on_queued is not None:
+            self.on_queued(t, slot)
 
     def discard(self, t: int) -> None:
         with self._lock:

@@ -30,6 +30,7 @@ from rig.clock import utc_now_iso
 from rig.errors import SessionFileError
 from rig.events import Event, event_columns
 from rig.session._layout import append_columns, create_session_file
+from rig.session._live import append_live_row, set_live_labels
 from rig.session._lock import SessionLock
 from rig.stopping import ignore_stop_signals
 
@@ -97,6 +98,10 @@ class _Writer:
             n0 = tr.shape[0]
             tr.resize((n0 + len(msg[1]), tr.shape[1]))
             tr[n0:] = msg[1]
+        elif kind == "live":
+            append_live_row(self.f["live"], msg[1])
+        elif kind == "live_labels":
+            set_live_labels(self.f["live/labels"], msg[1], msg[2])
         elif kind == "attrs":
             for k, v in msg[1].items():
                 self.f.attrs[k] = v

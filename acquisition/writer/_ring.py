@@ -4,11 +4,17 @@ Lock-free by ownership: each slot's state byte goes FREE -> FILLING -> QUEUED on
 the engine side and QUEUED -> FREE on the writer side, so neither process ever
 waits for the other. When no slot is free the volume is dropped (and counted)
 rather than stalling the closed loop.
+
+Each slot also has a generation number, raised whenever the engine takes the slot
+for a new volume. A reader that does not own slots (the readout process) notes it
+before reading and checks it after: a changed number means the slot was reused
+while it read, and what it read is thrown away. Readers never hold a slot.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from multiprocessing import shared_memory
 from multiprocessing.sharedctypes import SynchronizedArray
 
@@ -26,6 +32,7 @@ class VolumeRing:
         n_slots: int,
         name: str | None = None,
         states: SynchronizedArray | None = None,
+        generations: SynchronizedArray | None = None,
     ) -> None:
         self.shape = tuple(shape_zyx)
         self.n_slots = n_slots
@@ -39,6 +46,12 @@ class VolumeRing:
         self.states = (
             states if states is not None else mp.get_context("spawn").RawArray("b", n_slots)
         )
+        self.generations = (
+            generations
+            if generations is not None
+            else mp.get_context("spawn").RawArray("q", n_slots)
+        )
+        self._next = 0
         self._arr = np.ndarray((n_slots, *self.shape), dtype=np.uint16, buffer=self.shm.buf)
 
     def spec(self) -> dict[str, object]:
@@ -48,9 +61,18 @@ class VolumeRing:
     def slot(self, i: int) -> np.ndarray:
         return self._arr[i]
 
-    def take_free(self) -> int | None:
-        for i in range(self.n_slots):
-            if self.states[i] == FREE:
+    def take_free(self, ready: Callable[[int], bool] | None = None) -> int | None:
+        """A free slot, now FILLING; ``ready(i)`` may refuse slot ``i`` (a reader still on it).
+
+        Round robin from the slot after the last one taken: a slot is refilled as late as
+        possible, which gives a reader that does not hold slots (the readout) about
+        ``n_slots`` volume periods, not one, before its volume is overwritten.
+        """
+        for k in range(self.n_slots):
+            i = (self._next + k) % self.n_slots
+            if self.states[i] == FREE and (ready is None or ready(i)):
+                self._next = (i + 1) % self.n_slots
+                self.generations[i] += 1  # before any byte of the new volume lands
                 self.states[i] = FILLING
                 return i
         return None

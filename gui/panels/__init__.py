@@ -7,6 +7,7 @@ from gui.panels.event_log import EventLog
 from gui.panels.fish import FishPanel
 from gui.panels.live import LivePanel
 from gui.panels.protocol import ProtocolPanel
+from gui.panels.readout import ReadoutPanel
 from gui.panels.rig import RigPanel
 from gui.panels.session_bar import SessionBar
 from gui.panels.summary import SummaryPanel
@@ -17,6 +18,7 @@ __all__ = [
     "FishPanel",
     "LivePanel",
     "ProtocolPanel",
+    "ReadoutPanel",
     "RigPanel",
     "SessionBar",
     "SummaryPanel",

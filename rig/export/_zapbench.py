@@ -6,6 +6,8 @@
       conditions.json                         names + offsets (start volumes + final stop)
       segmentation/                           zarr3 int32 (x, y, z)   } simulated sessions
       traces/                                 zarr3 float32 (t, f)    } with ground truth
+      live_traces/, live_traces_dff/          zarr3 float32 (t, f)    } sessions with /live
+      live_labels.json                        label id + position of each live trace column
       metadata.json                           where it came from: fish, rig numbers, drops
 
 Everything streams: the 10-row stream goes out in blocks, the volumes one at
@@ -67,6 +69,8 @@ class ZapbenchExport:
     conditions: int
     neurons: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Columns of ``live_traces`` (0: the session has no live readout).
+    live_traces: int = 0
 
     @property
     def stream_path(self) -> Path:
@@ -252,6 +256,45 @@ def write_ground_truth(
     return n
 
 
+def write_live_traces(f: h5py.File, info: SessionInfo, out: Path) -> int:
+    """The live readout's traces in the dataset's traces layout: (t, f) float32, one row per
+    timestep of raw/ (NaN where the readout has no row: the reference volumes, skipped
+    volumes), one column per live label (``live_labels.json`` says which)."""
+    g = f["live"]
+    volumes = g["volume"][...].astype(np.int64)
+    n = int(g["traces_raw"].shape[1])
+    t_n = int(info.shape_tzyx[0])
+    keep = (volumes >= 0) & (volumes < t_n)
+    for name, quantity in (("traces_raw", "live_traces"), ("traces_dff", "live_traces_dff")):
+        full = np.full((t_n, n), np.nan, dtype=np.float32)
+        if n and keep.any():
+            full[volumes[keep]] = g[name][...][keep]
+        tr = _zarr3(
+            out / quantity,
+            (t_n, n),
+            "float32",
+            ["t", "f"],
+            [time_unit(info.volume_period_s), None],
+            (max(1, min(t_n, 128)), max(1, min(n, 8192))),
+        )
+        if n and t_n:
+            tr[...].write(full).result()
+    lab = g["labels"]
+    (out / "live_labels.json").write_text(
+        json.dumps(
+            {
+                "source": str(lab.attrs.get("source", "")),
+                "label_file": str(lab.attrs.get("label_file", "")),
+                "ids": lab["id"][...].tolist(),
+                "positions_zyx": np.round(lab["positions_zyx"][...], 3).tolist(),
+                "rows": "timestep of raw/; NaN where the readout has no row",
+            }
+        ),
+        encoding="utf-8",
+    )
+    return n
+
+
 def _write_all(
     f: h5py.File,
     info: SessionInfo,
@@ -280,6 +323,9 @@ def _write_all(
                 f"ground-truth traces cover {t_traces} timesteps, raw/ has "
                 f"{info.shape_tzyx[0]} volumes"
             )
+    live = 0
+    if "live/traces_raw" in f:
+        live = write_live_traces(f, info, out)
     meta = info.to_json()
     gt = bool(neurons)
     meta["layout"] = {
@@ -293,6 +339,12 @@ def _write_all(
         "traces_quantity": "ground-truth fluorescence of the virtual neurons (not dF/F)"
         if gt
         else None,
+        "live_traces": "live_traces" if "live/traces_raw" in f else None,
+        "live_traces_dff": "live_traces_dff" if "live/traces_raw" in f else None,
+        "live_traces_quantity": "the live readout (rig/readout): mean counts per label and "
+        "dF/F on a running low-percentile baseline; columns in live_labels.json"
+        if "live/traces_raw" in f
+        else None,
     }
     meta["notes"] = notes
     (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -304,6 +356,7 @@ def _write_all(
         conditions=len(info.condition_names),
         neurons=neurons,
         notes=notes,
+        live_traces=live,
     )
 
 

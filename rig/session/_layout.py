@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from acquisition.swims import BOUT_DTYPE
+from rig.session._live import create_live_group
 from stimuli.state import FRAME_DTYPE, Look
 
 __all__ = [
@@ -114,6 +115,7 @@ def create_session_file(
     analog_inputs: Sequence[tuple[str, str]] = (),
     ground_truth_tuning: np.ndarray | None = None,
     tuning_names: tuple[str, ...] = (),
+    live: Mapping[str, Any] | None = None,
 ) -> h5py.File:
     """Create every group and dataset, set the root attributes, switch SWMR on.
 
@@ -195,6 +197,8 @@ def create_session_file(
                 # what each neuron responds to: an index into the attribute `names`
                 tu = gt.create_dataset("tuning", data=np.asarray(ground_truth_tuning, np.int8))
                 tu.attrs["names"] = list(tuning_names)
+        if live is not None:
+            create_live_group(f, **live)  # the live readout (rig/session/_live.py)
         f.swmr_mode = True
     except BaseException:
         f.close()

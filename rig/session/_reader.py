@@ -139,6 +139,8 @@ class SessionSummary:
     light: LightTiming | None = None
     #: The live run recording this file, if any.
     owner: LockInfo | None = None
+    #: What the live readout measured (``/live``), as lines; empty without one.
+    live: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -178,6 +180,7 @@ def format_summary(s: SessionSummary) -> str:
         f"TTL       {TTL_LAYOUTS[s.ttl_layout]}   (format_version {s.format_version})",
         *(format_light_timing(s.light) if s.light is not None else []),
         f"bouts     {s.bouts} swim bouts",
+        *s.live,
         "",
         "  #  condition    start_vol  stop_vol   duration  bouts/min",
     ]

@@ -24,6 +24,7 @@ from rig.errors import SessionFileError
 from rig.events import Event
 from rig.session._damage import FileCheck, check_file
 from rig.session._layout import read_table
+from rig.session._live import live_summary
 from rig.session._reader import SessionSummary, open_session, ttl_layout
 from rig.session.light import light_timing
 
@@ -231,4 +232,5 @@ class SessionReader:
             light=light_timing(self.file),
             events=[(e.sample, e.kind, e.message) for e in self.events],
             owner=self.check.owner,
+            live=live_summary(self.file),
         )

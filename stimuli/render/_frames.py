@@ -14,9 +14,25 @@ from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.library import Replay, Stimulus
 from stimuli.render._sync_patch import patch_level
-from stimuli.state import empty_frame
+from stimuli.state import Look, empty_frame
 
-__all__ = ["FrameMaker"]
+__all__ = ["FrameMaker", "brain_trigger_sample"]
+
+
+def brain_trigger_sample(step_start: int, timeout_s: float, loop: LoopState, fs: float) -> int:
+    """Where a brain-triggered step's stimulus starts: the engine's decision if it was made in
+    this step, else the timeout (so a frame never waits for a decision that is not coming)."""
+    timeout = step_start + round(timeout_s * fs)
+    if step_start <= loop.trigger_sample <= timeout:
+        return loop.trigger_sample
+    return timeout
+
+
+def _waiting(rec: np.void, stim: Stimulus) -> None:
+    """A brain-triggered step before its trigger: the stimulus's background, nothing moving."""
+    rec["look"] = Look.UNIFORM
+    rec["luminance"] = float(getattr(stim, "background", 0.0))
+    rec["stim_id"] = 0
 
 
 class FrameMaker:
@@ -24,6 +40,7 @@ class FrameMaker:
 
     def __init__(self, timeline: Timeline) -> None:
         self.timeline = timeline
+        self.fs = timeline.sample_rate_hz
         # Velocity shown per frame, per condition name, for Replay(from_condition=...).
         self._history: dict[str, list[float]] = {}
         self._bound: dict[tuple[int, int], Stimulus] = {}
@@ -65,7 +82,15 @@ class FrameMaker:
         if loop.condition != at.condition:
             # the newest state is still the previous condition's: this one starts from rest
             loop = self.timeline.initial_loop(at.condition)
-        stim.fill(rec, at.t_in_step, loop)
+        wait = self.timeline.steps_of(at.condition)[at.step].wait_for
+        if wait is None:
+            stim.fill(rec, at.t_in_step, loop)
+        else:
+            start = brain_trigger_sample(at.step_start_sample, wait.timeout_s, loop, self.fs)
+            if flip_sample < start:
+                _waiting(rec, stim)
+            else:
+                stim.fill(rec, (flip_sample - start) / self.fs, loop)
         name = self.timeline.protocol.conditions[at.condition].name
         if name in self._replayed:
             self._history.setdefault(name, []).append(float(rec["velocity"]))

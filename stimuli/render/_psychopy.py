@@ -58,6 +58,7 @@ _STATE_FIELDS = (
     "sample",
     "stamp",
     "condition",
+    "trigger_sample",
 )
 # Counters the renderer process writes and the engine reads (one writer each).
 _SHOWN, _DROPPED, _LOST, _N_COUNTERS = 0, 1, 2, 3
@@ -87,6 +88,7 @@ class LoopStateBlock:
         b[7] = float(sample)
         b[8] = stamp
         b[9] = float(loop.condition)
+        b[10] = float(loop.trigger_sample)
         b[0] = seq + 2.0
 
     def read(self) -> tuple[int, LoopState, int, float] | None:
@@ -109,6 +111,7 @@ class LoopStateBlock:
                 swimming=values[4] != 0.0,
                 updated_sample=int(values[5]),
                 condition=int(values[8]),
+                trigger_sample=int(values[9]),
             )
             return int(seq) // 2, loop, int(values[6]), values[7]
         # Only a writer stalled mid-write can get here; the previous state stays on screen.

@@ -1,0 +1,223 @@
+"""The brain readout: drift, brightness, an activity raster and chosen neurons, per volume.
+
+Fed by the live readout's rows (rig/readout, one per volume, ~1 Hz) through the
+same :class:`~gui._engine_thread.LiveBatch` as the other live views. Left: the
+drift's components and its length against the config's warning threshold (a
+dashed line), and each plane's brightness relative to the start (mean, and the
+dimmest and brightest plane). Right: the raster of every traced neuron's ΔF/F
+over the last volumes, and a max projection of the newest volume: a click on it
+picks the traced neuron nearest the click, whose ΔF/F joins the traces below
+(the newest few picks).
+
+The raster shows at most ``RASTER_ROWS`` rows: with ~70,000 neurons, neighbouring
+trace columns are averaged in groups, so it stays one small image whatever the
+brain's size (a column per volume, a few hundred volumes).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from gui._qt import QtCore, QtWidgets, pg
+from rig.readout import LiveRow
+
+__all__ = ["ReadoutPanel"]
+
+#: Volumes kept on screen.
+HISTORY = 300
+#: Rows of the activity raster at most (neurons averaged in groups above that).
+RASTER_ROWS = 1000
+#: Neurons whose traces are drawn (the newest picks).
+PICKS = 4
+PICK_COLOURS = ("#1f77b4", "#d62728", "#2fb344", "#7048e8")
+AXIS_COLOURS = {"z": "#c27c00", "y": "#1f77b4", "x": "#d62728"}
+
+
+class ReadoutPanel(QtWidgets.QWidget):
+    #: A neuron was picked on the max projection (its trace column).
+    picked = QtCore.pyqtSignal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.threshold_um = 5.0
+        self.volume_period_s = 1.0
+        self.shape_zyx: tuple[int, int, int] | None = None
+        self.positions_zyx = np.zeros((0, 3))
+        self.label_ids = np.zeros(0, dtype=np.int64)
+        self.picks: deque[int] = deque(maxlen=PICKS)
+        self._rows: deque[LiveRow] = deque(maxlen=HISTORY)
+        self._mip: np.ndarray | None = None
+        self._stride = 1
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.drift_plot = self.plots.addPlot(row=0, col=0, title="drift (µm): z y x, |drift|")
+        self.drift_curves = {
+            k: self.drift_plot.plot(pen=pg.mkPen(c, width=1)) for k, c in AXIS_COLOURS.items()
+        }
+        self.drift_norm = self.drift_plot.plot(pen=pg.mkPen("#000000", width=2))
+        self.threshold_line = pg.InfiniteLine(
+            pos=self.threshold_um,
+            angle=0,
+            pen=pg.mkPen("#d63939", width=1, style=QtCore.Qt.PenStyle.DashLine),
+        )
+        self.drift_plot.addItem(self.threshold_line)
+        self.bright_plot = self.plots.addPlot(
+            row=1, col=0, title="brightness vs start: mean, dimmest, brightest plane"
+        )
+        self.bright_mean = self.bright_plot.plot(pen=pg.mkPen("#000000", width=2))
+        self.bright_lo = self.bright_plot.plot(pen=pg.mkPen("#868e96", width=1))
+        self.bright_hi = self.bright_plot.plot(pen=pg.mkPen("#868e96", width=1))
+        self.traces_plot = self.plots.addPlot(row=2, col=0, title="chosen neurons (ΔF/F)")
+        self.pick_curves = [self.traces_plot.plot(pen=pg.mkPen(c, width=1)) for c in PICK_COLOURS]
+        for p in (self.drift_plot, self.bright_plot, self.traces_plot):
+            p.setLabel("bottom", "volume")
+            p.showGrid(x=True, y=True, alpha=0.2)
+
+        self.images = pg.GraphicsLayoutWidget()
+        self.images.setBackground("#303030")
+        self.raster_title = self.images.addLabel("activity (ΔF/F)", row=0, col=0)
+        self.raster_view = self.images.addViewBox(row=1, col=0, invertY=True)
+        self.raster_image = pg.ImageItem(axisOrder="row-major")
+        self.raster_view.addItem(self.raster_image)
+        self.mip_title = self.images.addLabel("max projection: click a neuron", row=2, col=0)
+        self.mip_view = self.images.addViewBox(row=3, col=0, lockAspect=True, invertY=True)
+        self.mip_image = pg.ImageItem(axisOrder="row-major")
+        self.mip_view.addItem(self.mip_image)
+        self.pick_marks = pg.ScatterPlotItem(size=10, pen=pg.mkPen("#ffffff"), brush=None)
+        self.mip_view.addItem(self.pick_marks)
+        for v in (self.raster_view, self.mip_view):
+            v.setMouseEnabled(False, False)
+        self.images.scene().sigMouseClicked.connect(self._scene_clicked)
+
+        self.status = QtWidgets.QLabel(
+            "no readout yet ([readout] enabled = true in the rig config)"
+        )
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        split.addWidget(self.plots)
+        split.addWidget(self.images)
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.status)
+
+    # -- set-up ------------------------------------------------------------------------------
+    def new_session(
+        self, threshold_um: float, volume_period_s: float, shape_zyx: tuple[int, int, int]
+    ) -> None:
+        self.threshold_um = float(threshold_um)
+        self.threshold_line.setValue(self.threshold_um)
+        self.volume_period_s = volume_period_s
+        self.shape_zyx = shape_zyx
+        self._rows.clear()
+        self.picks.clear()
+        self._mip = None
+        self.positions_zyx = np.zeros((0, 3))
+        self.label_ids = np.zeros(0, dtype=np.int64)
+
+    def set_labels(self, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
+        """The traced neurons (trace column order), for picking on the max projection."""
+        self.label_ids = np.asarray(ids)
+        self.positions_zyx = np.asarray(positions_zyx, dtype=np.float64).reshape(-1, 3)
+
+    # -- data --------------------------------------------------------------------------------
+    def add_rows(self, rows: list[LiveRow]) -> None:
+        if not rows:
+            return
+        self._rows.extend(rows)
+        self._draw()
+
+    def show_volume(self, volume: np.ndarray) -> None:
+        """The newest volume (z, y, x), possibly subsampled in y and x."""
+        mip = np.asarray(volume).max(axis=0)
+        self._mip = mip
+        if self.shape_zyx is not None:
+            self._stride = max(1, round(self.shape_zyx[2] / max(1, mip.shape[1])))
+        lo, hi = np.percentile(mip, (1.0, 99.7))
+        self.mip_image.setImage(mip, levels=(float(lo), float(max(hi, lo + 1))))
+        self._draw_marks()
+
+    @property
+    def rows(self) -> int:
+        return len(self._rows)
+
+    def raster(self) -> np.ndarray:
+        """(rows <= RASTER_ROWS, volumes) ΔF/F of the traced neurons, grouped if many."""
+        if not self._rows:
+            return np.zeros((0, 0), dtype=np.float32)
+        n = min(len(r.traces_dff) for r in self._rows)
+        dff = np.stack([r.traces_dff[:n] for r in self._rows], axis=1)  # (n, volumes)
+        if n > RASTER_ROWS:
+            group = -(-n // RASTER_ROWS)
+            # neighbouring columns averaged in groups of `group` (the last group shorter)
+            starts = np.arange(0, n, group)
+            sums = np.add.reduceat(dff, starts, axis=0)
+            counts = np.diff(np.append(starts, n)).astype(np.float32)
+            dff = sums / counts[:, None]
+        return dff.astype(np.float32)
+
+    def _draw(self) -> None:
+        rows = list(self._rows)
+        v = np.array([r.volume for r in rows], dtype=float)
+        drift = np.stack([r.drift_um for r in rows])
+        for k, (name, curve) in enumerate(self.drift_curves.items()):
+            curve.setData(v, drift[:, k])
+            del name
+        self.drift_norm.setData(v, np.linalg.norm(drift, axis=1))
+        bright = np.stack([r.brightness for r in rows])
+        self.bright_mean.setData(v, np.nanmean(bright, axis=1))
+        self.bright_lo.setData(v, np.nanmin(bright, axis=1))
+        self.bright_hi.setData(v, np.nanmax(bright, axis=1))
+        image = self.raster()
+        if image.size:
+            hi = float(np.nanpercentile(image, 99.5)) if np.isfinite(image).any() else 1.0
+            self.raster_image.setImage(np.nan_to_num(image), levels=(0.0, max(hi, 0.05)))
+        for curve, k in zip(self.pick_curves, list(self.picks) + [-1] * PICKS, strict=False):
+            if k < 0:
+                curve.setData([], [])
+            else:
+                curve.setData(v, np.array([r.traces_dff[k] if k < len(r.traces_dff) else np.nan
+                                           for r in rows]))  # fmt: skip
+        last = rows[-1]
+        d = float(np.linalg.norm(last.drift_um))
+        warn = " — above the warning threshold" if d > self.threshold_um else ""
+        self.status.setText(
+            f"volume {last.volume}: drift {d:.1f} µm{warn}; brightness "
+            f"{float(np.nanmean(last.brightness)):.1%} of the start; "
+            f"{len(last.traces_raw)} neurons traced; readout {last.seconds * 1e3:.0f} ms/volume"
+        )
+
+    # -- picking -----------------------------------------------------------------------------
+    def pick_at(self, y: float, x: float) -> int | None:
+        """Pick the traced neuron nearest (y, x) in full-resolution voxels; its column."""
+        if not len(self.positions_zyx):
+            return None
+        d = np.hypot(self.positions_zyx[:, 1] - y, self.positions_zyx[:, 2] - x)
+        k = int(np.argmin(d))
+        if k in self.picks:
+            self.picks.remove(k)
+        self.picks.append(k)
+        self._draw_marks()
+        if self._rows:
+            self._draw()
+        self.picked.emit(k)
+        return k
+
+    def _scene_clicked(self, ev: object) -> None:
+        """A click anywhere in the images: a pick when it lands on the max projection."""
+        scene_pos = ev.scenePos()  # type: ignore[attr-defined]
+        if self._mip is None or not self.mip_view.sceneBoundingRect().contains(scene_pos):
+            return
+        pos = self.mip_view.mapSceneToView(scene_pos)  # image pixels (x, y)
+        s = self._stride
+        self.pick_at(float(pos.y()) * s, float(pos.x()) * s)
+
+    def _draw_marks(self) -> None:
+        if not self.picks or not len(self.positions_zyx):
+            self.pick_marks.setData([], [])
+            return
+        p = self.positions_zyx[list(self.picks)]
+        s = self._stride
+        self.pick_marks.setData(
+            p[:, 2] / s, p[:, 1] / s, pen=[pg.mkPen(c) for c in PICK_COLOURS[: len(p)]]
+        )
