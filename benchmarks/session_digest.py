@@ -4,7 +4,9 @@ A speed-up of the engine must not change what a seed records. ``bout_reference.p
 holds the bouts and displayed velocities; this digest covers everything else the
 file holds: every dataset's bytes (the 10-row stream, volumes, tables, traces),
 with the wall-clock parts left out (``events/wall_time``, root attributes such as
-``started_at``), so two runs of the same seed on any machine give the same lines.
+``started_at``, and the writer's "buffer full" warnings, which say how fast this
+machine's disk and cores were, not what was recorded), so two runs of the same
+seed on any machine give the same lines.
 
 Usage:
     python benchmarks/session_digest.py SESSION.h5 [> a.txt]
@@ -29,6 +31,8 @@ import numpy as np  # noqa: E402
 
 #: Datasets that hold wall-clock times (differ between any two runs).
 _WALL = ("events/wall_time",)
+#: Events that depend on the machine's speed: the writer's ring filling up.
+_LOAD_EVENT = "writer buffer "
 #: Root attributes that hold wall-clock times or paths.
 _WALL_ATTRS = ("started_at", "ended_at")
 
@@ -37,18 +41,25 @@ def digest(path: Path) -> list[str]:
     """``name  shape  sha256`` per dataset and one line for the root attributes, sorted."""
     lines: list[str] = []
     with h5py.File(path, "r") as f:
+        events = f.get("events")
+        keep = None
+        if isinstance(events, h5py.Group) and "message" in events:
+            msgs = [m.decode() if isinstance(m, bytes) else str(m) for m in events["message"][()]]
+            keep = np.array([not m.startswith(_LOAD_EVENT) for m in msgs], dtype=bool)
 
         def visit(name: str, obj: object) -> None:
             if not isinstance(obj, h5py.Dataset) or name in _WALL:
                 return
             data = obj[()]
+            if name.startswith("events/") and keep is not None and len(data) == len(keep):
+                data = data[keep]
             if isinstance(data, np.ndarray) and data.dtype == object:
                 raw = "\x00".join(
                     x.decode() if isinstance(x, bytes) else str(x) for x in data.ravel()
                 ).encode()
             else:
                 raw = np.ascontiguousarray(data).tobytes()
-            lines.append(f"{name}  {obj.shape}  {hashlib.sha256(raw).hexdigest()[:16]}")
+            lines.append(f"{name}  {np.shape(data)}  {hashlib.sha256(raw).hexdigest()[:16]}")
 
         f.visititems(visit)
         attrs = {k: str(v) for k, v in f.attrs.items() if k not in _WALL_ATTRS}

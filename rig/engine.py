@@ -548,9 +548,10 @@ class Engine:
                 frames,
                 bouts,
                 swim.swimming,
-                self.detector.last_power.copy(),
-                self.detector.last_eval_samples.copy(),
-                self.detector.threshold.copy(),
+                # new arrays whenever they change (the detector never writes them in place)
+                self.detector.last_power,
+                self.detector.last_eval_samples,
+                self.detector.threshold,
                 self.loop.velocity,
                 self.loop.gain,
             )
@@ -626,10 +627,11 @@ class Engine:
             self._event(s1, "note", text, "user")
         # injected faults first, so this batch's health check already sees them (a batch
         # can hold up to 64 chunks in virtual time: checking first made detection 2 batches late)
-        for rec in batch:
-            self._faults.apply(
-                rec.s1, dev, w, partial(self._event, rec.s1, "info", source="engine")
-            )
+        if self._faults.pending:
+            for rec in batch:
+                self._faults.apply(
+                    rec.s1, dev, w, partial(self._event, rec.s1, "info", source="engine")
+                )
         # health checks cost system calls: a few times per second is well within the 1 s target
         ticks = s1 // self._health_every - s0 // self._health_every
         if ticks:

@@ -85,7 +85,8 @@ class OnlineSwimDetector:
         self._lab_evals = LAB_LOOP_SAMPLES / self.p.step
         self.fs = sample_rate_hz
         self._carry = np.zeros((0, 2))
-        self._pos = 0  # global index of the first sample of _carry
+        self._xx = np.zeros((0, 4))
+        self._sums = np.zeros((1, 4))
         n_hist = int(self.p.history_s * sample_rate_hz / self.p.step)
         self._hist = np.zeros((n_hist, 2))
         self._hist_n = 0
@@ -101,7 +102,10 @@ class OnlineSwimDetector:
         self._sum_r = 0.0
         self._count = 0
         self._peak = 0.0
-        self.last_power = np.zeros((0, 2))  # (evals, 2) of the last chunk, for live views
+        #: (evals, 2) of the last chunk, for live views. This, ``last_eval_samples`` and
+        #: ``threshold`` are new arrays whenever they change (never written in place), so
+        #: the engine hands them on without copying.
+        self.last_power = np.zeros((0, 2))
         self._unit_power = np.zeros((0, 2))  # the same in ``power_units``
         self.last_eval_samples = np.zeros(0, dtype=np.int64)
 
@@ -113,7 +117,14 @@ class OnlineSwimDetector:
         """Feed samples [s0, s0+n) of (n, 2) tail voltages; return the chunk's swim input
         and the bouts that ended in it (BOUT_DTYPE)."""
         n_carry = len(self._carry)
-        x = np.empty((n_carry + len(tail), 2))
+        m = n_carry + len(tail)
+        # (samples, [x_left, x_right, x_left^2, x_right^2]) and its running sums with a leading
+        # zero row, kept between chunks: one cumsum for both sums, no allocation per chunk
+        if self._xx.shape[0] != m:
+            self._xx = np.empty((m, 4))
+            self._sums = np.zeros((m + 1, 4))
+        xx, sums = self._xx, self._sums
+        x = xx[:, :2]
         x[:n_carry] = self._carry
         x[n_carry:] = tail
         base = s0 - n_carry
@@ -126,17 +137,19 @@ class OnlineSwimDetector:
         done = _NO_BOUTS
         if first <= last:
             ends = np.arange(first, last + 1, st, dtype=np.int64)
-            # running sums with a leading zero; the window sums are differences of them
-            # (slices, not index arrays: the same numbers, a fraction of the calls)
-            c1 = np.zeros((len(x) + 1, 2))
-            np.cumsum(x, axis=0, out=c1[1:])
-            c2 = np.zeros((len(x) + 1, 2))
-            np.cumsum(x * x, axis=0, out=c2[1:])
+            # running sums; the window sums are differences of them (slices, not index
+            # arrays). Each column is summed in order from the carry's first sample, so the
+            # numbers are those of one cumsum per quantity, whatever the buffer's layout.
+            np.multiply(x, x, out=xx[:, 2:])
+            np.cumsum(xx, axis=0, out=sums[1:])
             hi0 = first - base
             hi = slice(hi0, last - base + 1, st)
             lo = slice(hi0 - w, last - base + 1 - w, st)
-            mean = (c1[hi] - c1[lo]) / w
-            var = np.maximum((c2[hi] - c2[lo]) / w - mean * mean, 0.0)
+            d = sums[hi] - sums[lo]
+            d /= w
+            mean = d[:, :2]
+            var = d[:, 2:] - mean * mean
+            np.maximum(var, 0.0, out=var)
             self._remember(var)
             power = self._power(var)
             unit_power = self._in_units(var, power)
@@ -144,7 +157,7 @@ class OnlineSwimDetector:
             self.last_power = power
             self._unit_power = unit_power
             self.last_eval_samples = ends
-        self._carry = x[-w:]
+        self._carry = x[-w:].copy()
         pl, pr = self._chunk_power()
         return SwimInput(self._in_bout, pl, pr), done
 
@@ -206,8 +219,9 @@ class OnlineSwimDetector:
     def _bouts(self, var: np.ndarray, power: np.ndarray, ends: np.ndarray) -> np.ndarray:
         if not self._ready:
             return _NO_BOUTS
-        supra: np.ndarray = np.any(var > self.threshold, axis=1)
-        if not self._in_bout and not supra.any():
+        gt = var > self.threshold
+        supra: np.ndarray = gt[:, 0] | gt[:, 1]  # either channel (np.any(axis=1), cheaper)
+        if not self._in_bout and not gt.any():
             return _NO_BOUTS  # most chunks: no bout going on, none starting
         out = []
         half = self.p.window // 2

@@ -66,12 +66,13 @@ class StreamRecorder:
         self.names = condition_names
         self._pending: list[tuple[int, np.ndarray]] = []
         self._frames = np.zeros(0, dtype=FRAME_DTYPE)
+        self._new_frames: list[np.ndarray] = []  # added since the last emit, joined there
         self._held: np.void = _NO_FRAME
         self.last_condition = -1
 
     def add(self, s0: int, chunk: np.ndarray, frames: np.ndarray) -> None:
         if len(frames):
-            self._frames = concat_records([self._frames, frames])
+            self._new_frames.append(frames)
         self._pending.append((s0, chunk))
 
     def emit(self, final: bool) -> None:
@@ -85,6 +86,9 @@ class StreamRecorder:
         takes many chunks at once, and per-chunk numpy calls were its whole cost.
         """
         tl = self.tl
+        if self._new_frames:  # one join per batch, not one per chunk
+            self._frames = concat_records([self._frames, *self._new_frames])
+            self._new_frames.clear()
         known = int(self._frames["flip_sample"][-1]) if len(self._frames) else -1
         ready = 0
         for s0, chunk in self._pending:
