@@ -332,6 +332,10 @@ class Engine:
             )
         self.path = self._session_path()
         m = self.rig.microscope
+        # rows go to the writer process every 0.1 s of samples; in virtual time every 0.5 s
+        # (still within the writer's flush interval): each message costs the writer an h5py
+        # resize and write per column, whatever its length, and was the writer's whole load
+        batch_s = 0.5 if self._virtual else 0.1
         attrs = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -372,7 +376,9 @@ class Engine:
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
-            batch_samples=max(self.rig.daq.chunk_samples, round(0.1 * self.rig.daq.sample_rate_hz)),
+            batch_samples=max(
+                self.rig.daq.chunk_samples, round(batch_s * self.rig.daq.sample_rate_hz)
+            ),
             wait_for_buffers=isinstance(self.clock, VirtualClock),
         )
         self.writer.on_commit = self._on_volume
@@ -599,9 +605,9 @@ class Engine:
         light = self._light
         frames = [r.frames for r in batch if len(r.frames)]
         if light is not None:
-            # frames wait for their light; each chunk's photodiode column decodes it
-            for r in batch:
-                self._write_frames(light.feed(r.s0, r.chunk[:, 3], r.frames))
+            # frames wait for their light; the photodiode column decodes it (the batch at
+            # once: the same lights as chunk by chunk, without per-chunk numpy calls)
+            self._write_frames(light.feed_many([(r.s0, r.chunk[:, 3], r.frames) for r in batch]))
         elif frames:
             self._write_frames(concat_records(frames))
         self._n.frames += sum(len(f) for f in frames)
