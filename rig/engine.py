@@ -35,7 +35,7 @@ import numpy as np
 from acquisition.daq._photodiode import LightDecoder
 from acquisition.fish import TUNINGS
 from acquisition.laser._base import Laser
-from acquisition.swims import OnlineSwimDetector
+from acquisition.swims import OnlineSwimDetector, swim_power
 from acquisition.writer import WriterClient
 from acquisition.writer._client import concat_records
 from rig import __version__
@@ -554,8 +554,9 @@ class Engine:
                 frames,
                 bouts,
                 swim.swimming,
-                # new arrays whenever they change (the detector never writes them in place)
-                self.detector.last_power,
+                # new arrays whenever they change (the detector never writes them in place);
+                # the power is made from the variance on the record lane, for live views only
+                self.detector.last_var,
                 self.detector.last_eval_samples,
                 self.detector.threshold,
                 self.loop.velocity,
@@ -647,7 +648,7 @@ class Engine:
                 live = LiveChunk(
                     rec.s0,
                     rec.chunk[:, :2].copy(),
-                    rec.power,
+                    swim_power(rec.var, rec.threshold),
                     rec.power_samples,
                     rec.threshold,
                     rec.velocity,

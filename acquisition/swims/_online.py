@@ -33,7 +33,14 @@ import numpy as np
 
 from stimuli.closed_loop import SwimInput
 
-__all__ = ["BOUT_DTYPE", "LAB_LOOP_SAMPLES", "OnlineSwimDetector", "PowerUnits", "SwimParams"]
+__all__ = [
+    "BOUT_DTYPE",
+    "LAB_LOOP_SAMPLES",
+    "OnlineSwimDetector",
+    "PowerUnits",
+    "SwimParams",
+    "swim_power",
+]
 
 PowerUnits = Literal["threshold", "lab"]
 #: The lab's C# rig read 50 samples per loop and summed the supra-threshold power over them.
@@ -71,6 +78,15 @@ class SwimParams:
     warmup_factor: float = 2.5
 
 
+def swim_power(var: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Per-evaluation swim power in threshold units: ``sqrt(max(var - thr, 0) / thr)``.
+
+    Before the first threshold estimate the threshold is infinite and this is 0 for
+    every (finite) variance, as it should be.
+    """
+    return np.sqrt(np.maximum(var - threshold, 0.0) / threshold)
+
+
 class OnlineSwimDetector:
     def __init__(
         self,
@@ -102,11 +118,12 @@ class OnlineSwimDetector:
         self._sum_r = 0.0
         self._count = 0
         self._peak = 0.0
-        #: (evals, 2) of the last chunk, for live views. This, ``last_eval_samples`` and
-        #: ``threshold`` are new arrays whenever they change (never written in place), so
-        #: the engine hands them on without copying.
-        self.last_power = np.zeros((0, 2))
-        self._unit_power = np.zeros((0, 2))  # the same in ``power_units``
+        #: (evals, 2) windowed variance of the last chunk (``last_power`` is made from it
+        #: on demand). This, ``last_eval_samples`` and ``threshold`` are new arrays whenever
+        #: they change (never written in place), so the engine hands them on without copying.
+        self.last_var = np.zeros((0, 2))
+        self._last_thr = self.threshold
+        self._unit_power: np.ndarray | None = np.zeros((0, 2))  # in ``power_units``; None: not made
         self.last_eval_samples = np.zeros(0, dtype=np.int64)
 
     @property
@@ -151,20 +168,25 @@ class OnlineSwimDetector:
             var = d[:, 2:] - mean * mean
             np.maximum(var, 0.0, out=var)
             self._remember(var)
-            power = self._power(var)
-            unit_power = self._in_units(var, power)
-            done = self._bouts(var, unit_power, ends)
-            self.last_power = power
-            self._unit_power = unit_power
+            # the powers are made only when a bout needs them (most chunks: no swim at all)
+            self.last_var, self._last_thr, self._unit_power = var, self.threshold, None
+            done = self._bouts(var, ends)
             self.last_eval_samples = ends
         self._carry = x[-w:].copy()
         pl, pr = self._chunk_power()
         return SwimInput(self._in_bout, pl, pr), done
 
-    def _power(self, var: np.ndarray) -> np.ndarray:
-        if not self._ready:
-            return np.zeros_like(var)
-        return np.sqrt(np.maximum(var - self.threshold, 0.0) / self.threshold)
+    @property
+    def last_power(self) -> np.ndarray:
+        """(evals, 2) swim power of the last chunk in threshold units, for live views."""
+        return swim_power(self.last_var, self._last_thr)
+
+    def _unit(self) -> np.ndarray:
+        """The last chunk's per-evaluation power in ``power_units`` (made once, on demand)."""
+        if self._unit_power is None:
+            var = self.last_var
+            self._unit_power = self._in_units(var, swim_power(var, self._last_thr))
+        return self._unit_power
 
     def _in_units(self, var: np.ndarray, power: np.ndarray) -> np.ndarray:
         """Per-evaluation power in ``power_units`` (threshold units are ``power`` itself)."""
@@ -174,8 +196,10 @@ class OnlineSwimDetector:
         return np.sqrt(self._lab_evals * np.maximum(var - self.threshold, 0.0))
 
     def _chunk_power(self) -> tuple[float, float]:
-        p = self._unit_power
-        if not self._in_bout or not len(p):
+        if not self._in_bout:
+            return 0.0, 0.0
+        p = self._unit()
+        if not len(p):
             return 0.0, 0.0
         # lab: sqrt of the supra-threshold power summed over one lab loop = rms of the
         # per-evaluation values above; threshold units: their mean
@@ -216,13 +240,14 @@ class OnlineSwimDetector:
         self.threshold = thr
         self._ready = True
 
-    def _bouts(self, var: np.ndarray, power: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    def _bouts(self, var: np.ndarray, ends: np.ndarray) -> np.ndarray:
         if not self._ready:
             return _NO_BOUTS
         gt = var > self.threshold
-        supra: np.ndarray = gt[:, 0] | gt[:, 1]  # either channel (np.any(axis=1), cheaper)
         if not self._in_bout and not gt.any():
             return _NO_BOUTS  # most chunks: no bout going on, none starting
+        supra: np.ndarray = gt[:, 0] | gt[:, 1]  # either channel (np.any(axis=1), cheaper)
+        power = self._unit()
         out = []
         half = self.p.window // 2
         for i in range(len(ends)):

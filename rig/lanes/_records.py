@@ -44,7 +44,7 @@ class ChunkRecord:
     frames: np.ndarray  # FRAME_DTYPE, reported by the renderer during this chunk
     bouts: np.ndarray  # BOUT_DTYPE, ended during this chunk
     swimming: bool
-    power: np.ndarray  # (evals, 2) threshold units, for live views
+    var: np.ndarray  # (evals, 2) windowed tail variance; live views get its swim power
     power_samples: np.ndarray
     threshold: np.ndarray
     velocity: float
