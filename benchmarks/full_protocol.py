@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     proto = dataset_protocol().scaled(scale)
     out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-full-"))
     engine = Engine(rig, proto, out, clock="virtual", seed=args.seed)
-    engine.costs.use_cpu_time()
+    engine.costs.use_cpu_time(every=7)
     tl = engine.timeline
     print(
         f"protocol  {proto.name}: {tl.n_volumes} volumes of {rig.microscope.shape_zyx} every "

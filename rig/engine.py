@@ -495,8 +495,16 @@ class Engine:
         dev, w, tl = self.devices, self.writer, self.timeline
         assert dev is not None and w is not None
         assert self._image_lane is not None and self._record_lane is not None
-        costs, clock = self.costs.seconds, self.costs.clock
+        cc = self.costs
+        costs = cc.seconds
         fish = dev.fish
+        # time the parts on one chunk in cc.every; float() is a clock that always says 0.0
+        timed = cc.every == 1 or self._sample // self.rig.daq.chunk_samples % cc.every == 0
+        clock: Callable[[], float] = cc.clock if timed else float
+        if timed:
+            cc.timed_chunks += 1
+        if fish is not None:
+            fish.clock = clock
         fish_before = fish.seconds if fish is not None else 0.0
         t_start = clock()
         try:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -35,9 +34,12 @@ _NO_FRAME["condition"] = -1
 _STIM_ROWS = ("param3", "param4", "param5", "stim_id", "velocity", "gain")
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkRecord:
-    """One DAQ chunk as the loop lane saw it (the arrays are the lane's own: keep them)."""
+class ChunkRecord(NamedTuple):
+    """One DAQ chunk as the loop lane saw it (the arrays are the lane's own: keep them).
+
+    A named tuple, not a frozen dataclass: one is made per chunk on the loop lane, and a
+    frozen dataclass's ``__init__`` (an ``object.__setattr__`` per field) cost ~3 us of it.
+    """
 
     s0: int
     chunk: np.ndarray  # (n, inputs) float32 as read
