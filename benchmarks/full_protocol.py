@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmarks/README.md: full_protocol block rewritten")
     if not args.keep:
         path.unlink(missing_ok=True)
+        path.with_suffix(".log").unlink(missing_ok=True)  # the session's event log beside it
         if args.out is None:
             out.rmdir()
     else:
