@@ -35,7 +35,7 @@ import numpy as np
 from acquisition.daq._photodiode import LightDecoder
 from acquisition.fish import TUNINGS
 from acquisition.laser._base import Laser
-from acquisition.swims import OnlineSwimDetector
+from acquisition.swims import OnlineSwimDetector, swim_power
 from acquisition.writer import WriterClient
 from acquisition.writer._client import concat_records
 from rig import __version__
@@ -356,6 +356,10 @@ class Engine:
             )
         self.path = self._session_path()
         m = self.rig.microscope
+        # rows go to the writer process every 0.1 s of samples; in virtual time every 0.5 s
+        # (still within the writer's flush interval): each message costs the writer an h5py
+        # resize and write per column, whatever its length, and was the writer's whole load
+        batch_s = 0.5 if self._virtual else 0.1
         attrs = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -412,7 +416,9 @@ class Engine:
             },
             n_slots=self.rig.writer.volume_slots,
             flush_interval_s=self.rig.writer.flush_interval_s,
-            batch_samples=max(self.rig.daq.chunk_samples, round(0.1 * self.rig.daq.sample_rate_hz)),
+            batch_samples=max(
+                self.rig.daq.chunk_samples, round(batch_s * self.rig.daq.sample_rate_hz)
+            ),
             wait_for_buffers=isinstance(self.clock, VirtualClock),
         )
         self.writer.on_commit = self._on_volume
@@ -553,8 +559,16 @@ class Engine:
         dev, w, tl = self.devices, self.writer, self.timeline
         assert dev is not None and w is not None
         assert self._image_lane is not None and self._record_lane is not None
-        costs, clock = self.costs.seconds, self.costs.clock
+        cc = self.costs
+        costs = cc.seconds
         fish = dev.fish
+        # time the parts on one chunk in cc.every; float() is a clock that always says 0.0
+        timed = cc.every == 1 or self._sample // self.rig.daq.chunk_samples % cc.every == 0
+        clock: Callable[[], float] = cc.clock if timed else float
+        if timed:
+            cc.timed_chunks += 1
+        if fish is not None:
+            fish.clock = clock
         fish_before = fish.seconds if fish is not None else 0.0
         t_start = clock()
         try:
@@ -616,9 +630,11 @@ class Engine:
                 frames,
                 bouts,
                 swim.swimming,
-                self.detector.last_power.copy(),
-                self.detector.last_eval_samples.copy(),
-                self.detector.threshold.copy(),
+                # new arrays whenever they change (the detector never writes them in place);
+                # the power is made from the variance on the record lane, for live views only
+                self.detector.last_var,
+                self.detector.last_eval_samples,
+                self.detector.threshold,
                 self.loop.velocity,
                 self.loop.gain,
             )
@@ -666,9 +682,9 @@ class Engine:
         light = self._light
         frames = [r.frames for r in batch if len(r.frames)]
         if light is not None:
-            # frames wait for their light; each chunk's photodiode column decodes it
-            for r in batch:
-                self._write_frames(light.feed(r.s0, r.chunk[:, 3], r.frames))
+            # frames wait for their light; the photodiode column decodes it (the batch at
+            # once: the same lights as chunk by chunk, without per-chunk numpy calls)
+            self._write_frames(light.feed_many([(r.s0, r.chunk[:, 3], r.frames) for r in batch]))
         elif frames:
             self._write_frames(concat_records(frames))
         self._n.frames += sum(len(f) for f in frames)
@@ -696,10 +712,11 @@ class Engine:
             self._event(s1, "note", text, "user")
         # injected faults first, so this batch's health check already sees them (a batch
         # can hold up to 64 chunks in virtual time: checking first made detection 2 batches late)
-        for rec in batch:
-            self._faults.apply(
-                rec.s1, dev, w, partial(self._event, rec.s1, "info", source="engine")
-            )
+        if self._faults.pending:
+            for rec in batch:
+                self._faults.apply(
+                    rec.s1, dev, w, partial(self._event, rec.s1, "info", source="engine")
+                )
         # health checks cost system calls: a few times per second is well within the 1 s target
         ticks = s1 // self._health_every - s0 // self._health_every
         if ticks:
@@ -709,7 +726,7 @@ class Engine:
                 live = LiveChunk(
                     rec.s0,
                     rec.chunk[:, :2].copy(),
-                    rec.power,
+                    swim_power(rec.var, rec.threshold),
                     rec.power_samples,
                     rec.threshold,
                     rec.velocity,

@@ -32,6 +32,11 @@ class FaultInjector:
             if t is not None
         )
 
+    @property
+    def pending(self) -> bool:
+        """Faults still to inject (the record lane skips the per-chunk call when none are)."""
+        return bool(self._due)
+
     def apply(
         self, sample: int, devices: Devices, writer: WriterClient, log: Callable[[str], None]
     ) -> None:

@@ -171,3 +171,51 @@ def test_hardware_config_in_session_carries_the_display_model(short_session: Pat
         cfg = json.loads(str(f.attrs["hardware_config"]))
     assert cfg["display"]["sync_patch"]["corner"] == "bottom-left"
     assert cfg["sim_projector"]["input_lag_ms"] == pytest.approx(25.0)
+
+
+def _photodiode_session(seed: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(s0, photodiode trace, frames logged) per 60-sample chunk through the projector model:
+    a dropped frame, 40 frames logged but never shown (given out unlit after max_latency),
+    frames shown late, a 1.2 s pause (a run longer than max_latency), and 5x the
+    configured photodiode noise, so that a run's level measured on part of it differs."""
+    rig = load_config()
+    fs, hz = rig.daq.sample_rate_hz, rig.display.refresh_hz
+    model = rig.sim_projector.model_copy(update={"noise_v": 5 * rig.sim_projector.noise_v})
+    drops = (2.5, *(3.0 + k / hz for k in range(40)))
+    proj = SimProjector(
+        rig.display, model, fs, np.random.default_rng(seed), drops_frames_at_s=drops
+    )
+    n = 500
+    fr = np.zeros(n, dtype=FRAME_DTYPE)
+    fr["frame"] = np.arange(n)
+    slots = np.arange(n) + (np.arange(n) > 90) + 72 * (np.arange(n) > 350)
+    fr["flip_sample"] = np.floor(slots * fs / hz + 0.5).astype(np.int64)
+    fr["sync_level"] = [sync_level(k) for k in range(n)]
+    fr["light_sample"] = -1
+    chunks = []
+    for s0 in range(0, int(fr["flip_sample"][-1]) + 6000, 60):
+        new = fr[(fr["flip_sample"] >= s0) & (fr["flip_sample"] < s0 + 60)]
+        proj.show(new)
+        chunks.append((s0, proj.read(s0, 60), new.copy()))
+    return chunks
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_decoding_many_chunks_at_once_gives_what_chunk_by_chunk_gives(seed: int) -> None:
+    """The record lane decodes a batch of chunks at once (LightDecoder.feed_many): the same
+    frames, lights and unmatched edges as one chunk at a time, for any batch sizes."""
+    chunks = _photodiode_session(seed)
+    one = LightDecoder(6000.0, 60.0)
+    want = np.concatenate([*(one.feed(*c) for c in chunks), one.flush()])
+    many = LightDecoder(6000.0, 60.0)
+    rng = np.random.default_rng(seed)
+    got, i = [], 0
+    while i < len(chunks):
+        k = int(rng.integers(1, 65))
+        got.append(many.feed_many(chunks[i : i + k]))
+        i += k
+    got.append(many.flush())
+    out = np.concatenate(got)
+    assert (want["light_sample"] >= 0).sum() > 300
+    assert np.array_equal(out, want)
+    assert many.unmatched_edges == one.unmatched_edges

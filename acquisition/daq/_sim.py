@@ -17,6 +17,7 @@ import bisect
 import numpy as np
 
 from acquisition.daq._base import Daq
+from acquisition.daq._noise import NormalStream
 from acquisition.daq._sim_projector import SimProjector
 from acquisition.daq._ttl import pulse_width_samples, ttl_readback
 from acquisition.fish import VirtualFish
@@ -46,6 +47,9 @@ class SimDaq(Daq):
         self.clock = clock
         self.fish = fish
         self.rng = rng
+        # read-back and unconnected-input noise, drawn in blocks (the same values, fewer calls)
+        self._noise = NormalStream(rng, _READBACK_NOISE_V)
+        self._n_inputs = 3 + len(cfg.analog_input_names)
         #: What the photodiode looks at (None: the rig has no photodiode).
         self.projector = projector
         self._timeline: Timeline | None = None
@@ -59,7 +63,7 @@ class SimDaq(Daq):
 
     @property
     def n_inputs(self) -> int:
-        return 3 + len(self.cfg.analog_input_names)
+        return self._n_inputs
 
     @property
     def samples_read(self) -> int:
@@ -89,9 +93,10 @@ class SimDaq(Daq):
                 f"DAQ {self.cfg.device}: input buffer overflow at sample {s0} (simulated fault): "
                 "the engine did not read fast enough"
             )
-        out = np.empty((n, self.n_inputs), dtype=np.float32)
+        n_inputs = self._n_inputs
+        out = np.empty((n, n_inputs), dtype=np.float32)
         out[:, 0:2] = self.fish.tail(s0, n)
-        noise = self.rng.normal(0.0, _READBACK_NOISE_V, n)
+        noise = self._noise.take(n)
         # most chunks hold no pulse (a plane every 13-114 ms, a chunk is 10 ms): then the
         # read-back is its noise alone, without building two empty waveforms
         w = self._pulse_width
@@ -109,8 +114,10 @@ class SimDaq(Daq):
                 )
             out[:, col] = self.projector.read(s0, n)
             col += 1
-        # other extra inputs are left unconnected: input noise around 0 V
-        out[:, col:] = self.rng.normal(0.0, _READBACK_NOISE_V, (n, self.n_inputs - col))
+        # other extra inputs are left unconnected: input noise around 0 V (after the
+        # read-back's, from the same stream, as one draw per chunk made them)
+        if n_inputs > col:
+            out[:, col:] = self._noise.take(n * (n_inputs - col)).reshape(n, n_inputs - col)
         self._next = s0 + n
         return out
 

@@ -23,6 +23,7 @@ from collections import deque
 
 import numpy as np
 
+from acquisition.daq._noise import NormalStream
 from rig.config import DisplayConfig, SimProjectorConfig
 from stimuli.render._gamma import drive_level
 from stimuli.render._sync_patch import patch_row_fraction
@@ -45,6 +46,8 @@ class SimProjector:
         self.display = display
         self.fs = sample_rate_hz
         self.rng = rng
+        self._noise = NormalStream(rng, model.noise_v)
+        self._ramp = np.zeros(0)  # 0, 1, 2, ... as float64: a chunk's sample times less s0
         row = (
             patch_row_fraction(display, display.sync_patch)
             if display.sync_patch is not None
@@ -86,18 +89,23 @@ class SimProjector:
 
     def read(self, s0: int, n: int) -> np.ndarray:
         """Photodiode volts at samples ``s0 .. s0 + n - 1`` (call in order, chunk after chunk)."""
-        t = np.arange(s0, s0 + n, dtype=np.float64)
+        if len(self._ramp) != n:
+            self._ramp = np.arange(n, dtype=np.float64)
+        t = self._ramp + s0  # exact integers: the same values as np.arange(s0, s0 + n)
         out = np.empty(n, dtype=np.float64)
         i = 0
         while self._onsets and self._onsets[0][0] < s0 + n:
             te, level = self._onsets.popleft()
-            j = int(np.searchsorted(t, te, side="left"))
-            out[i:j] = self._relax(t[i:j])
+            # samples before the onset: the same index as np.searchsorted(t, te, "left")
+            j = min(n, max(0, math.ceil(te) - s0))
+            if j > i:
+                out[i:j] = self._relax(t[i:j])
             self._y = float(self._relax(np.array([te]))[0])
             self._t, self._level = te, level
             i = j
         out[i:] = self._relax(t[i:])
-        return (out + self.rng.normal(0.0, self.model.noise_v, n)).astype(np.float32)
+        out += self._noise.take(n)
+        return out.astype(np.float32)
 
     def _relax(self, t: np.ndarray) -> np.ndarray:
         """The first-order response towards the current level at times ``t`` (>= its start)."""

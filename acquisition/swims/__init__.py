@@ -10,7 +10,7 @@ from acquisition.swims._offline import (
     detect_bouts,
     detect_session_bouts,
 )
-from acquisition.swims._online import BOUT_DTYPE, OnlineSwimDetector, SwimParams
+from acquisition.swims._online import BOUT_DTYPE, OnlineSwimDetector, SwimParams, swim_power
 
 __all__ = [
     "BOUT_DTYPE",
@@ -22,4 +22,5 @@ __all__ = [
     "compare",
     "detect_bouts",
     "detect_session_bouts",
+    "swim_power",
 ]

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import oaconvolve
 
 from acquisition.swims._online import BOUT_DTYPE
 
@@ -124,6 +123,10 @@ class _PowerFilter:
         return out
 
     def _valid(self, buf: np.ndarray) -> np.ndarray:
+        # imported here: scipy.signal takes ~2 s to import, and every session process (the
+        # engine, the writer) imports this package for the online detector alone
+        from scipy.signal import oaconvolve
+
         h = self._h
         if len(buf) <= 4 * h:
             return np.zeros((0, 2))

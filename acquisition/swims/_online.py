@@ -33,7 +33,14 @@ import numpy as np
 
 from stimuli.closed_loop import SwimInput
 
-__all__ = ["BOUT_DTYPE", "LAB_LOOP_SAMPLES", "OnlineSwimDetector", "PowerUnits", "SwimParams"]
+__all__ = [
+    "BOUT_DTYPE",
+    "LAB_LOOP_SAMPLES",
+    "OnlineSwimDetector",
+    "PowerUnits",
+    "SwimParams",
+    "swim_power",
+]
 
 PowerUnits = Literal["threshold", "lab"]
 #: The lab's C# rig read 50 samples per loop and summed the supra-threshold power over them.
@@ -71,6 +78,15 @@ class SwimParams:
     warmup_factor: float = 2.5
 
 
+def swim_power(var: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Per-evaluation swim power in threshold units: ``sqrt(max(var - thr, 0) / thr)``.
+
+    Before the first threshold estimate the threshold is infinite and this is 0 for
+    every (finite) variance, as it should be.
+    """
+    return np.sqrt(np.maximum(var - threshold, 0.0) / threshold)
+
+
 class OnlineSwimDetector:
     def __init__(
         self,
@@ -85,7 +101,8 @@ class OnlineSwimDetector:
         self._lab_evals = LAB_LOOP_SAMPLES / self.p.step
         self.fs = sample_rate_hz
         self._carry = np.zeros((0, 2))
-        self._pos = 0  # global index of the first sample of _carry
+        self._xx = np.zeros((0, 4))
+        self._sums = np.zeros((1, 4))
         n_hist = int(self.p.history_s * sample_rate_hz / self.p.step)
         self._hist = np.zeros((n_hist, 2))
         self._hist_n = 0
@@ -101,8 +118,12 @@ class OnlineSwimDetector:
         self._sum_r = 0.0
         self._count = 0
         self._peak = 0.0
-        self.last_power = np.zeros((0, 2))  # (evals, 2) of the last chunk, for live views
-        self._unit_power = np.zeros((0, 2))  # the same in ``power_units``
+        #: (evals, 2) windowed variance of the last chunk (``last_power`` is made from it
+        #: on demand). This, ``last_eval_samples`` and ``threshold`` are new arrays whenever
+        #: they change (never written in place), so the engine hands them on without copying.
+        self.last_var = np.zeros((0, 2))
+        self._last_thr = self.threshold
+        self._unit_power: np.ndarray | None = np.zeros((0, 2))  # in ``power_units``; None: not made
         self.last_eval_samples = np.zeros(0, dtype=np.int64)
 
     @property
@@ -113,7 +134,14 @@ class OnlineSwimDetector:
         """Feed samples [s0, s0+n) of (n, 2) tail voltages; return the chunk's swim input
         and the bouts that ended in it (BOUT_DTYPE)."""
         n_carry = len(self._carry)
-        x = np.empty((n_carry + len(tail), 2))
+        m = n_carry + len(tail)
+        # (samples, [x_left, x_right, x_left^2, x_right^2]) and its running sums with a leading
+        # zero row, kept between chunks: one cumsum for both sums, no allocation per chunk
+        if self._xx.shape[0] != m:
+            self._xx = np.empty((m, 4))
+            self._sums = np.zeros((m + 1, 4))
+        xx, sums = self._xx, self._sums
+        x = xx[:, :2]
         x[:n_carry] = self._carry
         x[n_carry:] = tail
         base = s0 - n_carry
@@ -126,32 +154,39 @@ class OnlineSwimDetector:
         done = _NO_BOUTS
         if first <= last:
             ends = np.arange(first, last + 1, st, dtype=np.int64)
-            # running sums with a leading zero; the window sums are differences of them
-            # (slices, not index arrays: the same numbers, a fraction of the calls)
-            c1 = np.zeros((len(x) + 1, 2))
-            np.cumsum(x, axis=0, out=c1[1:])
-            c2 = np.zeros((len(x) + 1, 2))
-            np.cumsum(x * x, axis=0, out=c2[1:])
+            # running sums; the window sums are differences of them (slices, not index
+            # arrays). Each column is summed in order from the carry's first sample, so the
+            # numbers are those of one cumsum per quantity, whatever the buffer's layout.
+            np.multiply(x, x, out=xx[:, 2:])
+            np.cumsum(xx, axis=0, out=sums[1:])
             hi0 = first - base
             hi = slice(hi0, last - base + 1, st)
             lo = slice(hi0 - w, last - base + 1 - w, st)
-            mean = (c1[hi] - c1[lo]) / w
-            var = np.maximum((c2[hi] - c2[lo]) / w - mean * mean, 0.0)
+            d = sums[hi] - sums[lo]
+            d /= w
+            mean = d[:, :2]
+            var = d[:, 2:] - mean * mean
+            np.maximum(var, 0.0, out=var)
             self._remember(var)
-            power = self._power(var)
-            unit_power = self._in_units(var, power)
-            done = self._bouts(var, unit_power, ends)
-            self.last_power = power
-            self._unit_power = unit_power
+            # the powers are made only when a bout needs them (most chunks: no swim at all)
+            self.last_var, self._last_thr, self._unit_power = var, self.threshold, None
+            done = self._bouts(var, ends)
             self.last_eval_samples = ends
-        self._carry = x[-w:]
+        self._carry = x[-w:].copy()
         pl, pr = self._chunk_power()
         return SwimInput(self._in_bout, pl, pr), done
 
-    def _power(self, var: np.ndarray) -> np.ndarray:
-        if not self._ready:
-            return np.zeros_like(var)
-        return np.sqrt(np.maximum(var - self.threshold, 0.0) / self.threshold)
+    @property
+    def last_power(self) -> np.ndarray:
+        """(evals, 2) swim power of the last chunk in threshold units, for live views."""
+        return swim_power(self.last_var, self._last_thr)
+
+    def _unit(self) -> np.ndarray:
+        """The last chunk's per-evaluation power in ``power_units`` (made once, on demand)."""
+        if self._unit_power is None:
+            var = self.last_var
+            self._unit_power = self._in_units(var, swim_power(var, self._last_thr))
+        return self._unit_power
 
     def _in_units(self, var: np.ndarray, power: np.ndarray) -> np.ndarray:
         """Per-evaluation power in ``power_units`` (threshold units are ``power`` itself)."""
@@ -161,8 +196,10 @@ class OnlineSwimDetector:
         return np.sqrt(self._lab_evals * np.maximum(var - self.threshold, 0.0))
 
     def _chunk_power(self) -> tuple[float, float]:
-        p = self._unit_power
-        if not self._in_bout or not len(p):
+        if not self._in_bout:
+            return 0.0, 0.0
+        p = self._unit()
+        if not len(p):
             return 0.0, 0.0
         # lab: sqrt of the supra-threshold power summed over one lab loop = rms of the
         # per-evaluation values above; threshold units: their mean
@@ -203,12 +240,14 @@ class OnlineSwimDetector:
         self.threshold = thr
         self._ready = True
 
-    def _bouts(self, var: np.ndarray, power: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    def _bouts(self, var: np.ndarray, ends: np.ndarray) -> np.ndarray:
         if not self._ready:
             return _NO_BOUTS
-        supra: np.ndarray = np.any(var > self.threshold, axis=1)
-        if not self._in_bout and not supra.any():
+        gt = var > self.threshold
+        if not self._in_bout and not gt.any():
             return _NO_BOUTS  # most chunks: no bout going on, none starting
+        supra: np.ndarray = gt[:, 0] | gt[:, 1]  # either channel (np.any(axis=1), cheaper)
+        power = self._unit()
         out = []
         half = self.p.window // 2
         for i in range(len(ends)):

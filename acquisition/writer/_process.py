@@ -29,7 +29,7 @@ from acquisition.writer._ring import FREE, VolumeRing
 from rig.clock import utc_now_iso
 from rig.errors import SessionFileError
 from rig.events import Event, event_columns
-from rig.session._layout import append_columns, create_session_file
+from rig.session._layout import create_session_file
 from rig.session._live import append_live_row, set_live_labels
 from rig.session._lock import SessionLock
 from rig.stopping import ignore_stop_signals
@@ -57,6 +57,8 @@ class _Writer:
         self.plane = f["volumes/plane_sample"]
         self.marker = f["volumes/marker_sample"]
         self.stream = f["stimuli_and_ephys"]
+        #: Per table group: its column datasets and their lengths, looked up once
+        self._columns: dict[str, tuple[dict[str, h5py.Dataset], dict[str, int]]] = {}
 
     def handle(self, msg: tuple[Any, ...]) -> bool:
         kind = msg[0]
@@ -73,7 +75,7 @@ class _Writer:
             self.stream_rows += len(rows)
             self.bytes_written += rows.nbytes
         elif kind == "table":
-            append_columns(self.f[msg[1]], msg[2])
+            self.append(msg[1], msg[2])
         elif kind == "volume":
             _, slot, t, start, planes, marker, missing = msg
             self._volume_meta(t, start, planes, marker)
@@ -89,8 +91,8 @@ class _Writer:
             _, t, start, planes, marker, reason = msg
             # the chunk is left unwritten: it reads as zeros and costs no disk
             self._volume_meta(t, start, planes, marker)
-            append_columns(
-                self.f["volumes/dropped"],
+            self.append(
+                "volumes/dropped",
                 {"volume": np.array([t]), "reason": np.array([reason], dtype=object)},
             )
         elif kind == "traces":
@@ -114,6 +116,35 @@ class _Writer:
                 self.f.attrs[k] = v
             return False
         return True
+
+    def append(
+        self, path: str, rows: dict[str, np.ndarray] | np.ndarray, only_existing: bool = False
+    ) -> None:
+        """``append_columns`` on the table at ``path``, its datasets and lengths kept.
+
+        h5py's group lookup and ``shape`` cost more than the write itself for the few
+        rows a message holds (the frames table has ~25 columns): they were most of the
+        writer's time. Only this process appends to the session's tables while it runs.
+        """
+        cached = self._columns.get(path)
+        if cached is None:
+            g = self.f[path]
+            sets = {k: v for k, v in g.items() if isinstance(v, h5py.Dataset)}
+            cached = self._columns[path] = (sets, {k: v.shape[0] for k, v in sets.items()})
+        sets, lengths = cached
+        names = rows.dtype.names if isinstance(rows, np.ndarray) else tuple(rows.keys())
+        assert names
+        n = len(rows[names[0]])
+        if only_existing:
+            names = tuple(k for k in names if k in sets)
+        if n == 0:
+            return
+        for name in names:
+            d = sets[name]
+            old = lengths[name]
+            d.resize((old + n,))
+            d[old:] = rows[name]
+            lengths[name] = old + n
 
     def _volume_meta(self, t: int, start: int, planes: np.ndarray, marker: int) -> None:
         n = t + 1
@@ -145,7 +176,7 @@ class _Writer:
 def _finish_orphaned(w: _Writer, why: str) -> None:
     """The engine is gone: close the file honestly so nothing recorded is lost."""
     event = Event(int(w.stream_rows), time.time(), "fault", why, source="writer")
-    append_columns(w.f["events"], event_columns([event]), only_existing=True)
+    w.append("events", event_columns([event]), only_existing=True)
     w.f.attrs["status"] = "failed"
     w.f.attrs["ended_at"] = utc_now_iso()
 

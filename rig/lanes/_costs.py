@@ -30,6 +30,8 @@ PARTS = (
     "image lane",
 )
 
+_OWN_THREAD = ("record lane", "image lane")
+
 
 class ChunkCosts:
     """Seconds per part; ``report`` prints microseconds per chunk."""
@@ -40,25 +42,46 @@ class ChunkCosts:
         #: CPU time (1 us a call): the lanes share the GIL, so wall-clock parts include
         #: waiting for it; CPU time shows what each part really costs.
         self.clock: Callable[[], float] = time.perf_counter
+        #: The loop lane's parts are timed on one chunk in ``every`` (and reported per chunk
+        #: timed): with CPU time, timing every chunk (~13 clock calls of ~2 us) cost more
+        #: than some of the parts it measures.
+        self.every = 1
+        #: Loop-lane chunks timed so far (the engine counts them).
+        self.timed_chunks = 0
 
-    def use_cpu_time(self) -> None:
-        """Measure CPU time per thread (benchmarks; set before the run starts)."""
+    def use_cpu_time(self, every: int = 1) -> None:
+        """Measure CPU time per thread, the loop lane on one chunk in ``every`` (benchmarks;
+        set before the run starts). Pick ``every`` prime to the rig's periods (frames every
+        5/3 chunks, planes every ~11): the timed chunks then fall on every phase of them."""
         self.clock = time.thread_time
+        self.every = max(1, every)
 
     def add(self, part: str, seconds: float) -> None:
         self.seconds[part] = self.seconds.get(part, 0.0) + seconds
 
-    def report(self, chunks: int) -> str:
-        """One line per part: total seconds, µs per chunk, share of the loop-lane total."""
+    def per_chunk(self, chunks: int) -> dict[str, float]:
+        """Seconds per chunk of each part: the loop lane's per chunk timed, lanes per chunk run."""
         n = max(1, chunks)
-        loop = sum(v for k, v in self.seconds.items() if k not in ("record lane", "image lane"))
+        timed = max(1, self.timed_chunks) if self.every > 1 else n
+        return {k: v / (n if k in _OWN_THREAD else timed) for k, v in self.seconds.items()}
+
+    def report(self, chunks: int) -> str:
+        """One line per part: total seconds, µs per chunk, share of the loop-lane total.
+
+        With ``every`` > 1 the loop lane's totals are estimates (per chunk timed x chunks).
+        """
+        n = max(1, chunks)
+        per = self.per_chunk(n)
+        loop = sum(v for k, v in per.items() if k not in _OWN_THREAD)
         lines = ["part               total_s   us/chunk   share_of_loop"]
-        for part, s in self.seconds.items():
+        for part, s in per.items():
             share = (
-                f"{s / loop:13.1%}"
-                if loop and part not in ("record lane", "image lane")
-                else (f"{'(own thread)':>13}")
+                f"{s / loop:13.1%}" if loop and part not in _OWN_THREAD else f"{'(own thread)':>13}"
             )
-            lines.append(f"{part:<17} {s:8.2f} {s / n * 1e6:10.1f} {share}")
-        lines.append(f"{'loop lane total':<17} {loop:8.2f} {loop / n * 1e6:10.1f}")
+            lines.append(f"{part:<17} {s * n:8.2f} {s * 1e6:10.1f} {share}")
+        lines.append(f"{'loop lane total':<17} {loop * n:8.2f} {loop * 1e6:10.1f}")
+        if self.every > 1:
+            lines.append(
+                f"(loop lane timed on 1 chunk in {self.every}: {self.timed_chunks} chunks)"
+            )
         return "\n".join(lines)

@@ -16,8 +16,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -35,16 +34,19 @@ _NO_FRAME["condition"] = -1
 _STIM_ROWS = ("param3", "param4", "param5", "stim_id", "velocity", "gain")
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkRecord:
-    """One DAQ chunk as the loop lane saw it (the arrays are the lane's own: keep them)."""
+class ChunkRecord(NamedTuple):
+    """One DAQ chunk as the loop lane saw it (the arrays are the lane's own: keep them).
+
+    A named tuple, not a frozen dataclass: one is made per chunk on the loop lane, and a
+    frozen dataclass's ``__init__`` (an ``object.__setattr__`` per field) cost ~3 us of it.
+    """
 
     s0: int
     chunk: np.ndarray  # (n, inputs) float32 as read
     frames: np.ndarray  # FRAME_DTYPE, reported by the renderer during this chunk
     bouts: np.ndarray  # BOUT_DTYPE, ended during this chunk
     swimming: bool
-    power: np.ndarray  # (evals, 2) threshold units, for live views
+    var: np.ndarray  # (evals, 2) windowed tail variance; live views get its swim power
     power_samples: np.ndarray
     threshold: np.ndarray
     velocity: float
@@ -66,12 +68,13 @@ class StreamRecorder:
         self.names = condition_names
         self._pending: list[tuple[int, np.ndarray]] = []
         self._frames = np.zeros(0, dtype=FRAME_DTYPE)
+        self._new_frames: list[np.ndarray] = []  # added since the last emit, joined there
         self._held: np.void = _NO_FRAME
         self.last_condition = -1
 
     def add(self, s0: int, chunk: np.ndarray, frames: np.ndarray) -> None:
         if len(frames):
-            self._frames = concat_records([self._frames, frames])
+            self._new_frames.append(frames)
         self._pending.append((s0, chunk))
 
     def emit(self, final: bool) -> None:
@@ -85,6 +88,9 @@ class StreamRecorder:
         takes many chunks at once, and per-chunk numpy calls were its whole cost.
         """
         tl = self.tl
+        if self._new_frames:  # one join per batch, not one per chunk
+            self._frames = concat_records([self._frames, *self._new_frames])
+            self._new_frames.clear()
         known = int(self._frames["flip_sample"][-1]) if len(self._frames) else -1
         ready = 0
         for s0, chunk in self._pending:
