@@ -537,7 +537,7 @@ class Engine:
             self.timeline, w, [c.name for c in self.protocol.conditions]
         )
         self._image_lane = ImageLane(
-            dev.microscope, lambda ev: self._microscope_event(ev.kind, ev.message)
+            dev.microscope, lambda ev: self._microscope_event(ev.kind, ev.message, ev.sample)
         )
         self._record_lane = RecordLane(self._record)
         if self._readout is not None and not self._readout.start():
@@ -769,9 +769,10 @@ class Engine:
             self._n.light_warned = True
             self._event(self._sample, "warning", light.problem, "photodiode")
 
-    def _microscope_event(self, kind: str, message: str) -> None:
-        """From the image lane: log it at the loop's current sample; a fault stops the run."""
-        self._event(self._sample, kind, message, "camera")
+    def _microscope_event(self, kind: str, message: str, sample: int = -1) -> None:
+        """From the image lane: log it at the sample the camera found it (else the loop's
+        current one); a fault stops the run."""
+        self._event(sample if sample >= 0 else self._sample, kind, message, "camera")
         if kind == "fault" and not self._fault:
             self._fault = message
 

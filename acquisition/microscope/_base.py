@@ -27,6 +27,10 @@ class MicroscopeEvent:
     kind: Literal["info", "warning", "fault"]
     message: str
     volume: int = -1
+    #: The DAQ sample at which it was found, when the camera knows it (the simulated one
+    #: does, on the loop lane); -1: logged at the loop's sample when the image lane reports
+    #: it, which in virtual time can be a volume or two later.
+    sample: int = -1
 
 
 class VolumeSink(Protocol):

@@ -120,6 +120,7 @@ class SimMicroscope(Microscope):
                     f"camera stopped delivering frames (none for "
                     f"{(s - self._last_frame_sample) / self.fs:.1f} s while triggered)",
                     self.volumes_done,
+                    sample=s,
                 )
             )
 
