@@ -4,7 +4,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := xvfb xauth libgl1-mesa-dri libglu1-mesa libegl1 hdf5-tools \
+APT_PACKAGES := python3-venv xvfb xauth libgl1-mesa-dri libglu1-mesa libegl1 hdf5-tools \
 	libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libdbus-1-3 libfontconfig1
 
