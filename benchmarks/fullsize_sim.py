@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         f"session   {r['status']}: {r['volumes']} of {r['expected']} volumes of {r['shape']}, "
         f"{r['dropped']} volumes and {r['planes_dropped']} planes dropped; "
         f"{r['experiment_s']:.1f} s of experiment: running phase real-time factor {rtf:.3f} "
-        f"(limit >= 0.99), start-up {float(r['startup_s']):.2f} s, close (the image lane's and the writer's backlog) "
-        f"{float(r['close_s']):.1f} s; {r['wall_s']:.1f} s wall in all"
+        f"(limit >= 0.99), start-up {float(r['startup_s']):.2f} s, close (the image lane's "
+        f"and the writer's backlog) {float(r['close_s']):.1f} s; {r['wall_s']:.1f} s wall in all"
     )
     ok = (
         r["status"] == "complete"
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{' (the disk is slower than the data)' if disk_limited else ''} | - |\n"
             f"| real-time factor, running phase ({r['experiment_s']:.0f} s session) | {rtf:.3f} "
             f"| >= 0.99 | {rtf / 0.99:.3f} |\n"
-            f"| start-up / close (the image lane's and the writer's backlog), s | {float(r['startup_s']):.2f} / "
+            "| start-up / close (the image lane's and the writer's backlog), s | "
+            f"{float(r['startup_s']):.2f} / "
             f"{float(r['close_s']):.1f} | - | - |\n"
             f"| volume shape | {r['shape']} | 7879 x 72 x 1328 x 2048 per volume | - |\n"
         )
