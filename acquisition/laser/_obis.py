@@ -332,15 +332,19 @@ class ObisLaser(Laser):
             ) from None
 
     def _drain_late_answer(self, ser: serial.Serial) -> None:
-        """Read and drop what a timed-out command's late answer sends, until the line is quiet
-        for a tenth of the timeout (or one timeout in all): the next answer is then ours."""
+        """Read and drop what a timed-out command's late answer sends: wait up to one timeout
+        for it to begin, then until the line is quiet for a tenth of the timeout. The next
+        answer is then ours. (Stopping at the first quiet spell lost the race when the late
+        answer had not begun yet: it was then read as the next command's.)"""
         quiet = max(0.02, self.timeout_s / 10)
         deadline = time.monotonic() + self.timeout_s
-        last_byte = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last_byte < quiet:
+        last_byte: float | None = None
+        while time.monotonic() < deadline:
             if ser.in_waiting:
                 ser.read(ser.in_waiting)
                 last_byte = time.monotonic()
+            elif last_byte is not None and time.monotonic() - last_byte >= quiet:
+                break
             else:
                 time.sleep(quiet / 4)
         self._late_answer_possible = False
