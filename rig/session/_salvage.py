@@ -117,13 +117,17 @@ def salvage(path: str | Path, out: str | Path) -> str:
         n_rows = readable.rows.get("stimuli_and_ephys", (0, 0))[0]
         n_vol = _volumes_readable(raw, int(raw.shape[0]))
         if tl is not None:
-            in_stream = int(np.searchsorted(tl.volume_starts, n_rows, side="left"))
-            n_vol = min(n_vol, in_stream, tl.n_volumes)
+            # the dataset's decoder reads a timestep as the planes between two markers, so a
+            # volume is whole in the stream only with its closing marker (the next volume's
+            # start marker) and a sample after that pulse's peak
+            tail = tl.onset_delay_samples + 1
+            closed = int(np.searchsorted(tl.marker_samples[1:] + tail, n_rows, side="right"))
+            n_vol = min(n_vol, closed, tl.n_volumes)
             if n_vol < tl.n_volumes:
-                # end before the first unsalvaged volume's marker (layout 2: 60 samples
-                # before its plane 0): every TTL volume start left has its volume, and no
-                # condition starts in a volume the file does not hold
-                n_rows = min(n_rows, int(tl.marker_samples[n_vol]))
+                # end just after the last salvaged volume's closing marker, as a complete
+                # session ends: no condition starts in a volume the file does not hold, and
+                # a condition starting in the last one still decodes to it
+                n_rows = min(n_rows, int(tl.marker_samples[n_vol]) + tail)
         gt = (
             src["ground_truth/positions_zyx"][...]
             if "ground_truth/positions_zyx" in readable.rows
@@ -200,9 +204,16 @@ def _copy(
         total = max(
             (r[1] for k, r in readable.rows.items() if k.startswith(table + "/")), default=0
         )
-        if table == "protocol/conditions" and n < total and tl is not None:
+        if (
+            table == "protocol/conditions"
+            and tl is not None
+            and (n < total or n_vol < tl.n_volumes)
+        ):
+            # also when the table is whole but the stream was cut: its last rows may start
+            # in volumes the salvaged file does not hold
             _conditions_from_timeline(dst, tl, n_rows, n_vol)
-            lost.append("protocol/conditions (rebuilt from the protocol)")
+            if n < total:
+                lost.append("protocol/conditions (rebuilt from the protocol)")
             continue
         if n < total:
             lost.append(f"{table} ({total - n} of {total} rows)")
