@@ -537,9 +537,12 @@ class Engine:
             self.timeline, w, [c.name for c in self.protocol.conditions]
         )
         self._image_lane = ImageLane(
-            dev.microscope, lambda ev: self._microscope_event(ev.kind, ev.message, ev.sample)
+            dev.microscope,
+            lambda ev: self._microscope_event(ev.kind, ev.message, ev.sample),
+            poll_s=0.05 if self._virtual else 0.002,
+            threaded=not self._virtual,
         )
-        self._record_lane = RecordLane(self._record)
+        self._record_lane = RecordLane(self._record, threaded=not self._virtual)
         if self._readout is not None and not self._readout.start():
             self._event(
                 0,
@@ -1094,14 +1097,14 @@ class _LaserWatch:
         # call it lost only if that fails too (a vanished port fails both at once)
         for attempt in (1, 2):
             try:
-                st = self.laser.status()
+                faults = self.laser.faults()
             except ZaprigError as e:
                 problem = f"laser not answering: {e}"
             except Exception as e:
                 problem = f"laser status failed: {type(e).__name__}: {e}"
             else:
-                if st.faults:
-                    self.problem = f"laser reports faults: {', '.join(st.faults)}"
+                if faults:
+                    self.problem = f"laser reports faults: {', '.join(faults)}"
                 return
             if attempt == 2:
                 self.problem = problem

@@ -257,6 +257,12 @@ class ObisLaser(Laser):
             on=state.upper() == "ON", power_mw=power_mw, faults=faults, identity=self.identity
         )
 
+    def faults(self) -> tuple[str, ...]:
+        """One ``SYST:FAUL?`` exchange: alive and fault-free, or not (the engine's watch)."""
+        with self._lock:
+            code = self._ask("SYST:FAUL?")
+        return decode_faults(_parse_code(code, self.port))
+
     def close(self) -> None:
         if self._serial is None:
             self._stop_guard(clean=True)

@@ -30,8 +30,19 @@ _POLL_S = 0.002
 class ImageLane:
     """Runs ``microscope.poll()`` on its own thread until stopped."""
 
-    def __init__(self, microscope: Microscope, report: Callable[[MicroscopeEvent], None]) -> None:
+    def __init__(
+        self,
+        microscope: Microscope,
+        report: Callable[[MicroscopeEvent], None],
+        poll_s: float = _POLL_S,
+        threaded: bool = True,
+    ) -> None:
         self.microscope = microscope
+        #: Seconds between looks when nobody wakes the lane. Virtual time passes a long one:
+        #: there the loop wakes the lane at every trigger and at its backlog checks, and a
+        #: 2 ms look made the lane take the GIL ~3,000 times a second for nothing.
+        self.poll_s = poll_s
+        self.threaded = threaded
         self._report = report
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -41,19 +52,27 @@ class ImageLane:
         self.polls = 0
 
     def start(self) -> None:
-        self._thread.start()
+        if self.threaded:
+            self._thread.start()
 
     def wake(self) -> None:
         """Triggers were fired: frames are (or will soon be) there."""
+        if not self.threaded:
+            if self.error is None:
+                try:
+                    self._poll()
+                except Exception as e:
+                    self.error = f"image lane: {type(e).__name__}: {e}"
+            return
         self._wake.set()
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() if self.threaded else self.error is None
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._wake.wait(_POLL_S)
+                self._wake.wait(self.poll_s)
                 self._wake.clear()
                 self._poll()
         except Exception as e:
@@ -66,6 +85,9 @@ class ImageLane:
 
     def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop after the current poll; False if the thread did not end in time."""
+        if not self.threaded:
+            self.wake()
+            return True
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
