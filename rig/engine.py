@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from acquisition._tables import concat_records
 from acquisition.daq._photodiode import LightDecoder
 from acquisition.fish import TUNINGS
 from acquisition.laser._base import Laser
 from acquisition.swims import OnlineSwimDetector, swim_power
 from acquisition.writer import WriterClient
-from acquisition.writer._client import concat_records
 from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.config import RigConfig

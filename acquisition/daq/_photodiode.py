@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from acquisition._tables import concat_records
 from stimuli.render._sync_patch import CODES_BY_LEVEL, SYNC_CODES, sync_code
 from stimuli.state import FRAME_DTYPE
 
@@ -70,7 +71,7 @@ class LightDecoder:
             self._t0 = s0
         self._trace = np.concatenate([self._trace, np.asarray(trace, dtype=np.float64)])
         if len(frames):
-            self._frames = np.concatenate([self._frames, frames])
+            self._frames = concat_records([self._frames, frames])
         if self.problem is None and self.levels is None:
             self._learn()
         if self.levels is not None:
@@ -91,15 +92,15 @@ class LightDecoder:
         """
         if len(chunks) == 1 or self.levels is None or self.problem is not None:
             parts = [self.feed(s0, trace, frames) for s0, trace, frames in chunks]
-            return np.concatenate(parts) if len(parts) > 1 else parts[0]
+            return concat_records(parts)
         if not len(self._trace):
             self._t0 = chunks[0][0]
         new = [f for _, _, f in chunks if len(f)]
-        frames = np.concatenate([self._frames, *new]) if new else self._frames
+        frames = concat_records([self._frames, *new]) if new else self._frames
         flips = frames["flip_sample"].tolist()
         if any(b < a for a, b in itertools.pairwise(flips)):  # never from our renderers
             parts = [self.feed(s0, trace, f) for s0, trace, f in chunks]
-            return np.concatenate(parts)
+            return concat_records(parts)
         n_fed = len(self._frames)
         fed_by = []  # frames logged up to and including each chunk
         for _, _, f in chunks:

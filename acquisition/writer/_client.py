@@ -25,24 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from acquisition._tables import concat_records
 from acquisition.writer._process import writer_main
 from acquisition.writer._ring import QUEUED, VolumeRing
 from rig.errors import SessionFileError
 from rig.events import Event, event_columns
 
 __all__ = ["WriterClient", "concat_records"]
-
-
-def concat_records(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate structured arrays of one dtype (np.concatenate re-promotes every field: slow)."""
-    if len(parts) == 1:
-        return parts[0]
-    out = np.empty(sum(len(p) for p in parts), dtype=parts[0].dtype)
-    i = 0
-    for p in parts:
-        out[i : i + len(p)] = p
-        i += len(p)
-    return out
 
 
 class WriterClient:

@@ -20,8 +20,8 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
+from acquisition._tables import concat_records
 from acquisition.writer import WriterClient
-from acquisition.writer._client import concat_records
 from rig.session._layout import ROW
 from rig.timeline import Timeline
 from stimuli.state import FRAME_DTYPE, empty_frame
@@ -120,13 +120,14 @@ class StreamRecorder:
             rows[:, ROW[name]] = held[name]
         self.w.stream(rows)
 
-    def _held_frames(self, samples: np.ndarray, condition: np.ndarray) -> np.ndarray:
-        """The frame record whose state each sample holds (see :meth:`emit`).
+    def _held_frames(self, samples: np.ndarray, condition: np.ndarray) -> dict[str, np.ndarray]:
+        """The stimulus fields of the frame whose state each sample holds (see :meth:`emit`).
 
         ``condition`` is row 4's 0-based condition at each sample (-1 outside the
         protocol). Frames older than the newest one at or before the last sample are
         forgotten afterwards. Works on indices into ``[frames..., held, none]`` and
-        gathers the records once (``np.where`` on records re-promotes every field: slow).
+        gathers only the fields the rows need (``np.where`` on records re-promotes every
+        field, and gathering whole 26-field records was most of this method's time).
         """
         fr = self._frames
         nf = len(fr)
@@ -146,7 +147,7 @@ class StreamRecorder:
         if last >= 0:
             self._held = cast(np.void, fr[last])
             self._frames = fr[last:]
-        return table[idx]
+        return {name: table[name][idx] for name in _STIM_ROWS}
 
     def conditions(self, s1: int, on_start: Callable[[int, int, str], None]) -> None:
         """Table rows for conditions that ended by ``s1``; ``on_start(sample, c, name)``."""
