@@ -543,6 +543,7 @@ class Engine:
             threaded=not self._virtual,
         )
         self._record_lane = RecordLane(self._record, threaded=not self._virtual)
+        self.costs.lanes_inline = self._virtual
         if self._readout is not None and not self._readout.start():
             self._event(
                 0,
@@ -608,6 +609,7 @@ class Engine:
             fish.show(frames)  # the simulated world: part of the loop, not bookkeeping
         if len(frames) and dev.projector is not None:
             dev.projector.show(frames)  # what the simulated photodiode will see
+        t_image = 0.0  # inline image lane (virtual time): rendering planes on this thread
         # plane triggers in [s0, s1): a cursor over the trigger table (bisect, no numpy call)
         lo = self._trigger_cursor
         hi = bisect.bisect_left(self._trigger_list, s1, lo)
@@ -621,27 +623,29 @@ class Engine:
                 )
                 self._volumes_started = t + 1
             dev.microscope.on_triggers(np.arange(lo, hi), tl.all_plane_samples[lo:hi])
-            self._image_lane.wake()
+            t_wake = clock()
+            self._image_lane.wake()  # inline (virtual time): the planes are rendered here
+            t_image += clock() - t_wake
             if self._virtual and self._trigger is not None and self._trigger.armed is not None:
                 self._wait_for_readout(hi // z - 1)
         t_trig = clock()
         self._sample = s1
-        self._record_lane.submit(
-            ChunkRecord(
-                s0,
-                chunk,
-                frames,
-                bouts,
-                swim.swimming,
-                # new arrays whenever they change (the detector never writes them in place);
-                # the power is made from the variance on the record lane, for live views only
-                self.detector.last_var,
-                self.detector.last_eval_samples,
-                self.detector.threshold,
-                self.loop.velocity,
-                self.loop.gain,
-            )
+        record = ChunkRecord(
+            s0,
+            chunk,
+            frames,
+            bouts,
+            swim.swimming,
+            # new arrays whenever they change (the detector never writes them in place);
+            # the power is made from the variance on the record lane, for live views only
+            self.detector.last_var,
+            self.detector.last_eval_samples,
+            self.detector.threshold,
+            self.loop.velocity,
+            self.loop.gain,
         )
+        t_submit = clock()
+        self._record_lane.submit(record)  # inline (virtual time): a full batch is recorded here
         t_hand = clock()
         if self._virtual:
             # nothing is real-time: keep the other lanes close behind instead of racing ahead
@@ -661,8 +665,14 @@ class Engine:
         costs["detector"] += t_detect - t_read
         costs["law"] += t_law - t_detect
         costs["renderer"] += t_render - t_law
-        costs["triggers"] += t_trig - t_render - fish_rest
-        costs["writer hand-off"] += t_hand - t_trig
+        costs["triggers"] += t_trig - t_render - fish_rest - t_image
+        if self._record_lane.threaded:
+            costs["writer hand-off"] += t_hand - t_trig
+        else:
+            costs["writer hand-off"] += t_submit - t_trig
+            costs["record lane"] += t_hand - t_submit
+        if not self._image_lane.threaded:
+            costs["image lane"] += t_image
         costs["loop other"] += t_end - t_hand
 
     def _law_of(self, stimulus: Stimulus) -> StimulusLaw:
@@ -741,7 +751,8 @@ class Engine:
                 )
                 for cb in self._listeners:
                     cb(live)
-        self.costs.seconds["record lane"] += self.costs.clock() - t0
+        if self._record_lane is not None and self._record_lane.threaded:
+            self.costs.seconds["record lane"] += self.costs.clock() - t0  # inline: _step times it
 
     def _write_triggers(self, frames: np.ndarray, final: bool = False) -> None:
         """Brain-triggered decisions whose stimulus has been shown: to ``/live/triggers``."""

@@ -149,23 +149,37 @@ class Timeline:
             return -1
         return min(bisect.bisect_right(starts, sample) - 1, len(starts) - 1)
 
+    @cached_property
+    def _step_plans(self) -> list[tuple[int, float, tuple[tuple[float, float, Stimulus], ...]]]:
+        """Per condition: its start sample, cycle and (start, end, stimulus) of each step in
+        the cycle, summed in the order :meth:`step_at` used to sum them on every call."""
+        plans: list[tuple[int, float, tuple[tuple[float, float, Stimulus], ...]]] = []
+        for c, cond in enumerate(self.protocol.conditions):
+            acc = 0.0
+            steps: list[tuple[float, float, Stimulus]] = []
+            for st in cond.steps:
+                steps.append((acc, acc + st.duration_s, st.stimulus))
+                acc += st.duration_s
+            plans.append((self._condition_starts[c], cond.cycle_s, tuple(steps)))
+        return plans
+
     def step_at(self, sample: int) -> StepAt | None:
-        """The step on at ``sample`` (None outside the protocol)."""
+        """The step on at ``sample`` (None outside the protocol).
+
+        Asked once per chunk and once per frame (~1 million times in the full protocol),
+        so the steps' bounds are worked out once (:attr:`_step_plans`).
+        """
         c = self.condition_at(sample)
         if c < 0 or c >= self.n_conditions:
             return None
-        cond = self.protocol.conditions[c]
-        c0 = int(self.condition_start_samples[c])
+        c0, cycle, steps = self._step_plans[c]
         t = (sample - c0) / self.sample_rate_hz
-        cycle = cond.cycle_s
         k, u = divmod(t, cycle)
-        acc = 0.0
-        for j, s in enumerate(cond.steps):
-            if u < acc + s.duration_s or j == len(cond.steps) - 1:
-                t_in = u - acc
+        last = len(steps) - 1
+        for j, (acc, end, stimulus) in enumerate(steps):
+            if u < end or j == last:
                 start = c0 + round((k * cycle + acc) * self.sample_rate_hz)
-                return StepAt(c, j, s.stimulus, t_in, start)
-            acc += s.duration_s
+                return StepAt(c, j, stimulus, u - acc, start)
         raise AssertionError("unreachable")
 
     def steps_of(self, c: int) -> tuple[Step, ...]:

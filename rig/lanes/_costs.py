@@ -48,6 +48,9 @@ class ChunkCosts:
         self.every = 1
         #: Loop-lane chunks timed so far (the engine counts them).
         self.timed_chunks = 0
+        #: True when the record and image lanes run on the loop's thread (virtual time):
+        #: their parts are then timed inside the loop lane's chunks, like its own parts.
+        self.lanes_inline = False
 
     def use_cpu_time(self, every: int = 1) -> None:
         """Measure CPU time per thread, the loop lane on one chunk in ``every`` (benchmarks;
@@ -63,7 +66,10 @@ class ChunkCosts:
         """Seconds per chunk of each part: the loop lane's per chunk timed, lanes per chunk run."""
         n = max(1, chunks)
         timed = max(1, self.timed_chunks) if self.every > 1 else n
-        return {k: v / (n if k in _OWN_THREAD else timed) for k, v in self.seconds.items()}
+        return {k: v / (n if self._own_thread(k) else timed) for k, v in self.seconds.items()}
+
+    def _own_thread(self, part: str) -> bool:
+        return part in _OWN_THREAD and not self.lanes_inline
 
     def report(self, chunks: int) -> str:
         """One line per part: total seconds, µs per chunk, share of the loop-lane total.
@@ -72,14 +78,16 @@ class ChunkCosts:
         """
         n = max(1, chunks)
         per = self.per_chunk(n)
-        loop = sum(v for k, v in per.items() if k not in _OWN_THREAD)
+        loop = sum(v for k, v in per.items() if not self._own_thread(k))
         lines = ["part               total_s   us/chunk   share_of_loop"]
         for part, s in per.items():
-            share = (
-                f"{s / loop:13.1%}" if loop and part not in _OWN_THREAD else f"{'(own thread)':>13}"
-            )
+            own = self._own_thread(part)
+            share = f"{s / loop:13.1%}" if loop and not own else f"{'(own thread)':>13}"
             lines.append(f"{part:<17} {s * n:8.2f} {s * 1e6:10.1f} {share}")
-        lines.append(f"{'loop lane total':<17} {loop * n:8.2f} {loop * 1e6:10.1f}")
+        total = "loop thread total" if self.lanes_inline else "loop lane total"
+        lines.append(f"{total:<17} {loop * n:8.2f} {loop * 1e6:10.1f}")
+        if self.lanes_inline:
+            lines.append("(record and image lanes inline on the loop's thread: virtual time)")
         if self.every > 1:
             lines.append(
                 f"(loop lane timed on 1 chunk in {self.every}: {self.timed_chunks} chunks)"
