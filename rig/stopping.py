@@ -48,6 +48,7 @@ class StopOnSignals:
         self._still_stopping = still_stopping
         self._old: dict[signal.Signals, Any] = {}
         self.received: list[str] = []
+        self._finished = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = _NAMES.get(signal.Signals(signum), signal.Signals(signum).name)
@@ -55,6 +56,8 @@ class StopOnSignals:
         if len(self.received) == 1:
             self._request_stop(f"stopped by {name}")
             _say(f"zaprig: {name}: stopping; the session file is being closed as 'aborted'")
+        elif self._finished:
+            _say(f"zaprig: {name} again: the run has stopped and its file is closed; exiting")
         else:
             _say(f"zaprig: {name} again: {self._still_stopping()}")
 
@@ -69,6 +72,12 @@ class StopOnSignals:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.received:
+            # Stopping because of a signal: the process is on its way out. A repeated
+            # signal (Ctrl-C pressed twice) arriving now must not kill it with the default
+            # action, which would replace the run's exit status with a signal death.
+            self._finished = True
+            return
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
