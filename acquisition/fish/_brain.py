@@ -11,29 +11,48 @@ brain autofluorescence, a camera offset and shot noise. Positions and traces
 are kept as ground truth so exports can carry a segmentation and traces.
 
 Rendering is built to reach the dataset's size in real time (72 x 1328 x 2048,
-~70,000 neurons, one volume every 0.914 s, at most 0.76 s of one core):
+~70,000 neurons, one volume every 0.914 s, at most 0.76 s of one core): measured
+0.22-0.25 s of one core per volume (``benchmarks/fullsize_sim.py``, 2-core VM at
+load ~1; 0.57-0.60 s before the tables below, with ``np.add.at`` and the background
+made per plane). Work is done only where the sample emits, in cache-sized pieces:
 
-* each plane's blobs are a precomputed list of (pixel, weight, neuron) entries,
-  scattered with ``np.add.at`` (~0.3 ms for the ~1,000 neurons of a full plane);
-* the background is made per plane from two 1-D profiles (no 200-million-voxel
-  table in memory);
+* the background is mirror-symmetric in z, so planes p and z - 1 - p share one
+  table: bands of ``_BAND_ROWS`` rows cut to the columns where the sample emits
+  (the autofluorescent ellipse and the blobs of both planes), holding the mean
+  (float32). Elsewhere a voxel is the dark level plus its noise, copied from a
+  uint16 copy of the noise pool, scaled and rounded once;
+* each plane's blobs are a sparse CSR map (one row per voxel a blob touches, one
+  column per neuron; weights from a 2-D Gaussian): ``weights @ fluorescence`` (one
+  C loop) gives each voxel's signal, which is added to its band's mean, in a
+  float32 scratch that stays in L2 cache, by ``np.add.at`` on unique indices;
 * shot noise is Gaussian with variance equal to the mean (the Poisson law's
   first two moments; at the camera's >= 100 counts per voxel its skew, 0.1 or
-  less, is far below what a trace analysis can see), drawn from a pool of
-  standard normals made once, at a random offset per plane: a fresh Poisson draw
-  costs ~100 ms per full plane, the pool slice nothing. A voxel's noise is
-  independent from volume to volume (offsets are random over a pool four planes
-  long); what repeats is a shifted copy of a plane's pattern, somewhere else, at
-  another time, which no per-neuron trace picks up. The blobs' own noise
-  (variance = their signal) is added per entry, so brighter cells are noisier.
+  less, is far below what a trace analysis can see), so brighter cells are
+  noisier: mean + sqrt(mean) x noise, computed per band in the scratch and cast to
+  uint16 straight into the frame by the same ufunc call (no clip: the dark level
+  keeps it above zero and the signal's cap below 65535). The noise is drawn from a
+  pool of standard normals made once, at a random offset per plane: a fresh
+  Poisson draw costs ~100 ms per full plane, the pool slice nothing. A voxel's
+  noise is independent from volume to volume (offsets are random over a pool four
+  planes long); what repeats is a shifted copy of a plane's pattern, somewhere
+  else, at another time, which no per-neuron trace picks up.
+
+Memory at full size: background tables 151 MB, blob maps 232 MB (float32 weights
+and int32 neuron indices per entry, 12.3 M entries; int32 row pointers and intp
+band indices per voxel, 11.1 M voxels), noise pool 44 MB and its uint16 copy
+22 MB: ~450 MB in all, ~260 MB more than the per-plane entry lists and pool of
+before (resident memory after set-up: +375 MB). Set-up takes ~2.7-3.3 s of CPU,
+as before, and peaks at ~1 GB (1.1 GB before).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from acquisition.fish._vision import Seen
 
@@ -74,6 +93,57 @@ def _tuning_by_region(pts: np.ndarray, drawn: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Rows per background band: a band's two float32 scratches (<= 32 x 2048 x 4 bytes each)
+#: stay in the core's L2 cache while its mean, blobs and noise are combined (16 to 64
+#: rows measured alike at full size; 128 slower).
+_BAND_ROWS = 32
+#: A voxel's blob signal is capped here (counts), so that a frame never passes 65535
+#: (fluorescence is < 1,000 counts: never reached).
+_SIGNAL_CAP = 60_000.0
+
+
+@dataclass(frozen=True)
+class _Band:
+    """Up to ``_BAND_ROWS`` rows of a plane, cut to the columns where the sample emits."""
+
+    rows: slice
+    cols: slice
+    #: float32 (rows, cols): dark level + autofluorescence + 0.5 (the 0.5 makes the final,
+    #: truncating cast to uint16 round to the nearest count). The noise's sd, the square
+    #: root of the mean, is computed per render, in cache: faster than a stored table.
+    mean: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Background:
+    """A plane's background, ready to render.
+
+    ``bands`` cover every voxel the sample may light in the plane (autofluorescence, and
+    the blobs of both planes that share this table); everywhere else (``dark``: (rows,
+    cols) slices) the mean is the camera's dark level alone and needs no table.
+    """
+
+    bands: tuple[_Band, ...]
+    dark: tuple[tuple[slice, slice], ...]
+
+
+@dataclass(frozen=True)
+class _Blobs:
+    """One plane's neurons as a sparse map from fluorescence to the voxels they light.
+
+    ``weights`` (CSR, float32, one row per voxel any blob touches, one column per
+    neuron of the brain) times the fluorescence gives each voxel's signal in one
+    single-threaded C loop, summed over the blobs that overlap there. Its rows run
+    band by band: band ``i``'s voxels are rows ``cuts[i]:cuts[i + 1]``, at the flat
+    indices ``local`` (intp: numpy's index type, no conversion per use) inside that
+    band's scratch, where they are added to the background's mean before the noise.
+    """
+
+    weights: sparse.csr_matrix
+    local: np.ndarray
+    cuts: tuple[int, ...]
+
+
 class Brain:
     def __init__(
         self,
@@ -100,23 +170,45 @@ class Brain:
         self.calcium = np.zeros(n)
         px_um = voxel_size_um[1] if voxel_size_um is not None else 0.0
         self.sigma_px = max(_BLOB_SIGMA_MIN_PX, _BLOB_SIGMA_UM / px_um if px_um else 0.0)
-        self._planes = self._blob_entries()
+        voxels, weights = self._blob_maps()
         self._profiles = self._background_profiles()
+        # the background is mirror-symmetric in z: plane p and plane z - 1 - p share a table
+        self._backgrounds = [
+            self._background_table(d, (voxels[d], voxels[z - 1 - d])) for d in range((z + 1) // 2)
+        ]
+        self._blobs = [
+            self._place_blobs(voxels[p], weights[p], self._backgrounds[min(p, z - 1 - p)])
+            for p in range(z)
+        ]
         #: Per volume, each neuron's fluorescence, until the engine sends it to the file.
         self.traces: deque[np.ndarray] = deque()
         # shot noise draws from a stream of its own: images are rendered on the image lane,
         # and must not change the random draws the brain's dynamics make on the loop lane
         self.noise_rng = np.random.default_rng(rng.integers(2**63))
-        yx = y * x
-        # long enough for a plane and for the most blob pixels any one plane holds
-        longest = max([4 * yx] + [4 * len(pix) for pix, _, _ in self._planes])
-        self._pool = self.noise_rng.standard_normal(longest + 1, dtype=np.float32)
+        self._pool = self.noise_rng.standard_normal(4 * y * x + 1, dtype=np.float32)
+        # where the sample emits nothing a voxel is the dark level plus its noise: the same
+        # pool, scaled, rounded and stored as uint16 once, is copied there as it is
+        dark = self._pool * np.float32(math.sqrt(_OFFSET)) + np.float32(_OFFSET + 0.5)
+        self._dark_pool = dark.astype(np.uint16)
+        # render_plane casts to uint16 without clipping: mean + sqrt(mean) x noise grows
+        # with the mean (>= the dark level, ~6 noise sigmas above zero), so a voxel lies
+        # between the dark frame's lowest and the capped signal's highest
+        top = _OFFSET + _AUTOFLUORESCENCE + _SIGNAL_CAP
+        highest = top + 0.5 + math.sqrt(top) * float(self._pool.max())
+        assert float(dark.min()) >= 0.0 and highest < 65535.0, (float(dark.min()), highest)
+        del dark
+        # float32 scratches for a band (its mean; its noise), reused: one render at a time
+        # (the image lane)
+        self._band_mean = np.empty(_BAND_ROWS * x, np.float32)
+        self._band_noise = np.empty(_BAND_ROWS * x, np.float32)
 
-    def _blob_entries(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per plane: (flat pixel index, weight, neuron) of every blob pixel, made at once.
+    def _blob_maps(self) -> tuple[list[np.ndarray], list[sparse.csr_matrix]]:
+        """Per plane, the voxels its blobs light (flat, sorted, unique) and their weights.
 
         A 2-D Gaussian (``sigma_px``) around each neuron in the plane nearest its centre,
-        cut at 3 sigma and where it falls below 1 %.
+        cut at 3 sigma and where it falls below 1 %. All entries are made at once and
+        sorted by (plane, voxel): a plane's voxels, and each voxel's entries (one CSR row,
+        one column per neuron of the brain), are runs.
         """
         z, y, x = self.shape
         sigma = self.sigma_px
@@ -124,22 +216,31 @@ class Brain:
         dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
         dy, dx = dy.ravel(), dx.ravel()
         pos = self.positions
+        n = len(pos)
         iz = np.clip(np.rint(pos[:, 0]).astype(np.int64), 0, z - 1)
         yy = np.rint(pos[:, 1]).astype(np.int64)[:, None] + dy[None, :]
         xx = np.rint(pos[:, 2]).astype(np.int64)[:, None] + dx[None, :]
         w = np.exp(-((yy - pos[:, 1:2]) ** 2 + (xx - pos[:, 2:3]) ** 2) / (2 * sigma**2))
         ok = (yy >= 0) & (yy < y) & (xx >= 0) & (xx < x) & (w > 0.01)
-        neuron = np.broadcast_to(np.arange(len(pos))[:, None], ok.shape)[ok]
-        pix = (yy * x + xx)[ok]
+        neuron = np.broadcast_to(np.arange(n)[:, None], ok.shape)[ok]
+        key = iz[neuron] * (y * x) + (yy * x + xx)[ok]  # plane, then voxel in the plane
         weight = w[ok].astype(np.float32)
-        plane = iz[neuron]
-        order = np.argsort(plane, kind="stable")
-        cuts = np.searchsorted(plane[order], np.arange(z + 1))
-        out = []
+        del yy, xx, w, ok
+        order = np.argsort(key, kind="stable")
+        key, weight, neuron = key[order], weight[order], neuron[order].astype(np.int32)
+        del order
+        cuts = np.searchsorted(key, np.arange(z + 1) * (y * x))
+        voxels, weights = [], []
         for p in range(z):
-            sel = order[cuts[p] : cuts[p + 1]]
-            out.append((pix[sel].astype(np.int32), weight[sel], neuron[sel].astype(np.int32)))
-        return out
+            a, b = int(cuts[p]), int(cuts[p + 1])
+            vox = key[a:b] - p * (y * x)
+            first = np.flatnonzero(np.diff(vox, prepend=-1))  # each voxel's first entry
+            indptr = np.append(first, b - a).astype(np.int32)
+            voxels.append(vox[first])
+            weights.append(
+                sparse.csr_matrix((weight[a:b], neuron[a:b], indptr), shape=(len(first), n))
+            )
+        return voxels, weights
 
     def _background_profiles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Brain autofluorescence as ``1 - z^2 - (y/.85)^2 - (x/.85)^2`` inside the ellipsoid:
@@ -163,6 +264,56 @@ class Brain:
         inside *= _AUTOFLUORESCENCE
         inside += _OFFSET
         return inside
+
+    def _background_table(self, p: int, blob_voxels: tuple[np.ndarray, ...]) -> _Background:
+        """Plane ``p``'s background, in bands over the voxels the sample lights.
+
+        A voxel is lit where there is autofluorescence or where one of ``blob_voxels``
+        (flat indices: the blobs of the planes sharing this table) falls; each band of
+        ``_BAND_ROWS`` rows is cut to its lit columns, so the tables hold ~1.05 x the
+        autofluorescent ellipse, not the whole plane.
+        """
+        mean = self.background_plane(p)
+        h, w = mean.shape
+        lit = mean > _OFFSET
+        for vox in blob_voxels:
+            lit.reshape(-1)[vox] = True
+        rows = np.flatnonzero(lit.any(1))
+        if len(rows) == 0:
+            return _Background((), ((slice(0, h), slice(0, w)),))
+        y0, y1 = int(rows[0]), int(rows[-1]) + 1
+        dark = [(slice(0, y0), slice(0, w)), (slice(y1, h), slice(0, w))]
+        bands = []
+        for r0 in range(y0, y1, _BAND_ROWS):
+            rs = slice(r0, min(r0 + _BAND_ROWS, y1))
+            cols = np.flatnonzero(lit[rs].any(0))
+            if len(cols) == 0:  # a gap between blobs outside the autofluorescence
+                dark.append((rs, slice(0, w)))
+                continue
+            cs = slice(int(cols[0]), int(cols[-1]) + 1)
+            m = np.ascontiguousarray(mean[rs, cs])
+            bands.append(_Band(rs, cs, m + np.float32(0.5)))
+            dark += [(rs, slice(0, cs.start)), (rs, slice(cs.stop, w))]
+        dark = [(r, c) for r, c in dark if r.stop > r.start and c.stop > c.start]
+        return _Background(tuple(bands), tuple(dark))
+
+    def _place_blobs(
+        self, voxels: np.ndarray, weights: sparse.csr_matrix, bg: _Background
+    ) -> _Blobs:
+        """A plane's blobs (``voxels``: sorted flat indices) as indices into its bands."""
+        x = self.shape[2]
+        if len(bg.bands) == 0:  # nothing lit: no blobs either
+            return _Blobs(weights, np.empty(0, np.intp), (0,))
+        starts = np.array([b.rows.start for b in bg.bands])
+        row, col = np.divmod(voxels, x)
+        band = np.searchsorted(starts, row, side="right") - 1
+        r0 = starts[band]
+        c0 = np.array([b.cols.start for b in bg.bands])[band]
+        width = np.array([b.cols.stop - b.cols.start for b in bg.bands])[band]
+        assert np.all((col >= c0) & (col < c0 + width)), "a blob voxel outside its band"
+        local = ((row - r0) * width + (col - c0)).astype(np.intp)
+        cuts = np.searchsorted(band, np.arange(len(bg.bands) + 1))
+        return _Blobs(weights, local, tuple(int(c) for c in cuts))
 
     def drive(self, seen: Seen, swimming: float, turn: float) -> np.ndarray:
         """Per-neuron drive (0..~1) for the current features."""
@@ -197,28 +348,46 @@ class Brain:
         """Render plane ``p`` into ``out`` (uint16 y, x) with shot noise: one camera frame.
 
         ``bleach`` scales everything the sample emits (not the camera's dark level).
-        float32 throughout; about 6 ms of one core for a 1328 x 2048 plane (module docstring).
+        Where the sample emits nothing, the dark frame is copied from the uint16 pool;
+        each band's mean (background + the blobs' signal) goes into a float32 scratch,
+        then mean + sqrt(mean) x noise is cast into ``out`` by the last ufunc call.
+        The scratches are the brain's: one render at a time (the image lane renders,
+        nothing else in a session). About 3.2 ms of one core for a 1328 x 2048 plane
+        (module docstring).
         """
-        mean = self.background_plane(p).reshape(-1)
+        z, y, x = self.shape
+        k = int(self.noise_rng.integers(0, len(self._pool) - y * x))
+        bg = self._backgrounds[min(p, z - 1 - p)]
+        dark = self._dark_pool[k : k + y * x].reshape(y, x)
+        for part in bg.dark:
+            out[part] = dark[part]
+        noise = self._pool[k : k + y * x].reshape(y, x)
+        blobs = self._blobs[p]
+        signal = self._blob_signal(fluorescence, blobs, bleach)
+        for i, band in enumerate(bg.bands):
+            mean = self._band_mean[: band.mean.size].reshape(band.mean.shape)
+            if bleach == 1.0:
+                np.copyto(mean, band.mean)
+            else:  # dark + bleach x autofluorescence (+ 0.5)
+                np.multiply(band.mean, bleach, out=mean)
+                mean += (1.0 - bleach) * (_OFFSET + 0.5)
+            a, b = blobs.cuts[i], blobs.cuts[i + 1]
+            if b > a:  # unique voxels: add.at for its fast path, not for duplicates
+                np.add.at(mean.reshape(-1), blobs.local[a:b], signal[a:b])
+            # Poisson's first two moments: variance = mean (module docstring)
+            v = self._band_noise[: band.mean.size].reshape(band.mean.shape)
+            np.subtract(mean, 0.5, out=v)
+            np.sqrt(v, out=v)
+            v *= noise[band.rows, band.cols]
+            np.add(v, mean, out=out[band.rows, band.cols], casting="unsafe")
+
+    def _blob_signal(self, fluorescence: np.ndarray, blobs: _Blobs, bleach: float) -> np.ndarray:
+        """Each blob voxel's mean signal (float32), within [0, ``_SIGNAL_CAP``]."""
+        if len(blobs.local) == 0:
+            return np.empty(0, np.float32)
+        f = fluorescence.astype(np.float32)
         if bleach != 1.0:
-            mean -= _OFFSET
-            mean *= bleach
-            mean += _OFFSET
-        n = mean.size
-        rng = self.noise_rng
-        noise = self._pool[int(rng.integers(0, len(self._pool) - n)) :][:n]
-        img = np.sqrt(mean)
-        img *= noise
-        img += mean
-        pix, weight, neuron = self._planes[p]
-        if len(pix):
-            signal = weight * fluorescence[neuron].astype(np.float32)
-            if bleach != 1.0:
-                signal *= bleach
-            # the blobs' own shot noise: variance = their signal (Gaussian, as above)
-            k = int(rng.integers(0, len(self._pool) - len(pix)))
-            signal += np.sqrt(signal) * self._pool[k : k + len(pix)]
-            np.add.at(img, pix, signal)
-        img += 0.5  # round to the nearest count, not down
-        np.clip(img, 0.0, 65535.0, out=img)
-        np.copyto(out, img.reshape(out.shape), casting="unsafe")
+            f *= bleach
+        signal: np.ndarray = blobs.weights @ f
+        np.clip(signal, 0.0, _SIGNAL_CAP, out=signal)
+        return signal
