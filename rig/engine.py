@@ -490,6 +490,7 @@ class Engine:
             with loop_lane_priority(
                 realtime=not isinstance(self.clock, VirtualClock),
                 report=lambda m: self._event(0, "info", m, "loop lane"),
+                keep_off=self._heavy_processes,
             ):
                 n = self.rig.daq.chunk_samples
                 while self._sample < tl.end_sample:
@@ -529,6 +530,13 @@ class Engine:
         if progress is not None:
             progress(self.status())
         return self.state
+
+    def _heavy_processes(self) -> list[int]:
+        """Processes that write to disk or compute per volume: kept off the loop's CPU."""
+        procs = [getattr(self.writer, "proc", None)]
+        if self._readout is not None:
+            procs.append(self._readout.proc)
+        return [p.pid for p in procs if p is not None and p.pid is not None]
 
     def _start_lanes(self) -> None:
         dev, w = self.devices, self.writer

@@ -2,17 +2,20 @@
 
 A thread holding the GIL that another process preempts keeps the loop waiting
 (rig/lanes/_rt.py); these check the policies the kernel reports, and that they are
-given back after the run.
+given back after the run. With two CPUs or more the engine's threads get CPUs of their
+own and the writer-like processes the others (a buffered disk write holds its CPU).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
 
-from rig.lanes._rt import LANE_PRIORITY, LOOP_PRIORITY, loop_lane_priority
+from rig.lanes._rt import LANE_PRIORITY, LOOP_PRIORITY, cpu_split, loop_lane_priority
 
 
 def _policy(tid: int) -> tuple[int, int]:
@@ -92,3 +95,44 @@ def test_virtual_time_changes_nothing() -> None:
             assert (_policy(lane.tid), _policy(threading.get_native_id())) == before
     finally:
         lane.end()
+
+
+def test_cpu_split_gives_the_engine_cpus_of_its_own() -> None:
+    assert cpu_split({0}) is None
+    assert cpu_split({0, 1}) == ({1}, {0})
+    assert cpu_split({2, 5, 7}) == ({7}, {2, 5})
+    assert cpu_split(set(range(8))) == ({6, 7}, set(range(6)))
+
+
+needs_two_cpus = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to split"
+)
+
+
+@needs_rt
+@needs_two_cpus
+def test_engine_threads_and_the_writer_run_on_separate_cpus_during_the_run() -> None:
+    lane = _Idle()
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    before = os.sched_getaffinity(0)
+    mine, others = cpu_split(before) or (set(), set())
+    said: list[str] = []
+    try:
+        with loop_lane_priority(True, said.append, keep_off=lambda: [writer.pid]):
+            assert os.sched_getaffinity(threading.get_native_id()) == mine
+            assert os.sched_getaffinity(lane.tid) == mine
+            assert os.sched_getaffinity(writer.pid) == others
+        assert os.sched_getaffinity(threading.get_native_id()) == before
+        assert os.sched_getaffinity(lane.tid) == before
+        assert os.sched_getaffinity(writer.pid) == before
+    finally:
+        writer.kill()
+        writer.wait()
+        lane.end()
+    assert any("engine threads on CPU" in m for m in said)
+
+
+def test_virtual_time_pins_nothing() -> None:
+    before = os.sched_getaffinity(0)
+    with loop_lane_priority(False, lambda m: None, keep_off=lambda: [os.getpid()]):
+        assert os.sched_getaffinity(0) == before

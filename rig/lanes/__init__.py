@@ -24,6 +24,10 @@ of that chunk), microscope events (image → the session's events), ring slot nu
 and batched records (image and record lanes → writer process). Nothing crosses back
 into the loop lane but two flags it reads between chunks: a fault to stop on, and a
 stop request. docs/design-notes.md ("Lanes") says why each boundary is where it is.
+
+In real time the engine's threads run on a CPU of their own and the writer (and
+readout) processes on the others (``_rt.py``); in virtual time the image and record
+lanes run inline on the loop's thread (``threaded=False``), where lanes gain nothing.
 """
 
 from __future__ import annotations

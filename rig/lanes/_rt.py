@@ -21,6 +21,18 @@ never preempted by ordinary work, and hands the GIL over within the switch
 interval (same load: max 27.5 ms, p99 11.5 ms). The interpreter's main thread is
 left alone when the loop is not on it (the control app's Qt thread, which paints
 for tens of milliseconds at a time, must not outrank the writer process).
+
+Priority is not enough either when the disk is busy. A buffered ``write()`` copies
+its whole buffer into the page cache without a preemption point on kernels built
+for throughput (``PREEMPT_NONE``/``VOLUNTARY``, and this VM's ``PREEMPT_DYNAMIC``
+in one of those modes): the writer's 5.4 MB chunk writes held their CPU for ~4.7
+ms, and a ``SCHED_FIFO`` thread woken on that CPU waited for the copy to end (the
+scheduler expects an ordinary task to yield at once). A bare FIFO sleeper beside
+``dd bs=8M`` woke 4.9 ms late at p99 on the same CPU and 0.09 ms late on the other
+one. So where there are at least two CPUs, the engine's threads (the loop and
+the lanes that share its GIL) are pinned to CPUs of their own
+(:func:`cpu_split`) and the heavy non-real-time processes (the writer, the live
+readout) to the others; see docs/design-notes.md.
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["LANE_PRIORITY", "LOOP_PRIORITY", "loop_lane_priority"]
+__all__ = ["LANE_PRIORITY", "LOOP_PRIORITY", "cpu_split", "loop_lane_priority"]
 
 #: SCHED_FIFO priority of the loop lane: above ordinary threads, below the kernel's own.
 LOOP_PRIORITY = 20
@@ -77,12 +89,79 @@ def _restore_threads(old: dict[int, tuple[int, os.sched_param]]) -> None:
             continue  # the thread has ended
 
 
+def cpu_split(cpus: set[int]) -> tuple[set[int], set[int]] | None:
+    """(the engine's CPUs, everyone else's) from the CPUs this process may use.
+
+    None with fewer than two: nothing to split. The engine gets the highest-numbered
+    CPU, two of them from six CPUs up (the loop and a busy image lane side by side).
+    """
+    if len(cpus) < 2:
+        return None
+    ordered = sorted(cpus)
+    k = 2 if len(ordered) >= 6 else 1
+    return set(ordered[-k:]), set(ordered[:-k])
+
+
+def _set_affinity(ids: list[int], cpus: set[int]) -> dict[int, set[int]]:
+    """Pin threads or processes (by id); returns the affinities to restore."""
+    old: dict[int, set[int]] = {}
+    for i in ids:
+        try:
+            before = os.sched_getaffinity(i)
+            os.sched_setaffinity(i, cpus)
+            old[i] = before
+        except OSError:
+            continue  # it ended meanwhile, or the system refused: it stays as it was
+    return old
+
+
+def _restore_affinity(old: dict[int, set[int]]) -> None:
+    for i, cpus in old.items():
+        try:
+            os.sched_setaffinity(i, cpus)
+        except OSError:
+            continue
+
+
+def _pin(keep_off: Callable[[], list[int]], report: Callable[[str], None]) -> dict[int, set[int]]:
+    """The engine's threads onto its CPUs, the ``keep_off`` processes onto the others."""
+    if not hasattr(os, "sched_setaffinity"):
+        return {}
+    try:
+        split = cpu_split(os.sched_getaffinity(0))
+    except OSError:
+        return {}
+    if split is None:
+        report("one CPU: the loop lane shares it with the writer (a busy disk delays it)")
+        return {}
+    mine, others = split
+    tids = [threading.get_native_id(), *_other_threads()]
+    old = _set_affinity(tids, mine)
+    pids = keep_off()
+    old.update(_set_affinity(pids, others))
+    report(
+        f"engine threads on CPU {_cpus(mine)}; writer and readout processes on CPU "
+        f"{_cpus(others)} (a buffered disk write holds its CPU for milliseconds)"
+    )
+    return old
+
+
+def _cpus(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
 @contextmanager
-def loop_lane_priority(realtime: bool, report: Callable[[str], None]) -> Iterator[bool]:
+def loop_lane_priority(
+    realtime: bool,
+    report: Callable[[str], None],
+    keep_off: Callable[[], list[int]] = list,
+) -> Iterator[bool]:
     """Run the calling thread at real-time priority inside the block (when ``realtime``).
 
-    The engine's other threads run at :data:`LANE_PRIORITY` meanwhile (module doc).
-    Yields whether real-time scheduling was granted; ``report`` hears what happened.
+    The engine's other threads run at :data:`LANE_PRIORITY` meanwhile, and with two
+    CPUs or more the engine's threads get CPUs of their own while the processes whose
+    ids ``keep_off()`` gives run on the others (module doc). Yields whether real-time
+    scheduling was granted; ``report`` hears what happened.
     """
     if not realtime:
         yield False
@@ -109,10 +188,12 @@ def loop_lane_priority(realtime: bool, report: Callable[[str], None]) -> Iterato
             f"{len(raised)} other engine thread{'s' if len(raised) != 1 else ''} at "
             f"SCHED_FIFO {LANE_PRIORITY}, so a lane holding the GIL is not preempted"
         )
+    pinned = _pin(keep_off, report)
     try:
         yield granted
     finally:
         sys.setswitchinterval(old_interval)
+        _restore_affinity(pinned)
         _restore_threads(raised)
         if granted and old_policy is not None:
             try:
