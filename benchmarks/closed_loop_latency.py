@@ -363,6 +363,12 @@ def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: f
             f"{engine.devices.projector.expected_latency_samples / fs * 1e3:.1f} ms "
             "([sim_projector] in the rig config)"
         )
+    if engine.readout is not None:
+        lines.insert(
+            4,
+            f"readout   {engine.readout.rows} volumes read, {engine.readout.skipped} skipped "
+            "(the live readout lane, issue 18)",
+        )
     res.lines = lines
     return res
 

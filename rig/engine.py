@@ -532,11 +532,11 @@ class Engine:
         return self.state
 
     def _heavy_processes(self) -> list[int]:
-        """Processes that write to disk or compute per volume: kept off the loop's CPU."""
-        procs = [getattr(self.writer, "proc", None)]
-        if self._readout is not None:
-            procs.append(self._readout.proc)
-        return [p.pid for p in procs if p is not None and p.pid is not None]
+        """Processes kept off the loop's CPU: the writer (a buffered write holds its CPU for
+        milliseconds). The live readout stays free: it only computes, in user space, where
+        the loop preempts it at once, and on the writer's CPU it starved the writer."""
+        proc = getattr(self.writer, "proc", None)
+        return [proc.pid] if proc is not None and proc.pid is not None else []
 
     def _start_lanes(self) -> None:
         dev, w = self.devices, self.writer

@@ -31,8 +31,7 @@ scheduler expects an ordinary task to yield at once). A bare FIFO sleeper beside
 ``dd bs=8M`` woke 4.9 ms late at p99 on the same CPU and 0.09 ms late on the other
 one. So where there are at least two CPUs, the engine's threads (the loop and
 the lanes that share its GIL) are pinned to CPUs of their own
-(:func:`cpu_split`) and the heavy non-real-time processes (the writer, the live
-readout) to the others; see docs/design-notes.md.
+(:func:`cpu_split`) and the disk writer to the others; see docs/design-notes.md.
 """
 
 from __future__ import annotations
@@ -140,8 +139,8 @@ def _pin(keep_off: Callable[[], list[int]], report: Callable[[str], None]) -> di
     pids = keep_off()
     old.update(_set_affinity(pids, others))
     report(
-        f"engine threads on CPU {_cpus(mine)}; writer and readout processes on CPU "
-        f"{_cpus(others)} (a buffered disk write holds its CPU for milliseconds)"
+        f"engine threads on CPU {_cpus(mine)}; the writer process on CPU {_cpus(others)} "
+        "(a buffered disk write holds its CPU for milliseconds)"
     )
     return old
 
