@@ -598,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown is not None:
         write_block(
             args.markdown,
-            "closed_loop_latency",
+            # the runs with the live readout on have a table of their own (issue 18)
+            "closed_loop_latency_readout" if args.readout else "closed_loop_latency",
             markdown(results, rig, args.seconds, load, raw_mbs),
         )
         print(f"\nwrote the table into {args.markdown}")
