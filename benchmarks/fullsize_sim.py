@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     per_volume, setup, shape = render_cost(args.volumes)
     print(
         f"render    {shape}: {per_volume:.3f} s of one core per volume (limit {LIMIT_S} s: "
-        f"{LIMIT_S / per_volume:.2f} x the limit, {0.9141 / per_volume:.2f} x real time); "
+        f"ratio to the limit {per_volume / LIMIT_S:.2f}, {0.9141 / per_volume:.2f} x real time); "
         f"brain set-up {setup:.1f} s"
     )
     out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-fullsize-"))
