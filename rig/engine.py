@@ -547,7 +547,6 @@ class Engine:
         self._image_lane = ImageLane(
             dev.microscope,
             lambda ev: self._microscope_event(ev.kind, ev.message, ev.sample),
-            poll_s=0.05 if self._virtual else 0.002,
             threaded=not self._virtual,
         )
         self._record_lane = RecordLane(self._record, threaded=not self._virtual)

@@ -34,14 +34,10 @@ class ImageLane:
         self,
         microscope: Microscope,
         report: Callable[[MicroscopeEvent], None],
-        poll_s: float = _POLL_S,
         threaded: bool = True,
     ) -> None:
         self.microscope = microscope
-        #: Seconds between looks when nobody wakes the lane. Virtual time passes a long one:
-        #: there the loop wakes the lane at every trigger and at its backlog checks, and a
-        #: 2 ms look made the lane take the GIL ~3,000 times a second for nothing.
-        self.poll_s = poll_s
+        #: False in virtual time: the loop's wake() then polls on its own thread.
         self.threaded = threaded
         self._report = report
         self._wake = threading.Event()
@@ -72,7 +68,7 @@ class ImageLane:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._wake.wait(self.poll_s)
+                self._wake.wait(_POLL_S)
                 self._wake.clear()
                 self._poll()
         except Exception as e:
