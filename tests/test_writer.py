@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import mmap
+import resource
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import h5py
@@ -10,6 +13,7 @@ import numpy as np
 import pytest
 
 from acquisition.writer import WriterClient
+from acquisition.writer._ring import VolumeRing
 from rig.errors import SessionFileError
 from rig.session._layout import FORMAT
 
@@ -78,3 +82,29 @@ def test_a_session_file_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(SessionFileError, match="never overwritten"):
         client(p).start()
     assert p.read_bytes() == b"precious"
+
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def test_a_new_ring_is_in_memory_before_the_first_volume() -> None:
+    """The image lane's first volumes must not wait for the kernel to find pages."""
+    shape = (8, 256, 512)  # 2 MB a slot
+    bare = shared_memory.SharedMemory(create=True, size=2 * 2 * int(np.prod(shape)))
+    try:
+        before = _faults()
+        np.ndarray((2, *shape), np.uint16, buffer=bare.buf)[1] = 5
+        bare_faults = _faults() - before
+    finally:
+        bare.close()
+        bare.unlink()
+    ring = VolumeRing(shape, 2)
+    try:
+        before = _faults()
+        ring.slot(1)[:] = 5
+        ring_faults = _faults() - before
+    finally:
+        ring.close()
+    assert bare_faults >= 2 * int(np.prod(shape)) // mmap.PAGESIZE // 2  # the measure works
+    assert ring_faults < 10

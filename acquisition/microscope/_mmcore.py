@@ -46,6 +46,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from acquisition._memory import prefault_sequence_buffer
 from acquisition.microscope._assembler import VolumeAssembler, describe_frames
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
 from rig.config import MicroscopeConfig
@@ -520,6 +521,10 @@ class MMCoreMicroscope(Microscope):
             self._arm_trigger_mode(label)
             self._core.setExposure(self._cfg.exposure_ms)
             self._core.setCircularBufferMemoryFootprint(self._cfg.sequence_buffer_mb)
+            # UniMMCore's buffer is lazy numpy memory: fault in what this run uses now,
+            # not while the camera must keep up
+            frame_bytes = self._cfg.height * self._cfg.width * 2
+            prefault_sequence_buffer(self._core, timeline.n_volumes * z * frame_bytes)
         except DeviceError:
             raise
         except Exception as e:

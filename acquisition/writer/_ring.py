@@ -20,6 +20,8 @@ from multiprocessing.sharedctypes import SynchronizedArray
 
 import numpy as np
 
+from acquisition._memory import prefault
+
 __all__ = ["FILLING", "FREE", "QUEUED", "VolumeRing"]
 
 FREE, FILLING, QUEUED = 0, 1, 2
@@ -53,6 +55,8 @@ class VolumeRing:
         )
         self._next = 0
         self._arr = np.ndarray((n_slots, *self.shape), dtype=np.uint16, buffer=self.shm.buf)
+        # allocate (or map) every page now, not in the image lane's first volumes
+        prefault(self._arr, write=self.owner)
 
     def spec(self) -> dict[str, object]:
         """What the writer process needs to attach."""
