@@ -47,8 +47,7 @@ from rig.events import Event, SessionLog
 from rig.faults import FaultInjector
 from rig.lanes import ChunkCosts, ChunkRecord, ImageLane, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
-from rig.readout import LiveRow, ReadoutLane, live_layout, prepare_labels, readout_settings
-from rig.readout._trigger import BrainTrigger, region_columns
+from rig.readout import LiveRow, ReadoutLane, SessionReadout, live_layout, prepare_labels
 from rig.session._layout import FORMAT, FORMAT_VERSION
 from rig.session._lock import lock_path
 from rig.timeline import Timeline
@@ -187,15 +186,7 @@ class Engine:
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
         self._readout_listeners: list[Callable[[LiveRow], None]] = []
-        self._readout: ReadoutLane | None = None
-        self._drift_warned = False
-        #: The live readout's traced neurons (label ids, positions zyx in voxels), once known.
-        self.live_labels: tuple[np.ndarray, np.ndarray] | None = None
-        #: The loop's sample when each volume was committed (decision latencies start there).
-        self._commit_samples: dict[int, int] = {}
-        self._trigger: BrainTrigger | None = None
-        self._regions: dict[str, np.ndarray] = {}
-        self._live_done = -1  # newest volume whose readout row was handled
+        self._live: SessionReadout | None = None
         self._log: SessionLog | None = None
         self._event_lock = threading.RLock()  # events come from every lane
         self._recorder: StreamRecorder | None = None
@@ -247,7 +238,12 @@ class Engine:
     @property
     def readout(self) -> ReadoutLane | None:
         """The live readout's lane, when ``[readout]`` is enabled (counts and costs)."""
-        return self._readout
+        return self._live.lane if self._live is not None else None
+
+    @property
+    def live_labels(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The live readout's traced neurons (label ids, positions zyx in voxels), once known."""
+        return self._live.labels if self._live is not None else None
 
     def request_stop(self, reason: str = "stopped by the user") -> None:
         """Stop between chunks; the session ends ``aborted``."""
@@ -393,8 +389,6 @@ class Engine:
             positions = fish.brain.positions if fish is not None else None
             labels = prepare_labels(self.rig, positions, self.label_file)
             live = live_layout(self.rig, labels, self.label_file)
-            if labels is not None:
-                self.live_labels = (labels.ids, labels.positions_zyx)
         if fish is not None:
             fish.clock = self.costs.clock
         if hasattr(self.devices.microscope, "clock"):
@@ -424,22 +418,19 @@ class Engine:
         self.writer.on_commit = self._on_volume
         self.writer.start()
         if live is not None:
-            self._readout = ReadoutLane(
-                readout_settings(self.rig),
-                self.writer.ring,
+            self._live = SessionReadout(
+                self.rig,
+                self.timeline,
+                self.writer,
                 labels,
                 virtual=self._virtual,
-                on_row=self._live_row,
-                on_labels=self._live_labels,
-                on_problem=lambda kind, msg: self._event(self._sample, kind, msg, "readout"),
+                brain_triggers=bool(waits),
+                tuning=fish.brain.tuning if fish is not None else None,
+                tuning_names=TUNINGS,
+                event=lambda sample, kind, msg: self._event(sample, kind, msg, "readout"),
+                now=lambda: self._sample,
             )
-            self.writer.on_queued = self._on_queued
-            if waits:
-                self._trigger = BrainTrigger(
-                    self.timeline, self._region_columns, lambda v: self._commit_samples.get(v, -1)
-                )
-            if self._virtual:
-                self.writer.slot_ready = self._readout.slot_released
+            self._live.listeners = self._readout_listeners  # shared: later subscribers too
         self._log = SessionLog(self.path)
         source = "engine"
         try:
@@ -551,13 +542,8 @@ class Engine:
         )
         self._record_lane = RecordLane(self._record, threaded=not self._virtual)
         self.costs.lanes_inline = self._virtual
-        if self._readout is not None and not self._readout.start():
-            self._event(
-                0,
-                "warning",
-                "the live readout did not start within 60 s; its volumes are skipped",
-                "readout",
-            )
+        if self._live is not None:
+            self._live.start()
         self._image_lane.start()
         self._record_lane.start()
 
@@ -597,8 +583,8 @@ class Engine:
         if at is not None and at.condition != self.loop.condition:
             # every condition starts its closed loop from rest (Stimulus.initial_loop)
             self.loop = tl.initial_loop(at.condition)
-        if self._trigger is not None:
-            self._trigger.on_chunk(at, self.loop, s1)  # a brain-triggered step's decision
+        if self._live is not None:
+            self._live.on_chunk(at, self.loop, s1)  # a brain-triggered step's decision
         law = self._law_of(at.stimulus) if at is not None else None
         if law is not None:
             law.step(self.loop, swim, n / self._fs)
@@ -633,8 +619,8 @@ class Engine:
             t_wake = clock()
             self._image_lane.wake()  # inline (virtual time): the planes are rendered here
             t_image += clock() - t_wake
-            if self._virtual and self._trigger is not None and self._trigger.armed is not None:
-                self._wait_for_readout(hi // z - 1)
+            if self._virtual and self._live is not None and self._live.waiting:
+                self._live.wait_for(hi // z - 1, self._image_lane.wake, self.clock.yield_to_others)
         t_trig = clock()
         self._sample = s1
         record = ChunkRecord(
@@ -708,8 +694,8 @@ class Engine:
         elif frames:
             self._write_frames(concat_records(frames))
         self._n.frames += sum(len(f) for f in frames)
-        if self._trigger is not None:
-            self._write_triggers(concat_records(frames) if frames else np.zeros(0, FRAME_DTYPE))
+        if self._live is not None:
+            self._live.on_frames(concat_records(frames) if frames else np.zeros(0, FRAME_DTYPE))
         bouts = [r.bouts for r in batch if len(r.bouts)]
         if bouts:
             merged = concat_records(bouts)
@@ -760,26 +746,6 @@ class Engine:
                     cb(live)
         if self._record_lane is not None and self._record_lane.threaded:
             self.costs.seconds["record lane"] += self.costs.clock() - t0  # inline: _step times it
-
-    def _write_triggers(self, frames: np.ndarray, final: bool = False) -> None:
-        """Brain-triggered decisions whose stimulus has been shown: to ``/live/triggers``."""
-        assert self._trigger is not None and self.writer is not None
-        rows = self._trigger.on_frames(frames, final)
-        if rows is None:
-            return
-        self.writer.table("live/triggers", rows)
-        for k in range(len(rows["volume"])):
-            if rows["timed_out"][k]:
-                text = "timed out: the stimulus started without the brain's signal"
-            else:
-                text = (
-                    f"volume {rows['volume'][k]}'s readout crossed the threshold "
-                    f"({rows['value'][k]:.3f}); shown {rows['latency_s'][k] * 1e3:.0f} ms "
-                    "after that volume was committed"
-                )
-            self._event(
-                int(rows["decision_sample"][k]), "protocol", f"brain trigger: {text}", "readout"
-            )
 
     def _write_frames(self, frames: np.ndarray) -> None:
         """Frames go to the file once their light is known (at once without a photodiode)."""
@@ -932,8 +898,8 @@ class Engine:
             if final is RunState.COMPLETE:
                 self._event(tl.end_sample, "protocol", "run complete", "protocol")
             self._send_traces()
-            if self._trigger is not None:
-                self._write_triggers(np.zeros(0, FRAME_DTYPE), final=True)
+            if self._live is not None:
+                self._live.on_frames(np.zeros(0, FRAME_DTYPE), final=True)
         status = {
             RunState.COMPLETE: "complete",
             RunState.STOPPED: "stopped",
@@ -972,95 +938,9 @@ class Engine:
         self.state = final
 
     def _stop_readout(self) -> None:
-        """The readout finishes the volumes it was given (bounded), before the file closes."""
-        lane = self._readout
-        if lane is None:
-            return
-        self.stopping_step = "finishing the live readout"
-        if not lane.stop(timeout_s=30.0):
-            self._event(
-                self._sample, "warning", "the readout did not finish within 30 s", "readout"
-            )
-        if lane.skipped:
-            self._event(
-                self._sample,
-                "info",
-                f"live readout: {lane.rows} volumes read out, {lane.skipped} skipped "
-                "(the readout was behind; the volumes themselves are all in the file)",
-                "readout",
-            )
-
-    def _on_queued(self, t: int, slot: int) -> None:
-        """A volume went to the writer (image lane): note when, and hand it to the readout."""
-        self._commit_samples[t] = self._sample
-        if self._readout is not None:
-            self._readout.submit(t, slot)
-
-    def _wait_for_readout(self, volume: int) -> None:
-        """Virtual time, a brain-triggered step waiting: let the readout of ``volume`` arrive
-        before the loop goes on, so the decision falls on the same chunk in every run."""
-        lane = self._readout
-        if lane is None or volume < self.rig.readout.reference_volumes - 1:
-            return
-        while self._live_done < volume and lane.alive() and self._image_lane is not None:
-            self._image_lane.wake()
-            self.clock.yield_to_others()
-
-    def _region_columns(self, region: str) -> np.ndarray | None:
-        """Trace columns of a wait_for region (None until the labels are known)."""
-        if region in self._regions:
-            return self._regions[region]
-        if self.live_labels is None:
-            return None
-        ids, positions = self.live_labels
-        fish = self.devices.fish if self.devices else None
-        tuning = fish.brain.tuning if fish is not None else None
-        cols = region_columns(region, positions, ids, tuning, TUNINGS)
-        self._regions[region] = cols
-        return cols
-
-    def _live_labels(self, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
-        """Cells detected on the reference: to the file, and for the live views."""
-        self.live_labels = (ids, positions_zyx)
-        if self.writer is not None and not self.writer.closed:
-            self.writer.live_labels(ids, positions_zyx)
-
-    def _live_row(self, row: LiveRow) -> None:
-        """From the readout lane: to the file, the drift warning, the subscribers."""
-        w = self.writer
-        if w is not None and not w.closed:
-            w.live(
-                {
-                    "volume": row.volume,
-                    "drift_um": row.drift_um,
-                    "brightness": row.brightness,
-                    "traces_raw": row.traces_raw,
-                    "traces_dff": row.traces_dff,
-                    "seconds": row.seconds,
-                }
-            )
-        limit = self.rig.readout.drift_warn_um
-        drift = float(np.linalg.norm(row.drift_um))
-        tl = self.timeline
-        at = int(tl.plane_samples[row.volume][-1]) if row.volume < tl.n_volumes else self._sample
-        if drift > limit and not self._drift_warned:
-            self._drift_warned = True  # once per excursion: again only after it came back
-            z, y, x = (float(v) for v in row.drift_um)
-            self._event(
-                at,
-                "warning",
-                f"the sample drifted {drift:.1f} um (z {z:+.1f}, y {y:+.1f}, x {x:+.1f}) at "
-                f"volume {row.volume}, above readout.drift_warn_um = {limit:g}: check the "
-                "mounting, refocus or re-register",
-                "readout",
-            )
-        elif drift <= limit:
-            self._drift_warned = False
-        if self._trigger is not None:
-            self._trigger.on_row(row)
-        self._live_done = max(self._live_done, row.volume)
-        for cb in self._readout_listeners:
-            cb(row)
+        if self._live is not None:
+            self.stopping_step = "finishing the live readout"
+            self._live.stop()
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         for cb in self._volume_listeners:

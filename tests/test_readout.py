@@ -21,7 +21,7 @@ import pytest
 from acquisition.fish import TUNINGS
 from acquisition.fish._brain import Brain
 from acquisition.writer._ring import VolumeRing
-from rig.config import RigConfig, load_config
+from rig.config import ReadoutConfig, RigConfig, load_config
 from rig.engine import Engine, RunState
 from rig.errors import ConfigError
 from rig.readout import (
@@ -240,7 +240,9 @@ def test_a_reused_slot_is_skipped_not_read() -> None:
     ring = VolumeRing(shape, 2)
     try:
         index = disk_index(np.array([[0.0, 8.0, 8.0]]), shape, 2.0, 64)
-        settings = ReadoutSettings(shape, (4.0, 1.0, 1.0), downsample=2, reference_volumes=1)
+        settings = ReadoutSettings(
+            shape, (4.0, 1.0, 1.0), ReadoutConfig(downsample=2, reference_volumes=1)
+        )
         inbox: queue.Queue[Any] = queue.Queue()
         outbox: queue.Queue[Any] = queue.Queue()
         done = mp.get_context("spawn").RawValue("q", -1)
@@ -271,7 +273,7 @@ def test_a_known_shift_is_measured_in_voxels() -> None:
     shape = (8, 80, 128)
     brain = Brain(shape, 300, np.random.default_rng(1), (4.0, 6.496, 6.496))
     f = brain.baseline * 1.0
-    settings = ReadoutSettings(shape, (4.0, 6.496, 6.496), reference_volumes=2)
+    settings = ReadoutSettings(shape, (4.0, 6.496, 6.496), ReadoutConfig(reference_volumes=2))
     readout = Readout(settings, disk_index(brain.positions, shape, 2.0, 64))
     v0 = _brain_volume(brain, f)
     assert readout.process(0, v0) is None

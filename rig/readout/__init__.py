@@ -12,6 +12,7 @@ from __future__ import annotations
 from rig.readout._compute import Baseline, LabelIndex, LiveRow, bin_xy, phase_shift, trace_means
 from rig.readout._labels import detect_cells, disk_index, load_label_file
 from rig.readout._lane import ReadoutLane
+from rig.readout._session import SessionReadout
 from rig.readout._setup import live_layout, prepare_labels, readout_settings
 from rig.readout._state import Readout, ReadoutSettings
 
@@ -22,6 +23,7 @@ __all__ = [
     "Readout",
     "ReadoutLane",
     "ReadoutSettings",
+    "SessionReadout",
     "bin_xy",
     "detect_cells",
     "disk_index",

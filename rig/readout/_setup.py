@@ -24,15 +24,7 @@ def readout_settings(rig: RigConfig) -> ReadoutSettings:
     return ReadoutSettings(
         shape_zyx=m.shape_zyx,
         voxel_size_um=tuple(float(v) for v in m.voxel_size_um),  # type: ignore[arg-type]
-        downsample=r.downsample,
-        reference_volumes=r.reference_volumes,
-        baseline_volumes=r.baseline_volumes,
-        baseline_percentile=r.baseline_percentile,
-        label_radius_px=r.label_radius_px,
-        max_voxels_per_label=r.max_voxels_per_label,
-        dark_level=r.dark_level,
-        detect=r.labels == "detect",
-        detect_threshold_sd=r.detect_threshold_sd,
+        config=r,
     )
 
 

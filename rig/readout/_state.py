@@ -10,11 +10,12 @@ which timestep each row is).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.ndimage
 
+from rig.config import ReadoutConfig
 from rig.readout._compute import (
     Baseline,
     CropRefiner,
@@ -29,23 +30,59 @@ from rig.readout._labels import detect_cells, disk_index
 __all__ = ["Readout", "ReadoutSettings"]
 
 
+#: Drift refinement: this many crops of this many pixels (at full resolution).
+_CROP_PX = 128
+_CROPS = 8
+
+
 @dataclass(frozen=True, slots=True)
 class ReadoutSettings:
-    """What the readout process needs (a plain, picklable copy of ``[readout]``)."""
+    """What the readout process needs: ``[readout]`` and the volume's geometry (picklable).
+
+    The section's values are read through it, so their defaults live in one place
+    (:class:`~rig.config.ReadoutConfig`).
+    """
 
     shape_zyx: tuple[int, int, int]
     voxel_size_um: tuple[float, float, float]
-    downsample: int = 8
-    crop_px: int = 128
-    crops: int = 8
-    reference_volumes: int = 3
-    baseline_volumes: int = 60
-    baseline_percentile: float = 10.0
-    label_radius_px: float = 2.0
-    max_voxels_per_label: int = 64
-    dark_level: float | None = None
-    detect: bool = False
-    detect_threshold_sd: float = 5.0
+    config: ReadoutConfig = field(default_factory=ReadoutConfig)
+
+    @property
+    def detect(self) -> bool:
+        """Cells are found on the reference volume (``labels = "detect"``)."""
+        return self.config.labels == "detect"
+
+    @property
+    def downsample(self) -> int:
+        return self.config.downsample
+
+    @property
+    def reference_volumes(self) -> int:
+        return self.config.reference_volumes
+
+    @property
+    def baseline_volumes(self) -> int:
+        return self.config.baseline_volumes
+
+    @property
+    def baseline_percentile(self) -> float:
+        return self.config.baseline_percentile
+
+    @property
+    def label_radius_px(self) -> float:
+        return self.config.label_radius_px
+
+    @property
+    def max_voxels_per_label(self) -> int:
+        return self.config.max_voxels_per_label
+
+    @property
+    def dark_level(self) -> float | None:
+        return self.config.dark_level
+
+    @property
+    def detect_threshold_sd(self) -> float:
+        return self.config.detect_threshold_sd
 
 
 def _dark_level(reference: np.ndarray) -> float:
@@ -172,8 +209,8 @@ class Readout:
         self._ref_sum += binned
         if not self._places:
             # at most half the frame, so a crop still fits after the sample moved
-            size = max(8, min(self.s.crop_px, volume.shape[1] // 2, volume.shape[2] // 2))
-            self._places = CropRefiner.places(binned, self._factor, size, self.s.crops)
+            size = max(8, min(_CROP_PX, volume.shape[1] // 2, volume.shape[2] // 2))
+            self._places = CropRefiner.places(binned, self._factor, size, _CROPS)
             self._crop_sums = [np.zeros((size, size)) for _ in self._places]
         h, w = self._crop_sums[0].shape if self._crop_sums else (0, 0)
         for acc, (p, y0, x0) in zip(self._crop_sums, self._places, strict=True):
@@ -196,7 +233,8 @@ class Readout:
         # the camera's dark level does not bleach: take it out of the brightness
         self._dark = _dark_level(ref) if self.s.dark_level is None else float(self.s.dark_level)
         if self._full_sum is not None:
-            full = self._full_sum / self._ref_n
+            # in place: at full size the sum is 780 MB, and a mean beside it would double that
+            full = np.divide(self._full_sum, self._ref_n, out=self._full_sum)
             pos = detect_cells(full, self.s.label_radius_px, self.s.detect_threshold_sd)
             self.labels = disk_index(
                 pos, self.s.shape_zyx, self.s.label_radius_px, self.s.max_voxels_per_label
