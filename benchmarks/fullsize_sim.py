@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| raw disk (write + fsync) for {data_mbs:.0f} MB/s of volumes, MB/s | {raw_mbs:.0f} "
             f"| {data_mbs:.0f} | {raw_mbs / data_mbs:.2f} |\n"
             f"| dropped volumes / planes | {r['dropped']} / {r['planes_dropped']} | 0"
-            f"{' (the disk is slower than the data)' if disk_limited else ''} | - |\n"
+            f"{' (the disk has < 10 % headroom)' if disk_limited else ''} | - |\n"
             f"| real-time factor, running phase ({r['experiment_s']:.0f} s session) | {rtf:.3f} "
             f"| >= 0.99 | {rtf / 0.99:.3f} |\n"
             "| start-up / close (the image lane's and the writer's backlog), s | "
