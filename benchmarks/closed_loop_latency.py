@@ -231,6 +231,8 @@ class Result:
     startup_s: float
     close_s: float
     work_p99: float
+    #: the live readout (issue 18): volumes read, skipped, the first one read; None: off
+    readout: tuple[int, int, int | None] | None = None
     lines: list[str] = field(default_factory=list)
 
 
@@ -364,10 +366,13 @@ def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: f
             "([sim_projector] in the rig config)"
         )
     if engine.readout is not None:
+        lane = engine.readout
+        res.readout = (lane.rows, lane.skipped, lane.first_row)
         lines.insert(
             4,
-            f"readout   {engine.readout.rows} volumes read, {engine.readout.skipped} skipped "
-            "(the live readout lane, issue 18)",
+            f"readout   {lane.rows} volumes read, {lane.skipped} skipped, the first read was "
+            f"volume {lane.first_row} (the live readout lane, issue 18; the volumes before it "
+            "went by while the reference was built and its cells detected)",
         )
     res.lines = lines
     return res
@@ -529,15 +534,27 @@ def markdown(
         f"{raw_mbs / data_mbs:.2f}).\n\n"
         "| camera | final state | volumes | dropped | software p99 (ms) | lag p99 / max (ms) "
         "| onset -> flip with lag p99 (ms) | engine work p99 (ms) | real-time factor (running) "
-        "| start-up (s) | close (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| start-up (s) | close (s) |"
+        + (" readout: read / skipped (first read) |" if rig.readout.enabled else "")
+        + "\n|"
+        + "---|" * (12 if rig.readout.enabled else 11)
+        + "\n"
     )
     rows = [
         f"| {r.camera} | {r.final_state} | {r.volumes} | {r.dropped} | {r.software_p99:.2f} "
         f"| {r.lag_p99:.1f} / {r.lag_max:.1f} | {r.e2e_lag_p99:.1f} (limit {r.e2e_limit:.1f}) "
         f"| {r.work_p99:.2f} | {r.rt_factor:.3f} | {r.startup_s:.2f} | {r.close_s:.2f} |"
+        + (_readout_cell(r.readout) if rig.readout.enabled else "")
         for r in results
     ]
     return head + "\n".join(rows) + "\n"
+
+
+def _readout_cell(readout: tuple[int, int, int | None] | None) -> str:
+    if readout is None:
+        return " - |"
+    rows, skipped, first = readout
+    return f" {rows} / {skipped} ({'-' if first is None else f'volume {first}'}) |"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     assert labels is not None
     settings = readout_settings(rig)
     readout = Readout(settings, labels)
-    for t in range(settings.reference_volumes):
+    for t in range(settings.config.reference_volumes):
         readout.process(t, volumes[t % len(volumes)])
     seconds = []
     for k in range(args.repeats):
-        t = settings.reference_volumes + k
+        t = settings.config.reference_volumes + k
         row = readout.process(t, volumes[t % len(volumes)])
         assert row is not None
         seconds.append(row.seconds)
@@ -83,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     shift = (1, 3, -5)  # planes, y px, x px
     moved = np.full_like(vol, int(np.median(vol[0, :16, :16])))
     moved[1:, 3:, :-5] = vol[:-1, :-3, 5:]
-    row = readout.process(settings.reference_volumes + args.repeats, moved)
+    row = readout.process(settings.config.reference_volumes + args.repeats, moved)
     assert row is not None
     vox = np.asarray(rig.microscope.voxel_size_um)
     drift_err = np.abs(row.drift_um / vox - np.array(shift, float))
     del moved
     # the parts, once each, on one volume
     c = time.thread_time()
-    bin_xy(vol, settings.downsample)
+    bin_xy(vol, settings.config.downsample)
     t_bin = time.thread_time() - c
     c = time.thread_time()
     trace_means(vol, labels)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"readout   {shape}, {labels.n} labels ({len(labels.flat)} voxels): "
         f"p50 {p50:.3f} s, p99 {p99:.3f} s of one core per volume (limit {LIMIT_S} s: "
-        f"{LIMIT_S / p99:.2f} x the limit at p99); {settings.downsample}x binning {t_bin:.3f} s, "
+        f"{LIMIT_S / p99:.2f} x the limit at p99); {settings.config.downsample}x binning {t_bin:.3f} s, "
         f"traces {t_traces:.3f} s; "
         f"label set-up {setup:.1f} s; drift error for a {shift} voxel shift: "
         f"z {drift_err[0]:.2f} planes, y {drift_err[1]:.2f}, x {drift_err[2]:.2f} voxels; load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "| what | measured | limit | ratio (limit / measured) |\n|---|---|---|---|\n"
             f"| readout, CPU s per volume, p50 | {p50:.3f} | {LIMIT_S} | {LIMIT_S / p50:.2f} |\n"
             f"| readout, CPU s per volume, p99 | {p99:.3f} | {LIMIT_S} | {LIMIT_S / p99:.2f} |\n"
-            f"| of which {settings.downsample}x binning (drift, brightness) | {t_bin:.3f} | - | - |\n"
+            f"| of which {settings.config.downsample}x binning (drift, brightness) | {t_bin:.3f} | - | - |\n"
             f"| of which traces ({labels.n} labels, {len(labels.flat)} voxels) | "
             f"{t_traces:.3f} | - | - |\n"
             f"| label set-up at arming (ground truth), s | {setup:.1f} | - | - |\n"

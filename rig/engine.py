@@ -694,7 +694,7 @@ class Engine:
         elif frames:
             self._write_frames(concat_records(frames))
         self._n.frames += sum(len(f) for f in frames)
-        if self._live is not None:
+        if self._live is not None and self._live.trigger is not None:
             self._live.on_frames(concat_records(frames) if frames else np.zeros(0, FRAME_DTYPE))
         bouts = [r.bouts for r in batch if len(r.bouts)]
         if bouts:

@@ -63,6 +63,9 @@ class ReadoutLane:
         self.proc: Any = None
         self.rows = 0
         self.skipped = 0
+        #: The first volume read out (those before it, past the reference, went by while the
+        #: reference was built and, in detect mode, its cells were found).
+        self.first_row: int | None = None
         self.error: str | None = None
         #: CPU seconds of the readout per volume (rows only), for the cost figures.
         self.seconds: list[float] = []
@@ -142,6 +145,8 @@ class ReadoutLane:
         if kind == "row":
             row: LiveRow = msg[1]
             self.rows += 1
+            if self.first_row is None:
+                self.first_row = row.volume
             self.seconds.append(row.seconds)
             self._on_row(row)
         elif kind == "labels":

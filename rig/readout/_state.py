@@ -39,8 +39,8 @@ _CROPS = 8
 class ReadoutSettings:
     """What the readout process needs: ``[readout]`` and the volume's geometry (picklable).
 
-    The section's values are read through it, so their defaults live in one place
-    (:class:`~rig.config.ReadoutConfig`).
+    The section itself travels (not a copy of its values), so its defaults live in one
+    place: :class:`~rig.config.ReadoutConfig`.
     """
 
     shape_zyx: tuple[int, int, int]
@@ -51,38 +51,6 @@ class ReadoutSettings:
     def detect(self) -> bool:
         """Cells are found on the reference volume (``labels = "detect"``)."""
         return self.config.labels == "detect"
-
-    @property
-    def downsample(self) -> int:
-        return self.config.downsample
-
-    @property
-    def reference_volumes(self) -> int:
-        return self.config.reference_volumes
-
-    @property
-    def baseline_volumes(self) -> int:
-        return self.config.baseline_volumes
-
-    @property
-    def baseline_percentile(self) -> float:
-        return self.config.baseline_percentile
-
-    @property
-    def label_radius_px(self) -> float:
-        return self.config.label_radius_px
-
-    @property
-    def max_voxels_per_label(self) -> int:
-        return self.config.max_voxels_per_label
-
-    @property
-    def dark_level(self) -> float | None:
-        return self.config.dark_level
-
-    @property
-    def detect_threshold_sd(self) -> float:
-        return self.config.detect_threshold_sd
 
 
 def _dark_level(reference: np.ndarray) -> float:
@@ -140,7 +108,7 @@ class Readout:
         """The binning, less where the frame is small: at least 32 binned voxels each way
         (below that the coarse drift is off by more than the crops can absorb)."""
         _, y, x = self.s.shape_zyx
-        return max(1, min(self.s.downsample, min(y, x) // 32))
+        return max(1, min(self.s.config.downsample, min(y, x) // 32))
 
     @property
     def ready(self) -> bool:
@@ -220,7 +188,7 @@ class Readout:
                 self._full_sum = np.zeros(volume.shape, dtype=np.float32)
             self._full_sum += volume
         self._ref_n += 1
-        if self._ref_n < max(1, self.s.reference_volumes):
+        if self._ref_n < max(1, self.s.config.reference_volumes):
             return
         ref = (self._ref_sum / self._ref_n).astype(np.float32)
         self._corr = PhaseCorrelator(ref, (1, self._factor, self._factor))
@@ -231,13 +199,22 @@ class Readout:
             ]
         )
         # the camera's dark level does not bleach: take it out of the brightness
-        self._dark = _dark_level(ref) if self.s.dark_level is None else float(self.s.dark_level)
+        self._dark = (
+            _dark_level(ref)
+            if self.s.config.dark_level is None
+            else float(self.s.config.dark_level)
+        )
         if self._full_sum is not None:
             # in place: at full size the sum is 780 MB, and a mean beside it would double that
             full = np.divide(self._full_sum, self._ref_n, out=self._full_sum)
-            pos = detect_cells(full, self.s.label_radius_px, self.s.detect_threshold_sd)
+            pos = detect_cells(
+                full, self.s.config.label_radius_px, self.s.config.detect_threshold_sd
+            )
             self.labels = disk_index(
-                pos, self.s.shape_zyx, self.s.label_radius_px, self.s.max_voxels_per_label
+                pos,
+                self.s.shape_zyx,
+                self.s.config.label_radius_px,
+                self.s.config.max_voxels_per_label,
             )
             self._full_sum = None
         self._sample_mask = ref > self._dark + 5.0 * _dark_noise(ref, self._dark)
@@ -245,5 +222,7 @@ class Readout:
             self._sample_mask &= ~self._cells_binned(ref.shape)
         self._ref_planes = self._plane_levels(ref)
         n = self.labels.n if self.labels is not None else 0
-        self._baseline = Baseline(n, self.s.baseline_volumes, self.s.baseline_percentile)
+        self._baseline = Baseline(
+            n, self.s.config.baseline_volumes, self.s.config.baseline_percentile
+        )
         self._ref_sum = None
