@@ -150,6 +150,21 @@ def _disk_space(rig: RigConfig, tl: Timeline, out: Path) -> Check:
     return Check("disk space", "pass", detail)
 
 
+def _ring_memory(rig: RigConfig) -> Check:
+    """The writer's ring must fit in shared memory (it is touched in full at arm)."""
+    from acquisition.writer._ring import ring_too_big, shared_memory_free
+
+    m = rig.microscope
+    slot = m.planes_per_volume * m.height * m.width * 2
+    n = rig.writer.volume_slots
+    problem = ring_too_big(slot, n)
+    if problem:
+        return Check("ring memory", "fail", problem, "fewer writer.volume_slots")
+    free = shared_memory_free()
+    room = "" if free is None else f" of {free / 1e9:.1f} GB free"
+    return Check("ring memory", "pass", f"{n} volume slots: {slot * n / 1e6:,.0f} MB{room}")
+
+
 def _disk_speed(rig: RigConfig, out: Path, megabytes: int = 256) -> Check:
     rate = _bytes_per_s(rig)
     block = os.urandom(4 << 20)
@@ -186,6 +201,7 @@ def run_checks(rig: RigConfig, protocol: Protocol, out: Path) -> list[Check]:
         _display(rig),
         _camera_rate(rig),
         _disk_space(rig, tl, out),
+        _ring_memory(rig),
         _disk_speed(rig, out),
     ]
 

@@ -75,3 +75,24 @@ def test_check_fails_clearly_on_the_example_real_rig(tmp_path: Path) -> None:
     assert "FAIL" in lines["DAQ"] and "NI-DAQmx" in lines["DAQ"]
     assert "FAIL" in lines["microscope"] and "mm_config" in lines["microscope"]
     assert "FAIL" in lines["laser"] and "laser.port" in lines["laser"]
+
+
+def test_a_ring_too_big_for_shared_memory_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    """Touching a tmpfs past its size is a SIGBUS; the rig must say so first, with the fix."""
+    src = Path(__file__).resolve().parents[1] / "hardware_configs" / "simulated-fullsize.toml"
+    text = src.read_text().replace("volume_slots = 12", "volume_slots = 256")  # 100 GB
+    assert "volume_slots = 256" in text
+    cfg = tmp_path / "rig.toml"
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    r = zaprig("run", "--config", str(cfg), "--time-scale", "0.003", "--clock", "virtual",
+               "--out", str(out), "--quiet")  # fmt: skip
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert "writer.volume_slots = 256" in r.stderr and "/dev/shm" in r.stderr
+    assert not list(out.glob("*.h5")) if out.exists() else True
+    r = zaprig("check", "--config", str(cfg), "--out", str(out))
+    assert r.returncode != 0
+    assert "ring memory  FAIL" in r.stdout + r.stderr

@@ -14,6 +14,7 @@ while it read, and what it read is thrown away. Readers never hold a slot.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Callable
 from multiprocessing import shared_memory
 from multiprocessing.sharedctypes import SynchronizedArray
@@ -21,10 +22,44 @@ from multiprocessing.sharedctypes import SynchronizedArray
 import numpy as np
 
 from acquisition._memory import prefault
+from rig.errors import ConfigError
 
-__all__ = ["FILLING", "FREE", "QUEUED", "VolumeRing"]
+__all__ = ["FILLING", "FREE", "QUEUED", "VolumeRing", "ring_too_big", "shared_memory_free"]
 
 FREE, FILLING, QUEUED = 0, 1, 2
+
+
+#: Where POSIX shared memory lives on Linux (a tmpfs with a size limit of its own).
+SHM_DIR = "/dev/shm"
+
+
+def shared_memory_free(shm_dir: str = SHM_DIR) -> int | None:
+    """Bytes free for shared memory (None where it cannot be read: not Linux)."""
+    try:
+        st = os.statvfs(shm_dir)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def ring_too_big(slot_bytes: int, n_slots: int, shm_dir: str = SHM_DIR) -> str | None:
+    """Why a ring of ``n_slots`` volumes does not fit in shared memory, with the fix; or None.
+
+    The ring is touched page by page as soon as it is made (acquisition/_memory.py);
+    a tmpfs that runs out of room answers a touch with SIGBUS, which would kill the
+    engine with no message. So the room is checked first (where it can be read).
+    """
+    free = shared_memory_free(shm_dir)
+    need = slot_bytes * n_slots
+    if free is None or need <= free:
+        return None
+    return (
+        f"writer.volume_slots = {n_slots}: the writer's ring needs {need / 1e9:.2f} GB of "
+        f"shared memory ({n_slots} volumes of {slot_bytes / 1e6:.0f} MB) but {shm_dir} has "
+        f"{free / 1e9:.2f} GB free. Set writer.volume_slots to {free // slot_bytes} or fewer "
+        f"in the rig config, or give {shm_dir} more room "
+        f"(mount -o remount,size=<N>G {shm_dir})"
+    )
 
 
 class VolumeRing:
@@ -40,6 +75,9 @@ class VolumeRing:
         self.n_slots = n_slots
         self.slot_bytes = int(np.prod(self.shape)) * 2
         if name is None:
+            problem = ring_too_big(self.slot_bytes, n_slots)
+            if problem:
+                raise ConfigError(problem)
             self.shm = shared_memory.SharedMemory(create=True, size=self.slot_bytes * n_slots)
             self.owner = True
         else:
