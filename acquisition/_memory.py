@@ -38,19 +38,16 @@ def prefault(a: np.ndarray, write: bool = True) -> None:
         pages.max()
 
 
-def prefault_sequence_buffer(core: Any, nbytes: int) -> int:
-    """Touch the first ``nbytes`` of ``UniMMCore``'s circular buffer; returns how many.
+def prefault_sequence_buffer(core: Any, nbytes: int) -> None:
+    """Touch the first ``nbytes`` of ``UniMMCore``'s circular buffer.
 
     pymmcore-plus's ``UniMMCore`` keeps its sequence buffer in one lazily allocated
     numpy array (``SequenceBuffer._pool``, made anew by
     ``setCircularBufferMemoryFootprint``) and fills it from the start, wrapping at
     the end: a run of ``nbytes`` of frames uses that much of it. The C++ MMCore
     allocates its own buffer; for it (and anything else without that pool) this
-    touches nothing and returns 0.
+    touches nothing.
     """
     pool = getattr(getattr(core, "_seq_buffer", None), "_pool", None)
-    if not isinstance(pool, np.ndarray) or pool.ndim != 1 or not pool.flags.c_contiguous:
-        return 0
-    part = pool.view(np.uint8)[: max(0, nbytes)]
-    prefault(part)
-    return int(part.size)
+    if isinstance(pool, np.ndarray) and pool.ndim == 1 and pool.flags.c_contiguous:
+        prefault(pool.view(np.uint8)[: max(0, nbytes)])

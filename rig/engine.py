@@ -429,8 +429,8 @@ class Engine:
                 tuning_names=TUNINGS,
                 event=lambda sample, kind, msg: self._event(sample, kind, msg, "readout"),
                 now=lambda: self._sample,
+                listeners=self._readout_listeners,
             )
-            self._live.listeners = self._readout_listeners  # shared: later subscribers too
         self._log = SessionLog(self.path)
         source = "engine"
         try:

@@ -154,8 +154,7 @@ def _ring_memory(rig: RigConfig) -> Check:
     """The writer's ring must fit in shared memory (it is touched in full at arm)."""
     from acquisition.writer._ring import ring_too_big, shared_memory_free
 
-    m = rig.microscope
-    slot = m.planes_per_volume * m.height * m.width * 2
+    slot = int(np.prod(rig.microscope.shape_zyx)) * 2
     n = rig.writer.volume_slots
     problem = ring_too_big(slot, n)
     if problem:

@@ -53,11 +53,16 @@ def ring_too_big(slot_bytes: int, n_slots: int, shm_dir: str = SHM_DIR) -> str |
     need = slot_bytes * n_slots
     if free is None or need <= free:
         return None
+    fit = free // slot_bytes
+    fewer = (
+        f"Set writer.volume_slots to {fit} or fewer in the rig config, or give"
+        if fit >= 2  # the config's minimum: one slot filling while the writer saves another
+        else "Give"
+    )
     return (
         f"writer.volume_slots = {n_slots}: the writer's ring needs {need / 1e9:.2f} GB of "
         f"shared memory ({n_slots} volumes of {slot_bytes / 1e6:.0f} MB) but {shm_dir} has "
-        f"{free / 1e9:.2f} GB free. Set writer.volume_slots to {free // slot_bytes} or fewer "
-        f"in the rig config, or give {shm_dir} more room "
+        f"{free / 1e9:.2f} GB free. {fewer} {shm_dir} more room "
         f"(mount -o remount,size=<N>G {shm_dir})"
     )
 

@@ -52,6 +52,7 @@ class SessionReadout:
         tuning_names: tuple[str, ...],
         event: EventFn,
         now: Callable[[], int],
+        listeners: list[Callable[[LiveRow], None]],
     ) -> None:
         self.rig = rig
         self.timeline = timeline
@@ -60,7 +61,8 @@ class SessionReadout:
         self._now = now
         self._tuning = tuning
         self._tuning_names = tuning_names
-        self.listeners: list[Callable[[LiveRow], None]] = []
+        #: Called with each row; the caller's list, so later subscribers are heard too.
+        self.listeners = listeners
         #: The traced neurons (label ids, positions zyx in voxels), once known.
         self.labels: tuple[np.ndarray, np.ndarray] | None = (
             (labels.ids, labels.positions_zyx) if labels is not None else None
