@@ -1,31 +1,47 @@
 # Quick start: `make demo` runs a short simulated session; `make test` runs the tests.
-# Each target does its own set-up (a virtual environment in .venv; system packages when root).
+# Each target does its own set-up (system packages when root or with sudo) in its own virtual
+# environment: `make demo` in .venv-demo with the core install only (what `pip install zaprig`
+# gives a new user), `make test` in .venv with every extra and the test tools.
 
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DEMO_VENV := .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
 APT_PACKAGES := python3-venv xvfb xauth libgl1-mesa-dri libglu1-mesa libegl1 hdf5-tools \
 	libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libdbus-1-3 libfontconfig1
 
-.PHONY: demo test lint system-deps clean
+.PHONY: demo test lint system-deps venv-support clean
 
-$(BIN)/python:
+# `python3 -m venv` needs ensurepip, which Debian ships apart (python3-venv)
+venv-support:
+	@$(PY) -c 'import ensurepip' 2>/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv; \
+	}
+
+$(BIN)/python: | venv-support
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.core: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
-	touch $@
-
 $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
-	touch $@ $(VENV)/.core
+	touch $@
+
+$(DEMO_BIN)/python: | venv-support
+	$(PY) -m venv $(DEMO_VENV)
+	$(DEMO_BIN)/pip install -q --upgrade pip
+
+# the core install only ([project] dependencies, no extra): what `make demo` must run on
+$(DEMO_VENV)/.core: pyproject.toml | $(DEMO_BIN)/python
+	$(DEMO_BIN)/pip install -q -e .
+	touch $@
 
 ## demo: a simulated session of the built-in protocol at 1% length (about 75 s), then its summary
-demo: $(VENV)/.core
-	$(BIN)/zaprig run --time-scale 0.01 --out sessions
-	$(BIN)/zaprig inspect "$$(ls -t sessions/*.h5 | head -n 1)"
+demo: $(DEMO_VENV)/.core
+	$(DEMO_BIN)/zaprig run --time-scale 0.01 --out sessions
+	$(DEMO_BIN)/zaprig inspect "$$(ls -t sessions/*.h5 | head -n 1)"
 
 ## system-deps: Xvfb, Mesa and the Qt/X libraries the tests need (Debian; needs root or sudo)
 system-deps:
@@ -40,10 +56,11 @@ system-deps:
 test: system-deps $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info

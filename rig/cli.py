@@ -206,13 +206,17 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
-    """Commands whose heavy imports (Qt, pynwb) load only when used."""
+    """Commands whose heavy imports (Qt, pynwb) load only when used: an optional package
+    missing anywhere in them is one line naming its extra (rig._optional), not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
         import importlib
 
-        mod = importlib.import_module(module)
-        return int(getattr(mod, func)(args))
+        from rig._optional import optional_part
+
+        with optional_part(f"zaprig {args.command}"):
+            mod = importlib.import_module(module)
+            return int(getattr(mod, func)(args))
 
     return run
 

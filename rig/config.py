@@ -7,6 +7,7 @@ Validation happens when the file is loaded, before any device is opened.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import tomllib
 from pathlib import Path
@@ -34,9 +35,21 @@ __all__ = [
     "load_config",
 ]
 
-HERE = Path(__file__).resolve().parent
-#: Where the shipped rig configs live: beside the packages in a source checkout.
-CONFIG_DIR = HERE.parent / "hardware_configs"
+
+def _shipped_configs() -> Path:
+    """The folder of the rig configs zaprig ships: ``hardware_configs/``, a data-only package,
+    so a source checkout, an editable install and a wheel installed anywhere all find it."""
+    folder = importlib.resources.files("hardware_configs")
+    if not isinstance(folder, Path):  # a zip import: configs are read as files, so refuse it
+        raise ConfigError(
+            f"the shipped rig configs are inside {folder}, not a folder: "
+            "install zaprig unzipped (pip install zaprig)"
+        )
+    return folder
+
+
+#: Where the shipped rig configs live (``hardware_configs/``, installed as package data).
+CONFIG_DIR = _shipped_configs()
 DEFAULT_CONFIG = CONFIG_DIR / "simulated.toml"
 
 Volts = Annotated[float, Field(ge=-10.0, le=10.0)]

@@ -8,6 +8,7 @@ started: no laser emission, no triggers.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rig._optional import install_hint
 from rig.config import RigConfig, load_config
 from rig.errors import ZaprigError
 from rig.timeline import Timeline
@@ -91,6 +93,9 @@ def _display(rig: RigConfig) -> Check:
     d = rig.display
     if d.backend == "headless":
         return Check("display", "pass", "headless renderer (no window)")
+    if importlib.util.find_spec("psychopy") is None:  # first: no display helps without it
+        msg = "display.backend is 'psychopy' but PsychoPy (the 'psychopy' extra) is not installed"
+        return Check("display", "fail", msg, install_hint("psychopy"))
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
         return Check(
             "display",
@@ -100,8 +105,8 @@ def _display(rig: RigConfig) -> Check:
         )
     try:
         import psychopy  # noqa: F401
-    except ImportError as e:
-        return Check("display", "fail", f"PsychoPy missing: {e}", "pip install 'zaprig[psychopy]'")
+    except ImportError as e:  # installed, but broken (a missing system library)
+        return Check("display", "fail", f"PsychoPy cannot be imported: {e}", "reinstall PsychoPy")
     return Check(
         "display",
         "pass",

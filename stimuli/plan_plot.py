@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rig._optional import require
 from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.render._frames import FrameMaker
@@ -15,6 +16,7 @@ __all__ = ["plot_timeline"]
 
 def plot_timeline(tl: Timeline, path: Path) -> None:
     """Condition blocks on top; the open-loop stimulus parameters (at 2 Hz) below."""
+    require("matplotlib", "zaprig plan --png")
     import matplotlib
 
     matplotlib.use("Agg")

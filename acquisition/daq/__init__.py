@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from acquisition.daq._base import INPUT_COLUMNS, Daq
+from rig._optional import require
 from rig.config import RigConfig
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def make_daq(
             overflow_at_s=rig.faults.daq_overflow_at_s,
             projector=projector,
         )
+    require("nidaqmx", "daq.backend = 'nidaqmx'")
     from acquisition.daq._nidaqmx import NiDaq  # imports nidaqmx: only for a real DAQ
 
     return NiDaq(rig.daq)

@@ -49,6 +49,7 @@ import numpy as np
 from acquisition._memory import prefault_sequence_buffer
 from acquisition.microscope._assembler import VolumeAssembler, describe_frames
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
+from rig._optional import require
 from rig.config import MicroscopeConfig
 from rig.errors import ConfigError, DeviceError
 from rig.timeline import Timeline
@@ -318,6 +319,7 @@ class MMCoreMicroscope(Microscope):
                 f"microscope.mm_config = {cfg.mm_config!r}: no such file (save your hardware "
                 "configuration from Micro-Manager's Hardware Configuration Wizard and give its path)"
             )
+        require("pymmcore_plus", "microscope.backend = 'pymmcore'")
         from pymmcore_plus.experimental.unicore import UniMMCore
 
         core = UniMMCore()

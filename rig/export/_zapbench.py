@@ -37,6 +37,7 @@ import numpy as np
 import tensorstore as ts
 from tqdm import tqdm
 
+from acquisition.fish._segmentation import label_plane
 from rig.errors import SessionFileError
 from rig.export._common import (
     SessionInfo,
@@ -46,7 +47,6 @@ from rig.export._common import (
     session_info,
     time_unit,
 )
-from rig.export._segmentation import label_plane
 from rig.session import SessionReader
 
 __all__ = ["ZapbenchExport", "export_zapbench"]

@@ -1,7 +1,7 @@
 """Where the readout's neurons come from: ground truth, a label file, or its own detector.
 
 * ``ground_truth`` (simulated rigs): the virtual brain's neurons as small disks in
-  their plane, drawn by the same :func:`~rig.export._segmentation.label_plane` the
+  their plane, drawn by the same :func:`~acquisition.fish._segmentation.label_plane` the
   export uses, so label ``k`` is ground-truth neuron ``k - 1``;
 * ``file``: a label volume (.npy, .h5 / .hdf5 with an optional ``:/dataset``, or a
   zarr folder read with tensorstore), in (z, y, x) or in the dataset's (x, y, z)
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndi
 
+from acquisition.fish._segmentation import label_plane
+from rig._optional import require
 from rig.errors import ConfigError
-from rig.export._segmentation import label_plane
 from rig.readout._compute import LabelIndex
 
 __all__ = ["detect_cells", "disk_index", "load_label_file"]
@@ -70,12 +71,9 @@ def _read(path: Path, dataset: str | None) -> np.ndarray:
                 raise _fail(path, f"has no dataset {name!r}", "name an existing dataset")
             return np.asarray(f[name][...])
     if suffix == ".zarr" or path.is_dir():
-        try:
-            import tensorstore as ts
-        except ImportError:
-            raise _fail(
-                path, "is a zarr folder, which needs tensorstore", "pip install tensorstore"
-            ) from None
+        require("tensorstore", f"{path} ({_FIELD}), a zarr label file,")
+        import tensorstore as ts
+
         driver = "zarr3" if (path / "zarr.json").exists() else "zarr"
         store = ts.open({"driver": driver, "kvstore": {"driver": "file", "path": str(path)}})
         arr = np.asarray(store.result().read().result())

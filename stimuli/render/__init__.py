@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from rig._optional import require
 from rig.config import DisplayConfig
 from rig.errors import DeviceError
 from stimuli.render._base import Renderer
@@ -19,9 +20,10 @@ def make_renderer(display: DisplayConfig) -> Renderer:
         from stimuli.render._headless import HeadlessRenderer
 
         return HeadlessRenderer(display.refresh_hz, display.sync_patch)
+    require("psychopy", "display.backend = 'psychopy'")
     try:
         from stimuli.render._psychopy import PsychopyRenderer
-    except ImportError as e:
+    except ImportError as e:  # installed, but broken (a missing system library)
         raise DeviceError(
             f"display.backend = 'psychopy' but PsychoPy cannot be imported ({e}): "
             "pip install 'zaprig[psychopy]' or use backend = 'headless'"

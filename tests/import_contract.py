@@ -1,0 +1,154 @@
+"""An import-linter contract for the core install: what loads must not load an optional part.
+
+``lint-imports`` (run by ``make test``; configured in ``pyproject.toml``) checks it. The rule
+(docs/design-notes.md, "The core install"): ``pip install zaprig`` without extras runs a
+whole session, so no module of ``rig``, ``acquisition`` or ``stimuli`` may, *when it is
+loaded*, import an optional package (tensorstore, pynwb, Qt, PsychoPy, NI-DAQmx,
+Micro-Manager, ...) or a module that belongs to an extra (``rig.export``, ``gui``, ...).
+Imports inside a function run only when that function is called, where ``rig._optional``
+names the missing extra in one line; they are the sanctioned doors and are not checked.
+
+import-linter's own ``forbidden`` contract cannot say this: grimp's graph holds every import
+statement, inside functions too, so every door would need an ``ignore_imports`` entry, and
+such an entry would also hide the same import moved to the top of the module (the very
+mistake this contract is for). This contract keeps the graph and drops only the edges whose
+every import statement sits inside a function body, read from the importer's source.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from grimp import ImportGraph
+from importlinter import Contract, ContractCheck, fields, output
+
+__all__ = ["LoadTimeOptionalContract", "load_time_lines"]
+
+
+def load_time_lines(source: str) -> set[int]:
+    """Line numbers of the import statements that run when a module with ``source`` loads:
+    every import not inside a function (module level, class bodies, top-level try/if)."""
+    lines: set[int] = set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import | ast.ImportFrom) and not in_function:
+                lines.add(child.lineno)
+            nested = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+            visit(child, in_function or nested)
+
+    visit(ast.parse(source), False)
+    return lines
+
+
+@cache
+def _root_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # a top-level name: nothing is executed
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"{package}: not an importable package (run lint-imports from the repo)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@cache
+def _source_lines(module: str) -> frozenset[int]:
+    root, *rest = module.split(".")
+    base = _root_dir(root).joinpath(*rest)
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    return frozenset(load_time_lines(path.read_text(encoding="utf-8")))
+
+
+def _in(module: str, parts: set[str]) -> str | None:
+    """The entry of ``parts`` that ``module`` is, or is inside (None: neither)."""
+    for part in parts:
+        if module == part or module.startswith(part + "."):
+            return part
+    return None
+
+
+def _reach(
+    graph: ImportGraph, imported: str, part: str, packages: set[str]
+) -> tuple[str, ...] | None:
+    """A chain from ``imported`` (or the package ``part`` it is in, which Python loads first)
+    to one of the optional ``packages``: what loading ``imported`` pulls in."""
+    for start in dict.fromkeys((imported, part)):
+        for package in sorted(packages):
+            if package in graph.modules:
+                chain = graph.find_shortest_chain(importer=start, imported=package)
+                if chain:
+                    return tuple(chain)
+    return None
+
+
+class LoadTimeOptionalContract(Contract):
+    """Core modules never load an optional package or an optional module at import time.
+
+    Options:
+        core_packages:     the packages whose modules are core unless listed as optional.
+        optional_modules:  modules (with everything inside them) that belong to an extra.
+        optional_packages: the external packages of the extras (top-level import names).
+    """
+
+    type_name = "load_time_optional"
+
+    core_packages = fields.ListField(subfield=fields.StringField())
+    optional_modules = fields.ListField(subfield=fields.StringField())
+    optional_packages = fields.ListField(subfield=fields.StringField())
+
+    def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
+        core_roots = set(self.core_packages)  # type: ignore[call-overload]
+        optional_internal = set(self.optional_modules)  # type: ignore[call-overload]
+        optional_external = set(self.optional_packages)  # type: ignore[call-overload]
+        missing = sorted(m for m in optional_internal if m not in graph.modules)
+        if missing:  # a renamed part must not silently leave the contract
+            raise ValueError(f"optional_modules not found in the import graph: {missing}")
+        core = sorted(
+            m
+            for m in graph.modules
+            if _in(m, core_roots) is not None and _in(m, optional_internal) is None
+        )
+        crossings: list[dict[str, Any]] = []
+        for importer in core:
+            load_time = _source_lines(importer)
+            for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+                part = _in(imported, optional_internal) or _in(imported, optional_external)
+                if part is None:
+                    continue
+                details = graph.get_import_details(importer=importer, imported=imported)
+                lines = sorted(d["line_number"] for d in details if d["line_number"] in load_time)
+                if not lines:
+                    continue  # only inside functions: loaded when used, behind rig._optional
+                chain = None
+                if part in optional_internal:  # show how far the optional part reaches
+                    chain = _reach(graph, imported, part, optional_external)
+                crossings.append(
+                    {
+                        "importer": importer,
+                        "imported": imported,
+                        "part": part,
+                        "lines": lines,
+                        "chain": list(chain) if chain else [],
+                    }
+                )
+        output.verbose_print(verbose, f"{len(core)} core modules checked")
+        return ContractCheck(kept=not crossings, metadata={"crossings": crossings})
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for c in check.metadata["crossings"]:
+            lines = ", ".join(f"l.{n}" for n in c["lines"])
+            output.print_error(
+                f"{c['importer']} ({lines}) imports {c['imported']} when it loads: "
+                f"'{c['part']}' is optional (an extra), {c['importer']} is core",
+                bold=False,
+            )
+            if c["chain"]:
+                output.print(f"    which loads: {' -> '.join(c['chain'])}")
+        output.new_line()
+        output.print(
+            "Move a pure helper out of the optional part into a core module, or import the "
+            "optional part inside the function that uses it, after "
+            "rig._optional.require(...) (docs/design-notes.md, 'The core install')."
+        )
