@@ -18,6 +18,7 @@ every import statement sits inside a function body, read from the importer's sou
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 from functools import cache
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 from grimp import ImportGraph
 from importlinter import Contract, ContractCheck, fields, output
 
-__all__ = ["LoadTimeOptionalContract", "load_time_lines"]
+__all__ = ["LoadTimeOptionalContract", "load_time_graph", "load_time_lines"]
 
 
 def load_time_lines(source: str) -> set[int]:
@@ -67,6 +68,21 @@ def _in(module: str, parts: set[str]) -> str | None:
         if module == part or module.startswith(part + "."):
             return part
     return None
+
+
+def load_time_graph(graph: ImportGraph) -> ImportGraph:
+    """``graph`` without the imports that run only when a function is called: an edge stays
+    if at least one of its import statements runs when the importer loads."""
+    loaded = copy.deepcopy(graph)
+    for importer in sorted(graph.modules):
+        if graph.is_module_squashed(importer):  # an external package: not ours to read
+            continue
+        lines = _source_lines(importer)
+        for imported in graph.find_modules_directly_imported_by(importer):
+            details = graph.get_import_details(importer=importer, imported=imported)
+            if not any(d["line_number"] in lines for d in details):
+                loaded.remove_import(importer=importer, imported=imported)
+    return loaded
 
 
 def _reach(
@@ -110,20 +126,19 @@ class LoadTimeOptionalContract(Contract):
             for m in graph.modules
             if _in(m, core_roots) is not None and _in(m, optional_internal) is None
         )
+        loaded = load_time_graph(graph)
         crossings: list[dict[str, Any]] = []
         for importer in core:
             load_time = _source_lines(importer)
-            for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            for imported in sorted(loaded.find_modules_directly_imported_by(importer)):
                 part = _in(imported, optional_internal) or _in(imported, optional_external)
                 if part is None:
                     continue
-                details = graph.get_import_details(importer=importer, imported=imported)
+                details = loaded.get_import_details(importer=importer, imported=imported)
                 lines = sorted(d["line_number"] for d in details if d["line_number"] in load_time)
-                if not lines:
-                    continue  # only inside functions: loaded when used, behind rig._optional
                 chain = None
-                if part in optional_internal:  # show how far the optional part reaches
-                    chain = _reach(graph, imported, part, optional_external)
+                if part in optional_internal:  # show what the optional part loads in turn
+                    chain = _reach(loaded, imported, part, optional_external)
                 crossings.append(
                     {
                         "importer": importer,
