@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rig._optional import require
 from rig.config import DEFAULT_CONFIG, RigConfig, SyncPatchConfig, load_config
 from rig.errors import ConfigError, DeviceError, ZaprigError
 from stimuli.library import Dark
@@ -166,6 +167,7 @@ def calibrate_display(
 
 def cli_calibrate(args: argparse.Namespace) -> int:
     """``zaprig calibrate display``."""
+    require("psychopy", "zaprig calibrate display")  # the gamma fit is PsychoPy's: say so first
     config = args.config or DEFAULT_CONFIG
     fit = calibrate_display(
         config, args.out, args.levels, args.seconds_per_level, write=not args.dry_run

@@ -140,6 +140,7 @@ def test_plan_and_a_virtual_session_run_on_the_core_install(
         (["gui"], "gui"),
         (["run", "--config", "psychopy.toml", "--clock", "virtual", "--out", "p"], "psychopy"),
         (["check", "--config", "psychopy.toml"], "psychopy"),
+        (["calibrate", "display", "--dry-run", "--out", "p"], "psychopy"),
     ],
 )
 def test_an_optional_part_without_its_extra_is_one_line(
@@ -160,7 +161,7 @@ def test_an_optional_part_without_its_extra_is_one_line(
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("zaprig: error: ") and line.endswith(hint)
-    assert not list(elsewhere.glob("p/*.h5")), "no session file for a rig that cannot run"
+    assert not list(elsewhere.glob("p/*.h5")), "no session file for a part that cannot run"
 
 
 def test_every_optional_package_is_in_the_extra_the_message_names():
