@@ -150,14 +150,23 @@ def _progress(total: int, quiet: bool):  # type: ignore[no-untyped-def]
 def _cmd_plan(args: argparse.Namespace) -> int:
     from rig.config import load_config
     from rig.timeline import Timeline
-    from stimuli.protocol import load_protocol
+    from stimuli.protocol import SCALING_NOTE, load_protocol
 
     rig = load_config(args.config)
-    proto = load_protocol(args.protocol).scaled(args.time_scale)
+    full = load_protocol(args.protocol)
+    proto = full.scaled(args.time_scale)
     tl = Timeline.build(proto, rig)
     print(f"protocol  {proto.name}   sha256 {proto.sha256[:16]}")
     if proto.description:
         print(f"          {proto.description}")
+    if args.time_scale == 1.0:
+        print("scale     x1 (full length); with --time-scale X, " + SCALING_NOTE[len("time scale: "):])
+    else:
+        fcs = full.condition_factors(args.time_scale)
+        print(
+            f"scale     x{args.time_scale:g}: {SCALING_NOTE[len('time scale: '):]} "
+            f"(here x{min(fcs):.4g} to x{max(fcs):.4g})"
+        )
     print(
         f"rig       {rig.name}: volume every {rig.microscope.volume_period_s} s, "
         f"{rig.microscope.planes_per_volume} planes"

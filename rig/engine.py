@@ -51,7 +51,7 @@ from rig.readout import LiveRow, ReadoutLane, SessionReadout, live_layout, prepa
 from rig.session._layout import FORMAT, FORMAT_VERSION
 from rig.session._lock import lock_path
 from rig.timeline import Timeline
-from stimuli.closed_loop import LoopState
+from stimuli.closed_loop import LoopState, SwimDelay
 from stimuli.library import Stimulus
 from stimuli.library._base import StimulusLaw
 from stimuli.protocol import Protocol
@@ -208,6 +208,8 @@ class Engine:
         self._trigger_list: list[int] = self.timeline.all_plane_samples.tolist()
         self._trigger_cursor = 0
         self._laws: dict[int, StimulusLaw] = {}
+        #: swims on their way to the law when a stimulus adds a feedback delay (issue 26)
+        self._swim_delay = SwimDelay()
         self._reported_faults: set[tuple[str, str]] = set()
         #: Decodes each frame's light from the photodiode (rigs with one and a coded sync
         #: patch); used by the record lane only.
@@ -583,11 +585,14 @@ class Engine:
         if at is not None and at.condition != self.loop.condition:
             # every condition starts its closed loop from rest (Stimulus.initial_loop)
             self.loop = tl.initial_loop(at.condition)
+            self._swim_delay.reset()
         if self._live is not None:
             self._live.on_chunk(at, self.loop, s1)  # a brain-triggered step's decision
         law = self._law_of(at.stimulus) if at is not None else None
         if law is not None:
-            law.step(self.loop, swim, n / self._fs)
+            assert at is not None
+            delay = round(at.stimulus.applied_feedback_delay_ms() * 1e-3 * self._fs)
+            law.step(self.loop, self._swim_delay(swim, s1, delay), n / self._fs)
         else:
             self.loop.swimming = swim.swimming
             self.loop.gain = 0.0

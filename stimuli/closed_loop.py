@@ -14,9 +14,10 @@ which is what the world does when the fish swims forward. At rest the water
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["FlowLaw", "LoopState", "SwimInput", "TurnLaw"]
+__all__ = ["FlowLaw", "LoopState", "SwimDelay", "SwimInput", "TurnLaw"]
 
 #: The lab's rule is per stimulus frame at this rate.
 LAB_FRAME_S = 1.0 / 60.0
@@ -114,3 +115,42 @@ class TurnLaw:
         if swim.swimming:
             turn = self.turn_gain_deg * (swim.power_left - swim.power_right) * dt
             state.heading_deg = math.remainder(state.heading_deg + turn, 360.0)
+
+
+_AT_REST = SwimInput(False, 0.0, 0.0)
+
+
+class SwimDelay:
+    """The swim detector's output held back by a feedback delay, on the DAQ clock.
+
+    Portugues & Engert (2011) delayed the visual feedback of swims; here the delay sits
+    between the detector and the law, so the world's drift keeps its own time and only
+    the answer to a swim comes late. Each chunk's swim input is due ``delay`` samples
+    after the chunk's end; the law at a chunk's end gets the newest input that is due
+    (a delay that is a whole number of chunks adds exactly that delay). A condition
+    starts with an empty line (:meth:`reset`): no swim is due before its first delay
+    has passed. When a step shortens the delay, inputs keep their order, so the shorter
+    delay takes over once the longer one's inputs have come out.
+    """
+
+    def __init__(self) -> None:
+        self._line: deque[tuple[int, SwimInput]] = deque()
+        self._due_last = -1
+        self._held = _AT_REST
+
+    def reset(self) -> None:
+        self._line.clear()
+        self._due_last = -1
+        self._held = _AT_REST
+
+    def __call__(self, swim: SwimInput, chunk_end: int, delay_samples: int) -> SwimInput:
+        """The swim input the law should see at ``chunk_end``."""
+        if delay_samples <= 0 and not self._line:
+            self._held = swim
+            return swim
+        due = max(chunk_end + max(delay_samples, 0), self._due_last)
+        self._due_last = due
+        self._line.append((due, swim))
+        while self._line and self._line[0][0] <= chunk_end:
+            self._held = self._line.popleft()[1]
+        return self._held

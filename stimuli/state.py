@@ -60,6 +60,9 @@ FRAME_DTYPE = np.dtype(
             "f4",
         ),  # relative luminance of the sync patch (stimuli/render/_sync_patch.py)
         ("light_sample", "i8"),  # DAQ sample its light appeared at (photodiode); -1 not seen
+        # delay added between a swim and the feedback law (ms; 0 in open loop): the
+        # stimulus's ``feedback_delay_ms``, as the engine applied it
+        ("feedback_delay_ms", "f4"),
     ]
 )
 FRAME_FIELDS: tuple[str, ...] = tuple(FRAME_DTYPE.names or ())

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from stimuli.closed_loop import FlowLaw, LoopState, TurnLaw
-from stimuli.library._base import Luminance, Stimulus, StimulusLaw
+from stimuli.library._base import DELAY_REASON, FeedbackDelay, Luminance, Stimulus, StimulusLaw
 from stimuli.state import Look
 
 __all__ = ["Flow", "Position", "Replay", "Rotation", "Turning"]
@@ -48,6 +48,9 @@ class Flow(_GratingLook):
     drift_mm_s: float = Field(10.0, ge=0.0, le=100.0)
     gain: float = Field(1.0, ge=0.0, le=1000.0)
     closed_loop: bool = True
+    #: Added delay between a swim and its feedback (ms; Portugues & Engert 2011 varied it).
+    feedback_delay_ms: float = FeedbackDelay()
+    PHYSICAL_TIME_FIELDS: ClassVar[dict[str, str]] = {"feedback_delay_ms": DELAY_REASON}
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "drift speed (mm/s)",
         "param4": "spatial frequency (cycles/mm)",
@@ -57,6 +60,9 @@ class Flow(_GratingLook):
 
     def law(self) -> StimulusLaw:
         return FlowLaw(self.drift_mm_s, self.gain) if self.closed_loop else None
+
+    def applied_feedback_delay_ms(self) -> float:
+        return self.feedback_delay_ms if self.closed_loop else 0.0
 
     def initial_loop(self, condition: int) -> LoopState:
         # at rest the water carries the fish backwards: the grating drifts forward
@@ -88,6 +94,9 @@ class Position(_GratingLook):
     period_s: float = Field(180.0, gt=0.0)
     drift_fraction: float = Field(2.0 / 3.0, ge=0.0, le=1.0)
     turn_gain_deg: float = Field(30.0, ge=0.0)
+    feedback_delay_ms: float = FeedbackDelay()
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("period_s",)
+    PHYSICAL_TIME_FIELDS: ClassVar[dict[str, str]] = {"feedback_delay_ms": DELAY_REASON}
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "drift speed now (mm/s)",
         "param4": "heading (deg)",
@@ -100,6 +109,9 @@ class Position(_GratingLook):
 
     def law(self) -> StimulusLaw:
         return TurnLaw(FlowLaw(self.drift_mm_s, self.gain), turn_gain_deg=self.turn_gain_deg)
+
+    def applied_feedback_delay_ms(self) -> float:
+        return self.feedback_delay_ms
 
     def initial_loop(self, condition: int) -> LoopState:
         return LoopState(velocity=-self.drift_at(0.0), gain=self.gain, condition=condition)
@@ -130,6 +142,8 @@ class Replay(_GratingLook):
     trace_file: str | None = None
     from_condition: str | None = None
     drift_mm_s: float = Field(10.0, ge=0.0, le=100.0)
+    #: a shortened run replays the trace faster (its velocities stay physical)
+    RATE_FIELDS: ClassVar[tuple[str, ...]] = ("trace_rate_hz",)
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "replayed trace index",
         "param4": "spatial frequency (cycles/mm)",
@@ -176,6 +190,7 @@ class Turning(_GratingLook):
     speed_mm_s: float = Field(10.0, ge=0.0, le=100.0)
     moving_s: float = Field(30.0, gt=0.0)
     still_s: float = Field(30.0, ge=0.0)
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("moving_s", "still_s")
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "direction (deg)",
         "param4": "1 while moving, else 0",
@@ -213,6 +228,7 @@ class Rotation(_GratingLook):
     deg_per_s: float = Field(45.0, ge=0.0, le=720.0)
     period_s: float = Field(60.0, gt=0.0)
     start_angle_deg: float = 0.0
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("period_s",)
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "grating angle (deg)",
         "param4": "angular velocity (deg/s, + = counter-clockwise)",

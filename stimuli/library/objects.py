@@ -35,6 +35,7 @@ class Shadow(Stimulus):
     speed_mm_s: float = Field(10.0, gt=0.0, le=500.0)
     background: float = Luminance(1.0)
     shadow_luminance: float = Luminance(0.0)
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("period_s", "loom_s")
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "disk radius (mm), 0 when absent",
         "param4": "disk x (mm)",
@@ -88,6 +89,7 @@ class Dots(Stimulus):
     seed: int = Field(1, ge=0, le=2**31 - 1)
     dot_luminance: float = Luminance(1.0)
     background: float = Luminance(0.0)
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("segment_s",)
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "coherence (0..1)",
         "param4": "direction (deg)",

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from stimuli.closed_loop import FlowLaw, LoopState, TurnLaw
-from stimuli.library._base import Luminance, Stimulus, StimulusLaw
+from stimuli.library._base import DELAY_REASON, FeedbackDelay, Luminance, Stimulus, StimulusLaw
 from stimuli.state import Look
 
 __all__ = ["Dark", "Flash", "Taxis"]
@@ -37,6 +37,7 @@ class Flash(Stimulus):
     on_s: float = Field(30.0, ge=0.0)
     on_luminance: float = Luminance(1.0)
     off_luminance: float = Luminance(0.0)
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("period_s", "on_s")
     ROWS: ClassVar[dict[str, str]] = {"param3": "luminance", "param4": "1 while on, else 0"}
     STIM_ID: ClassVar[str] = "0 off (dark phase), 1 on (light phase)"
 
@@ -65,6 +66,9 @@ class Taxis(Stimulus):
     closed_loop: bool = True
     gain: float = Field(1.0, ge=0.0)
     turn_gain_deg: float = Field(30.0, ge=0.0)
+    feedback_delay_ms: float = FeedbackDelay()
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ("period_s",)
+    PHYSICAL_TIME_FIELDS: ClassVar[dict[str, str]] = {"feedback_delay_ms": DELAY_REASON}
     ROWS: ClassVar[dict[str, str]] = {
         "param3": "bright side (-1 left, +1 right)",
         "param4": "boundary angle (deg)",
@@ -75,6 +79,9 @@ class Taxis(Stimulus):
         if not self.closed_loop:
             return None
         return TurnLaw(FlowLaw(drift_mm_s=0.0, gain=self.gain), turn_gain_deg=self.turn_gain_deg)
+
+    def applied_feedback_delay_ms(self) -> float:
+        return self.feedback_delay_ms if self.closed_loop else 0.0
 
     def fill(self, rec: np.void, t: float, loop: LoopState) -> None:
         first_half = (t % self.period_s) < self.period_s / 2

@@ -91,6 +91,7 @@ class FrameMaker:
                 _waiting(rec, stim)
             else:
                 stim.fill(rec, (flip_sample - start) / self.fs, loop)
+        rec["feedback_delay_ms"] = stim.applied_feedback_delay_ms()
         name = self.timeline.protocol.conditions[at.condition].name
         if name in self._replayed:
             self._history.setdefault(name, []).append(float(rec["velocity"]))
