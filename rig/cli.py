@@ -160,11 +160,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if proto.description:
         print(f"          {proto.description}")
     if args.time_scale == 1.0:
-        print("scale     x1 (full length); with --time-scale X, " + SCALING_NOTE[len("time scale: "):])
+        print(
+            "scale     x1 (full length); with --time-scale X, "
+            + SCALING_NOTE[len("time scale: ") :]
+        )
     else:
         fcs = full.condition_factors(args.time_scale)
         print(
-            f"scale     x{args.time_scale:g}: {SCALING_NOTE[len('time scale: '):]} "
+            f"scale     x{args.time_scale:g}: {SCALING_NOTE[len('time scale: ') :]} "
             f"(here x{min(fcs):.4g} to x{max(fcs):.4g})"
         )
     print(

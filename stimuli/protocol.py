@@ -253,9 +253,7 @@ def _scaled_step(s: Step, factor: float) -> Step:
         "stimulus": s.stimulus.scaled(factor),
     }
     if s.wait_for is not None:
-        upd["wait_for"] = s.wait_for.model_copy(
-            update={"timeout_s": s.wait_for.timeout_s * factor}
-        )
+        upd["wait_for"] = s.wait_for.model_copy(update={"timeout_s": s.wait_for.timeout_s * factor})
     return s.model_copy(update=upd)
 
 

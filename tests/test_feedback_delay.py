@@ -24,9 +24,7 @@ def _session(tmp_path: Path, delay_ms: float) -> Path:
     proto = Protocol(
         name=f"flow, {delay_ms:g} ms delay",
         conditions=[
-            condition(
-                "gain", step(Flow(gain=4.0, feedback_delay_ms=delay_ms), 40.0), seconds=40.0
-            ),
+            condition("gain", step(Flow(gain=4.0, feedback_delay_ms=delay_ms), 40.0), seconds=40.0),
         ],
     )
     engine = Engine(load_config(), proto, tmp_path / f"d{delay_ms:g}", clock="virtual", seed=7)
