@@ -335,6 +335,25 @@ class FaultConfig(_Model):
     display_drops_frames_at_s: tuple[float, ...] = ()
 
 
+class SwimsConfig(_Model):
+    """The online swim detector (acquisition/swims/_online.py), ``[swims]`` in a rig file.
+
+    ``rule = "lab"`` is the Ahrens lab's online rule as DATASET.md gives it: threshold =
+    noise mode + 1.8 x (mode - low tail), bouts split at gaps of 0.4 s. The default,
+    ``"zaprig"``, differs in two values, each measured on the virtual fish's tail (240 s of
+    optomotor swimming, 125 true bouts; 300 s of electrode noise; docs/design-notes.md):
+    ``threshold_k`` 2.5 (with 1.8: precision 0.92 and 12 false bouts in 300 s of noise;
+    with 2.5: 1.00 and 0) and ``gap_s`` 0.1 (with 0.4, true bouts closer than 0.4 s
+    merge: recall 0.94; with 0.1: 1.00). Either value may be set on its own over a rule.
+    """
+
+    rule: Literal["zaprig", "lab"] = "zaprig"
+    #: Threshold = mode + threshold_k x (mode - low tail) of the power's noise distribution.
+    threshold_k: float | None = Field(None, gt=0.0, le=50.0)
+    #: A bout ends after this long with both channels below threshold (s).
+    gap_s: float | None = Field(None, gt=0.0, le=10.0)
+
+
 class RigConfig(_Model):
     """A whole rig."""
 
@@ -350,6 +369,7 @@ class RigConfig(_Model):
     sim_microscope: SimMicroscopeConfig = SimMicroscopeConfig()
     readout: ReadoutConfig = ReadoutConfig()
     faults: FaultConfig = FaultConfig()
+    swims: SwimsConfig = SwimsConfig()
 
     @property
     def simulated(self) -> bool:

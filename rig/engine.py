@@ -36,7 +36,7 @@ from acquisition._tables import concat_records
 from acquisition.daq._photodiode import LightDecoder
 from acquisition.fish import TUNINGS
 from acquisition.laser._base import Laser
-from acquisition.swims import OnlineSwimDetector, swim_power
+from acquisition.swims import OnlineSwimDetector, SwimParams, swim_power
 from acquisition.writer import WriterClient
 from rig import __version__
 from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
@@ -173,7 +173,10 @@ class Engine:
         self.devices: Devices | None = None
         self.writer: WriterClient | None = None
         self.loop = LoopState()
-        self.detector = OnlineSwimDetector(fs, power_units=protocol.swim_power)
+        sw = rig.swims  # the detector's rule and any value set over it (rig file [swims])
+        self.detector = OnlineSwimDetector(
+            fs, SwimParams.for_rule(sw.rule, sw.threshold_k, sw.gap_s), protocol.swim_power
+        )
         self._stop = threading.Event()
         self._abort_reason = ""
         self._clean_stop = False
