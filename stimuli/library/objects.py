@@ -21,7 +21,10 @@ class Shadow(Stimulus):
     ``cross``: the disk of ``radius_mm`` moves from ``start_mm`` to ``end_mm`` at
     ``speed_mm_s``. ``loom``: it sits at ``start_mm`` and grows from
     ``radius_mm`` to ``final_radius_mm`` over ``loom_s`` (an approaching object).
-    Between events the field is plain background.
+    Between events the field is plain background. At a time scale (``Protocol.scaled``)
+    the period and ``loom_s`` scale, but a crossing keeps its physical speed, so its
+    duration (distance / speed) does not: a crossing longer than the scaled period is cut
+    short by the next event.
     """
 
     kind: Literal["shadow"] = "shadow"
