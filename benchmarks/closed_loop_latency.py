@@ -161,15 +161,17 @@ def make_rig(
     return RigConfig.model_validate(data)
 
 
-def make_protocol(seconds: float) -> Protocol:
+def make_protocol(seconds: float, feedback_delay_ms: float = 0.0) -> Protocol:
+    """The gain block's two steps; ``feedback_delay_ms`` adds a delay to their feedback."""
     half = seconds / 2.0
+    d = feedback_delay_ms
     return Protocol(
         name="closed-loop latency",
         conditions=[
             condition(
                 "gain",
-                step(Flow(gain=LOW_GAIN, stim_id=0), half, "low gain"),
-                step(Flow(gain=HIGH_GAIN, stim_id=1), half, "high gain"),
+                step(Flow(gain=LOW_GAIN, stim_id=0, feedback_delay_ms=d), half, "low gain"),
+                step(Flow(gain=HIGH_GAIN, stim_id=1, feedback_delay_ms=d), half, "high gain"),
                 seconds=seconds,
             )
         ],
@@ -311,7 +313,9 @@ def analyse(engine: Engine, probe: Probe, wall_s: float, t_run0: float, t_end: f
         e2e_lag.append((real_flips[f0] - b.start_sample) / fs * 1e3)
         if light is not None and light[f0] >= 0:
             e2e_light.append((light[f0] - b.start_sample) / fs * 1e3)
-    e2e_limit = chunk / fs * 1e3 + frame_ms
+    # an added feedback delay (--feedback-delay-ms) is part of the loop by design
+    delay_ms = engine.timeline.protocol.conditions[0].steps[0].stimulus.applied_feedback_delay_ms()
+    e2e_limit = chunk / fs * 1e3 + frame_ms + delay_ms
     st = engine.status()
     m = engine.rig.microscope
     vol_mb = m.width * m.height * m.planes_per_volume * 2 / 1e6
@@ -442,7 +446,8 @@ def run_once(
     args: argparse.Namespace, camera: str, rig: RigConfig, vols: list[np.ndarray]
 ) -> Result:
     out = args.out or Path(tempfile.mkdtemp(prefix="zaprig-latency-"))
-    engine = Engine(rig, make_protocol(args.seconds), out, clock="realtime", seed=args.seed)
+    proto = make_protocol(args.seconds, args.feedback_delay_ms)
+    engine = Engine(rig, proto, out, clock="realtime", seed=args.seed)
     probe = Probe()
 
     def after_arm() -> None:
@@ -642,6 +647,12 @@ def main(argv: list[str] | None = None) -> int:
         "run after a pause",
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--feedback-delay-ms",
+        type=float,
+        default=0.0,
+        help="delay added to the closed loop's feedback (the limits of (b) include it)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="session folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the session file")
     ap.add_argument("--quick", action="store_true", help="10 s with the small default volumes")
