@@ -152,3 +152,12 @@ def test_a_stimulus_with_an_undeclared_duration_is_refused() -> None:
         TIME_FIELDS: ClassVar[tuple[str, ...]] = ("ramp_s",)
 
     assert Declared().scaled(0.5).ramp_s == 1.0
+
+
+def test_plan_says_what_a_time_scale_does(capsys: pytest.CaptureFixture[str]) -> None:
+    from rig.cli import main
+
+    assert main(["plan", "--time-scale", "0.01"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("scale"))
+    assert "every duration inside a stimulus" in line and "speeds" in line
+    assert "x0.009245 to x0.01067" in line  # the gain block's 6 of 649 volumes ... 7 of 656
