@@ -596,6 +596,7 @@ class Engine:
             assert at is not None
             delay = round(at.stimulus.applied_feedback_delay_ms() * 1e-3 * self._fs)
             law.step(self.loop, self._swim_delay(swim, s1, delay), n / self._fs)
+            self.loop.swimming = swim.swimming  # the detector's now; only the feedback waits
         else:
             self.loop.swimming = swim.swimming
             self.loop.gain = 0.0
