@@ -3,11 +3,11 @@
 The window wires the panels together and owns the session's life cycle
 (:class:`~gui._lifecycle.Phase`: idle → arming → running → [stopping] →
 complete / stopped / aborted / failed, or viewing a past file). Start builds an
-:class:`~rig.engine.Engine` from the panels and runs it on a worker thread
-(:class:`~gui._engine_thread.EngineRunner`); three GUI-thread timers then watch
-it — live plots at ~30 Hz from the engine's hand-off queue, the session bar at
-5 Hz from ``Engine.status()``, and the event log (and volumes, if the engine
-does not hand them over) once a second from the session file itself. Nothing
+:class:`~rig.engine.Engine` from the panels and runs it in its own process
+(:class:`~gui._engine_process.EngineRunner`); three timers then watch it — live
+plots at ~30 Hz from shared memory, the session bar at 5 Hz from the engine's
+status messages, and volumes (if the engine does not hand them over) once a
+second from the session file itself. Nothing
 here can make the engine wait.
 
 Guard rails (questions before an anonymous or an unchecked long run, Abort
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gui._engine_thread import EngineRunner
+from gui._engine_process import EngineRunner
 from gui._lifecycle import Phase, device_of_fault, fault_advice
 from gui._notes import BEFORE_RUN, append_note
 from gui._past_session import read_past_session
@@ -328,8 +328,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except ZaprigError as e:
             self._app_message("error", f"cannot start: {e}")
             return
-        for text in self._pending_notes:
-            engine.add_note(BEFORE_RUN + text)  # logged at the run's first chunk
+        notes = tuple(BEFORE_RUN + text for text in self._pending_notes)  # at the first chunk
         self._pending_notes.clear()
         self.fault_banner.clear()
         self.event_log.set_filter(None)
@@ -353,7 +352,7 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self._set_phase(Phase.ARMING)
         self.rig_panel.set_running(True)
-        self.runner.start(engine)
+        self.runner.start(engine, notes)
         for timer in (self.live_timer, self.status_timer, self.file_timer):
             timer.start()
 
@@ -561,8 +560,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if eng is None or self.phase is Phase.VIEWING:
             return
         st = eng.status()
-        w = eng.writer
-        rate = self._rate.add(w.bytes_written) if w is not None else 0.0
+        rate = self._rate.add(eng.bytes_written)
         now = time.monotonic()
         if now - self._disk_at > 1.0 and eng.out_dir.exists():
             self._disk_free = shutil.disk_usage(eng.out_dir).free
@@ -665,6 +663,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner.running:
             self.runner.request_stop("the control app quit")
             self.runner.wait(timeout_s)
+        self.runner.close()
         for timer in (self.live_timer, self.status_timer, self.file_timer):
             timer.stop()
         self.rig_panel.shutdown()

@@ -29,7 +29,7 @@ from collections import deque
 
 import numpy as np
 
-from gui._engine_thread import LiveBatch
+from gui._engine_process import LiveBatch
 from gui._live_buffers import TimeRing, peak_decimate
 from gui._qt import QtCore, QtWidgets, pg
 from gui._stimulus_preview import StimulusPreview

@@ -1,7 +1,7 @@
 """The brain readout: drift, brightness, an activity raster and chosen neurons, per volume.
 
 Fed by the live readout's rows (rig/readout, one per volume, ~1 Hz) through the
-same :class:`~gui._engine_thread.LiveBatch` as the other live views. Left: the
+same :class:`~gui._engine_process.LiveBatch` as the other live views. Left: the
 drift's components and its length against the config's warning threshold (a
 dashed line), and each plane's brightness relative to the start (mean, and the
 dimmest and brightest plane). Right: the raster of every traced neuron's ΔF/F
