@@ -17,6 +17,7 @@ confirmed) go through :meth:`MainWindow.confirm`, one place that asks.
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import shutil
 import sys
@@ -52,6 +53,7 @@ from stimuli.protocol import Protocol
 
 __all__ = ["LONG_RUN_S", "SHORTCUTS", "MainWindow", "cli_main"]
 
+TITLE = "zaprig — closed-loop VR light-sheet rig"
 LIVE_MS = 33  # <= 30 Hz of plot updates
 STATUS_MS = 200
 FILE_MS = 1000
@@ -85,7 +87,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings: QtCore.QSettings | None = None,
     ) -> None:
         super().__init__()
-        self.setWindowTitle("zaprig — closed-loop VR light-sheet rig")
+        self.setWindowTitle(TITLE)
         self.settings = settings if settings is not None else default_settings()
         self.runner = EngineRunner(parent=self)
         self.session_file: LiveSessionFile | None = None
@@ -341,6 +343,9 @@ class MainWindow(QtWidgets.QMainWindow):
             rig.readout.drift_warn_um, rig.microscope.volume_period_s, rig.microscope.shape_zyx
         )
         self.session_file = None
+        self.live.set_source("live: arming")
+        self.event_log.set_source("the session being started")
+        self.setWindowTitle(TITLE)
         self._rate.clear()
         self._last_volume_from_engine = -1.0
         self.session_bar.show_counts(0, 0)
@@ -444,6 +449,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _armed(self, path: str) -> None:
         self.session_file = LiveSessionFile(path)
         self.last_path = Path(path)
+        self.live.set_source(f"live: {Path(path).name}")
+        self.event_log.set_source(f"{path} (recording)")
+        self.setWindowTitle(f"zaprig — recording {Path(path).name}")
         self._app_message("info", f"recording to {path}")
         if self.phase is Phase.ARMING:
             self._set_phase(Phase.RUNNING)
@@ -463,6 +471,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if eng is not None and eng.path is not None:
             self.last_path = eng.path
         where = f": {eng.path}" if eng is not None and eng.path else ""
+        if eng is not None and eng.path is not None:
+            self.live.set_source(f"{eng.path.name} ({state})")
+            self.event_log.set_source(f"{eng.path} ({state})")
+            self.setWindowTitle(f"zaprig — {eng.path.name} ({state})")
         self._app_message("warning" if state != "complete" else "info", f"session {state}{where}")
         self.rig_panel.set_running(False)
         phase = {
@@ -606,9 +618,13 @@ class MainWindow(QtWidgets.QMainWindow):
             past = read_past_session(path, WINDOW_S)
             facts = self.summary.show_session(path, "Past session (read-only)")
         except ZaprigError as e:
-            self._app_message("error", f"cannot open {path}: {e}")
+            self._open_failed(Path(path), str(e))
             return False
+        name = Path(path).name
         self.viewing = Path(path)
+        self.live.set_source(f"{name} (read-only)")
+        self.event_log.set_source(f"{path} (read-only)")
+        self.readout_panel.clear(f"{name}: the live readout is not replayed (zaprig report has it)")
         self.fault_banner.clear()
         self.live.fs = past.sample_rate_hz
         self.live.condition_names = past.condition_names
@@ -633,6 +649,41 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_phase(Phase.VIEWING)
         self.setWindowTitle(f"zaprig — {Path(path).name} (read-only)")
         return True
+
+    def _open_failed(self, path: Path, reason: str) -> None:
+        """Nothing of the previous file stays on screen; the reason in full, and what helps."""
+        if "zaprig recover" not in reason:
+            reason += (
+                f"\nto see what the file holds: zaprig inspect {path}"
+                f"\nto keep what is readable: zaprig recover --salvage NEW.h5 {path}"
+            )
+        first = reason.splitlines()[0]
+        helps = [ln.strip() for ln in reason.splitlines() if "zaprig " in ln]
+        self.viewing = None
+        self.session_file = None
+        shown = f"nothing shown: {path.name} could not be opened"
+        self.live.clear_views(shown)
+        self.readout_panel.clear(shown)
+        self.event_log.clear()
+        self.event_log.set_filter(None)
+        self.event_log.set_source(shown)
+        self.summary.show_failure(path, reason)
+        bar = self.session_bar
+        for label in (bar.elapsed, bar.remaining, bar.condition):
+            label.setText("-")
+        bar.volumes.setValue(0)
+        bar.show_drops(0, 0)
+        bar.show_counts(0, 0)
+        self.fault_banner.show_message(
+            f"<b>CANNOT OPEN {path.name}</b>: {html.escape(first)}<br>"
+            + "<br>".join(f"<tt>{html.escape(h)}</tt>" for h in helps),
+            "warning",
+        )
+        self._app_message("error", f"cannot open {path}: {first}")
+        self.setup_tabs.setCurrentWidget(self.summary)
+        self._set_phase(Phase.IDLE)
+        self.setWindowTitle(f"zaprig — cannot open {path.name}")
+        self._status_bar().showMessage(f"cannot open {path.name}: see the Summary tab", 10000)
 
     # -- closing ----------------------------------------------------------------------------
     def closeEvent(self, event: QtGui.QCloseEvent | None) -> None:

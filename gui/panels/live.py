@@ -92,6 +92,8 @@ class LivePanel(QtWidgets.QWidget):
         self._volume: np.ndarray | None = None
         self.refreshes = 0
         self.dropped_chunks = 0
+        #: Which file (or live session) the views show; every status line starts with it.
+        self.source = "nothing shown"
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground("w")
@@ -232,6 +234,27 @@ class LivePanel(QtWidgets.QWidget):
         self.plane_title.setText("plane")
         self.mip_title.setText("max projection")
 
+    def set_source(self, text: str) -> None:
+        """Say which file the views show (a live session's file, or a past one read-only)."""
+        self.source = text
+
+    def clear_views(self, message: str) -> None:
+        """Empty every view and say why (a file that failed to open shows nothing of the last)."""
+        self._new_histories()
+        self.volume_t = -1
+        self._volume = None
+        self.dropped_chunks = 0
+        for curve in (*self.tail_curves, *self.power_curves, self.bout_curve):
+            curve.setData([], [])
+        self.velocity_curve.setData([], [])
+        self.gain_curve.setData([], [])
+        for item in (self.plane_image, self.mip_image):
+            item.clear()
+        self.plane_title.setText("plane")
+        self.mip_title.setText("max projection")
+        self.source = message
+        self.status_text.setText(message, size="9pt")
+
     # -- data -------------------------------------------------------------------------------
     def refresh(self, batch: LiveBatch) -> None:
         """Take in a batch from the engine and redraw (GUI timer, <= 30 Hz); no-op if empty."""
@@ -317,7 +340,7 @@ class LivePanel(QtWidgets.QWidget):
             else ""
         )
         self.status_text.setText(
-            f"t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
+            f"<b>{self.source}</b> · t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
             f"{self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · bouts {self.bout_count}"
             f"{dropped}",
             size="9pt",

@@ -221,3 +221,17 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.pick_marks.setData(
             p[:, 2] / s, p[:, 1] / s, pen=[pg.mkPen(c) for c in PICK_COLOURS[: len(p)]]
         )
+
+    def clear(self, message: str) -> None:
+        """Empty the readout views and say why (another file, or none, is shown now)."""
+        self._rows.clear()
+        self.picks.clear()
+        self._mip = None
+        for curve in (*self.drift_curves.values(), self.drift_norm, *self.pick_curves):
+            curve.setData([], [])
+        for curve in (self.bright_mean, self.bright_lo, self.bright_hi):
+            curve.setData([], [])
+        self.raster_image.clear()
+        self.mip_image.clear()
+        self.pick_marks.setData([], [])
+        self.status.setText(message)

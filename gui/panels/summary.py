@@ -118,6 +118,14 @@ class SummaryPanel(QtWidgets.QWidget):
         self._set_buttons()
         return facts
 
+    def show_failure(self, path: str | Path, message: str) -> None:
+        """A file that could not be opened: nothing of the last one, the reason in full."""
+        self.clear()
+        self.title.setText(f"<b style='color:#d63939'>Cannot open</b> {Path(path)}")
+        self.fields["status"].setText("<b style='color:#d63939'>not opened</b>")
+        self.fields["file"].setText(str(path))
+        self.details.setPlainText(message)
+
     def clear(self) -> None:
         self.path = None
         self.facts = None
