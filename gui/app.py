@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gui._engine_process import EngineRunner
-from gui._lifecycle import Phase, device_of_fault, fault_advice
+from gui._lifecycle import STYLES, Phase, device_of_fault, fault_advice
 from gui._notes import BEFORE_RUN, append_note
 from gui._past_session import read_past_session
 from gui._qt import QtCore, QtGui, QtWidgets
@@ -142,8 +142,9 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addWidget(body, 1)
         self.setCentralWidget(central)
         self.resize(1500, 950)
-        # the status bar exists from the start, so the first message does not shift the layout
-        self._status_bar().showMessage("ready")
+        # the status bar exists from the start, so the first message does not shift the layout;
+        # it then says the phase and what it means (_set_phase)
+        self._status_bar().showMessage(STYLES[Phase.IDLE].help)
         self._make_actions()
 
         for src in (self.rig_panel, self.protocol_panel):
@@ -304,6 +305,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _set_phase(self, phase: Phase) -> None:
         self.phase = phase
         self._update_buttons()
+        detail = self._phase_detail()
+        self._status_bar().showMessage(
+            f"{phase.value}{f' ({detail})' if detail else ''}: {STYLES[phase].help}"
+        )
         self.phase_changed.emit(phase.value)
 
     def _app_message(self, kind: str, text: str) -> None:
@@ -368,6 +373,7 @@ class MainWindow(QtWidgets.QMainWindow):
             f"The fish ID is empty: the session file will be named after the rig "
             f"({rig.name}) and carry no fish ID.\n\nStart anyway?",
         ):
+            self.setup_tabs.setCurrentWidget(self.fish_panel)
             self.fish_panel.fish_id.setFocus()
             return False
         tl = self.protocol_panel.timeline
@@ -475,7 +481,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.live.set_source(f"{eng.path.name} ({state})")
             self.event_log.set_source(f"{eng.path} ({state})")
             self.setWindowTitle(f"zaprig — {eng.path.name} ({state})")
-        self._app_message("warning" if state != "complete" else "info", f"session {state}{where}")
+        # a clean stop is what the user asked for: only an abort or a failure is a warning
+        kind = "warning" if state in ("aborted", "failed") else "info"
+        self._app_message(kind, f"session {state}{where}")
         self.rig_panel.set_running(False)
         phase = {
             "complete": Phase.COMPLETE,

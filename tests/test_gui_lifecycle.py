@@ -307,6 +307,8 @@ def test_guard_rails_ask_before_anonymous_or_unchecked_long_runs(qtbot, make_win
     qtbot.mouseClick(w.session_bar.start_button, QtCore.Qt.MouseButton.LeftButton)
     assert [t for t, _ in answers.asked] == ["No fish ID"]
     assert w.phase.value == "idle" and not w.runner.running
+    assert w.setup_tabs.currentWidget() is w.fish_panel  # where the ID is typed
+    assert w.statusBar().currentMessage().startswith("idle")
     w.fish_panel.fish_id.setText("F2")
     qtbot.mouseClick(w.session_bar.start_button, QtCore.Qt.MouseButton.LeftButton)
     assert answers.asked[-1][0] == "Preflight first?" and "has not been run" in answers.asked[-1][1]
@@ -388,6 +390,12 @@ def test_next_fish_ids_count_up():
     assert next_fish_id("fish09") == "fish10"
     assert next_fish_id("larva") == "larva-2"
     assert next_fish_id("  ") == ""
+    # a date at the end is not a counter (issue 29); a counter after a date still counts
+    assert next_fish_id("F2024-11-03") == "F2024-11-03-2"
+    assert next_fish_id("fish_20241103") == "fish_20241103-2"
+    assert next_fish_id("larva 03.11.2024") == "larva 03.11.2024-2"
+    assert next_fish_id("F2024-11-03-1") == "F2024-11-03-2"
+    assert next_fish_id("F12345678") == "F12345679"
 
 
 def test_a_fault_lights_the_lamp_its_source_names_not_its_words(make_window) -> None:
