@@ -66,6 +66,34 @@ class EngineSpec:
     rig_source: str = ""
     label_file: str | None = None
     notes: tuple[str, ...] = ()  # notes typed before Start (logged at the first chunk)
+    #: Time the loop (benchmarks/gui_fullsize.py): how old each chunk's newest sample is when
+    #: its state reaches the renderer; sent as a ``loop_lag`` message (ms) at the end.
+    time_loop: bool = False
+
+
+class _LoopTimer:
+    """Wraps the renderer's publish: the loop's lag behind the wall clock, per chunk.
+
+    The same measure as benchmarks/closed_loop_latency.py's headless runs (newest
+    sample on the DAQ clock minus the chunk's sample, at publish), so the two compare.
+    """
+
+    def __init__(self, eng: Any, capacity: int = 1_000_000) -> None:
+        self.ages = np.zeros(capacity, np.float32)
+        self.n = 0
+        dev, clock, fs = eng.devices, eng.clock, eng.rig.daq.sample_rate_hz
+        publish = dev.renderer.publish
+
+        def timed(loop: Any, sample: int, chunk_samples: int) -> None:
+            publish(loop, sample, chunk_samples)
+            if self.n < capacity:
+                self.ages[self.n] = (clock.current_sample() - sample) * 1e3 / fs
+                self.n += 1
+
+        dev.renderer.publish = timed
+
+    def values(self) -> np.ndarray:
+        return self.ages[: self.n].copy()
 
 
 class _Outbox:
@@ -225,6 +253,7 @@ def run_engine_process(
     done = threading.Event()
     threading.Thread(target=commands_loop, name="app-commands", daemon=True).start()
     final = RunState.FAILED
+    timer: _LoopTimer | None = None
     try:
         eng.arm()
     except Exception as e:
@@ -232,6 +261,7 @@ def run_engine_process(
             traceback.print_exc()
         out.put("failed", f"the session could not start: {describe_error(e)}")
     else:
+        timer = _LoopTimer(eng) if spec.time_loop else None
         out.put("armed", str(eng.path))
         threading.Thread(target=status_loop, name="app-status", daemon=True).start()
         try:
@@ -242,6 +272,8 @@ def run_engine_process(
             out.put("failed", f"the run stopped on an internal error: {describe_error(e)}")
             final = RunState.FAILED
     done.set()
+    if timer is not None:
+        out.put("loop_lag", timer.values())
     _status(out, eng)
     out.put("finished", final.value)
     out.flush(FLUSH_S)

@@ -133,6 +133,8 @@ class EngineRunner(QtCore.QObject):
         self._readout: deque[LiveRow] = deque(maxlen=64)
         self._stop_after: int | None = None
         self._ended = False
+        #: The loop's lag per chunk (ms), when started with ``time_loop`` (after the end).
+        self.loop_lag_ms: np.ndarray | None = None
         self.final_state: RunState | None = None
         self.error = ""
 
@@ -147,7 +149,7 @@ class EngineRunner(QtCore.QObject):
         """The engine process's id (None before the first start)."""
         return self._proc.pid if self._proc is not None else None
 
-    def start(self, plan: Engine, notes: tuple[str, ...] = ()) -> None:
+    def start(self, plan: Engine, notes: tuple[str, ...] = (), time_loop: bool = False) -> None:
         """Run the session ``plan`` describes in a new engine process; returns at once.
 
         ``plan`` is an unarmed engine (it is never armed here): the other process
@@ -172,6 +174,7 @@ class EngineRunner(QtCore.QObject):
             rig_source=plan.rig_source,
             label_file=plan.label_file,
             notes=tuple(notes),
+            time_loop=time_loop,
         )
         ctx = mp.get_context("spawn")
         cmd_read, cmd_write = ctx.Pipe(duplex=False)
@@ -311,6 +314,8 @@ class EngineRunner(QtCore.QObject):
         elif kind == "failed":
             self.error = str(msg[1])
             self.failed.emit(self.error)
+        elif kind == "loop_lag":
+            self.loop_lag_ms = np.asarray(msg[1])
         elif kind == "finished":
             self._end(RunState(str(msg[1])))
 

@@ -49,6 +49,7 @@ from rig.config import RigConfig
 from rig.engine import Engine
 from rig.errors import SessionFileError, ZaprigError
 from rig.events import Event
+from rig.vocabulary import IncidentCounter, plain_fault
 from stimuli.protocol import Protocol
 
 __all__ = ["LONG_RUN_S", "SHORTCUTS", "MainWindow", "cli_main"]
@@ -79,6 +80,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     #: The life-cycle phase changed (its value, e.g. "running", "stopped").
     phase_changed = QtCore.pyqtSignal(str)
+    #: Have the engine process time its loop (benchmarks/gui_fullsize.py reads
+    #: ``runner.loop_lag_ms`` after the session).
+    time_loop = False
 
     def __init__(
         self,
@@ -102,6 +106,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._disk_at = -1e9
         self._first_fault = ""
         self._first_fault_source = ""
+        self._incidents = IncidentCounter()
 
         self.event_log = EventLog()
         self.session_bar = SessionBar()
@@ -343,6 +348,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewing = None
         self._first_fault = ""
         self._first_fault_source = ""
+        self._incidents = IncidentCounter()
         self.live.new_session(proto)
         self.readout_panel.new_session(
             rig.readout.drift_warn_um, rig.microscope.volume_period_s, rig.microscope.shape_zyx
@@ -362,7 +368,7 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self._set_phase(Phase.ARMING)
         self.rig_panel.set_running(True)
-        self.runner.start(engine, notes)
+        self.runner.start(engine, notes, time_loop=self.time_loop)
         for timer in (self.live_timer, self.status_timer, self.file_timer):
             timer.start()
 
@@ -492,7 +498,8 @@ class MainWindow(QtWidgets.QMainWindow):
         }.get(state, Phase.FAILED)
         self._set_phase(phase)
         self._tick_status()
-        if phase is Phase.FAILED and not self.fault_banner.isVisible():
+        # the banner follows the session to its end: it now says how the session ended
+        if phase is Phase.FAILED or self._first_fault:
             self._show_fault(
                 self._first_fault or f"the session failed{where}",
                 self._first_fault_source if self._first_fault else None,
@@ -536,9 +543,20 @@ class MainWindow(QtWidgets.QMainWindow):
             if laser_unknown and what != "LASER"
             else ""
         )
-        state = "SESSION FAILED" if self.phase in (Phase.FAILED,) or not self.phase.active else ""
+        if self.phase is Phase.FAILED:
+            state = "SESSION FAILED"
+        elif self.phase.ended:
+            state = f"session {self.phase.value}"
+        elif self.phase.active:
+            state = "the session is ending"
+        else:
+            state = ""
         head = f"<b>{what} FAULT</b>" + (f" — <b>{state}</b>" if state else "")
-        self.fault_banner.show_message(f"{head}: {message}<br>{todo}{laser}", "fault")
+        n = len(self._incidents)
+        more = f" (and {n - 1} more: see the event log)" if n > 1 else ""
+        # in words for people; the event log keeps the device's own message
+        text = html.escape(plain_fault(message))
+        self.fault_banner.show_message(f"{head}: {text}{more}<br>{todo}{laser}", "fault")
         if key := device_of_fault(message, source):
             self.rig_panel.set_device_state(key, "fault", message)
 
@@ -568,6 +586,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.event_log.add(ev.sample / sample_rate_hz, ev.kind, ev.message)
         if ev.kind != "fault":
             return
+        self._incidents.add(ev.sample, ev.message, ev.source)
         if not self._first_fault:
             self._first_fault = ev.message
             self._first_fault_source = ev.source
@@ -586,6 +605,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._disk_free = shutil.disk_usage(eng.out_dir).free
             self._disk_at = now
         self.session_bar.show_status(st, rate, self._disk_free, ended=self.phase.ended)
+        # faults as incidents, the way inspect and the summary count them
+        self.session_bar.show_counts(st.warnings, len(self._incidents), st.faults)
         if self.phase is Phase.STOPPING and (c := self.runner.stopping_after) is not None:
             end = int(eng.timeline.condition_start_samples[min(c + 1, eng.timeline.n_conditions)])
             left = max(0, end - st.sample) / st.sample_rate_hz
@@ -652,7 +673,7 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.volumes.setRange(0, max(1, s.volumes_expected))
         bar.volumes.setValue(min(s.volumes, max(1, s.volumes_expected)))
         bar.show_drops(facts.planes_dropped, s.dropped_volumes, s.frames_dropped)
-        bar.show_counts(facts.warnings, facts.faults)
+        bar.show_counts(facts.warnings, facts.faults, facts.fault_events)
         self.setup_tabs.setCurrentWidget(self.summary)
         self._set_phase(Phase.VIEWING)
         self.setWindowTitle(f"zaprig — {Path(path).name} (read-only)")

@@ -20,6 +20,7 @@ from collections import deque
 from gui._lifecycle import STYLES, Phase
 from gui._qt import QtCore, QtWidgets
 from rig.engine import RunStatus
+from rig.vocabulary import format_drops
 
 __all__ = ["LASER_STYLES", "RateMeter", "SessionBar", "fmt_bytes", "fmt_clock"]
 
@@ -223,14 +224,17 @@ class SessionBar(QtWidgets.QWidget):
 
     def show_drops(self, planes: int, volumes: int, stimulus_frames: int = 0) -> None:
         self.dropped_planes, self.dropped_volumes = planes, volumes
-        extra = f" · {stimulus_frames} stim. frames" if stimulus_frames else ""
-        self.dropped.setText(f"{planes} planes · {volumes} volumes{extra}")
+        # the words inspect, the summary and the report use (rig/vocabulary.py)
+        self.dropped.setText(format_drops(planes, volumes, stimulus_frames))
         self.dropped.setStyleSheet("color: #d63939;" if planes or volumes else "")
 
-    def show_counts(self, warnings: int, faults: int) -> None:
+    def show_counts(self, warnings: int, faults: int, fault_events: int | None = None) -> None:
+        """``faults`` counts incidents (one per thing that went wrong); the log's fault rows
+        (``fault_events``) can be more: a lost laser also fails the session."""
         self.n_warnings, self.n_faults = warnings, faults
         self.warnings_button.setText(f"{warnings} warning" + ("" if warnings == 1 else "s"))
-        self.faults_button.setText(f"{faults} fault" + ("" if faults == 1 else "s"))
+        events = f" ({fault_events} events)" if fault_events not in (None, faults) else ""
+        self.faults_button.setText(f"{faults} fault" + ("" if faults == 1 else "s") + events)
         self.warnings_button.setStyleSheet(
             "color: #c27c00; font-weight: bold;" if warnings else "color: #666;"
         )
