@@ -4,10 +4,10 @@ The window wires the panels together and owns the session's life cycle
 (:class:`~gui._lifecycle.Phase`: idle → arming → running → [stopping] →
 complete / stopped / aborted / failed, or viewing a past file). Start builds an
 :class:`~rig.engine.Engine` from the panels and runs it in its own process
-(:class:`~gui._engine_process.EngineRunner`); three timers then watch it — live
-plots at ~30 Hz from shared memory, the session bar at 5 Hz from the engine's
-status messages, and volumes (if the engine does not hand them over) once a
-second from the session file itself. Nothing
+(:class:`~gui._engine_process.EngineRunner`); two timers then watch it — live
+plots and volumes at ~30 Hz from shared memory, the session bar at 5 Hz from the
+engine's status messages; the file's last volume is read once the session has
+ended. Nothing
 here can make the engine wait.
 
 Guard rails (questions before an anonymous or an unchecked long run, Abort
@@ -43,7 +43,7 @@ from gui.panels import (
     SessionBar,
     SummaryPanel,
 )
-from gui.panels.live import WINDOW_S
+from gui.panels.live import HISTORY_S
 from gui.panels.session_bar import RateMeter
 from rig.config import RigConfig
 from rig.engine import Engine
@@ -57,9 +57,6 @@ __all__ = ["LONG_RUN_S", "SHORTCUTS", "MainWindow", "cli_main"]
 TITLE = "zaprig — closed-loop VR light-sheet rig"
 LIVE_MS = 33  # <= 30 Hz of plot updates
 STATUS_MS = 200
-FILE_MS = 1000
-#: Without a volume from the engine for this long, volumes are read from the file instead.
-VOLUME_FALLBACK_S = 2.0
 #: Runs longer than this ask before starting without a fresh, passing preflight.
 LONG_RUN_S = 180.0
 #: Keyboard shortcuts (Abort asks for confirmation like the button).
@@ -100,7 +97,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewing: Path | None = None
         self._pending_notes: list[str] = []
         self._close_after_stop = False
-        self._last_volume_from_engine = -1.0
         self._rate = RateMeter()
         self._disk_free: int | None = None
         self._disk_at = -1e9
@@ -168,7 +164,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.live_timer = self._timer(LIVE_MS, self._tick_live)
         self.status_timer = self._timer(STATUS_MS, self._tick_status)
-        self.file_timer = self._timer(FILE_MS, self._tick_file)
 
         if self.rig_panel.rig is not None:
             self._rig_changed(self.rig_panel.rig)
@@ -358,7 +353,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.event_log.set_source("the session being started")
         self.setWindowTitle(TITLE)
         self._rate.clear()
-        self._last_volume_from_engine = -1.0
         self.session_bar.show_counts(0, 0)
         self.session_bar.show_drops(0, 0)
         self._app_message(
@@ -369,7 +363,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_phase(Phase.ARMING)
         self.rig_panel.set_running(True)
         self.runner.start(engine, notes, time_loop=self.time_loop)
-        for timer in (self.live_timer, self.status_timer, self.file_timer):
+        for timer in (self.live_timer, self.status_timer):
             timer.start()
 
     def _guards_pass(self, rig: RigConfig, proto: Protocol) -> bool:
@@ -476,8 +470,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runner.wait()
         self._tick_live()
         # what was recorded after the last live read
-        self._tick_file(final=True)
-        for timer in (self.live_timer, self.status_timer, self.file_timer):
+        self._read_last_volume()
+        for timer in (self.live_timer, self.status_timer):
             timer.stop()
         eng = self.runner.engine
         if eng is not None and eng.path is not None:
@@ -563,8 +557,6 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- timers -----------------------------------------------------------------------------
     def _tick_live(self) -> None:
         batch = self.runner.take()
-        if batch.volume is not None:
-            self._last_volume_from_engine = time.monotonic()
         self.live.refresh(batch)
         eng = self.runner.engine
         if batch.readout:
@@ -614,12 +606,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.phase.ended:
             self.protocol_panel.highlight(st.condition)
 
-    def _tick_file(self, final: bool = False) -> None:
+    def _read_last_volume(self) -> None:
+        """The file's last volume, once the session has ended (the engine hands volumes over
+        while it runs: a read of a full-size volume here would stall the window for ~0.5 s)."""
         f, eng = self.session_file, self.runner.engine
         if f is None or eng is None:
-            return
-        want_volume = final or time.monotonic() - self._last_volume_from_engine > VOLUME_FALLBACK_S
-        if not want_volume:
             return
         try:
             got = f.read_volume()
@@ -644,7 +635,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._app_message("error", "a session is running: open past sessions after it ends")
             return False
         try:
-            past = read_past_session(path, WINDOW_S)
+            past = read_past_session(path, HISTORY_S)
             facts = self.summary.show_session(path, "Past session (read-only)")
         except ZaprigError as e:
             self._open_failed(Path(path), str(e))
@@ -658,7 +649,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live.fs = past.sample_rate_hz
         self.live.condition_names = past.condition_names
         self.live.volume_t = -1
-        self.live.show_recording(past.s0, past.tail, past.frames, past.bouts, past.condition)
+        self.live.show_recording(
+            past.s0,
+            past.tail,
+            past.frames,
+            past.bouts,
+            past.condition,
+            past.power,
+            past.power_samples,
+        )
         if past.volume is not None:
             self.live.show_volume(*past.volume)
         self.event_log.clear()
@@ -744,7 +743,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.runner.request_stop("the control app quit")
             self.runner.wait(timeout_s)
         self.runner.close()
-        for timer in (self.live_timer, self.status_timer, self.file_timer):
+        for timer in (self.live_timer, self.status_timer):
             timer.stop()
         self.rig_panel.shutdown()
         self.summary.shutdown()

@@ -12,9 +12,10 @@ os.environ.setdefault("PYTEST_QT_API", "pyqt6")
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from gui._qt import QtCore
+from gui._qt import QtCore, QtGui, QtWidgets
 from gui.app import MainWindow
 
 GOOD = Path(__file__).parent / "data" / "session-format1.h5"
@@ -65,3 +66,54 @@ def test_a_truncated_file_clears_the_views_and_says_why_in_full(window: MainWind
     banner = w.fault_banner.text
     assert "CANNOT OPEN damaged.h5" in banner and "zaprig recover --salvage" in banner
     assert any("cannot open" in m for m in w.event_log.messages("error"))
+
+
+def _wheel(widget: QtWidgets.QWidget, pos: QtCore.QPointF, steps: int) -> None:
+    """A real mouse-wheel event at ``pos`` of ``widget`` (zooms what is under it)."""
+    ev = QtGui.QWheelEvent(
+        pos,
+        QtCore.QPointF(widget.mapToGlobal(pos.toPoint())),
+        QtCore.QPoint(0, 0),
+        QtCore.QPoint(0, 120 * steps),
+        QtCore.Qt.MouseButton.NoButton,
+        QtCore.Qt.KeyboardModifier.NoModifier,
+        QtCore.Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QtWidgets.QApplication.sendEvent(widget, ev)
+
+
+def test_the_past_view_has_swim_power_and_the_views_pause_zoom_and_take_contrast(
+    window: MainWindow,
+):
+    w = window
+    assert w.open_session(GOOD)
+    live = w.live
+    # the past view shows what the live view shows: swim power too, over the minute kept
+    x, y = live.power_curves[0].getData()
+    assert x is not None and len(x) > 100 and np.nanmax(y) > 0
+    assert live.paused and live.pause_button.text() == "Live"  # scroll and zoom over it
+    live.set_paused(False)
+    assert live.gain_plot.viewRange()[0] == pytest.approx([-5.0, 0.0])
+
+    # the wheel over one plot scales its y axis only, and the scale stays the person's
+    vb = live.tail_plots[0].getViewBox()
+    before = vb.viewRange()[1]
+    other = live.tail_plots[1].getViewBox().viewRange()[1]
+    viewport = live.plots.viewport()
+    centre = live.plots.mapFromScene(vb.sceneBoundingRect().center())
+    _wheel(viewport, QtCore.QPointF(centre), 3)
+    assert vb.viewRange()[1] != before and live.y_ranges[0].manual
+    assert live.tail_plots[1].getViewBox().viewRange()[1] == other
+    live.y_ranges[0].update(-1e6, 1e6)  # new data do not undo it
+    assert vb.viewRange()[1] != before and live.y_ranges[0].manual
+    live.auto_y()
+    assert not live.y_ranges[0].manual
+
+    # contrast: levels dragged on the histogram hold for the plane and the projection
+    live.histogram.region.setRegion((10, 200))
+    assert live.manual_levels
+    live.plane_spin.setValue((live.plane_spin.value() + 1) % (live.plane_spin.maximum() + 1))
+    assert list(live.plane_image.levels) == [10, 200] == list(live.mip_image.levels)
+    live.auto_levels()
+    assert not live.manual_levels and list(live.plane_image.levels) != [10, 200]
