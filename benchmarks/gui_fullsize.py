@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         tl = win.protocol_panel.timeline
         assert tl is not None
         win.protocol_panel.scale.setValue(min(1.0, (args.seconds + 40.0) / tl.duration_s))
-        win.setup_tabs.setCurrentWidget(win.readout_panel)
+        win.view_tabs.setCurrentWidget(win.readout_panel)
         win.show()
 
         ticks: list[float] = []

@@ -120,20 +120,27 @@ class MainWindow(QtWidgets.QMainWindow):
         tabs.addTab(self.protocol_panel, "Protocol")
         tabs.addTab(self.fish_panel, "Fish && session")
         tabs.addTab(self.summary, "Summary")
-        tabs.addTab(self.readout_panel, "Brain readout")
         self.setup_tabs = tabs
-        upper = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        upper.addWidget(tabs)
-        upper.addWidget(self.live)
-        upper.setStretchFactor(0, 0)
-        upper.setStretchFactor(1, 1)
-        upper.setSizes([460, 1000])
-        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        body.addWidget(upper)
-        body.addWidget(self.event_log)
-        body.setStretchFactor(0, 4)
+        # the set-up on the left; on the right the live view over the event log and the
+        # brain readout, which get the view's whole width (in the left column the readout's
+        # titles and axes were cut). Splitters: every part can be resized, nothing is fixed.
+        below = QtWidgets.QTabWidget()
+        below.addTab(self.event_log, "Event log")
+        below.addTab(self.readout_panel, "Brain readout")
+        self.view_tabs = below
+        views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        views.addWidget(self.live)
+        views.addWidget(below)
+        views.setStretchFactor(0, 2)
+        views.setStretchFactor(1, 1)
+        views.setSizes([640, 320])
+        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        body.addWidget(tabs)
+        body.addWidget(views)
+        body.setStretchFactor(0, 0)
         body.setStretchFactor(1, 1)
-        body.setSizes([700, 180])
+        body.setSizes([420, 1000])
+        self.body = body
         central = QtWidgets.QWidget()
         lay = QtWidgets.QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -157,6 +164,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_bar.stop_clicked.connect(self.stop_session)
         self.session_bar.abort_clicked.connect(lambda: self.abort_session())
         self.session_bar.filter_clicked.connect(self.event_log.set_filter)
+        self.session_bar.filter_clicked.connect(
+            lambda _k: self.view_tabs.setCurrentWidget(self.event_log)
+        )
         self.event_log.note_entered.connect(self.add_note)
         self.runner.armed.connect(self._armed)
         self.runner.failed.connect(self._failed)
@@ -214,6 +224,7 @@ class MainWindow(QtWidgets.QMainWindow):
             b.setToolTip(f"{b.toolTip()} [{SHORTCUTS[key]}]")
 
     def _focus_note(self) -> None:
+        self.view_tabs.setCurrentWidget(self.event_log)
         self.event_log.note_edit.setFocus()
 
     def confirm(self, title: str, text: str) -> bool:

@@ -123,11 +123,12 @@ class LivePanel(QtWidgets.QWidget):
         self.plots.addItem(self.status_text, row=0, col=0)
         self.tail_plots: list[pg.PlotItem] = []
         self.tail_curves: list[pg.PlotDataItem] = []
-        for i, (name, colour) in enumerate((("tail left", LEFT), ("tail right", RIGHT))):
+        # short axis titles: at 768 px of screen each plot is ~70 px tall
+        for i, (name, colour) in enumerate((("tail L", LEFT), ("tail R", RIGHT))):
             p = self.plots.addPlot(row=1 + i, col=0)
             # one fixed unit for both channels (auto SI prefixes gave V on one and mV on the other)
             p.getAxis("left").enableAutoSIPrefix(False)
-            p.setLabel("left", f"<span style='color:{colour}'>{name}</span> (mV)")
+            p.setLabel("left", f"<span style='color:{colour}'>{name}</span> mV")
             curve = p.plot(pen=pg.mkPen(colour, width=1))
             self.tail_plots.append(p)
             self.tail_curves.append(curve)
@@ -135,8 +136,8 @@ class LivePanel(QtWidgets.QWidget):
         self.power_plot = self.plots.addPlot(row=3, col=0)
         self.power_plot.setLabel(
             "left",
-            f"swim power <span style='color:{LEFT}'>L</span> <span style='color:{RIGHT}'>R</span>"
-            f" <span style='color:{BOUT}'>bouts</span>",
+            f"swim <span style='color:{LEFT}'>L</span> <span style='color:{RIGHT}'>R</span>"
+            f" <span style='color:{BOUT}'>bout</span>",
         )
         self.power_plot.setToolTip(
             "Supra-threshold swim power in units of the detector's threshold: 0 is the "
@@ -149,9 +150,7 @@ class LivePanel(QtWidgets.QWidget):
         self.bout_curve = self.power_plot.plot(pen=pg.mkPen(BOUT, width=6), connect="pairs")
         self.velocity_plot = self.plots.addPlot(row=4, col=0)
         self.velocity_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.velocity_plot.setLabel(
-            "left", f"<span style='color:{VELOCITY}'>velocity</span> (mm/s)"
-        )
+        self.velocity_plot.setLabel("left", f"<span style='color:{VELOCITY}'>vel.</span> mm/s")
         self.velocity_curve = self.velocity_plot.plot(pen=pg.mkPen(VELOCITY, width=2))
         self.gain_plot = self.plots.addPlot(row=5, col=0)
         self.gain_plot.getAxis("left").enableAutoSIPrefix(False)
@@ -201,10 +200,13 @@ class LivePanel(QtWidgets.QWidget):
         self.stim_view.addItem(self.fish_marker)
         # contrast: one histogram for the plane and the projection (drag its levels; they
         # stay until "Auto contrast"); the images zoom and pan with the mouse
-        self.histogram = pg.HistogramLUTItem(image=self.plane_image)
+        self.histogram = pg.HistogramLUTItem(
+            image=self.plane_image, orientation="horizontal", gradientPosition="bottom"
+        )
         self.histogram.sigLevelsChanged.connect(self._levels_moved)
         self.histogram.sigLevelChangeFinished.connect(self._levels_by_hand)
-        self.images.addItem(self.histogram, row=1, col=1, rowspan=3)
+        # under the images, as wide as they are (a narrow column at 1366 px left no room)
+        self.images.addItem(self.histogram, row=6, col=0)
         self.manual_levels = False
         self.stim_view.setMouseEnabled(False, False)
         self.plane_spin = QtWidgets.QSpinBox()
@@ -437,7 +439,7 @@ class LivePanel(QtWidgets.QWidget):
             else ""
         )
         self.status_text.setText(
-            f"<b>{self.source}</b> · t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
+            f"<b>{self.source}</b><br>t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
             f"{self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · bouts {self.bout_count}"
             f"{dropped}",
             size="9pt",

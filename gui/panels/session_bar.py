@@ -104,6 +104,10 @@ class SessionBar(QtWidgets.QWidget):
 
         self.state = QtWidgets.QLabel()
         self.state.setMinimumWidth(150)
+        # "stopping after block 3 (turning)" must not run under the laser lamp
+        self.state.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred
+        )
         self.laser = QtWidgets.QLabel()
         self.laser.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.laser.setMinimumWidth(120)
@@ -132,15 +136,22 @@ class SessionBar(QtWidgets.QWidget):
         self.n_warnings = 0
         self.n_faults = 0
 
-        lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
-        lay.addWidget(self.start_button)
-        lay.addWidget(self.stop_button)
-        lay.addWidget(QtWidgets.QLabel("clock"))
-        lay.addWidget(self.clock)
-        lay.addSpacing(10)
-        lay.addWidget(self.state)
-        lay.addWidget(self.laser)
+        # two rows, so the bar fits a 1366 px laptop screen: the controls and the state
+        # first, the session's figures under them
+        rows = QtWidgets.QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        top = QtWidgets.QHBoxLayout()
+        lay = QtWidgets.QHBoxLayout()
+        rows.addLayout(top)
+        rows.addLayout(lay)
+        top.addWidget(self.start_button)
+        top.addWidget(self.stop_button)
+        top.addWidget(QtWidgets.QLabel("clock"))
+        top.addWidget(self.clock)
+        top.addSpacing(10)
+        top.addWidget(self.state, 1)
+        top.addWidget(self.laser)
         for label, w in (
             ("elapsed", self.elapsed),
             ("left", self.remaining),
@@ -156,8 +167,8 @@ class SessionBar(QtWidgets.QWidget):
         lay.addWidget(self.warnings_button)
         lay.addWidget(self.faults_button)
         lay.addStretch(1)
-        lay.addSpacing(20)  # Abort is set apart from Stop: a slip of the mouse must not abort
-        lay.addWidget(self.abort_button)
+        top.addSpacing(40)  # Abort is set apart from Stop: a slip of the mouse must not abort
+        top.addWidget(self.abort_button)
         self.set_phase(Phase.IDLE, can_start=True)
         self.show_laser("off")
 
