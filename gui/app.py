@@ -475,6 +475,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _failed(self, message: str) -> None:
         self._app_message("error", message)
+        if not self._first_fault:  # the banner keeps saying this when the session ends
+            self._first_fault, self._first_fault_source = message, ""
         self._show_fault(message)
 
     def _finished(self, state: str) -> None:

@@ -135,7 +135,7 @@ def test_live_velocity_is_row_8_of_the_file_in_dots_flash_and_turning(qtbot, mak
     assert w.live.gain_curve in w.live.gain_plot.listDataItems()
     assert w.live.gain_curve not in w.live.velocity_plot.listDataItems()
     for p in w.live.tail_plots:
-        assert "(mV)" in p.getAxis("left").labelText
+        assert p.getAxis("left").labelText.endswith(" mV")
 
 
 # -- 2. safety state you cannot miss -----------------------------------------------------------
