@@ -41,7 +41,6 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -406,39 +405,6 @@ def _light_samples(engine: Engine, frame: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def run_with_gui(engine: Engine, after_arm: Callable[[], None]) -> float:
-    """Run the session through the control app's engine runner, live views on; wall seconds."""
-    import os
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from gui._qt import QtCore, QtWidgets  # sets the Qt binding before pyqtgraph loads
-    from gui.app import MainWindow
-
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    # a throw-away settings store: the benchmark neither reads nor changes the user's set-up
-    settings = QtCore.QSettings(
-        str(engine.out_dir / "gui-settings.ini"), QtCore.QSettings.Format.IniFormat
-    )
-    win = MainWindow(out_dir=engine.out_dir, settings=settings)
-    win.show()
-    arm = engine.arm
-
-    def arm_then_instrument() -> None:
-        arm()
-        after_arm()
-
-    engine.arm = arm_then_instrument  # type: ignore[method-assign]
-    t0 = time.perf_counter()
-    win.runner.start(engine)
-    while win.runner.running:
-        app.processEvents()
-        time.sleep(0.002)
-    app.processEvents()
-    wall = time.perf_counter() - t0
-    win.close()
-    return wall
-
-
 CAMERAS = ("replay", "off", "mmcore", "sim")
 
 
@@ -468,20 +434,12 @@ def run_once(
     def progress(st: RunStatus) -> None:
         probe.writer_fill.append(st.writer_fill)
 
-    print(
-        f"\n== {camera} camera: {args.seconds:g} s real-time run"
-        f"{', with the control app live (offscreen)' if args.gui else ''} -> {out}",
-        flush=True,
-    )
-    if args.gui:
-        t0 = time.perf_counter()
-        wall = run_with_gui(engine, after_arm)
-    else:
-        engine.arm()
-        after_arm()
-        t0 = time.perf_counter()
-        engine.run(progress)
-        wall = time.perf_counter() - t0
+    print(f"\n== {camera} camera: {args.seconds:g} s real-time run -> {out}", flush=True)
+    engine.arm()
+    after_arm()
+    t0 = time.perf_counter()
+    engine.run(progress)
+    wall = time.perf_counter() - t0
     res = analyse(engine, probe, wall, t0, t0 + wall)
     res.camera = camera
     print("\n".join(res.lines), flush=True)
@@ -671,9 +629,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--gui",
         action="store_true",
-        help="run the session from the control app (offscreen) with its live views refreshing",
+        help="no longer here: the control app runs the engine in its own process; "
+        "benchmarks/gui_fullsize.py times the loop with the app's views live",
     )
     args = ap.parse_args(argv)
+    if args.gui:
+        print(
+            "closed_loop_latency.py: --gui moved: the app runs the engine in its own process "
+            "(issue 29), so the loop's timing with the app live is measured by "
+            "benchmarks/gui_fullsize.py",
+            file=sys.stderr,
+        )
+        return 2
     if args.quick:
         args.seconds, args.width, args.height, args.planes = 10.0, 128, 80, 8
     rigs = {

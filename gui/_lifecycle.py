@@ -12,6 +12,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from rig.vocabulary import FAULT_DEVICES, SOURCE_DEVICES, device_of_fault
+
 __all__ = ["FAULT_DEVICES", "Phase", "PhaseStyle", "device_of_fault", "fault_advice"]
 
 
@@ -56,19 +58,6 @@ STYLES: dict[Phase, PhaseStyle] = {
     Phase.VIEWING: PhaseStyle("#7048e8", "a past session file, read-only"),
 }
 
-#: Words in a fault message -> the device (the Rig tab's lamp) it is about. First match wins.
-FAULT_DEVICES: tuple[tuple[str, str], ...] = (
-    ("laser", "laser"),
-    ("camera", "microscope"),
-    ("microscope", "microscope"),
-    ("daq", "daq"),
-    ("overflow", "daq"),
-    ("render", "display"),
-    ("display", "display"),
-    ("writer", "writer"),
-    ("disk", "writer"),
-)
-
 _ADVICE: dict[str, tuple[str, str]] = {
     "laser": (
         "LASER",
@@ -98,32 +87,8 @@ _ADVICE: dict[str, tuple[str, str]] = {
 }
 
 
-#: An event's ``source`` (rig/events.py) -> the Rig tab lamp it lights.
-SOURCE_LAMPS: dict[str, str] = {
-    "laser": "laser",
-    "camera": "microscope",
-    "image lane": "microscope",
-    "daq": "daq",
-    "renderer": "display",
-    "writer": "writer",
-    "disk": "writer",
-    "record lane": "writer",
-}
-
-
-def device_of_fault(message: str, source: str | None = None) -> str | None:
-    """Which device a fault is about (a Rig tab lamp key), if any.
-
-    The event's ``source`` decides; the words of the message only for events that
-    carry none (files recorded before events had a source, or the app's own messages).
-    """
-    if source is not None and source != "engine":
-        return SOURCE_LAMPS.get(source)
-    low = message.lower()
-    for word, key in FAULT_DEVICES:
-        if word in low:
-            return key
-    return None
+#: An event's ``source`` -> the Rig tab lamp it lights (the lamps are the devices).
+SOURCE_LAMPS = SOURCE_DEVICES
 
 
 def fault_advice(message: str, source: str | None = None) -> tuple[str, str]:

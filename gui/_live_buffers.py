@@ -61,11 +61,18 @@ class TimeRing:
         if start + self._size <= self.capacity:
             t = self._t[start : start + self._size]
             v = self._v[start : start + self._size]
-        else:
-            t = np.concatenate([self._t[start:], self._t[: self._head]])
-            v = np.concatenate([self._v[start:], self._v[: self._head]])
-        k = int(np.searchsorted(t, since_t, side="left"))  # rows are in time order
-        return t[k:].copy(), v[k:].copy()
+            k = int(np.searchsorted(t, since_t, side="left"))  # rows are in time order
+            return t[k:].copy(), v[k:].copy()
+        # wrapped: copy only the rows asked for (a long history, a short window drawn)
+        old_t, new_t = self._t[start:], self._t[: self._head]
+        k = int(np.searchsorted(old_t, since_t, side="left"))
+        if k < len(old_t):
+            return (
+                np.concatenate([old_t[k:], new_t]),
+                np.concatenate([self._v[start + k :], self._v[: self._head]]),
+            )
+        k = int(np.searchsorted(new_t, since_t, side="left"))
+        return new_t[k:].copy(), self._v[k : self._head].copy()
 
 
 def peak_decimate(t: np.ndarray, y: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:

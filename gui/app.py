@@ -3,11 +3,11 @@
 The window wires the panels together and owns the session's life cycle
 (:class:`~gui._lifecycle.Phase`: idle → arming → running → [stopping] →
 complete / stopped / aborted / failed, or viewing a past file). Start builds an
-:class:`~rig.engine.Engine` from the panels and runs it on a worker thread
-(:class:`~gui._engine_thread.EngineRunner`); three GUI-thread timers then watch
-it — live plots at ~30 Hz from the engine's hand-off queue, the session bar at
-5 Hz from ``Engine.status()``, and the event log (and volumes, if the engine
-does not hand them over) once a second from the session file itself. Nothing
+:class:`~rig.engine.Engine` from the panels and runs it in its own process
+(:class:`~gui._engine_process.EngineRunner`); two timers then watch it — live
+plots and volumes at ~30 Hz from shared memory, the session bar at 5 Hz from the
+engine's status messages; the file's last volume is read once the session has
+ended. Nothing
 here can make the engine wait.
 
 Guard rails (questions before an anonymous or an unchecked long run, Abort
@@ -17,6 +17,7 @@ confirmed) go through :meth:`MainWindow.confirm`, one place that asks.
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import shutil
 import sys
@@ -24,8 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gui._engine_thread import EngineRunner
-from gui._lifecycle import Phase, device_of_fault, fault_advice
+from gui._engine_process import EngineRunner
+from gui._lifecycle import STYLES, Phase, device_of_fault, fault_advice
 from gui._notes import BEFORE_RUN, append_note
 from gui._past_session import read_past_session
 from gui._qt import QtCore, QtGui, QtWidgets
@@ -42,21 +43,20 @@ from gui.panels import (
     SessionBar,
     SummaryPanel,
 )
-from gui.panels.live import WINDOW_S
+from gui.panels.live import HISTORY_S
 from gui.panels.session_bar import RateMeter
 from rig.config import RigConfig
 from rig.engine import Engine
 from rig.errors import SessionFileError, ZaprigError
 from rig.events import Event
+from rig.vocabulary import IncidentCounter, plain_fault
 from stimuli.protocol import Protocol
 
 __all__ = ["LONG_RUN_S", "SHORTCUTS", "MainWindow", "cli_main"]
 
+TITLE = "zaprig — closed-loop VR light-sheet rig"
 LIVE_MS = 33  # <= 30 Hz of plot updates
 STATUS_MS = 200
-FILE_MS = 1000
-#: Without a volume from the engine for this long, volumes are read from the file instead.
-VOLUME_FALLBACK_S = 2.0
 #: Runs longer than this ask before starting without a fresh, passing preflight.
 LONG_RUN_S = 180.0
 #: Keyboard shortcuts (Abort asks for confirmation like the button).
@@ -77,6 +77,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     #: The life-cycle phase changed (its value, e.g. "running", "stopped").
     phase_changed = QtCore.pyqtSignal(str)
+    #: Have the engine process time its loop (benchmarks/gui_fullsize.py reads
+    #: ``runner.loop_lag_ms`` after the session).
+    time_loop = False
 
     def __init__(
         self,
@@ -85,7 +88,7 @@ class MainWindow(QtWidgets.QMainWindow):
         settings: QtCore.QSettings | None = None,
     ) -> None:
         super().__init__()
-        self.setWindowTitle("zaprig — closed-loop VR light-sheet rig")
+        self.setWindowTitle(TITLE)
         self.settings = settings if settings is not None else default_settings()
         self.runner = EngineRunner(parent=self)
         self.session_file: LiveSessionFile | None = None
@@ -94,12 +97,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewing: Path | None = None
         self._pending_notes: list[str] = []
         self._close_after_stop = False
-        self._last_volume_from_engine = -1.0
         self._rate = RateMeter()
         self._disk_free: int | None = None
         self._disk_at = -1e9
         self._first_fault = ""
         self._first_fault_source = ""
+        self._incidents = IncidentCounter()
 
         self.event_log = EventLog()
         self.session_bar = SessionBar()
@@ -117,20 +120,27 @@ class MainWindow(QtWidgets.QMainWindow):
         tabs.addTab(self.protocol_panel, "Protocol")
         tabs.addTab(self.fish_panel, "Fish && session")
         tabs.addTab(self.summary, "Summary")
-        tabs.addTab(self.readout_panel, "Brain readout")
         self.setup_tabs = tabs
-        upper = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        upper.addWidget(tabs)
-        upper.addWidget(self.live)
-        upper.setStretchFactor(0, 0)
-        upper.setStretchFactor(1, 1)
-        upper.setSizes([460, 1000])
-        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        body.addWidget(upper)
-        body.addWidget(self.event_log)
-        body.setStretchFactor(0, 4)
+        # the set-up on the left; on the right the live view over the event log and the
+        # brain readout, which get the view's whole width (in the left column the readout's
+        # titles and axes were cut). Splitters: every part can be resized, nothing is fixed.
+        below = QtWidgets.QTabWidget()
+        below.addTab(self.event_log, "Event log")
+        below.addTab(self.readout_panel, "Brain readout")
+        self.view_tabs = below
+        views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        views.addWidget(self.live)
+        views.addWidget(below)
+        views.setStretchFactor(0, 2)
+        views.setStretchFactor(1, 1)
+        views.setSizes([640, 320])
+        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        body.addWidget(tabs)
+        body.addWidget(views)
+        body.setStretchFactor(0, 0)
         body.setStretchFactor(1, 1)
-        body.setSizes([700, 180])
+        body.setSizes([420, 1000])
+        self.body = body
         central = QtWidgets.QWidget()
         lay = QtWidgets.QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -140,8 +150,9 @@ class MainWindow(QtWidgets.QMainWindow):
         lay.addWidget(body, 1)
         self.setCentralWidget(central)
         self.resize(1500, 950)
-        # the status bar exists from the start, so the first message does not shift the layout
-        self._status_bar().showMessage("ready")
+        # the status bar exists from the start, so the first message does not shift the layout;
+        # it then says the phase and what it means (_set_phase)
+        self._status_bar().showMessage(STYLES[Phase.IDLE].help)
         self._make_actions()
 
         for src in (self.rig_panel, self.protocol_panel):
@@ -153,6 +164,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session_bar.stop_clicked.connect(self.stop_session)
         self.session_bar.abort_clicked.connect(lambda: self.abort_session())
         self.session_bar.filter_clicked.connect(self.event_log.set_filter)
+        self.session_bar.filter_clicked.connect(
+            lambda _k: self.view_tabs.setCurrentWidget(self.event_log)
+        )
         self.event_log.note_entered.connect(self.add_note)
         self.runner.armed.connect(self._armed)
         self.runner.failed.connect(self._failed)
@@ -160,7 +174,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.live_timer = self._timer(LIVE_MS, self._tick_live)
         self.status_timer = self._timer(STATUS_MS, self._tick_status)
-        self.file_timer = self._timer(FILE_MS, self._tick_file)
 
         if self.rig_panel.rig is not None:
             self._rig_changed(self.rig_panel.rig)
@@ -211,6 +224,7 @@ class MainWindow(QtWidgets.QMainWindow):
             b.setToolTip(f"{b.toolTip()} [{SHORTCUTS[key]}]")
 
     def _focus_note(self) -> None:
+        self.view_tabs.setCurrentWidget(self.event_log)
         self.event_log.note_edit.setFocus()
 
     def confirm(self, title: str, text: str) -> bool:
@@ -302,6 +316,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _set_phase(self, phase: Phase) -> None:
         self.phase = phase
         self._update_buttons()
+        detail = self._phase_detail()
+        self._status_bar().showMessage(
+            f"{phase.value}{f' ({detail})' if detail else ''}: {STYLES[phase].help}"
+        )
         self.phase_changed.emit(phase.value)
 
     def _app_message(self, kind: str, text: str) -> None:
@@ -328,8 +346,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except ZaprigError as e:
             self._app_message("error", f"cannot start: {e}")
             return
-        for text in self._pending_notes:
-            engine.add_note(BEFORE_RUN + text)  # logged at the run's first chunk
+        notes = tuple(BEFORE_RUN + text for text in self._pending_notes)  # at the first chunk
         self._pending_notes.clear()
         self.fault_banner.clear()
         self.event_log.set_filter(None)
@@ -337,13 +354,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.viewing = None
         self._first_fault = ""
         self._first_fault_source = ""
+        self._incidents = IncidentCounter()
         self.live.new_session(proto)
         self.readout_panel.new_session(
             rig.readout.drift_warn_um, rig.microscope.volume_period_s, rig.microscope.shape_zyx
         )
         self.session_file = None
+        self.live.set_source("live: arming")
+        self.event_log.set_source("the session being started")
+        self.setWindowTitle(TITLE)
         self._rate.clear()
-        self._last_volume_from_engine = -1.0
         self.session_bar.show_counts(0, 0)
         self.session_bar.show_drops(0, 0)
         self._app_message(
@@ -353,8 +373,8 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self._set_phase(Phase.ARMING)
         self.rig_panel.set_running(True)
-        self.runner.start(engine)
-        for timer in (self.live_timer, self.status_timer, self.file_timer):
+        self.runner.start(engine, notes, time_loop=self.time_loop)
+        for timer in (self.live_timer, self.status_timer):
             timer.start()
 
     def _guards_pass(self, rig: RigConfig, proto: Protocol) -> bool:
@@ -364,6 +384,7 @@ class MainWindow(QtWidgets.QMainWindow):
             f"The fish ID is empty: the session file will be named after the rig "
             f"({rig.name}) and carry no fish ID.\n\nStart anyway?",
         ):
+            self.setup_tabs.setCurrentWidget(self.fish_panel)
             self.fish_panel.fish_id.setFocus()
             return False
         tl = self.protocol_panel.timeline
@@ -445,26 +466,37 @@ class MainWindow(QtWidgets.QMainWindow):
     def _armed(self, path: str) -> None:
         self.session_file = LiveSessionFile(path)
         self.last_path = Path(path)
+        self.live.set_source(f"live: {Path(path).name}")
+        self.event_log.set_source(f"{path} (recording)")
+        self.setWindowTitle(f"zaprig — recording {Path(path).name}")
         self._app_message("info", f"recording to {path}")
         if self.phase is Phase.ARMING:
             self._set_phase(Phase.RUNNING)
 
     def _failed(self, message: str) -> None:
         self._app_message("error", message)
+        if not self._first_fault:  # the banner keeps saying this when the session ends
+            self._first_fault, self._first_fault_source = message, ""
         self._show_fault(message)
 
     def _finished(self, state: str) -> None:
         self.runner.wait()
         self._tick_live()
         # what was recorded after the last live read
-        self._tick_file(final=True)
-        for timer in (self.live_timer, self.status_timer, self.file_timer):
+        self._read_last_volume()
+        for timer in (self.live_timer, self.status_timer):
             timer.stop()
         eng = self.runner.engine
         if eng is not None and eng.path is not None:
             self.last_path = eng.path
         where = f": {eng.path}" if eng is not None and eng.path else ""
-        self._app_message("warning" if state != "complete" else "info", f"session {state}{where}")
+        if eng is not None and eng.path is not None:
+            self.live.set_source(f"{eng.path.name} ({state})")
+            self.event_log.set_source(f"{eng.path} ({state})")
+            self.setWindowTitle(f"zaprig — {eng.path.name} ({state})")
+        # a clean stop is what the user asked for: only an abort or a failure is a warning
+        kind = "warning" if state in ("aborted", "failed") else "info"
+        self._app_message(kind, f"session {state}{where}")
         self.rig_panel.set_running(False)
         phase = {
             "complete": Phase.COMPLETE,
@@ -473,7 +505,8 @@ class MainWindow(QtWidgets.QMainWindow):
         }.get(state, Phase.FAILED)
         self._set_phase(phase)
         self._tick_status()
-        if phase is Phase.FAILED and not self.fault_banner.isVisible():
+        # the banner follows the session to its end: it now says how the session ended
+        if phase is Phase.FAILED or self._first_fault:
             self._show_fault(
                 self._first_fault or f"the session failed{where}",
                 self._first_fault_source if self._first_fault else None,
@@ -517,17 +550,26 @@ class MainWindow(QtWidgets.QMainWindow):
             if laser_unknown and what != "LASER"
             else ""
         )
-        state = "SESSION FAILED" if self.phase in (Phase.FAILED,) or not self.phase.active else ""
+        if self.phase is Phase.FAILED:
+            state = "SESSION FAILED"
+        elif self.phase.ended:
+            state = f"session {self.phase.value}"
+        elif self.phase.active:
+            state = "the session is ending"
+        else:
+            state = ""
         head = f"<b>{what} FAULT</b>" + (f" — <b>{state}</b>" if state else "")
-        self.fault_banner.show_message(f"{head}: {message}<br>{todo}{laser}", "fault")
+        n = len(self._incidents)
+        more = f" (and {n - 1} more: see the event log)" if n > 1 else ""
+        # in words for people; the event log keeps the device's own message
+        text = html.escape(plain_fault(message))
+        self.fault_banner.show_message(f"{head}: {text}{more}<br>{todo}{laser}", "fault")
         if key := device_of_fault(message, source):
             self.rig_panel.set_device_state(key, "fault", message)
 
     # -- timers -----------------------------------------------------------------------------
     def _tick_live(self) -> None:
         batch = self.runner.take()
-        if batch.volume is not None:
-            self._last_volume_from_engine = time.monotonic()
         self.live.refresh(batch)
         eng = self.runner.engine
         if batch.readout:
@@ -549,6 +591,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.event_log.add(ev.sample / sample_rate_hz, ev.kind, ev.message)
         if ev.kind != "fault":
             return
+        self._incidents.add(ev.sample, ev.message, ev.source)
         if not self._first_fault:
             self._first_fault = ev.message
             self._first_fault_source = ev.source
@@ -561,13 +604,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if eng is None or self.phase is Phase.VIEWING:
             return
         st = eng.status()
-        w = eng.writer
-        rate = self._rate.add(w.bytes_written) if w is not None else 0.0
+        rate = self._rate.add(eng.bytes_written)
         now = time.monotonic()
         if now - self._disk_at > 1.0 and eng.out_dir.exists():
             self._disk_free = shutil.disk_usage(eng.out_dir).free
             self._disk_at = now
         self.session_bar.show_status(st, rate, self._disk_free, ended=self.phase.ended)
+        # faults as incidents, the way inspect and the summary count them
+        self.session_bar.show_counts(st.warnings, len(self._incidents), st.faults)
         if self.phase is Phase.STOPPING and (c := self.runner.stopping_after) is not None:
             end = int(eng.timeline.condition_start_samples[min(c + 1, eng.timeline.n_conditions)])
             left = max(0, end - st.sample) / st.sample_rate_hz
@@ -575,12 +619,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.phase.ended:
             self.protocol_panel.highlight(st.condition)
 
-    def _tick_file(self, final: bool = False) -> None:
+    def _read_last_volume(self) -> None:
+        """The file's last volume, once the session has ended (the engine hands volumes over
+        while it runs: a read of a full-size volume here would stall the window for ~0.5 s)."""
         f, eng = self.session_file, self.runner.engine
         if f is None or eng is None:
-            return
-        want_volume = final or time.monotonic() - self._last_volume_from_engine > VOLUME_FALLBACK_S
-        if not want_volume:
             return
         try:
             got = f.read_volume()
@@ -605,17 +648,29 @@ class MainWindow(QtWidgets.QMainWindow):
             self._app_message("error", "a session is running: open past sessions after it ends")
             return False
         try:
-            past = read_past_session(path, WINDOW_S)
+            past = read_past_session(path, HISTORY_S)
             facts = self.summary.show_session(path, "Past session (read-only)")
         except ZaprigError as e:
-            self._app_message("error", f"cannot open {path}: {e}")
+            self._open_failed(Path(path), str(e))
             return False
+        name = Path(path).name
         self.viewing = Path(path)
+        self.live.set_source(f"{name} (read-only)")
+        self.event_log.set_source(f"{path} (read-only)")
+        self.readout_panel.clear(f"{name}: the live readout is not replayed (zaprig report has it)")
         self.fault_banner.clear()
         self.live.fs = past.sample_rate_hz
         self.live.condition_names = past.condition_names
         self.live.volume_t = -1
-        self.live.show_recording(past.s0, past.tail, past.frames, past.bouts, past.condition)
+        self.live.show_recording(
+            past.s0,
+            past.tail,
+            past.frames,
+            past.bouts,
+            past.condition,
+            past.power,
+            past.power_samples,
+        )
         if past.volume is not None:
             self.live.show_volume(*past.volume)
         self.event_log.clear()
@@ -630,11 +685,46 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.volumes.setRange(0, max(1, s.volumes_expected))
         bar.volumes.setValue(min(s.volumes, max(1, s.volumes_expected)))
         bar.show_drops(facts.planes_dropped, s.dropped_volumes, s.frames_dropped)
-        bar.show_counts(facts.warnings, facts.faults)
+        bar.show_counts(facts.warnings, facts.faults, facts.fault_events)
         self.setup_tabs.setCurrentWidget(self.summary)
         self._set_phase(Phase.VIEWING)
         self.setWindowTitle(f"zaprig — {Path(path).name} (read-only)")
         return True
+
+    def _open_failed(self, path: Path, reason: str) -> None:
+        """Nothing of the previous file stays on screen; the reason in full, and what helps."""
+        if "zaprig recover" not in reason:
+            reason += (
+                f"\nto see what the file holds: zaprig inspect {path}"
+                f"\nto keep what is readable: zaprig recover --salvage NEW.h5 {path}"
+            )
+        first = reason.splitlines()[0]
+        helps = [ln.strip() for ln in reason.splitlines() if "zaprig " in ln]
+        self.viewing = None
+        self.session_file = None
+        shown = f"nothing shown: {path.name} could not be opened"
+        self.live.clear_views(shown)
+        self.readout_panel.clear(shown)
+        self.event_log.clear()
+        self.event_log.set_filter(None)
+        self.event_log.set_source(shown)
+        self.summary.show_failure(path, reason)
+        bar = self.session_bar
+        for label in (bar.elapsed, bar.remaining, bar.condition):
+            label.setText("-")
+        bar.volumes.setValue(0)
+        bar.show_drops(0, 0)
+        bar.show_counts(0, 0)
+        self.fault_banner.show_message(
+            f"<b>CANNOT OPEN {path.name}</b>: {html.escape(first)}<br>"
+            + "<br>".join(f"<tt>{html.escape(h)}</tt>" for h in helps),
+            "warning",
+        )
+        self._app_message("error", f"cannot open {path}: {first}")
+        self.setup_tabs.setCurrentWidget(self.summary)
+        self._set_phase(Phase.IDLE)
+        self.setWindowTitle(f"zaprig — cannot open {path.name}")
+        self._status_bar().showMessage(f"cannot open {path.name}: see the Summary tab", 10000)
 
     # -- closing ----------------------------------------------------------------------------
     def closeEvent(self, event: QtGui.QCloseEvent | None) -> None:
@@ -665,7 +755,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.runner.running:
             self.runner.request_stop("the control app quit")
             self.runner.wait(timeout_s)
-        for timer in (self.live_timer, self.status_timer, self.file_timer):
+        self.runner.close()
+        for timer in (self.live_timer, self.status_timer):
             timer.stop()
         self.rig_panel.shutdown()
         self.summary.shutdown()

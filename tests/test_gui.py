@@ -84,6 +84,9 @@ def test_a_session_run_from_the_gui_is_watched_noted_and_stopped(qtbot, window: 
     assert done.args == ["stopped"]
     assert w.session_bar.start_button.isEnabled()
     assert any("session stopped" in m for m in w.event_log.messages())
+    # a clean stop is what was asked for: not a warning; the status bar says the phase
+    assert not any("session stopped" in m for m in w.event_log.messages("warning"))
+    assert w.statusBar().currentMessage().startswith("stopped")
 
     with h5py.File(path, "r") as f:
         assert f.attrs["status"] == "stopped"

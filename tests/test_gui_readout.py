@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gui._engine_thread import EngineRunner
+from gui._engine_process import EngineRunner
 from gui._qt import QtCore, QtWidgets
 from gui.panels.readout import RASTER_ROWS, ReadoutPanel
 from rig.config import RigConfig, load_config
@@ -96,8 +96,10 @@ def test_a_virtual_session_feeds_the_panel_through_the_runner(qtbot, tmp_path: P
         runner.start(engine)
     assert runner.wait(30)
     batch = runner.take()
-    assert engine.live_labels is not None
-    panel.set_labels(*engine.live_labels)
+    # the engine ran in its own process: the labels came back with its first readout row
+    labels = runner.engine.live_labels if runner.engine is not None else None
+    assert labels is not None
+    panel.set_labels(*labels)
     panel.add_rows(batch.readout)
     assert panel.rows == engine.timeline.n_volumes - 1
     assert panel.raster().shape == (rig.fish.n_neurons, panel.rows)

@@ -67,9 +67,16 @@ class EventLog(QtWidgets.QWidget):
         frow.setContentsMargins(0, 0, 0, 0)
         self.filter_row.hide()
         lay.insertWidget(0, self.filter_row)
+        #: Whose events these are (the running session's file, or a past one).
+        self.source_label = QtWidgets.QLabel("events: no session")
+        self.source_label.setStyleSheet("color: #555555;")
+        lay.insertWidget(0, self.source_label)
         self.counts: dict[str, int] = {}
         self.kind_filter: str | None = None
         self.set_notes_enabled(True)
+
+    def set_source(self, text: str) -> None:
+        self.source_label.setText(f"events: {text}")
 
     def set_notes_enabled(self, enabled: bool) -> None:
         self.note_edit.setEnabled(enabled)

@@ -16,13 +16,32 @@ from gui._qt import QtWidgets
 __all__ = ["FishPanel", "next_fish_id"]
 
 
+#: A date at the end of an ID (2024-11-03, 2024_11_03, 20241103, 03.11.2024): not a counter.
+_TRAILING_DATES = (
+    re.compile(r"(?<!\d)(?P<y>\d{4})[-_.]?(?P<m>\d{2})[-_.]?(?P<d>\d{2})$"),
+    re.compile(r"(?<!\d)(?P<d>\d{2})[-_.](?P<m>\d{2})[-_.](?P<y>\d{4})$"),
+)
+
+
+def ends_in_date(fish_id: str) -> bool:
+    """Whether the ID ends in a calendar date (counting it up would make a wrong date)."""
+    for pattern in _TRAILING_DATES:
+        m = pattern.search(fish_id)
+        if m and 1900 <= int(m["y"]) <= 2199 and 1 <= int(m["m"]) <= 12 and 1 <= int(m["d"]) <= 31:
+            return True
+    return False
+
+
 def next_fish_id(fish_id: str) -> str:
-    """The next fish of a series: a trailing number counts up ("F3-1" -> "F3-2"), else "-2"."""
+    """The next fish of a series: a trailing number counts up ("F3-1" -> "F3-2"), else "-2".
+
+    An ID that ends in a date gets "-2" too: "F2024-11-03" -> "F2024-11-03-2", not the 4th.
+    """
     fish_id = fish_id.strip()
     if not fish_id:
         return ""
     m = re.search(r"(\d+)$", fish_id)
-    if m is None:
+    if m is None or ends_in_date(fish_id):
         return f"{fish_id}-2"
     digits = m.group(1)
     return fish_id[: m.start()] + str(int(digits) + 1).zfill(len(digits))

@@ -29,7 +29,7 @@ from collections import deque
 
 import numpy as np
 
-from gui._engine_thread import LiveBatch
+from gui._engine_process import LiveBatch
 from gui._live_buffers import TimeRing, peak_decimate
 from gui._qt import QtCore, QtWidgets, pg
 from gui._stimulus_preview import StimulusPreview
@@ -40,8 +40,12 @@ __all__ = ["LivePanel"]
 
 LEFT, RIGHT = "#1f77b4", "#d62728"
 BOUT, VELOCITY, GAIN = "#2fb344", "#7048e8", "#c27c00"
-#: Seconds of signal on screen.
+#: Seconds of signal on screen while live.
 WINDOW_S = 5.0
+#: Seconds kept for scrolling back while paused (60 s of tail: 2.9 MB).
+HISTORY_S = 60.0
+#: Points per drawn trace while paused (the whole history, zoomable).
+PAUSED_BINS = 6000
 #: Points per drawn trace (min/max pairs); about one per screen pixel.
 TRACE_BINS = 800
 #: The stimulus picture is redrawn at most this often.
@@ -49,18 +53,35 @@ PREVIEW_HZ = 10.0
 
 
 class StableYRange:
-    """A plot's y range that moves only when it must, so its axis is rarely redrawn."""
+    """A plot's y range that moves only when it must, so its axis is rarely redrawn.
+
+    Once the person scales the plot's y axis (mouse wheel or drag on it), that scale
+    is theirs until they ask for automatic scaling again (:meth:`automatic`).
+    """
 
     def __init__(self, plot: pg.PlotItem, floor: tuple[float, float]) -> None:
         self.plot = plot
         self.floor = floor
         self.range: tuple[float, float] | None = None
+        self.manual = False
         plot.disableAutoRange(axis="y")
+        plot.getViewBox().sigRangeChangedManually.connect(self._by_hand)
+
+    def _by_hand(self, mask: object) -> None:
+        if isinstance(mask, list | tuple) and len(mask) > 1 and not mask[1]:
+            return  # only x moved (scrolling back in time)
+        self.manual = True
+
+    def automatic(self) -> None:
+        self.manual = False
+        self.range = None
 
     def reset(self) -> None:
         self.range = None
 
     def update(self, lo: float, hi: float) -> None:
+        if self.manual:
+            return
         lo, hi = min(lo, self.floor[0]), max(hi, self.floor[1])
         cur = self.range
         if cur is not None and cur[0] <= lo and hi <= cur[1] and hi - lo > 0.4 * (cur[1] - cur[0]):
@@ -92,6 +113,9 @@ class LivePanel(QtWidgets.QWidget):
         self._volume: np.ndarray | None = None
         self.refreshes = 0
         self.dropped_chunks = 0
+        self._setting_levels = False
+        #: Which file (or live session) the views show; every status line starts with it.
+        self.source = "nothing shown"
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground("w")
@@ -99,11 +123,12 @@ class LivePanel(QtWidgets.QWidget):
         self.plots.addItem(self.status_text, row=0, col=0)
         self.tail_plots: list[pg.PlotItem] = []
         self.tail_curves: list[pg.PlotDataItem] = []
-        for i, (name, colour) in enumerate((("tail left", LEFT), ("tail right", RIGHT))):
+        # short axis titles: at 768 px of screen each plot is ~70 px tall
+        for i, (name, colour) in enumerate((("tail L", LEFT), ("tail R", RIGHT))):
             p = self.plots.addPlot(row=1 + i, col=0)
             # one fixed unit for both channels (auto SI prefixes gave V on one and mV on the other)
             p.getAxis("left").enableAutoSIPrefix(False)
-            p.setLabel("left", f"<span style='color:{colour}'>{name}</span> (mV)")
+            p.setLabel("left", f"<span style='color:{colour}'>{name}</span> mV")
             curve = p.plot(pen=pg.mkPen(colour, width=1))
             self.tail_plots.append(p)
             self.tail_curves.append(curve)
@@ -111,8 +136,8 @@ class LivePanel(QtWidgets.QWidget):
         self.power_plot = self.plots.addPlot(row=3, col=0)
         self.power_plot.setLabel(
             "left",
-            f"swim power <span style='color:{LEFT}'>L</span> <span style='color:{RIGHT}'>R</span>"
-            f" <span style='color:{BOUT}'>bouts</span>",
+            f"swim <span style='color:{LEFT}'>L</span> <span style='color:{RIGHT}'>R</span>"
+            f" <span style='color:{BOUT}'>bout</span>",
         )
         self.power_plot.setToolTip(
             "Supra-threshold swim power in units of the detector's threshold: 0 is the "
@@ -125,9 +150,7 @@ class LivePanel(QtWidgets.QWidget):
         self.bout_curve = self.power_plot.plot(pen=pg.mkPen(BOUT, width=6), connect="pairs")
         self.velocity_plot = self.plots.addPlot(row=4, col=0)
         self.velocity_plot.getAxis("left").enableAutoSIPrefix(False)
-        self.velocity_plot.setLabel(
-            "left", f"<span style='color:{VELOCITY}'>velocity</span> (mm/s)"
-        )
+        self.velocity_plot.setLabel("left", f"<span style='color:{VELOCITY}'>vel.</span> mm/s")
         self.velocity_curve = self.velocity_plot.plot(pen=pg.mkPen(VELOCITY, width=2))
         self.gain_plot = self.plots.addPlot(row=5, col=0)
         self.gain_plot.getAxis("left").enableAutoSIPrefix(False)
@@ -138,8 +161,15 @@ class LivePanel(QtWidgets.QWidget):
         for p in (*self.tail_plots, self.power_plot, self.velocity_plot):
             p.setXLink(self.gain_plot)
             p.hideAxis("bottom")
-        for p in (*self.tail_plots, self.power_plot, self.velocity_plot, self.gain_plot):
-            p.setMouseEnabled(x=False, y=False)
+        self.trace_plots = (
+            *self.tail_plots,
+            self.power_plot,
+            self.velocity_plot,
+            self.gain_plot,
+        )
+        for p in self.trace_plots:
+            # the wheel scales one plot's y axis; time moves only while paused
+            p.setMouseEnabled(x=False, y=True)
             p.hideButtons()
             p.getAxis("left").setWidth(60)  # equal widths keep the time axes aligned
         self.gain_plot.setXRange(-WINDOW_S, 0.0, padding=0)
@@ -168,19 +198,55 @@ class LivePanel(QtWidgets.QWidget):
         self.stim_view.addItem(self.stim_image)
         self.fish_marker = pg.ScatterPlotItem(size=8, brush=pg.mkBrush("#d63939"), pen=None)
         self.stim_view.addItem(self.fish_marker)
-        for v in (self.plane_view, self.mip_view, self.stim_view):
-            v.setMouseEnabled(False, False)
+        # contrast: one histogram for the plane and the projection (drag its levels; they
+        # stay until "Auto contrast"); the images zoom and pan with the mouse
+        self.histogram = pg.HistogramLUTItem(
+            image=self.plane_image, orientation="horizontal", gradientPosition="bottom"
+        )
+        self.histogram.sigLevelsChanged.connect(self._levels_moved)
+        self.histogram.sigLevelChangeFinished.connect(self._levels_by_hand)
+        # under the images, as wide as they are (a narrow column at 1366 px left no room)
+        self.images.addItem(self.histogram, row=6, col=0)
+        self.manual_levels = False
+        self.stim_view.setMouseEnabled(False, False)
         self.plane_spin = QtWidgets.QSpinBox()
         self.plane_spin.setPrefix("plane ")
         self.plane_spin.valueChanged.connect(lambda _z: self._draw_volume())
 
+        self.auto_levels_button = QtWidgets.QPushButton("Auto contrast")
+        self.auto_levels_button.clicked.connect(self.auto_levels)
         right = QtWidgets.QWidget()
         rlay = QtWidgets.QVBoxLayout(right)
         rlay.setContentsMargins(0, 0, 0, 0)
         rlay.addWidget(self.images, 1)
-        rlay.addWidget(self.plane_spin)
+        irow = QtWidgets.QHBoxLayout()
+        irow.addWidget(self.plane_spin, 1)
+        irow.addWidget(self.auto_levels_button)
+        rlay.addLayout(irow)
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setToolTip(
+            f"Freeze the plots (recording goes on) to scroll back up to {HISTORY_S:.0f} s "
+            "and zoom with the mouse; click again to follow live"
+        )
+        self.pause_button.toggled.connect(self.set_paused)
+        self.auto_y_button = QtWidgets.QPushButton("Auto y")
+        self.auto_y_button.setToolTip(
+            "Scale every plot's y axis to its data again (the mouse wheel scales one plot)"
+        )
+        self.auto_y_button.clicked.connect(self.auto_y)
+        left = QtWidgets.QWidget()
+        llay = QtWidgets.QVBoxLayout(left)
+        llay.setContentsMargins(0, 0, 0, 0)
+        llay.addWidget(self.plots, 1)
+        lrow = QtWidgets.QHBoxLayout()
+        lrow.addWidget(self.pause_button)
+        lrow.addWidget(self.auto_y_button)
+        lrow.addStretch(1)
+        llay.addLayout(lrow)
+        self.paused = False
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        split.addWidget(self.plots)
+        split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
@@ -192,7 +258,7 @@ class LivePanel(QtWidgets.QWidget):
     # -- setup ------------------------------------------------------------------------------
     def _new_histories(self) -> None:
         gap = 0.05  # a jump in time longer than this (chunks the GUI never saw) breaks the line
-        n = int(self.fs * (WINDOW_S + 1))
+        n = int(self.fs * (HISTORY_S + 1))
         self.tail = TimeRing(n, 2, gap)
         self.power = TimeRing(n // 5, 2, gap)
         # velocity, gain per displayed frame (at flip_sample); frames come at the display's rate
@@ -224,6 +290,7 @@ class LivePanel(QtWidgets.QWidget):
     def new_session(self, protocol: Protocol) -> None:
         self.condition_names = [c.name for c in protocol.conditions]
         self._new_histories()
+        self.set_paused(False)
         self.volume_t = -1
         self._volume = None
         self.dropped_chunks = 0
@@ -231,6 +298,28 @@ class LivePanel(QtWidgets.QWidget):
             item.clear()
         self.plane_title.setText("plane")
         self.mip_title.setText("max projection")
+
+    def set_source(self, text: str) -> None:
+        """Say which file the views show (a live session's file, or a past one read-only)."""
+        self.source = text
+
+    def clear_views(self, message: str) -> None:
+        """Empty every view and say why (a file that failed to open shows nothing of the last)."""
+        self._new_histories()
+        self.set_paused(False)
+        self.volume_t = -1
+        self._volume = None
+        self.dropped_chunks = 0
+        for curve in (*self.tail_curves, *self.power_curves, self.bout_curve):
+            curve.setData([], [])
+        self.velocity_curve.setData([], [])
+        self.gain_curve.setData([], [])
+        for item in (self.plane_image, self.mip_image):
+            item.clear()
+        self.plane_title.setText("plane")
+        self.mip_title.setText("max projection")
+        self.source = message
+        self.status_text.setText(message, size="9pt")
 
     # -- data -------------------------------------------------------------------------------
     def refresh(self, batch: LiveBatch) -> None:
@@ -260,9 +349,42 @@ class LivePanel(QtWidgets.QWidget):
             self.show_volume(*batch.volume)
         if batch.frame is not None:
             self._draw_stimulus(batch.frame)
+        if self.paused:
+            return  # the histories fill; the plots stay where the person is looking
         self._draw_traces()
         self.refreshes += 1
         self.refreshed.emit()
+
+    # -- the person's controls -----------------------------------------------------------------
+    def set_paused(self, paused: bool) -> None:
+        """Freeze the plots on the last ``HISTORY_S`` seconds (pan and zoom in time), or follow."""
+        self.paused = paused
+        if self.pause_button.isChecked() != paused:
+            self.pause_button.setChecked(paused)
+        self.pause_button.setText("Live" if paused else "Pause")
+        for p in self.trace_plots:
+            p.setMouseEnabled(x=paused, y=True)
+        if paused:
+            self._draw_traces(HISTORY_S, PAUSED_BINS)
+        else:
+            self.gain_plot.setXRange(-WINDOW_S, 0.0, padding=0)
+            self._draw_traces()
+
+    def auto_y(self) -> None:
+        for r in self.y_ranges:
+            r.automatic()
+        self._draw_traces(HISTORY_S if self.paused else WINDOW_S)
+
+    def auto_levels(self) -> None:
+        self.manual_levels = False
+        self._draw_volume()
+
+    def _levels_by_hand(self) -> None:
+        if not self._setting_levels:
+            self.manual_levels = True
+
+    def _levels_moved(self) -> None:
+        self.mip_image.setLevels(self.histogram.getLevels())
 
     def add_frames(self, frames: np.ndarray) -> None:
         """Displayed stimulus frames (FRAME_DTYPE): the velocity and gain the file's rows 8–9 get."""
@@ -276,13 +398,13 @@ class LivePanel(QtWidgets.QWidget):
         self.stimulus.extend(t[keep], np.stack([f["velocity"], f["gain"]], axis=1))
         self.velocity, self.gain = float(f["velocity"][-1]), float(f["gain"][-1])
 
-    def _draw_traces(self) -> None:
+    def _draw_traces(self, window_s: float = WINDOW_S, bins: int = TRACE_BINS) -> None:
         t_end = self.last_chunk_t
-        since = t_end - WINDOW_S
+        since = t_end - window_s
         t, v = self.tail.view(since)
         for i, curve in enumerate(self.tail_curves):
             if len(t):
-                x, y = peak_decimate(t, v[:, i] * 1000.0, TRACE_BINS)  # V -> mV
+                x, y = peak_decimate(t, v[:, i] * 1000.0, bins)  # V -> mV
                 curve.setData(x - t_end, y, connect="finite")
                 span = _finite_span(y)
                 if span is not None:
@@ -317,24 +439,35 @@ class LivePanel(QtWidgets.QWidget):
             else ""
         )
         self.status_text.setText(
-            f"t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
+            f"<b>{self.source}</b><br>t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
             f"{self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · bouts {self.bout_count}"
             f"{dropped}",
             size="9pt",
         )
 
     def show_recording(
-        self, s0: int, tail: np.ndarray, frames: np.ndarray, bouts: np.ndarray, condition: int
+        self,
+        s0: int,
+        tail: np.ndarray,
+        frames: np.ndarray,
+        bouts: np.ndarray,
+        condition: int,
+        power: np.ndarray | None = None,
+        power_samples: np.ndarray | None = None,
     ) -> None:
-        """The end of a recorded session (read-only viewing), drawn like live data.
+        """The end of a recorded session (read-only viewing), drawn like live data, paused
+        (scroll and zoom over it).
 
-        ``tail`` is (n, 2) V from sample ``s0``; ``frames`` the stimulus frames of
-        that stretch; ``bouts`` every bout of the session (BOUT_DTYPE).
+        ``tail`` is (n, 2) V from sample ``s0``; ``power`` its swim power at
+        ``power_samples``; ``frames`` the stimulus frames of that stretch; ``bouts``
+        every bout of the session (BOUT_DTYPE).
         """
         self._new_histories()
         n = len(tail)
         fs = self.fs
         self.tail.extend((s0 + np.arange(n)) / fs, tail)
+        if power is not None and power_samples is not None and len(power):
+            self.power.extend(power_samples / fs, power)
         self.add_frames(frames)
         for b in bouts:
             self.bouts.append(
@@ -343,7 +476,9 @@ class LivePanel(QtWidgets.QWidget):
         self.bout_count = len(bouts)
         self.last_chunk_t = (s0 + n) / fs
         self.condition = condition
-        self._draw_traces()
+        self.set_paused(True)
+        window = min(HISTORY_S, max(WINDOW_S, n / fs))
+        self.gain_plot.setXRange(-window, 0.0, padding=0)
         self.refreshes += 1
         self.refreshed.emit()
 
@@ -361,10 +496,18 @@ class LivePanel(QtWidgets.QWidget):
             return
         z = min(self.plane_spin.value(), vol.shape[0] - 1)
         mip = vol.max(axis=0)
-        lo, hi = np.percentile(mip, (1.0, 99.7))
+        if self.manual_levels:
+            lo, hi = self.histogram.getLevels()
+        else:
+            lo, hi = np.percentile(mip, (1.0, 99.7))
         levels = (float(lo), float(max(hi, lo + 1)))
-        self.plane_image.setImage(vol[z], levels=levels)
-        self.mip_image.setImage(mip, levels=levels)
+        self._setting_levels = True
+        try:
+            self.plane_image.setImage(vol[z], levels=levels)
+            self.mip_image.setImage(mip, levels=levels)
+            self.histogram.setLevels(*levels)
+        finally:
+            self._setting_levels = False
         self.plane_title.setText(f"volume {self.volume_t}, plane {z}")
         self.mip_title.setText(f"volume {self.volume_t}, max projection")
 

@@ -20,6 +20,7 @@ from collections import deque
 from gui._lifecycle import STYLES, Phase
 from gui._qt import QtCore, QtWidgets
 from rig.engine import RunStatus
+from rig.vocabulary import format_drops
 
 __all__ = ["LASER_STYLES", "RateMeter", "SessionBar", "fmt_bytes", "fmt_clock"]
 
@@ -103,6 +104,10 @@ class SessionBar(QtWidgets.QWidget):
 
         self.state = QtWidgets.QLabel()
         self.state.setMinimumWidth(150)
+        # "stopping after block 3 (turning)" must not run under the laser lamp
+        self.state.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred
+        )
         self.laser = QtWidgets.QLabel()
         self.laser.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.laser.setMinimumWidth(120)
@@ -131,15 +136,22 @@ class SessionBar(QtWidgets.QWidget):
         self.n_warnings = 0
         self.n_faults = 0
 
-        lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(4, 2, 4, 2)
-        lay.addWidget(self.start_button)
-        lay.addWidget(self.stop_button)
-        lay.addWidget(QtWidgets.QLabel("clock"))
-        lay.addWidget(self.clock)
-        lay.addSpacing(10)
-        lay.addWidget(self.state)
-        lay.addWidget(self.laser)
+        # two rows, so the bar fits a 1366 px laptop screen: the controls and the state
+        # first, the session's figures under them
+        rows = QtWidgets.QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        top = QtWidgets.QHBoxLayout()
+        lay = QtWidgets.QHBoxLayout()
+        rows.addLayout(top)
+        rows.addLayout(lay)
+        top.addWidget(self.start_button)
+        top.addWidget(self.stop_button)
+        top.addWidget(QtWidgets.QLabel("clock"))
+        top.addWidget(self.clock)
+        top.addSpacing(10)
+        top.addWidget(self.state, 1)
+        top.addWidget(self.laser)
         for label, w in (
             ("elapsed", self.elapsed),
             ("left", self.remaining),
@@ -155,8 +167,8 @@ class SessionBar(QtWidgets.QWidget):
         lay.addWidget(self.warnings_button)
         lay.addWidget(self.faults_button)
         lay.addStretch(1)
-        lay.addSpacing(20)  # Abort is set apart from Stop: a slip of the mouse must not abort
-        lay.addWidget(self.abort_button)
+        top.addSpacing(40)  # Abort is set apart from Stop: a slip of the mouse must not abort
+        top.addWidget(self.abort_button)
         self.set_phase(Phase.IDLE, can_start=True)
         self.show_laser("off")
 
@@ -223,14 +235,17 @@ class SessionBar(QtWidgets.QWidget):
 
     def show_drops(self, planes: int, volumes: int, stimulus_frames: int = 0) -> None:
         self.dropped_planes, self.dropped_volumes = planes, volumes
-        extra = f" · {stimulus_frames} stim. frames" if stimulus_frames else ""
-        self.dropped.setText(f"{planes} planes · {volumes} volumes{extra}")
+        # the words inspect, the summary and the report use (rig/vocabulary.py)
+        self.dropped.setText(format_drops(planes, volumes, stimulus_frames))
         self.dropped.setStyleSheet("color: #d63939;" if planes or volumes else "")
 
-    def show_counts(self, warnings: int, faults: int) -> None:
+    def show_counts(self, warnings: int, faults: int, fault_events: int | None = None) -> None:
+        """``faults`` counts incidents (one per thing that went wrong); the log's fault rows
+        (``fault_events``) can be more: a lost laser also fails the session."""
         self.n_warnings, self.n_faults = warnings, faults
         self.warnings_button.setText(f"{warnings} warning" + ("" if warnings == 1 else "s"))
-        self.faults_button.setText(f"{faults} fault" + ("" if faults == 1 else "s"))
+        events = f" ({fault_events} events)" if fault_events not in (None, faults) else ""
+        self.faults_button.setText(f"{faults} fault" + ("" if faults == 1 else "s") + events)
         self.warnings_button.setStyleSheet(
             "color: #c27c00; font-weight: bold;" if warnings else "color: #666;"
         )

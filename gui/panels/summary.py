@@ -16,6 +16,7 @@ from pathlib import Path
 from gui._qt import QtCore, QtGui, QtWidgets
 from rig.errors import ZaprigError
 from rig.session import SessionReader, SessionSummary, format_summary
+from rig.vocabulary import format_drops
 
 __all__ = ["SessionFacts", "SummaryPanel", "read_facts"]
 
@@ -23,10 +24,18 @@ __all__ = ["SessionFacts", "SummaryPanel", "read_facts"]
 class SessionFacts:
     """The summary plus the drop counts the file keeps as attributes."""
 
-    def __init__(self, summary: SessionSummary, planes_dropped: int, faults: int) -> None:
+    def __init__(self, summary: SessionSummary, planes_dropped: int) -> None:
         self.summary = summary
         self.planes_dropped = planes_dropped
-        self.faults = faults
+
+    @property
+    def faults(self) -> int:
+        """Incidents: one per thing that went wrong (rig/vocabulary.py), as inspect counts."""
+        return len(self.summary.incidents)
+
+    @property
+    def fault_events(self) -> int:
+        return sum(1 for e in self.summary.events if e[1] == "fault")
 
     @property
     def warnings(self) -> int:
@@ -38,8 +47,7 @@ def read_facts(path: str | Path) -> SessionFacts:
     with SessionReader(path) as r:
         s = r.summary()
         planes = r.planes_dropped
-    faults = sum(1 for e in s.events if e[1] == "fault")
-    return SessionFacts(s, planes, faults)
+    return SessionFacts(s, planes)
 
 
 class SummaryPanel(QtWidgets.QWidget):
@@ -77,7 +85,8 @@ class SummaryPanel(QtWidgets.QWidget):
         buttons.addStretch(1)
         self.details = QtWidgets.QPlainTextEdit()
         self.details.setReadOnly(True)
-        self.details.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        # long fault lines wrap instead of running off the right edge
+        self.details.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.details.setFont(
             QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
         )
@@ -108,15 +117,25 @@ class SummaryPanel(QtWidgets.QWidget):
         self.fields["duration"].setText(f"{s.duration_s:.1f} s ({s.started_at} → {s.ended_at})")
         self.fields["volumes"].setText(f"{s.volumes} of {s.volumes_expected} expected")
         self.fields["drops"].setText(
-            f"{facts.planes_dropped} planes · {s.dropped_volumes} volumes · "
-            f"{s.frames_dropped} stimulus frames"
+            format_drops(facts.planes_dropped, s.dropped_volumes, s.frames_dropped)
         )
         self.fields["bouts"].setText(str(s.bouts))
-        self.fields["warnings"].setText(f"{facts.warnings} warnings, {facts.faults} faults")
+        events = (
+            f" ({facts.fault_events} fault events)" if facts.fault_events != facts.faults else ""
+        )
+        self.fields["warnings"].setText(f"{facts.warnings} warnings, {facts.faults} faults{events}")
         self.fields["file"].setText(str(self.path))
         self.details.setPlainText(format_summary(s))
         self._set_buttons()
         return facts
+
+    def show_failure(self, path: str | Path, message: str) -> None:
+        """A file that could not be opened: nothing of the last one, the reason in full."""
+        self.clear()
+        self.title.setText(f"<b style='color:#d63939'>Cannot open</b> {Path(path)}")
+        self.fields["status"].setText("<b style='color:#d63939'>not opened</b>")
+        self.fields["file"].setText(str(path))
+        self.details.setPlainText(message)
 
     def clear(self) -> None:
         self.path = None

@@ -16,6 +16,7 @@ from rig.errors import SessionFileError
 from rig.report._data import ReportData, load_report_data
 from rig.report._html import render_html
 from rig.report._plots import PLOTS, draw_all
+from rig.vocabulary import format_drops
 
 __all__ = ["PLOTS", "Report", "ReportData", "cli_report", "load_report_data", "write_report"]
 
@@ -57,7 +58,8 @@ def cli_report(args: argparse.Namespace) -> int:
     s = r.data.summary
     print(f"zaprig: report written to {r.html}")
     print(
-        f"  {s.volumes}/{s.volumes_expected} volumes, {s.dropped_volumes} dropped; "
-        f"{s.bouts} bouts; {len(r.data.late_frame_s)} late frames; {len(s.warnings)} warnings"
+        f"  {s.volumes}/{s.volumes_expected} volumes; dropped "
+        f"{format_drops(s.planes_dropped, s.dropped_volumes, s.frames_dropped)}; {s.bouts} bouts; "
+        f"{len(r.data.late_frame_s)} late frames; {len(s.incidents)} faults"
     )
     return 0

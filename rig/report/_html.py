@@ -15,6 +15,7 @@ import numpy as np
 from rig.report._data import LATE_FACTOR, ReportData
 from rig.report._plots import PLOTS, condition_colour
 from rig.session.light import LightTiming
+from rig.vocabulary import format_drops, plain_fault
 
 __all__ = ["render_html"]
 
@@ -99,9 +100,20 @@ def _summary_table(d: ReportData) -> str:
             "bad" if len(d.late_frame_s) or s.frames_dropped else "ok",
         ),
         *_light_rows(s.light),
-        _row("camera frames missing", str(d.frames_missing), "bad" if d.frames_missing else "ok"),
+        _row("camera planes dropped", str(d.frames_missing), "bad" if d.frames_missing else "ok"),
+        _row(
+            "dropped (as the app and inspect say)",
+            format_drops(s.planes_dropped, s.dropped_volumes, s.frames_dropped),
+            "bad" if s.planes_dropped or s.dropped_volumes or s.frames_dropped else "ok",
+        ),
         _row("swim bouts", f'<span id="bouts">{s.bouts}</span>'),
-        _row("warnings and faults", str(len(s.warnings)), "bad" if s.warnings else "ok"),
+        _row(
+            "faults",
+            f"{len(s.incidents)}"
+            + "".join(f"; {escape(plain_fault(i.message))}" for i in s.incidents[:3]),
+            "bad" if s.incidents else "ok",
+        ),
+        _row("warnings", str(sum(1 for e in s.warnings if e[1] == "warning"))),
     ]
     return "<table>" + "".join(rows) + "</table>"
 

@@ -21,6 +21,7 @@ from rig.session._damage import (
 from rig.session._layout import FORMAT
 from rig.session._lock import LockInfo
 from rig.session.light import LightTiming, format_light_timing
+from rig.vocabulary import Incident, format_drops, plain_fault
 
 __all__ = ["SessionSummary", "open_session", "summarise", "ttl_layout"]
 
@@ -141,6 +142,10 @@ class SessionSummary:
     owner: LockInfo | None = None
     #: What the live readout measured (``/live``), as lines; empty without one.
     live: list[str] = field(default_factory=list)
+    #: Camera planes never delivered (left as zeros in their volume).
+    planes_dropped: int = 0
+    #: The fault events grouped into incidents (rig/vocabulary.py): one per thing that went wrong.
+    incidents: list[Incident] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -175,8 +180,9 @@ def format_summary(s: SessionSummary) -> str:
         f"started   {s.started_at}   ended {s.ended_at or '-'}",
         f"duration  {s.duration_s:.1f} s  ({s.samples} samples at {s.sample_rate_hz:g} Hz)",
         f"volumes   {s.volumes} of {s.volumes_expected} expected, {z} planes of {y} x {x}"
-        f"  ({s.volumes * z} planes); dropped {s.dropped_volumes}",
-        f"frames    {s.frames} stimulus frames, {s.frames_dropped} dropped",
+        f"  ({s.volumes * z} planes)",
+        f"frames    {s.frames} stimulus frames",
+        f"dropped   {format_drops(s.planes_dropped, s.dropped_volumes, s.frames_dropped)}",
         f"TTL       {TTL_LAYOUTS[s.ttl_layout]}   (format_version {s.format_version})",
         *(format_light_timing(s.light) if s.light is not None else []),
         f"bouts     {s.bouts} swim bouts",
@@ -192,8 +198,21 @@ def format_summary(s: SessionSummary) -> str:
             f" {dur:>9.1f}s {r:>9.1f}"
         )
     w = s.warnings
+    n_warn = sum(1 for e in w if e[1] == "warning")
+    n_fault_events = len(w) - n_warn
     lines.append("")
-    lines.append(f"warnings  {len(w)}")
+    lines.append(
+        f"faults    {len(s.incidents)}"
+        + (f" ({n_fault_events} fault events)" if n_fault_events != len(s.incidents) else "")
+        + f"   warnings {n_warn}"
+    )
+    for inc in s.incidents:
+        lines.append(
+            f"  fault at {inc.sample / s.sample_rate_hz:.2f} s ({inc.device or 'session'}): "
+            f"{plain_fault(inc.message)}"
+        )
+    if w:
+        lines.append("events    (warnings and faults as recorded)")
     for sample, kind, msg in w[:20]:
         lines.append(f"  [{kind}] at {sample / s.sample_rate_hz:.2f} s: {msg}")
     if len(w) > 20:

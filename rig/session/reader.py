@@ -27,6 +27,7 @@ from rig.session._layout import read_table
 from rig.session._live import live_summary
 from rig.session._reader import SessionSummary, open_session, ttl_layout
 from rig.session.light import light_timing
+from rig.vocabulary import fault_incidents
 
 __all__ = ["SessionReader"]
 
@@ -233,4 +234,6 @@ class SessionReader:
             events=[(e.sample, e.kind, e.message) for e in self.events],
             owner=self.check.owner,
             live=live_summary(self.file),
+            planes_dropped=self.planes_dropped,
+            incidents=fault_incidents((e.sample, e.kind, e.message, e.source) for e in self.events),
         )
