@@ -1,5 +1,5 @@
 """The ``zaprig`` command line: run, plan, inspect, check, recover, gui, swims, export, report,
-calibrate.
+forecast, calibrate.
 
 Errors that zaprig raises on purpose are printed as one clear message (what,
 where, what to do) with exit code 2; a traceback means a bug in zaprig.
@@ -183,6 +183,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(f"  {i:<2} {name:<12} {a:>9} {n:>8} {secs:>9.1f}s   {steps}")
     print()
     print(f"total     {tl.n_volumes} volumes, {tl.duration_s:.1f} s ({tl.duration_s / 60:.1f} min)")
+    _warn_forecast_length(args, rig, [r[4] for r in tl.summary_rows()])
     if args.png:
         from stimuli.plan_plot import plot_timeline
 
@@ -195,6 +196,22 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             raise ZaprigError(f"{png}: cannot save the timeline: {e.strerror or e}") from None
         print(f"timeline  saved to {png}")
     return EXIT_OK
+
+
+def _warn_forecast_length(args: argparse.Namespace, rig: Any, lengths: list[int]) -> None:
+    """A warning when a condition is too short for the forecasting benchmark's windows."""
+    from rig.forecast import scale_advice
+    from stimuli.protocol import load_protocol
+
+    full = load_protocol(args.protocol)
+    period = rig.microscope.volume_period_s
+    advice = scale_advice(
+        lengths,
+        lambda k: [c.n_volumes(period) for c in full.scaled(k).conditions],
+        names=[c.name for c in full.conditions],
+    )
+    if advice:
+        print(f"warning   {advice}")
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -306,6 +323,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("zapbench", "nwb"), required=True)
     p.add_argument("out", type=Path, help="output folder (zapbench) or .nwb file")
     p.set_defaults(func=_lazy("rig.export", "cli_export"))
+
+    p = sub.add_parser(
+        "forecast",
+        help="the forecasting benchmark's mean and linear baselines on a session (MAE)",
+    )
+    p.add_argument("session", type=Path)
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default: SESSION_forecast.json)"
+    )
+    p.add_argument("--png", type=Path, default=None, help="also plot MAE per step (matplotlib)")
+    p.add_argument(
+        "--traces",
+        choices=("live", "ground_truth"),
+        default=None,
+        help="which traces (default: the live readout's dF/F if recorded, else ground truth)",
+    )
+    p.set_defaults(func=_lazy("rig.forecast", "cli_forecast"))
 
     p = sub.add_parser("calibrate", help="calibrate the rig: display (gamma, with the photodiode)")
     p.add_argument("what", choices=("display",), help="what to calibrate")

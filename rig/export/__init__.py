@@ -7,6 +7,7 @@ The layouts are described in docs/export.md. pynwb loads only for NWB exports.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,43 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _warn_forecast_length(session: Path) -> None:
+    """Warn when a condition is too short for the forecasting benchmark's windows."""
+    from rig.errors import ProtocolError
+    from rig.forecast import protocol_scale, scale_advice
+    from rig.session import SessionReader
+    from stimuli.builtin import dataset_protocol
+    from stimuli.protocol import protocol_from_dict
+
+    with SessionReader(session) as r:
+        offsets = r.condition_offsets
+        proto_json = r.protocol
+        period = r.volume_period_s
+    lengths = [b - a for a, b in itertools.pairwise(offsets)]
+    try:
+        proto = protocol_from_dict(proto_json, session)
+    except ProtocolError:  # an old or hand-made protocol: the lengths alone still warn
+        proto = None
+    base = 1.0
+    if proto is not None:
+        base = protocol_scale(proto.name)
+        builtin = dataset_protocol()
+        if base != 1.0 and proto.name.startswith(builtin.name + " (x"):
+            # the built-in protocol at full length: a scaled one's volume counts are rounded
+            proto, base = builtin, 1.0
+    if proto is None:
+        advice = scale_advice(lengths, lambda k: [max(1, round(n * k)) for n in lengths])
+    else:
+        advice = scale_advice(
+            lengths,
+            lambda k: [c.n_volumes(period) for c in proto.scaled(k).conditions],
+            base,
+            [c.name for c in proto.conditions],
+        )
+    if advice:
+        print(f"  warning: {advice}")
+
+
 def cli_export(args: argparse.Namespace) -> int:
     """``zaprig export``: 0 on success; bad input raises SessionFileError (exit code 2)."""
     from rig.session._lock import refuse_if_live
@@ -52,6 +90,7 @@ def cli_export(args: argparse.Namespace) -> int:
             print(f"  segmentation/, traces/  ground truth of {z.neurons} neurons")
         for note in z.notes:
             print(f"  note: {note}")
+        _warn_forecast_length(args.session)
         return 0
     n = export_nwb(args.session, args.out, progress=show)
     print(f"zaprig: exported {args.session} as NWB to {n.path}")
