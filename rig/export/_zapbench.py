@@ -47,6 +47,7 @@ from rig.export._common import (
     session_info,
     time_unit,
 )
+from rig.export._forecasting import write_forecasting_files
 from rig.session import SessionReader
 
 __all__ = ["ZapbenchExport", "export_zapbench"]
@@ -71,6 +72,8 @@ class ZapbenchExport:
     notes: list[str] = field(default_factory=list)
     #: Columns of ``live_traces`` (0: the session has no live readout).
     live_traces: int = 0
+    #: The forecasting files (covariates, specs, ...) were written (rig/export/_forecasting.py).
+    forecasting: bool = False
 
     @property
     def stream_path(self) -> Path:
@@ -380,7 +383,10 @@ def export_zapbench(
         refuse_existing(out, "zapbench export", folder=True)
         out.mkdir(parents=True, exist_ok=True)
         try:
-            return _write_all(f, info, out, progress, shard_volumes, label_radius_px)
+            z = _write_all(f, info, out, progress, shard_volumes, label_radius_px)
+            # the files the dataset's forecasting code opens (rig/export/_forecasting.py)
+            z.forecasting = write_forecasting_files(f, info, out) is not None
+            return z
         except BaseException:
             # only our own files are in it: refuse_existing saw it absent or empty
             shutil.rmtree(out, ignore_errors=True)
