@@ -302,6 +302,12 @@ class ReadoutConfig(_Model):
     #: A detected cell stands this many robust deviations above its plane's DoG median
     #: (measured on the simulated brain: 3 let noise through, 74 % precision; 5: 100 %).
     detect_threshold_sd: float = Field(5.0, gt=0.0, le=100.0)
+    #: The live forecaster (rig/forecast/_online.py): volumes ahead it forecasts every
+    #: traced neuron (0: off), principal components it corrects the mean baseline in, and
+    #: the past volumes it fits them on. ``/live/forecast`` records it.
+    forecast_horizon: int = Field(4, ge=0, le=64)
+    forecast_components: int = Field(8, ge=1, le=256)
+    forecast_history: int = Field(128, ge=16, le=4096)
     #: The camera's dark level (counts), taken out of the brightness (it does not bleach);
     #: None: the lowest 1 % of the reference volume (the dark around the brain).
     dark_level: float | None = Field(None, ge=0.0, le=65535.0)

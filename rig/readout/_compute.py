@@ -23,6 +23,8 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
+from rig.forecast._online import ForecastRow
+
 __all__ = ["Baseline", "LabelIndex", "LiveRow", "bin_xy", "phase_shift", "trace_means"]
 
 
@@ -36,6 +38,8 @@ class LiveRow:
     traces_raw: np.ndarray  # (n,) float32 mean counts per label
     traces_dff: np.ndarray  # (n,) float32
     seconds: float  # CPU seconds this volume's readout took
+    #: The live forecaster's row (None: ``readout.forecast_horizon = 0``); rig/forecast.
+    forecast: ForecastRow | None = None
 
 
 @dataclass(frozen=True, slots=True)

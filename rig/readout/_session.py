@@ -174,16 +174,22 @@ class SessionReadout:
         """From the lane: to the file, the drift warning, the trigger, the subscribers."""
         w = self.writer
         if not w.closed:
-            w.live(
-                {
-                    "volume": row.volume,
-                    "drift_um": row.drift_um,
-                    "brightness": row.brightness,
-                    "traces_raw": row.traces_raw,
-                    "traces_dff": row.traces_dff,
-                    "seconds": row.seconds,
+            values = {
+                "volume": row.volume,
+                "drift_um": row.drift_um,
+                "brightness": row.brightness,
+                "traces_raw": row.traces_raw,
+                "traces_dff": row.traces_dff,
+                "seconds": row.seconds,
+            }
+            if row.forecast is not None:
+                values["forecast"] = {
+                    "next": row.forecast.next,
+                    "mae": row.forecast.mae,
+                    "baseline_mae": row.forecast.baseline_mae,
+                    "surprise": row.forecast.surprise,
                 }
-            )
+            w.live(values)
         self._check_drift(row)
         if self.trigger is not None:
             self.trigger.on_row(row)

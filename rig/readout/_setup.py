@@ -68,6 +68,9 @@ def live_layout(
             "baseline_volumes": r.baseline_volumes,
             "baseline_percentile": r.baseline_percentile,
             "drift_warn_um": r.drift_warn_um,
+            "forecast_horizon": r.forecast_horizon,
+            "forecast_components": r.forecast_components,
+            "forecast_history": r.forecast_history,
             "brightness": "plane mean less the dark level, over the reference's",
             "rows": "one per read-out volume from the last reference volume on; "
             "/live/volume says which timestep",

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.ndimage
 
 from rig.config import ReadoutConfig
+from rig.forecast._online import OnlineForecaster
 from rig.readout._compute import (
     Baseline,
     CropRefiner,
@@ -101,6 +102,7 @@ class Readout:
         self._dark = 0.0
         self._sample_mask = np.zeros((0, 0, 0), dtype=bool)
         self._baseline: Baseline | None = None
+        self._forecaster: OnlineForecaster | None = None
         self._um = np.asarray(settings.voxel_size_um, dtype=np.float64)
 
     @property
@@ -132,6 +134,7 @@ class Readout:
         brightness = (planes / np.maximum(self._ref_planes, 1e-6)).astype(np.float32)
         raw = trace_means(volume, self.labels) if self.labels is not None else np.zeros(0)
         dff = self._baseline.update(raw)
+        forecast = self._forecaster.update(t, dff) if self._forecaster is not None else None
         return LiveRow(
             volume=t,
             drift_um=(shift * self._um).astype(np.float64),
@@ -139,6 +142,7 @@ class Readout:
             traces_raw=raw.astype(np.float32),
             traces_dff=dff,
             seconds=time.thread_time() - c0,
+            forecast=forecast,
         )
 
     def _cells_binned(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -225,4 +229,9 @@ class Readout:
         self._baseline = Baseline(
             n, self.s.config.baseline_volumes, self.s.config.baseline_percentile
         )
+        c = self.s.config
+        if c.forecast_horizon > 0 and n:
+            self._forecaster = OnlineForecaster(
+                n, c.forecast_horizon, c.forecast_components, c.forecast_history
+            )
         self._ref_sum = None

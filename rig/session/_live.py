@@ -13,6 +13,10 @@ read-out volume by the writer process, the file's one owner:
 ``/live/labels/id``        i8 (n,)      label id of each trace column
 ``/live/labels/positions_zyx`` f8 (n, 3) each label's centroid, voxels
 ``/live/triggers``         table        one row per brain-triggered step (see below)
+``/live/forecast/next``    f4 (r, n)    the live forecaster's forecast of the next volume
+``/live/forecast/mae``     f4 (r, H)    its MAE on this row's volume, made h = 1..H volumes before
+``/live/forecast/baseline_mae`` f4 (r, H) the mean baseline's MAE, same volume and leads
+``/live/forecast/surprise`` f4 (r,)     ``mae[:, 0]`` over its running median
 =========================  ===========  ==============================================
 
 ``/live/triggers`` columns: ``step_start_sample``; ``volume`` whose readout crossed the
@@ -38,6 +42,7 @@ import numpy as np
 __all__ = [
     "TRIGGER_COLUMNS",
     "append_live_row",
+    "create_forecast_group",
     "create_live_group",
     "live_summary",
     "set_live_labels",
@@ -91,6 +96,9 @@ def create_live_group(
         )
         tr.attrs["axes"] = ["t", "label"]
         tr.attrs["units"] = units
+    horizon = int(attrs.get("forecast_horizon", 0))
+    if horizon > 0:
+        create_forecast_group(g, n, horizon)
     trig = g.create_group("triggers")
     for name, dt in TRIGGER_COLUMNS.items():
         trig.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
@@ -103,6 +111,34 @@ def create_live_group(
     )
     if ids is not None and positions_zyx is not None:
         set_live_labels(lab, ids, positions_zyx)
+
+
+def create_forecast_group(g: h5py.Group, n: int, horizon: int) -> None:
+    """``/live/forecast``: one row per ``/live`` row (the live forecaster, rig/forecast)."""
+    fc = g.create_group("forecast")
+    fc.attrs["horizon"] = horizon
+    fc.attrs["method"] = (
+        "mean of the last 4 volumes (the ZAPBench mean baseline) corrected by ridge regression "
+        "in the top principal components of the recent past, fitted online (rig/forecast/_online.py)"
+    )
+    col_chunk = max(1, min(n, 8192)) if n else 1024
+    nx = fc.create_dataset(
+        "next", shape=(0, n), maxshape=(None, None), dtype=np.float32, chunks=(16, col_chunk)
+    )
+    nx.attrs["units"] = "dF/F: the forecast of the next volume, made at this row's volume"
+    for name, what in (
+        ("mae", "MAE of the forecasts made for this row's volume h = 1..H volumes earlier"),
+        ("baseline_mae", "the mean baseline's MAE for the same volume and leads"),
+    ):
+        d = fc.create_dataset(
+            name, shape=(0, horizon), maxshape=(None, horizon), dtype=np.float32,
+            chunks=(1024, horizon),
+        )  # fmt: skip
+        d.attrs["units"] = f"dF/F; {what}; NaN where none was made"
+    s = fc.create_dataset(
+        "surprise", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=(1024,)
+    )
+    s.attrs["units"] = "mae[:, 0] over its running median (60 volumes)"
 
 
 def set_live_labels(lab: h5py.Group, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
@@ -131,6 +167,18 @@ def append_live_row(g: h5py.Group, row: Mapping[str, Any]) -> None:
         d.resize((r + 1, len(values)))
         if len(values):
             d[r] = values
+    if "forecast" in g:
+        fc, got = g["forecast"], row.get("forecast")
+        h = fc["mae"].shape[1]
+        nxt = np.asarray(got["next"], np.float32) if got else np.zeros(0, np.float32)
+        fc["next"].resize((r + 1, len(nxt)))
+        if len(nxt):
+            fc["next"][r] = nxt
+        for name in ("mae", "baseline_mae"):
+            fc[name].resize((r + 1, h))
+            fc[name][r] = got[name] if got else np.full(h, np.nan)
+        fc["surprise"].resize((r + 1,))
+        fc["surprise"][r] = got["surprise"] if got else np.nan
 
 
 def live_summary(f: h5py.File) -> list[str]:
