@@ -339,6 +339,9 @@ class FaultConfig(_Model):
     #: The simulated projector skips the frame due at each of these times (it never shows
     #: it; the previous frame stays up): only the photodiode can tell.
     display_drops_frames_at_s: tuple[float, ...] = ()
+    #: The simulated brain changes course at this time: from then on every second neuron
+    #: is driven fully, whatever the stimulus (what a live forecaster did not expect).
+    brain_change_at_s: float | None = Field(None, ge=0.0)
 
 
 class SwimsConfig(_Model):

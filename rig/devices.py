@@ -47,6 +47,7 @@ def make_fish(rig: RigConfig, seed: int) -> VirtualFish | None:
         rig.microscope.shape_zyx,
         seed,
         rig.microscope.voxel_size_um,
+        change_at_s=rig.faults.brain_change_at_s,
     )
 
 

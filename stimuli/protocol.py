@@ -91,9 +91,14 @@ class WaitFor(_Model):
     value exceeds ``above`` (or at ``timeout_s`` if it never does); until then the step
     shows its stimulus's background. The step's length does not change, so the
     protocol's conditions keep their volumes.
+
+    ``signal = "surprise"``: how far the brain strays from the live forecaster's
+    expectation (rig/forecast/_online.py): the region's MAE of the forecast of this volume
+    made one volume before, over its running median (about 1 while the brain does what
+    the model expects). ``above`` is then that ratio, e.g. 3.
     """
 
-    signal: Literal["dff_mean"] = "dff_mean"
+    signal: Literal["dff_mean", "surprise"] = "dff_mean"
     region: str = "all"
     above: float = Field(allow_inf_nan=False)
     timeout_s: float = Field(gt=0.0, le=86_400.0)

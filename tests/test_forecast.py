@@ -154,3 +154,19 @@ def test_forecast_refuses_a_missing_trace_source(short_session: Path, tmp_path: 
     r = zaprig("forecast", str(short_session), "--traces", "live", "--out", str(tmp_path / "x"))
     assert r.returncode == 2
     assert "/live/traces_dff" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_live_forecaster_matches_or_beats_the_mean_baseline_on_the_second_half(
+    fitting_session: Path,
+) -> None:
+    """Every forecast is made from the past only; the second half is scored per lead."""
+    with h5py.File(fitting_session, "r") as f:
+        mae = f["live/forecast/mae"][...]
+        base = f["live/forecast/baseline_mae"][...]
+        assert f["live/forecast"].attrs["horizon"] == 4
+        assert f["live/forecast/next"].shape == f["live/traces_dff"].shape
+    half = len(mae) // 2
+    model, mean = np.nanmean(mae[half:], axis=0), np.nanmean(base[half:], axis=0)
+    assert model.shape == (4,) and np.all(np.isfinite(model))
+    assert np.mean(model) <= np.mean(mean)
+    assert np.all(model <= 1.01 * mean)

@@ -30,6 +30,7 @@ class VirtualFish:
         shape_zyx: tuple[int, int, int],
         seed: int,
         voxel_size_um: tuple[float, float, float] | None = None,
+        change_at_s: float | None = None,
     ) -> None:
         b_seed, n_seed = np.random.SeedSequence(seed).spawn(2)
         self.cfg = cfg
@@ -41,6 +42,9 @@ class VirtualFish:
         self._seen = see(empty_frame())
         self._swim_since_volume = 0.0
         self._turn_since_volume = 0.0
+        #: [faults] brain_change_at_s: from then on every second neuron is driven fully.
+        self.change_at_s = change_at_s
+        self._brain_s = 0.0
         #: Seconds of the fish's own work on the loop lane (the engine's cost breakdown).
         self.seconds = 0.0
         self.clock: Callable[[], float] = time.perf_counter
@@ -85,7 +89,11 @@ class VirtualFish:
         turn = float(np.clip(self._turn_since_volume / max(dt, 1e-3) * 3.0, -1.0, 1.0))
         self._swim_since_volume = 0.0
         self._turn_since_volume = 0.0
-        f = self.brain.advance(dt, self.brain.drive(self._seen, swim, turn))
+        drive = self.brain.drive(self._seen, swim, turn)
+        self._brain_s += dt
+        if self.change_at_s is not None and self._brain_s >= self.change_at_s:
+            drive[::2] = 1.0
+        f = self.brain.advance(dt, drive)
         self.seconds += self.clock() - t0
         return f
 

@@ -182,7 +182,8 @@ class OnlineForecaster:
 
     def _forecast(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """The next H volumes, the mean baseline they correct, and newest minus baseline."""
-        base = np.mean([self._x[self._slot(a)] for a in range(CONTEXT)], axis=0, dtype=np.float32)
+        rows = self._x[[self._slot(a) for a in range(CONTEXT)]]
+        base = rows.mean(axis=0, dtype=np.float32)
         step = self._x[self._slot(0)] - base
         gain = np.where(self._sxx > 0, self._sxy / np.maximum(self._sxx, 1e-30), 0.0)
         gain = np.clip(gain, 0.0, 1.5)

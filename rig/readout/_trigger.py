@@ -18,6 +18,7 @@ frame never waits for a decision: past the timeout it starts on its own
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,9 @@ from stimuli.closed_loop import LoopState
 from stimuli.protocol import WaitFor, parse_region
 
 __all__ = ["BrainTrigger", "region_columns"]
+
+#: Volumes of forecast errors a surprise is measured against (their median).
+_SURPRISE_WINDOW = 60
 
 
 def region_columns(
@@ -91,6 +95,14 @@ class BrainTrigger:
         self._request: tuple[int, int, float, int] | None = None
         self._pending: list[_Pending] = []
         self.decisions = 0
+        #: per region a surprise-triggered step waits on: its recent 1-volume-ahead errors
+        self._errors: dict[str, deque[float]] = {
+            w.region: deque(maxlen=_SURPRISE_WINDOW)
+            for c in range(len(timeline.protocol.conditions))
+            for st in timeline.steps_of(c)
+            if (w := st.wait_for) is not None and w.signal == "surprise"
+        }
+        self._surprise: dict[str, float] = {}
 
     @staticmethod
     def wait_of(timeline: Timeline, at: StepAt | None) -> WaitFor | None:
@@ -123,13 +135,37 @@ class BrainTrigger:
             self._pending.append(pending)
 
     # -- readout lane ------------------------------------------------------------------------
+    def _track_surprise(self, row: LiveRow) -> None:
+        """Every row, for every region a step may wait on: its error over its running median
+        (so the median is ready when the step starts)."""
+        fc = row.forecast
+        for region, history in self._errors.items():
+            cols = self._columns(region)
+            if fc is None or cols is None or not len(cols):
+                continue
+            err = float(np.mean(fc.abs_error[cols]))
+            if not np.isfinite(err):
+                continue
+            med = float(np.median(history)) if len(history) >= 10 else float("nan")
+            self._surprise[region] = err / med if med > 0 else float("nan")
+            history.append(err)
+
     def on_row(self, row: LiveRow) -> None:
+        if self._errors:
+            self._track_surprise(row)
         armed = self.armed
         if armed is None:
             return
         start, wait = armed
         # only what the brain did during this step counts
         if self.tl.plane_samples[row.volume][-1] < start:
+            return
+        if wait.signal == "surprise":
+            value = self._surprise.pop(wait.region, float("nan"))
+            if value > wait.above:
+                with self._lock:
+                    if self._request is None:
+                        self._request = (start, row.volume, value, self._committed(row.volume))
             return
         cols = self._columns(wait.region)
         if cols is None or not len(cols) or not len(row.traces_dff):
