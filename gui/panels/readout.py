@@ -21,6 +21,7 @@ from collections import deque
 import numpy as np
 
 from gui._qt import QtCore, QtWidgets, pg
+from gui.panels.forecast import ForecastPanel
 from rig.readout import LiveRow
 
 __all__ = ["ReadoutPanel"]
@@ -98,8 +99,11 @@ class ReadoutPanel(QtWidgets.QWidget):
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(self.plots)
         split.addWidget(self.images)
+        #: The live forecaster's error and predicted vs observed rasters (gui/panels/forecast.py).
+        self.forecast = ForecastPanel()
         lay = QtWidgets.QVBoxLayout(self)
         lay.addWidget(split, 1)
+        lay.addWidget(self.forecast, 1)
         lay.addWidget(self.status)
 
     # -- set-up ------------------------------------------------------------------------------
@@ -112,6 +116,7 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.shape_zyx = shape_zyx
         self._rows.clear()
         self._grouped.clear()
+        self.forecast.clear()
         self.picks.clear()
         self._mip = None
         self.positions_zyx = np.zeros((0, 3))
@@ -129,6 +134,7 @@ class ReadoutPanel(QtWidgets.QWidget):
         self._rows.extend(rows)
         self._grouped.extend(self._group(r.traces_dff) for r in rows)
         self._draw()
+        self.forecast.add_rows(rows)
 
     def show_volume(self, volume: np.ndarray) -> None:
         """The newest volume (z, y, x), possibly subsampled in y and x."""
