@@ -23,6 +23,7 @@ brain does what the model expects, several times that when it changes course.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class ForecastRow:
     baseline_mae: np.ndarray  # (H,) the mean baseline's MAE for the same volume and leads
     surprise: float  # mae[0] / its running median (NaN until there is a median)
     abs_error: np.ndarray  # (n,) float32 |1-volume-ahead forecast - this volume| (NaN: none)
+    seconds: float = 0.0  # CPU seconds (this thread) the update and forecast took
 
 
 class OnlineForecaster:
@@ -89,6 +91,7 @@ class OnlineForecaster:
     # -- one volume --------------------------------------------------------------------------
     def update(self, volume: int, x: np.ndarray) -> ForecastRow:
         """Take volume ``volume``'s traces (ΔF/F; NaN read as 0) and forecast the next H."""
+        c0 = time.thread_time()
         x = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         mae, base_mae, abs_error = self._score(volume, x)
         if np.isfinite(mae[0]):
@@ -106,7 +109,7 @@ class OnlineForecaster:
                     (lead, forecasts[lead - 1], base, step)
                 )
             nxt = forecasts[0]
-        return ForecastRow(nxt, mae, base_mae, surprise, abs_error)
+        return ForecastRow(nxt, mae, base_mae, surprise, abs_error, time.thread_time() - c0)
 
     def _score(self, volume: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mae = np.full(self.h, np.nan)

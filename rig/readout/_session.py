@@ -188,6 +188,7 @@ class SessionReadout:
                     "mae": row.forecast.mae,
                     "baseline_mae": row.forecast.baseline_mae,
                     "surprise": row.forecast.surprise,
+                    "seconds": row.forecast.seconds,
                 }
             w.live(values)
         self._check_drift(row)

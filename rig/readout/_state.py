@@ -134,6 +134,8 @@ class Readout:
         brightness = (planes / np.maximum(self._ref_planes, 1e-6)).astype(np.float32)
         raw = trace_means(volume, self.labels) if self.labels is not None else np.zeros(0)
         dff = self._baseline.update(raw)
+        seconds = time.thread_time() - c0
+        # the forecaster times itself (ForecastRow.seconds): /live/seconds stays the readout's
         forecast = self._forecaster.update(t, dff) if self._forecaster is not None else None
         return LiveRow(
             volume=t,
@@ -141,7 +143,7 @@ class Readout:
             brightness=brightness,
             traces_raw=raw.astype(np.float32),
             traces_dff=dff,
-            seconds=time.thread_time() - c0,
+            seconds=seconds,
             forecast=forecast,
         )
 

@@ -17,6 +17,7 @@ read-out volume by the writer process, the file's one owner:
 ``/live/forecast/mae``     f4 (r, H)    its MAE on this row's volume, made h = 1..H volumes before
 ``/live/forecast/baseline_mae`` f4 (r, H) the mean baseline's MAE, same volume and leads
 ``/live/forecast/surprise`` f4 (r,)     ``mae[:, 0]`` over its running median
+``/live/forecast/seconds`` f8 (r,)      CPU seconds the forecaster took per volume
 =========================  ===========  ==============================================
 
 ``/live/triggers`` columns: ``step_start_sample``; ``volume`` whose readout crossed the
@@ -139,6 +140,8 @@ def create_forecast_group(g: h5py.Group, n: int, horizon: int) -> None:
         "surprise", shape=(0,), maxshape=(None,), dtype=np.float32, chunks=(1024,)
     )
     s.attrs["units"] = "mae[:, 0] over its running median (60 volumes)"
+    c = fc.create_dataset("seconds", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(1024,))
+    c.attrs["units"] = "CPU seconds the forecaster's update and forecast took"
 
 
 def set_live_labels(lab: h5py.Group, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
@@ -179,6 +182,8 @@ def append_live_row(g: h5py.Group, row: Mapping[str, Any]) -> None:
             fc[name][r] = got[name] if got else np.full(h, np.nan)
         fc["surprise"].resize((r + 1,))
         fc["surprise"][r] = got["surprise"] if got else np.nan
+        fc["seconds"].resize((r + 1,))
+        fc["seconds"][r] = got.get("seconds", np.nan) if got else np.nan
 
 
 def live_summary(f: h5py.File) -> list[str]:
