@@ -332,7 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=None, help="JSON file (default: SESSION_forecast.json)"
     )
-    p.add_argument("--png", type=Path, default=None, help="also plot MAE per step (matplotlib)")
+    p.add_argument(
+        "--png",
+        type=Path,
+        default=None,
+        help="where to plot MAE per step (default: SESSION_report/forecast.png, for zaprig report)",
+    )
     p.add_argument(
         "--traces",
         choices=("live", "ground_truth"),

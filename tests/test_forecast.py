@@ -148,6 +148,15 @@ def test_forecast_of_a_short_session_says_why_nothing_was_scored(
     result = json.loads(out.read_text())
     assert result["mean_mae"] is None and len(result["too_short"]) == 9
     assert "needs 290" in r.stdout
+    # the plot went into the report folder, and the report shows it
+    report = tmp_path / "report"
+    r = zaprig(
+        "forecast", str(short_session), "--out", str(out), "--png", str(report / "forecast.png")
+    )
+    assert (report / "forecast.png").stat().st_size > 5_000
+    r = zaprig("report", str(short_session), "--out", str(report))
+    assert r.returncode == 0, r.stderr
+    assert 'src="forecast.png"' in (report / "index.html").read_text()
 
 
 def test_forecast_refuses_a_missing_trace_source(short_session: Path, tmp_path: Path) -> None:

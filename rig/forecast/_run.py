@@ -148,6 +148,12 @@ def plot_forecast(result: dict[str, Any], png: Path) -> None:
     plt.close(fig)
 
 
+def _report_folder(session: Path) -> Path:
+    """``zaprig report``'s default folder (rig/report ``default_folder``), without importing
+    rig.report (it loads matplotlib)."""
+    return session.with_name(f"{session.stem}_report")
+
+
 def cli_forecast(args: argparse.Namespace) -> int:
     """``zaprig forecast``: 0 when at least one set was scored, 1 when none could be."""
     from rig.session._lock import refuse_if_live
@@ -178,11 +184,16 @@ def cli_forecast(args: argparse.Namespace) -> int:
     if result["linear_error"]:
         print(f"  note: linear baseline not fitted: {result['linear_error']}")
     print(f"  written to {out}")
-    if args.png is not None:
-        try:
-            plot_forecast(result, Path(args.png))
-        except ImportError:
-            print("  note: no PNG: matplotlib is not installed (pip install matplotlib)")
-        else:
-            print(f"  plot saved to {args.png}")
+    # the plot goes into the session's report folder (zaprig report shows it) unless --png
+    png = Path(args.png) if args.png is not None else _report_folder(session) / "forecast.png"
+    try:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        plot_forecast(result, png)
+    except ImportError:
+        print("  note: no plot: matplotlib is not installed (pip install matplotlib)")
+    except OSError as e:
+        raise ZaprigError(f"{png}: cannot save the plot: {e.strerror or e}") from None
+    else:
+        where = "" if args.png is not None else " (zaprig report shows it)"
+        print(f"  plot saved to {png}{where}")
     return 0 if result["mean_mae"] is not None else 1

@@ -33,6 +33,12 @@ def default_folder(session: Path) -> Path:
     return session.with_name(f"{session.stem}_report")
 
 
+#: Figures that other commands write into a session's report folder, shown when present.
+EXTRA_FIGURES = (
+    ("forecast.png", "Forecasting baselines (zaprig forecast): MAE per predicted step"),
+)
+
+
 def write_report(session: str | Path, out: str | Path | None = None) -> Report:
     """Write ``index.html`` and its PNGs into ``out`` (made if needed; files in it replaced)."""
     session = Path(session)
@@ -46,7 +52,9 @@ def write_report(session: str | Path, out: str | Path | None = None) -> Report:
         ) from None
     images = draw_all(data, folder)
     html = folder / "index.html"
-    html.write_text(render_html(data), encoding="utf-8")
+    # figures other commands left in the folder (zaprig forecast)
+    extra = tuple((n, t) for n, t in EXTRA_FIGURES if (folder / n).is_file())
+    html.write_text(render_html(data, extra), encoding="utf-8")
     return Report(html=html, images=images, data=data)
 
 

@@ -162,12 +162,13 @@ def _volume_time(d: ReportData, v: int) -> str:
     return f"{d.volume_start_s[v]:.3f}" if 0 <= v < len(d.volume_start_s) else "-"
 
 
-def render_html(d: ReportData) -> str:
+def render_html(d: ReportData, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The page; ``extra``: (file name, title) of figures other commands put in the folder."""
     s = d.summary
     title = f"QC report: {Path(s.path).name}"
     figures = "".join(
         f'<h2>{escape(t)}</h2><img src="{escape(name)}" alt="{escape(t)}">'
-        for name, (t, _make) in PLOTS.items()
+        for name, t in [(n, t) for n, (t, _make) in PLOTS.items()] + list(extra)
     )
     dropped = ""
     if len(d.dropped_volumes):
