@@ -7,8 +7,9 @@ constants (``zapbench/constants.py``), fixed to the released recording. After
     z.point_at("OUT_DIR", zapbench.constants)
 
 its ``data_utils`` and ``ts_forecasting`` configs (mean, linear, stimulus, TiDE, TSMixer)
-open the export instead. This module only sets attributes; it imports nothing of
-zapbench (which needs jax, flax and tensorflow) and nothing beyond the standard library.
+open the export instead. This module only sets attributes and imports nothing of zapbench
+(which needs jax, flax and tensorflow); as part of ``rig.export`` it loads tensorstore,
+which zapbench needs too.
 """
 
 from __future__ import annotations
