@@ -148,7 +148,7 @@ def test_plane_brightness_is_in_range_and_empty_planes_say_so(
     assert not np.isnan(b[:, ~empty]).any()
     print(f"brightness {np.nanmin(b):.3f}..{np.nanmax(b):.3f}, empty planes "
           f"{np.flatnonzero(empty).tolist()}")  # fmt: skip
-    assert 0.0 <= np.nanmin(b) and np.nanmax(b) <= 2.0
+    assert np.nanmin(b) >= 0.0 and np.nanmax(b) <= 2.0
     # the simulated brain's end planes hold no tissue: said, not divided by about zero
     assert empty[0] and empty[-1] and not empty[b.shape[1] // 2]
     with h5py.File(path, "r") as f:
@@ -221,5 +221,4 @@ def test_zapbench_traces_are_finite_dff_and_the_stream_has_one_marker_per_volume
     planes = scipy.signal.find_peaks(rows[2], distance=50, height=1)[0]
     assert len(markers) == t_n
     # and the last volume keeps every plane pulse after its marker
-    z_planes = traces.shape and int(z.shape_xyzt[2])
-    assert len(planes) - len(markers) == t_n * z_planes
+    assert len(planes) - len(markers) == t_n * z.shape_xyzt[2]
