@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,13 @@ import scipy.signal
 from acquisition.fish import TUNINGS
 from rig.config import RigConfig, load_config
 from rig.engine import Engine, RunState
-from rig.readout.offline import read_offline, sidecar_path
+from rig.readout.offline import (
+    assemble,
+    build_readout,
+    read_offline,
+    readout_volumes,
+    sidecar_path,
+)
 from stimuli.library import Dark, Flash
 from stimuli.protocol import Protocol, condition, step
 
@@ -183,6 +190,13 @@ def test_offline_readout_covers_every_volume_with_the_live_code(
     np.testing.assert_allclose(off.traces_raw[v], live["traces_raw"], rtol=1e-6)
     np.testing.assert_allclose(off.brightness[v], live["brightness"], rtol=1e-5)
     np.testing.assert_allclose(off.drift_um[v], live["drift_um"], atol=1e-9)
+    # in pieces, as a cluster runs it (the built readout pickled to each task): the same
+    readout = build_readout(path)
+    first = readout_volumes(path, 0, 50, pickle.loads(pickle.dumps(readout)))
+    rest = readout_volumes(path, 50, t_n, readout)
+    joined = assemble(readout, [rest, first])
+    np.testing.assert_array_equal(joined.traces_dff, off.traces_dff)
+    np.testing.assert_array_equal(joined.brightness, off.brightness)
     # never overwritten: a second run is refused with a one-line error, exit 2
     again = _cli("readout", str(path), "--out", str(out))
     assert again.returncode == 2 and "already exists" in again.stderr
@@ -222,3 +236,51 @@ def test_zapbench_traces_are_finite_dff_and_the_stream_has_one_marker_per_volume
     assert len(markers) == t_n
     # and the last volume keeps every plane pulse after its marker
     assert len(planes) - len(markers) == t_n * z.shape_xyzt[2]
+
+
+def test_background_rings_stay_clear_of_every_label() -> None:
+    from rig.readout import disk_index
+    from rig.readout._background import ring_index
+
+    shape = (2, 40, 60)
+    pos = np.array([[0.0, 20.0, 20.0], [0.0, 20.0, 27.0], [1.0, 1.0, 1.0]])  # a close pair
+    labels = disk_index(pos, shape, 2.0, 64)
+    ring = ring_index(labels, shape, gap_px=2.0, width_px=4.0, max_voxels=1000)
+    assert ring.n == labels.n == 3 and (ring.counts >= 4).all()
+    z, y, x = np.unravel_index(ring.flat, shape)
+    lz, ly, lx = np.unravel_index(labels.flat, shape)
+    for k in range(ring.n):
+        mine = ring.owner == k
+        assert (z[mine] == round(pos[k, 0])).all()  # in the label's own plane
+        cy, cx = labels.positions_zyx[k, 1:]
+        own = slice(labels.starts[k], labels.starts[k] + labels.counts[k])
+        radius = np.hypot(ly[own] - cy, lx[own] - cx).max()  # its farthest voxel
+        d = np.hypot(y[mine] - cy, x[mine] - cx)
+        assert d.min() >= radius + 2.0 - 1e-9 and d.max() < radius + 6.0
+    # no ring voxel within the gap of any label's voxel in its plane
+    for zz, yy, xx in zip(z, y, x, strict=True):
+        near = (lz == zz) & (np.hypot(ly - yy, lx - xx) <= 2.0)
+        assert not near.any()
+    # a volume lit only around a label: its background is that ring, the others' dark
+    vol = np.full(shape, 100, np.uint16)
+    vol[0, 10:31, 8:19] = 140  # left of neuron 0: part of its ring, none of the others'
+    means = ring.means(vol)
+    assert means[1] == means[2] == 100.0 and 100.0 < means[0] < 140.0
+
+
+def test_the_baseline_keeps_a_held_response_and_follows_bleaching() -> None:
+    from rig.readout import Baseline
+
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    rest = 50.0 * 0.9998**t  # bleaching, 0.02 % per volume (1.3 % per minute)
+    held = (t >= 100) & (t < 230)  # 130 volumes at ΔF/F 2
+    f = rest * (1.0 + 2.0 * held) + rng.normal(0.0, 1.0, len(t))
+    dff = Baseline.series(f[:, None], window=600, percentile=10.0, block=3)[:, 0]
+    assert np.isfinite(dff).all()
+    assert dff[225:230].mean() > 0.9 * 2.0  # the end of the held response
+    assert abs(dff[350:].mean()) < 0.02  # back at rest, bleached 7 %: F0 followed it
+    # the live lane's volume-by-volume update gives the same numbers
+    b = Baseline(1, 600, 10.0, 3)
+    live = np.array([b.update(np.array([v]))[0] for v in f])
+    np.testing.assert_array_equal(live, dff)

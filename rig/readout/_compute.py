@@ -302,27 +302,37 @@ class Baseline:
     """
 
     def __init__(self, n: int, window: int, percentile: float = 10.0, block: int = 3) -> None:
+        self.n = int(n)
         self.block = max(1, int(block))
         self.window = max(1, int(window))
         self.blocks = max(1, self.window // self.block)
         self.percentile = float(percentile)
-        self._means = np.zeros((self.blocks, n), dtype=np.float64)
-        self._sum = np.zeros(n, dtype=np.float64)
+        self._means = np.zeros((self.blocks, self.n), dtype=np.float32)
+        self._sum = np.zeros(self.n, dtype=np.float64)
         self._in_block = 0
         self._done = 0  # completed blocks
-        self._f0 = np.zeros(n, dtype=np.float64)
+        self._count = 0  # volumes
+        self._f0 = np.zeros(self.n, dtype=np.float64)
 
-    def _percentile(self) -> np.ndarray:
-        held = self._means[: min(self._done, self.blocks)]
+    def _refresh(self, cols: slice) -> None:
+        """F0 of columns ``cols``: the percentile of the block means held."""
+        held = self._means[: min(self._done, self.blocks), cols]
         if len(held) == 1:
-            return held[0].copy()
+            self._f0[cols] = held[0]
+            return
         k = round(self.percentile / 100.0 * (len(held) - 1))
-        return np.partition(held, k, axis=0)[k]
+        self._f0[cols] = np.partition(held, k, axis=0)[k]
 
     def update(self, f: np.ndarray) -> np.ndarray:
-        """Add this volume's (background-subtracted) trace; return its ΔF/F."""
+        """Add this volume's (background-subtracted) trace; return its ΔF/F.
+
+        F0 is taken again for a ``1 / block`` share of the traces each volume, in turn (all
+        of them once per block): at 70,000 traces a whole percentile over 200 blocks costs
+        ~0.1 s, a share of it ~0.03 s per volume.
+        """
         self._sum += f
         self._in_block += 1
+        self._count += 1
         if self._done == 0:
             self._f0 = self._sum / self._in_block
         if self._in_block == self.block:
@@ -330,7 +340,13 @@ class Baseline:
             self._done += 1
             self._sum[:] = 0.0
             self._in_block = 0
-            self._f0 = self._percentile()
+            if self._done == 1:  # the first block: every trace's F0 at once
+                self._refresh(slice(None))
+                return dff(f, self._f0)
+        if self._done:
+            part = self._count % self.block
+            step = -(-self.n // self.block)
+            self._refresh(slice(part * step, (part + 1) * step))
         return dff(f, self._f0)
 
     @classmethod

@@ -189,9 +189,10 @@ class SessionReadout:
         if not self._empty_warned and np.isnan(row.brightness).any():
             self._empty_warned = True
             planes = np.flatnonzero(np.isnan(row.brightness)).tolist()
+            # info, not a warning: the end planes of a stack often hold no brain
             self._event(
                 self._now(),
-                "warning",
+                "info",
                 f"planes {planes} show no tissue in the readout's reference: their brightness "
                 "is NaN (nothing to track bleaching or focus on there)",
             )
