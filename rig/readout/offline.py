@@ -100,6 +100,8 @@ def _settings(f: h5py.File, config: ReadoutConfig | None) -> tuple[ReadoutSettin
             f"{f.filename}: has no hardware_config attribute; the readout needs the rig's "
             "settings (a file written by zaprig has them)"
         )
+    if "volumes/raw" not in f:
+        raise SessionFileError(f"{f.filename}: has no /volumes/raw; nothing to read out")
     rig = config_from_json(str(text))
     cfg = config if config is not None else rig.readout
     raw = f["volumes/raw"]
@@ -332,12 +334,13 @@ def read_offline(path: str | Path) -> OfflineReadout:
 
 def cli_readout(args: argparse.Namespace) -> int:
     """``zaprig readout``: 0 on success; bad input raises SessionFileError (exit code 2)."""
+    from rig.session import SessionReader
     from rig.session._lock import refuse_if_live
 
     refuse_if_live(args.session, "the offline readout")
-    if not Path(args.session).exists():
-        raise SessionFileError(f"{args.session}: no such session file")
-    dest, r = readout_session(args.session, args.out)
+    # the session reader diagnoses a missing, truncated or foreign file in one line
+    with SessionReader(args.session) as reader:
+        dest, r = readout_session(reader.file, args.out)
     t, n = r.traces_dff.shape
     print(f"zaprig: offline readout of {args.session} -> {dest}")
     print(
