@@ -14,7 +14,7 @@ It is built in three pieces so that a cluster can run the middle one in parallel
 2. :func:`readout_volumes` measures volumes ``[start, stop)`` (any range, any order);
 3. :func:`assemble` joins the chunks in order, fills dropped volumes from their
    neighbours, and takes ΔF/F over the whole series (the baseline looks back, so it
-   is the one step that cannot be split).
+   is the one step that cannot be split); :func:`write_offline` writes the sidecar.
 
 The result goes to a **sidecar file** (default ``SESSION.readout.h5``; the session
 file is never rewritten: it is the record of what happened, and SWMR allows no new
@@ -51,6 +51,7 @@ __all__ = [
     "readout_session",
     "readout_volumes",
     "sidecar_path",
+    "write_offline",
 ]
 
 #: Volumes read per chunk by :func:`readout_session` (one volume is read at a time).
@@ -260,7 +261,8 @@ def assemble(readout: Readout, chunks: list[OfflineChunk]) -> OfflineReadout:
     )
 
 
-def _write(out: Path, session: Path, r: OfflineReadout) -> None:
+def write_offline(out: Path, session: Path, r: OfflineReadout) -> None:
+    """Write ``r`` to the sidecar ``out`` (via a ``.part`` file, so a file that exists is whole)."""
     tmp = out.with_name(out.name + ".part")
     with h5py.File(tmp, "w") as f:
         g = f.create_group("readout")
@@ -308,7 +310,7 @@ def readout_session(
     ]
     result = assemble(readout, chunks)
     if write:
-        _write(dest, name, result)
+        write_offline(dest, name, result)
     return dest, result
 
 
