@@ -284,3 +284,25 @@ def test_the_baseline_keeps_a_held_response_and_follows_bleaching() -> None:
     b = Baseline(1, 600, 10.0, 3)
     live = np.array([b.update(np.array([v]))[0] for v in f])
     np.testing.assert_array_equal(live, dff)
+
+
+def test_dropped_volumes_are_filled_not_nan(held: tuple[Engine, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from rig.readout.offline import readout_session
+    from rig.session._layout import append_columns
+
+    _, path = held
+    copy = tmp_path / "dropped.h5"
+    shutil.copy(path, copy)
+    with h5py.File(copy, "r+") as f:
+        f["volumes/raw"][40] = 0  # what the writer leaves for a dropped volume
+        append_columns(
+            f["volumes/dropped"],
+            {"volume": np.array([40]), "reason": np.array(["ring full"], dtype=object)},
+        )
+    _, r = readout_session(copy, write=False)
+    assert r.filled.tolist() == [t == 40 for t in range(len(r.filled))]
+    assert np.isfinite(r.traces_dff).all()
+    np.testing.assert_array_equal(r.traces_raw[40], r.traces_raw[39])
+    assert np.isnan(r.drift_um[40]).all() and np.isfinite(r.drift_um[41]).all()
