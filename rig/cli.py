@@ -346,6 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_lazy("rig.forecast", "cli_forecast"))
 
+    p = sub.add_parser(
+        "readout",
+        help="recompute drift, brightness and dF/F offline over every volume (a sidecar file)",
+    )
+    p.add_argument("session", type=Path)
+    p.add_argument(
+        "--out", type=Path, default=None, help="output file (default: SESSION.readout.h5)"
+    )
+    p.set_defaults(func=_lazy("rig.readout.offline", "cli_readout"))
+
     p = sub.add_parser("calibrate", help="calibrate the rig: display (gamma, with the photodiode)")
     p.add_argument("what", choices=("display",), help="what to calibrate")
     _add_rig_args(p)

@@ -294,9 +294,27 @@ class ReadoutConfig(_Model):
     label_radius_px: float = Field(2.0, gt=0.0, le=100.0)
     #: Voxels averaged per label at most (a fixed sample of large labels).
     max_voxels_per_label: int = Field(64, ge=1, le=100_000)
-    #: ΔF/F's baseline: this low percentile over this many volumes.
-    baseline_volumes: int = Field(60, ge=2, le=100_000)
+    #: ΔF/F's baseline F0: this low percentile, over the last ``baseline_volumes``, of the
+    #: trace averaged in blocks of ``baseline_block_volumes`` (after Jia et al. 2011, Nat
+    #: Protoc 6:28-35, "Data analysis": F0 is the minimum, over a long preceding window, of
+    #: a short running mean; a low percentile instead of the minimum is our choice, so one
+    #: noisy block cannot pull F0 down). The window keeps a response: a cell holds its ΔF/F
+    #: while it is active for less than (100 - percentile) % of the window, and the default
+    #: (600 volumes, ~9 min at 0.914 s) is longer than any of the dataset's stimulus periods.
+    baseline_volumes: int = Field(600, ge=2, le=100_000)
     baseline_percentile: float = Field(10.0, ge=0.0, le=100.0)
+    baseline_block_volumes: int = Field(3, ge=1, le=1000)
+    #: What is taken off a trace before ΔF/F: ``annulus`` (the camera's dark level, then
+    #: ``background_factor`` x the local background: the mean of a ring around the label,
+    #: clear of every label) or ``dark`` (the dark level alone).
+    background: Literal["annulus", "dark"] = "annulus"
+    #: The ring: from this many pixels beyond the label's radius, this many pixels wide.
+    annulus_px: tuple[float, float] = (2.0, 4.0)
+    #: The share of the ring's signal (over the dark level) taken off: 1 for a background of
+    #: autofluorescence and scattered light (light-sheet, the simulated brain); two-photon
+    #: pipelines take 0.7 of an active neuropil (Pachitariu et al. 2017, bioRxiv 061507,
+    #: suite2p "neuropil subtraction").
+    background_factor: float = Field(1.0, ge=0.0, le=2.0)
     #: A "drift" warning event when the drift's length exceeds this (once per excursion).
     drift_warn_um: float = Field(5.0, gt=0.0, le=10_000.0)
     #: A detected cell stands this many robust deviations above its plane's DoG median
@@ -314,6 +332,12 @@ class ReadoutConfig(_Model):
 
     @model_validator(mode="after")
     def _label_source(self) -> Self:
+        gap, width = self.annulus_px
+        if gap < 0 or width <= 0:
+            raise ValueError(
+                f"readout.annulus_px = {list(self.annulus_px)}: want [gap >= 0, width > 0] "
+                "(pixels beyond the label's radius, and the ring's width)"
+            )
         if self.labels == "file" and not self.label_file:
             raise ValueError(
                 "readout.labels = 'file' needs readout.label_file (the path of a label volume)"

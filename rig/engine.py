@@ -780,7 +780,8 @@ class Engine:
         q = fish.brain.traces  # the loop lane appends, this lane takes: popleft is atomic
         rows = [q.popleft() for _ in range(len(q))]
         if rows:
-            self.writer.traces(np.stack(rows))
+            traces = np.stack(rows)
+            self.writer.traces(traces, fish.brain.true_dff(traces))
 
     def _device_fault(self, sample: int, message: str, source: str) -> None:
         """A device's standing fault: logged once (the record lane checks again until the

@@ -75,25 +75,33 @@ def _read_10chflt(path: Path) -> np.ndarray:
 def test_stream_is_the_session_stream_byte_for_byte(session: Path, zapbench: ZapbenchExport):
     path = zapbench.out / STREAM_FILE
     with h5py.File(session, "r") as f:
-        stream = f["stimuli_and_ephys"][...]
+        full = f["stimuli_and_ephys"][...]
         markers = f["volumes/marker_sample"][...]
+        planes = f["volumes/plane_sample"][...]
+    # the session's stream up to the marker that closes the last volume (left out)
+    in_file = scipy.signal.find_peaks(full[:, 2], distance=500, height=3.55)[0]
+    assert len(in_file) == len(markers) + 1
+    stream = full[: zapbench.samples]
+    assert in_file[-1] - 50 < zapbench.samples <= in_file[-1]
+    assert zapbench.samples > planes[-1, -1]
     assert path.read_bytes() == stream.tobytes()
     rows = _read_10chflt(path)
     assert rows.shape == (10, len(stream))
     np.testing.assert_array_equal(rows, stream.T)
-    # the dataset's alignment code finds our volumes in the exported trigger row
-    # (and the marker that closes the last volume)
+    # the dataset's alignment code finds our volumes in the exported trigger row: one
+    # marker per volume, and every plane of the last one
     peaks = scipy.signal.find_peaks(rows[2], distance=500, height=3.55)[0]
-    np.testing.assert_array_equal(peaks[:-1], markers)
-    assert len(peaks) == len(markers) + 1
+    np.testing.assert_array_equal(peaks, markers)
+    low = scipy.signal.find_peaks(rows[2], distance=50, height=1)[0]
+    assert len(low) - len(peaks) == planes.size
 
 
 def test_stream_blocks_join_without_gaps(session: Path, tmp_path: Path):
     out = tmp_path / "s.10chFlt"
     with h5py.File(session, "r") as f:
         n = write_stream(f, out, block_rows=9_999)  # many blocks, the last a short one
-        assert n == f["stimuli_and_ephys"].shape[0] > 3 * 9_999
-        assert out.read_bytes() == f["stimuli_and_ephys"][...].tobytes()
+        assert f["stimuli_and_ephys"].shape[0] > n > 3 * 9_999
+        assert out.read_bytes() == f["stimuli_and_ephys"][:n].tobytes()
 
 
 @pytest.mark.parametrize(
@@ -214,7 +222,7 @@ def test_simulated_session_ground_truth_is_exported(session: Path, zapbench: Zap
         pos = f["ground_truth/positions_zyx"][...]
         traces = f["ground_truth/traces"][...]
     seg = _open(zapbench.out / "segmentation")
-    tr = _open(zapbench.out / "traces")
+    tr = _open(zapbench.out / "ground_truth_traces")
     assert seg.domain.labels == ("x", "y", "z") and seg.dtype == ts.int32
     assert tr.domain.labels == ("t", "f") and tr.dtype == ts.float32
     np.testing.assert_array_equal(tr.read().result(), traces)
@@ -254,7 +262,7 @@ def test_segmentation_disks_go_to_the_nearest_neuron(hand_placed, tmp_path: Path
     assert labels[60, 40, 5] == 3 and labels[62, 40, 5] == 3 and labels[63, 40, 5] == 0
     assert np.count_nonzero(labels == 4) == 6  # a quarter disk in the far corner of plane 7
     assert np.count_nonzero(labels[:, :, [0, 1, 3, 4, 6]]) == 0
-    np.testing.assert_array_equal(_open(r.out / "traces").read().result(), traces)
+    np.testing.assert_array_equal(_open(r.out / "ground_truth_traces").read().result(), traces)
     assert [str(u) for u in _open(r.out / "segmentation").dimension_units] == [
         str(ts.Unit(6496, "nm")),
         str(ts.Unit(6496, "nm")),
@@ -269,7 +277,8 @@ def test_session_without_ground_truth_exports_no_segmentation(session: Path, tmp
         del f["ground_truth"]
     r = export_zapbench(copy, tmp_path / "out", progress=False)
     assert r.neurons == 0
-    assert not (r.out / "segmentation").exists() and not (r.out / "traces").exists()
+    assert not (r.out / "segmentation").exists()
+    assert not (r.out / "ground_truth_traces").exists()
     assert (r.out / "raw" / "zarr.json").exists() and (r.out / STREAM_FILE).exists()
     assert json.loads((r.out / "metadata.json").read_text())["layout"]["segmentation"] is None
 

@@ -342,6 +342,17 @@ class Brain:
         self.traces.append(f.astype(np.float32))
         return f
 
+    def true_dff(self, fluorescence: np.ndarray) -> np.ndarray:
+        """Each neuron's noiseless ΔF/F (float32, same shape as ``fluorescence``: one row per
+        volume, or several): its fluorescence over its resting fluorescence, less 1.
+
+        Resting is what the neuron emits with no drive (calcium at rest). Bleaching and the
+        camera do not enter: they scale or offset what is measured, not the cell's ΔF/F.
+        ``/ground_truth/dff`` holds it per volume, for the readout to be measured against.
+        """
+        rest = self.baseline.astype(np.float64)
+        return (np.asarray(fluorescence, np.float64) / rest - 1.0).astype(np.float32)
+
     def render_plane(
         self, fluorescence: np.ndarray, p: int, out: np.ndarray, bleach: float = 1.0
     ) -> None:

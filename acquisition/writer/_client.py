@@ -176,11 +176,12 @@ class WriterClient:
         with self._lock:
             self._tables["events"].append(event_columns([event]))
 
-    def traces(self, traces: np.ndarray) -> None:
-        """Ground-truth traces (t, neurons) of a simulated brain."""
+    def traces(self, traces: np.ndarray, dff: np.ndarray | None = None) -> None:
+        """Ground-truth traces (t, neurons) of a simulated brain, and their true ΔF/F."""
         with self._lock:
             self.flush()
-            self._send(("traces", np.asarray(traces, dtype=np.float32)))
+            d = None if dff is None else np.asarray(dff, dtype=np.float32)
+            self._send(("traces", np.asarray(traces, dtype=np.float32), d))
 
     def live(self, row: dict[str, Any]) -> None:
         """One volume's live readout: a row of each ``/live/...`` dataset (rig/readout)."""

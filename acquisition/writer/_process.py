@@ -96,10 +96,13 @@ class _Writer:
                 {"volume": np.array([t]), "reason": np.array([reason], dtype=object)},
             )
         elif kind == "traces":
-            tr = self.f["ground_truth/traces"]
-            n0 = tr.shape[0]
-            tr.resize((n0 + len(msg[1]), tr.shape[1]))
-            tr[n0:] = msg[1]
+            for name, rows in (("traces", msg[1]), ("dff", msg[2] if len(msg) > 2 else None)):
+                if rows is None or f"ground_truth/{name}" not in self.f:
+                    continue
+                tr = self.f[f"ground_truth/{name}"]
+                n0 = tr.shape[0]
+                tr.resize((n0 + len(rows), tr.shape[1]))
+                tr[n0:] = rows
         elif kind == "live":
             append_live_row(self.f["live"], msg[1])
         elif kind == "live_labels":

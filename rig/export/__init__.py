@@ -86,8 +86,10 @@ def cli_export(args: argparse.Namespace) -> int:
         print(f"  {z.stream_path.relative_to(z.out)}  {z.samples} samples x 10 rows")
         print(f"  raw/  zarr3 uint16 x,y,z,t = {x} x {y} x {zz} x {t}")
         print(f"  conditions.json  {z.conditions} conditions")
+        if z.traces:
+            print(f"  traces/, traces_raw/  offline readout (dF/F, counts) of {z.traces} labels")
         if z.neurons:
-            print(f"  segmentation/, traces/  ground truth of {z.neurons} neurons")
+            print(f"  segmentation/, ground_truth_traces/  ground truth of {z.neurons} neurons")
         for note in z.notes:
             print(f"  note: {note}")
         _warn_forecast_length(args.session)

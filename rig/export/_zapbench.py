@@ -4,8 +4,10 @@
       stimuli_raw/stimuli_and_ephys.10chFlt   raw little-endian float32, 10 rows interleaved
       raw/                                    zarr3 uint16 (x, y, z, t), units from the session
       conditions.json                         names + offsets (start volumes + final stop)
+      traces/, traces_raw/                    zarr3 float32 (t, f)    offline readout: ΔF/F, counts
+      traces_labels.json                      label id + position of each traces column
       segmentation/                           zarr3 int32 (x, y, z)   } simulated sessions
-      traces/                                 zarr3 float32 (t, f)    } with ground truth
+      ground_truth_traces/, ground_truth_dff/ zarr3 float32 (t, f)    } with ground truth
       live_traces/, live_traces_dff/          zarr3 float32 (t, f)    } sessions with /live
       live_labels.json                        label id + position of each live trace column
       metadata.json                           where it came from: fish, rig numbers, drops
@@ -74,6 +76,8 @@ class ZapbenchExport:
     live_traces: int = 0
     #: The forecasting files (covariates, specs, ...) were written (rig/export/_forecasting.py).
     forecasting: bool = False
+    #: Columns of ``traces`` (the offline readout's ΔF/F; 0: none could be made).
+    traces: int = 0
 
     @property
     def stream_path(self) -> Path:
@@ -152,16 +156,51 @@ def _bar(total: int, unit: str, desc: str, show: bool) -> tqdm:
     )
 
 
+#: Anything above this on the trigger row is a pulse (plane pulses peak at 1-3.55 V).
+_PULSE_V = 0.5
+
+
+def stream_end(f: h5py.File) -> int:
+    """Rows of ``/stimuli_and_ephys`` up to the end of the last volume's planes.
+
+    The session's stream holds what the DAQ recorded, and the timeline closes the last
+    volume with one more volume-start marker (rig/timeline.py ``marker_samples``: it
+    tells the salvage and the dataset's decoder that the volume is whole). An export is
+    the dataset's layout, in which the volume markers are the volumes: the stream ends
+    where that closing marker's pulse rises (after the last plane's pulse has ended).
+    A stream with no pulse after the last plane (a run cut short) is kept whole.
+    """
+    ds = f["stimuli_and_ephys"]
+    n = int(ds.shape[0])
+    planes = f.get("volumes/plane_sample")
+    if planes is None or planes.shape[0] == 0 or planes.shape[1] == 0:
+        return n
+    last = int(planes[-1, -1])
+    if not 0 <= last < n:
+        return n
+    high = np.asarray(ds[last:, 2]) > _PULSE_V
+    rise = np.flatnonzero(high)  # the last plane's pulse (the read-back may lag its sample)
+    if not len(rise):
+        return n
+    fall = np.flatnonzero(~high[rise[0] :])
+    if not len(fall):
+        return n
+    after = int(rise[0] + fall[0])
+    nxt = np.flatnonzero(high[after:])
+    return last + after + int(nxt[0]) if len(nxt) else n
+
+
 def write_stream(
     f: h5py.File, out: Path, progress: bool = False, block_rows: int = _BLOCK_ROWS
 ) -> int:
-    """The (n, 10) stream as raw '<f4', byte for byte what /stimuli_and_ephys holds."""
+    """The stream as raw '<f4': byte for byte the first :func:`stream_end` rows of
+    /stimuli_and_ephys (the closing volume marker left out)."""
     ds = f["stimuli_and_ephys"]
-    n = int(ds.shape[0])
+    n = stream_end(f)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as fh, _bar(n, "sample", "stream", progress) as bar:
         for a in range(0, n, block_rows):
-            block = ds[a : a + block_rows]
+            block = ds[a : min(n, a + block_rows)]
             fh.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
             bar.update(len(block))
     return n
@@ -214,7 +253,8 @@ def conditions_json(info: SessionInfo) -> dict[str, Any]:
 def write_ground_truth(
     f: h5py.File, info: SessionInfo, out: Path, radius_px: float, progress: bool
 ) -> int:
-    """Segmentation (x, y, z) int32 from neuron positions and traces (t, f) float32."""
+    """Segmentation (x, y, z) int32 from neuron positions, and the ground truth's traces
+    (t, f) float32 as ``ground_truth_traces`` (fluorescence) and ``ground_truth_dff``."""
     pos = np.asarray(f["ground_truth/positions_zyx"][...], dtype=np.float64)
     traces = f["ground_truth/traces"]
     if pos.ndim != 2 or pos.shape[1] != 3 or traces.ndim != 2 or traces.shape[1] != len(pos):
@@ -236,18 +276,10 @@ def write_ground_truth(
         for k in range(z):
             seg[:, :, k].write(label_plane(pos, k, (x, y), radius_px)).result()
             bar.update(1)
-    t_n, n = (int(v) for v in traces.shape)
-    tr = _zarr3(
-        out / "traces",
-        (t_n, n),
-        "float32",
-        ["t", "f"],
-        [time_unit(info.volume_period_s), None],
-        (max(1, min(t_n, 128)), max(1, min(n, 8192))),
-    )
-    for a in range(0, t_n, 1024):
-        b = min(a + 1024, t_n)
-        tr[a:b, :].write(traces[a:b]).result()
+    n = int(traces.shape[1])
+    _write_tf(out / "ground_truth_traces", traces, info)
+    if "ground_truth/dff" in f and f["ground_truth/dff"].shape[1] == n:
+        _write_tf(out / "ground_truth_dff", f["ground_truth/dff"], info)
     if "ground_truth/tuning" in f:
         # what each trace's neuron responds to (simulated brains): name per trace column
         tu = f["ground_truth/tuning"]
@@ -257,6 +289,71 @@ def write_ground_truth(
             encoding="utf-8",
         )
     return n
+
+
+def _write_tf(path: Path, data: Any, info: SessionInfo) -> None:
+    """A (t, f) float32 array (numpy or an h5py dataset) in the dataset's traces layout."""
+    t_n, n = (int(v) for v in data.shape)
+    tr = _zarr3(
+        path,
+        (t_n, n),
+        "float32",
+        ["t", "f"],
+        [time_unit(info.volume_period_s), None],
+        (max(1, min(t_n, 128)), max(1, min(n, 8192))),
+    )
+    for a in range(0, t_n, 1024):
+        b = min(a + 1024, t_n)
+        if n:
+            tr[a:b, :].write(np.asarray(data[a:b], dtype=np.float32)).result()
+
+
+def write_readout_traces(f: h5py.File, info: SessionInfo, out: Path, notes: list[str]) -> int:
+    """The offline readout's ΔF/F as ``traces`` (what the dataset's users load: finite
+    everywhere, one row per volume), its mean counts as ``traces_raw``, and which label
+    each column is in ``traces_labels.json``. From the sidecar ``zaprig readout`` wrote
+    (``SESSION.readout.h5``) if there is one, else computed here (rig/readout/offline.py).
+
+    Returns the number of columns (0: no readout was possible; the reason is a note).
+    """
+    from rig.errors import ConfigError
+    from rig.readout.offline import read_offline, readout_session, sidecar_path
+
+    side = sidecar_path(Path(f.filename))
+    try:
+        if side.exists():
+            r = read_offline(side)
+            source = f"{side.name} (zaprig readout)"
+        else:
+            _, r = readout_session(f, write=False)
+            source = "computed by the export (rig/readout/offline.py)"
+    except (ConfigError, SessionFileError) as e:
+        notes.append(f"no traces: the offline readout failed ({e})")
+        return 0
+    if r.traces_dff.shape[0] != info.shape_tzyx[0]:
+        notes.append(
+            f"no traces: the offline readout {side.name} has {r.traces_dff.shape[0]} rows, "
+            f"raw/ has {info.shape_tzyx[0]} volumes (delete it and run zaprig readout again)"
+        )
+        return 0
+    _write_tf(out / "traces", r.traces_dff, info)
+    _write_tf(out / "traces_raw", r.traces_raw, info)
+    (out / "traces_labels.json").write_text(
+        json.dumps(
+            {
+                "source": r.config.labels,
+                "readout": source,
+                "ids": r.ids.tolist(),
+                "positions_zyx": np.round(r.positions_zyx, 3).tolist(),
+                "columns": "column j of traces and traces_raw is label ids[j] "
+                "(ground_truth: segmentation label ids[j], neuron ids[j] - 1)",
+                "filled_volumes": np.flatnonzero(r.filled).tolist(),
+                "empty_planes": r.empty_planes,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return int(r.traces_dff.shape[1])
 
 
 def write_live_traces(f: h5py.File, info: SessionInfo, out: Path) -> int:
@@ -318,6 +415,7 @@ def _write_all(
     shape = write_volumes(f, info, out / "raw", progress, shard_volumes)
     (out / "conditions.json").write_text(json.dumps(conditions_json(info), indent=2) + "\n")
     neurons = 0
+    traces = write_readout_traces(f, info, out, notes)
     if info.has_ground_truth:
         neurons = write_ground_truth(f, info, out, label_radius_px, progress)
         t_traces = int(f["ground_truth/traces"].shape[0])
@@ -338,8 +436,17 @@ def _write_all(
         "conditions": "conditions.json",
         "segmentation": "segmentation" if gt else None,
         "segmentation_labels": "neuron index + 1 (0 = background)" if gt else None,
-        "traces": "traces" if gt else None,
-        "traces_quantity": "ground-truth fluorescence of the virtual neurons (not dF/F)"
+        "traces": "traces" if traces else None,
+        "traces_raw": "traces_raw" if traces else None,
+        "traces_quantity": "dF/F of the offline readout (zaprig readout, rig/readout): the "
+        "label's mean less the dark level and its local background, over a low running "
+        "percentile; traces_raw: mean counts per label; columns in traces_labels.json"
+        if traces
+        else None,
+        "ground_truth_traces": "ground_truth_traces" if gt else None,
+        "ground_truth_dff": "ground_truth_dff" if gt and "ground_truth/dff" in f else None,
+        "ground_truth_quantity": "the virtual neurons' fluorescence and true dF/F, one "
+        "column per neuron (segmentation label - 1)"
         if gt
         else None,
         "live_traces": "live_traces" if "live/traces_raw" in f else None,
@@ -360,6 +467,7 @@ def _write_all(
         neurons=neurons,
         notes=notes,
         live_traces=live,
+        traces=traces,
     )
 
 

@@ -69,6 +69,7 @@ class SessionReadout:
         )
         self.done = -1  # newest volume whose row was handled
         self._drift_warned = False
+        self._empty_warned = False
         self._regions: dict[str, np.ndarray] = {}
         #: The loop's sample when each volume was committed (decision latencies start there).
         self._commit_samples: dict[int, int] = {}
@@ -192,6 +193,16 @@ class SessionReadout:
                 }
             w.live(values)
         self._check_drift(row)
+        if not self._empty_warned and np.isnan(row.brightness).any():
+            self._empty_warned = True
+            planes = np.flatnonzero(np.isnan(row.brightness)).tolist()
+            # info, not a warning: the end planes of a stack often hold no brain
+            self._event(
+                self._now(),
+                "info",
+                f"planes {planes} show no tissue in the readout's reference: their brightness "
+                "is NaN (nothing to track bleaching or focus on there)",
+            )
         if self.trigger is not None:
             self.trigger.on_row(row)
         self.done = max(self.done, row.volume)

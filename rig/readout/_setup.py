@@ -67,11 +67,19 @@ def live_layout(
             "downsample_xy": r.downsample,
             "baseline_volumes": r.baseline_volumes,
             "baseline_percentile": r.baseline_percentile,
+            "baseline_block_volumes": r.baseline_block_volumes,
+            "background": r.background,
+            "annulus_px": list(r.annulus_px),
+            "background_factor": r.background_factor,
             "drift_warn_um": r.drift_warn_um,
             "forecast_horizon": r.forecast_horizon,
             "forecast_components": r.forecast_components,
             "forecast_history": r.forecast_history,
-            "brightness": "plane mean less the dark level, over the reference's",
+            "brightness": "plane median over the tissue less the dark level, over the "
+            "reference's; NaN for a plane without tissue",
+            "traces_dff": "dF/F of the label's mean less the dark level and "
+            "background_factor x its ring's signal (rig/readout/_background.py), over a "
+            "low percentile of block means over baseline_volumes (rig.readout.Baseline)",
             "rows": "one per read-out volume from the last reference volume on; "
             "/live/volume says which timestep",
         },

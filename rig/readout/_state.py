@@ -17,6 +17,7 @@ import scipy.ndimage
 
 from rig.config import ReadoutConfig
 from rig.forecast._online import OnlineForecaster
+from rig.readout._background import RingIndex, ring_index
 from rig.readout._compute import (
     Baseline,
     CropRefiner,
@@ -28,12 +29,25 @@ from rig.readout._compute import (
 )
 from rig.readout._labels import detect_cells, disk_index
 
-__all__ = ["Readout", "ReadoutSettings"]
+__all__ = ["Measured", "Readout", "ReadoutSettings"]
 
 
 #: Drift refinement: this many crops of this many pixels (at full resolution).
 _CROP_PX = 128
 _CROPS = 8
+#: A plane's brightness needs this many binned voxels of tissue in the reference.
+_MIN_SAMPLE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """What one volume gives on its own: a :class:`LiveRow` without ΔF/F."""
+
+    volume: int
+    drift_um: np.ndarray  # (3,) z, y, x
+    brightness: np.ndarray  # (z,) float32, NaN for a plane without tissue
+    traces_raw: np.ndarray  # (n,) float32 mean counts per label
+    traces_f: np.ndarray  # (n,) float32 less the dark level and the local background
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +116,7 @@ class Readout:
         self._dark = 0.0
         self._sample_mask = np.zeros((0, 0, 0), dtype=bool)
         self._baseline: Baseline | None = None
+        self._ring: RingIndex | None = None
         self._forecaster: OnlineForecaster | None = None
         self._um = np.asarray(settings.voxel_size_um, dtype=np.float64)
 
@@ -116,6 +131,20 @@ class Readout:
     def ready(self) -> bool:
         return self._corr is not None
 
+    @property
+    def empty_planes(self) -> list[int]:
+        """Planes with no tissue in the reference (too few voxels clear of the dark level):
+        their brightness is NaN rather than a division by about zero."""
+        if self._ref_planes is None:
+            return []
+        return np.flatnonzero(~np.isfinite(self._ref_planes)).tolist()
+
+    def add_reference(self, volume: np.ndarray) -> bool:
+        """Add a volume to the reference (in order, from the first); True once it is complete."""
+        if self._corr is None:
+            self._add_to_reference(bin_xy(volume, self._factor), volume)
+        return self._corr is not None
+
     def process(self, t: int, volume: np.ndarray) -> LiveRow | None:
         """The row of volume ``t``; None while the reference is still being built."""
         c0 = time.thread_time()
@@ -124,28 +153,62 @@ class Readout:
             self._add_to_reference(binned, volume)
             if self._corr is None:
                 return None
-        assert self._ref_planes is not None and self._baseline is not None
+        assert self._baseline is not None
+        m = self._measure(t, volume, binned)
+        dff = self._baseline.update(m.traces_f)
+        seconds = time.thread_time() - c0
+        # the forecaster times itself (ForecastRow.seconds): /live/seconds stays the readout's
+        forecast = self._forecaster.update(t, dff) if self._forecaster is not None else None
+        return LiveRow(
+            volume=t,
+            drift_um=m.drift_um,
+            brightness=m.brightness,
+            traces_raw=m.traces_raw,
+            traces_dff=dff,
+            seconds=seconds,
+            traces_f=m.traces_f,
+            forecast=forecast,
+        )
+
+    def measure(self, t: int, volume: np.ndarray) -> Measured:
+        """Drift, brightness and traces of volume ``t`` (no ΔF/F: that needs the volumes
+        before it, :class:`Baseline`); the reference must be complete. The offline readout
+        calls this on any volume, in any order; :meth:`process` calls it live."""
+        if self._corr is None:
+            raise RuntimeError("the readout's reference is not complete")
+        return self._measure(t, volume, bin_xy(volume, self._factor))
+
+    def _measure(self, t: int, volume: np.ndarray, binned: np.ndarray) -> Measured:
+        assert self._corr is not None and self._ref_planes is not None
         f = self._factor
         shift = self._corr.shift(binned) * np.array([1.0, f, f])  # voxels, to ~1/3 of f in y, x
         fine = self._refiner.refine(volume, shift) if self._refiner is not None else None
         if fine is not None:
             shift[1:] = fine
         planes = self._plane_levels(binned)
-        brightness = (planes / np.maximum(self._ref_planes, 1e-6)).astype(np.float32)
-        raw = trace_means(volume, self.labels) if self.labels is not None else np.zeros(0)
-        dff = self._baseline.update(raw)
-        seconds = time.thread_time() - c0
-        # the forecaster times itself (ForecastRow.seconds): /live/seconds stays the readout's
-        forecast = self._forecaster.update(t, dff) if self._forecaster is not None else None
-        return LiveRow(
+        with np.errstate(invalid="ignore", divide="ignore"):
+            brightness = (planes / self._ref_planes).astype(np.float32)
+        if self.labels is not None:
+            raw = trace_means(volume, self.labels)
+            traces_f = self._background_subtracted(volume, raw)
+        else:
+            raw = traces_f = np.zeros(0, np.float32)
+        return Measured(
             volume=t,
             drift_um=(shift * self._um).astype(np.float64),
             brightness=brightness,
             traces_raw=raw.astype(np.float32),
-            traces_dff=dff,
-            seconds=seconds,
-            forecast=forecast,
+            traces_f=traces_f,
         )
+
+    def _background_subtracted(self, volume: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """F of ΔF/F: the label's mean less the dark level and ``background_factor`` x its
+        ring's signal over the dark level (no ring: the dark level alone)."""
+        f = raw.astype(np.float64) - self._dark
+        if self._ring is not None:
+            ring = self._ring.means(volume) - self._dark
+            f -= self.s.config.background_factor * np.nan_to_num(ring, nan=0.0)
+        return f.astype(np.float32)
 
     def _cells_binned(self, shape: tuple[int, ...]) -> np.ndarray:
         """Binned voxels holding (or next to) a traced cell: left out of the brightness, so it
@@ -162,19 +225,20 @@ class Readout:
         return scipy.ndimage.binary_dilation(mask, structure=np.ones((1, 3, 3), bool))
 
     def _plane_levels(self, binned: np.ndarray) -> np.ndarray:
-        """Per plane, the mean over the sample (not the dark around it) less the dark level.
+        """Per plane, the median over the sample (not the dark around it) less the dark level;
+        NaN for a plane whose sample has fewer than ``_MIN_SAMPLE`` voxels (no tissue).
 
         The sample is the binned reference's voxels well above the dark level, less
-        those near a traced cell, whose activity would move it. The mean, not the
-        median: shot noise grows with the signal, and the median of a skewed
-        profile plus noise moves with the noise (+2 % at 20 % bleaching, measured).
+        those near a traced cell, whose activity would move it. A plane without it (the
+        end planes of the simulated brain hold nothing but dark) has no brightness: the
+        mean of its dark frame less the dark level is about zero, and a ratio of two
+        such numbers was -2.4e5 (issue 26).
         """
-        out = np.zeros(binned.shape[0])
+        out = np.full(binned.shape[0], np.nan)
         for p in range(binned.shape[0]):
             inside = binned[p][self._sample_mask[p]]
-            out[p] = (
-                float(np.median(inside)) if inside.size else float(binned[p].mean())
-            ) - self._dark
+            if inside.size >= _MIN_SAMPLE:
+                out[p] = float(np.median(inside)) - self._dark
         return out
 
     def _add_to_reference(self, binned: np.ndarray, volume: np.ndarray) -> None:
@@ -227,11 +291,16 @@ class Readout:
         if self.labels is not None and self.labels.n:
             self._sample_mask &= ~self._cells_binned(ref.shape)
         self._ref_planes = self._plane_levels(ref)
+        if self.labels is not None and self.s.config.background == "annulus":
+            gap, width = self.s.config.annulus_px
+            self._ring = ring_index(
+                self.labels, self.s.shape_zyx, gap, width, self.s.config.max_voxels_per_label
+            )
         n = self.labels.n if self.labels is not None else 0
-        self._baseline = Baseline(
-            n, self.s.config.baseline_volumes, self.s.config.baseline_percentile
-        )
         c = self.s.config
+        self._baseline = Baseline(
+            n, c.baseline_volumes, c.baseline_percentile, c.baseline_block_volumes
+        )
         if c.forecast_horizon > 0 and n:
             self._forecaster = OnlineForecaster(
                 n, c.forecast_horizon, c.forecast_components, c.forecast_history

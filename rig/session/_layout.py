@@ -193,6 +193,14 @@ def create_session_file(
             )
             tr.attrs["axes"] = ["t", "neuron"]
             tr.attrs["units"] = "camera counts above background (raw fluorescence, not dF/F)"
+            dff = gt.create_dataset(
+                "dff", shape=(0, n), maxshape=(None, n), dtype=np.float32, chunks=(64, n)
+            )
+            dff.attrs["axes"] = ["t", "neuron"]
+            dff.attrs["units"] = (
+                "dF/F: each neuron's noiseless fluorescence over its resting fluorescence, "
+                "less 1 (acquisition/fish/_brain.py Brain.true_dff); row t is volume t"
+            )
             if ground_truth_tuning is not None:
                 # what each neuron responds to: an index into the attribute `names`
                 tu = gt.create_dataset("tuning", data=np.asarray(ground_truth_tuning, np.int8))

@@ -6,9 +6,9 @@ read-out volume by the writer process, the file's one owner:
 =========================  ===========  ==============================================
 ``/live/volume``           int64 (r,)   the timestep of each row (volumes may be skipped)
 ``/live/drift_um``         f8 (r, 3)    rigid drift z, y, x in µm against the reference
-``/live/brightness``       f4 (r, z)    mean of each plane / the reference's
+``/live/brightness``       f4 (r, z)    each plane's level / the reference's (NaN: no tissue)
 ``/live/traces_raw``       f4 (r, n)    mean counts of each label's voxels
-``/live/traces_dff``       f4 (r, n)    ΔF/F on a running low-percentile baseline
+``/live/traces_dff``       f4 (r, n)    ΔF/F less dark level and background, long baseline
 ``/live/seconds``          f8 (r,)      CPU seconds the readout took per volume
 ``/live/labels/id``        i8 (n,)      label id of each trace column
 ``/live/labels/positions_zyx`` f8 (n, 3) each label's centroid, voxels

@@ -222,10 +222,11 @@ def _copy(
             m = min(len(v) for v in cols.values())
             cols = {c: v[:m] for c, v in cols.items()}
         append_columns(dst[table], cols)
-    if "ground_truth/traces" in readable.rows and "ground_truth/traces" in dst:
-        tr = read_prefix(src["ground_truth/traces"], readable.rows["ground_truth/traces"][0])
-        dst["ground_truth/traces"].resize(tr.shape)
-        dst["ground_truth/traces"][...] = tr
+    for name in ("ground_truth/traces", "ground_truth/dff"):
+        if name in readable.rows and name in dst:
+            tr = read_prefix(src[name], readable.rows[name][0])
+            dst[name].resize(tr.shape)
+            dst[name][...] = tr
     return lost
 
 
