@@ -209,6 +209,8 @@ def _rows_inside(d: h5py.Dataset, size: int) -> int:
     except (OSError, RuntimeError):
         # part of the chunk index lies past the cut: ask chunk by chunk, in row order
         return _rows_by_coord(d, size, rows_per_chunk)
+    if first_bad >= n:  # every chunk lies inside (a table shorter than one chunk too)
+        return n
     return int(min(n, first_bad // rows_per_chunk * rows_per_chunk))
 
 
