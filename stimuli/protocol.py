@@ -314,13 +314,26 @@ def _read_trace(path: Path, where: str) -> tuple[float, ...]:
         raise ProtocolError(
             f"{where}.stimulus.trace_file: {path} not found (give an existing file)"
         )
+    if not path.is_file():
+        # a device (/dev/zero never ends), a FIFO or a folder: refused by type, never read
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise ProtocolError(
+            f"{where}.stimulus.trace_file: {path}: is {kind}; give a .npy, .csv or text file"
+        )
     try:
         if path.suffix == ".npy":
             arr = np.load(path)
         else:
             arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise ProtocolError(f"{where}.stimulus.trace_file: {path}: cannot read: {e}") from None
+    if getattr(arr, "dtype", None) is not None and arr.dtype.kind == "c":
+        raise ProtocolError(
+            f"{where}.stimulus.trace_file: {path}: holds complex numbers ({arr.dtype}); "
+            "velocities are real: save the real part (np.real) in mm/s"
+        )
+    if getattr(arr, "ndim", 1) == 0:  # a file of one value reads as a scalar: one sample
+        arr = np.atleast_1d(arr)
     try:
         arr = np.asarray(arr, dtype=float)
     except (TypeError, ValueError) as e:

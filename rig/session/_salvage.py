@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from rig.clock import utc_now_iso
-from rig.errors import SessionFileError
+from rig.errors import SessionFileError, check_writable
 from rig.events import Event, event_columns, severity_of
 from rig.session._damage import (
     ATTEMPTS_DAMAGED,
@@ -114,6 +114,7 @@ def salvage(path: str | Path, out: str | Path) -> str:
             raise SessionFileError(
                 f"{dst_path}: exists already; give a new file name to salvage into"
             )
+        check_writable(dst_path, "--salvage")
         dst_lock = SessionLock(dst_path, os.getpid(), doing="salvaging into")
         dst_lock.acquire()
         try:
