@@ -70,6 +70,14 @@ def format_validation_error(source: str | Path, errors: Iterable[Mapping[str, An
     experimenter reads dotted TOML keys, so that is what we print.
     """
     lines = [f"{source}: invalid"]
+    errors = list(errors)
+    locs = [tuple(e.get("loc", ())) for e in errors]
+    # a list whose item failed is also reported "too short" (the item was dropped): that
+    # line names no mistake of the user's, only the one below it does
+    errors = [
+        e for e, loc in zip(errors, locs, strict=True)
+        if not (e.get("type") == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs))
+    ]  # fmt: skip
     for err in errors:
         loc = _dotted(err.get("loc", ()))
         msg = err.get("msg", "invalid value")
@@ -80,9 +88,7 @@ def format_validation_error(source: str | Path, errors: Iterable[Mapping[str, An
             hint = " (unknown field: check its spelling against the documented fields)"
         elif kind == "missing":
             hint = " (required: add it)"
-        elif kind in ("float_type", "int_type", "float_parsing", "int_parsing") and isinstance(
-            given, str
-        ):
+        elif kind in ("float_type", "int_type") and isinstance(given, str):
             hint = " (write the number without quotes: values are never converted)"
         elif kind in ("int_type", "int_from_float"):
             hint = " (write a whole number, without a decimal point)"

@@ -198,8 +198,12 @@ class Protocol(_Model):
                 _check_trace(stim.velocities_mm_s, f"{where}.velocities_mm_s")
                 src = stim.from_condition
                 if src is not None and src not in earlier:
-                    close = difflib.get_close_matches(src, [x.name for x in self.conditions], 1)
+                    # suggest only an earlier condition: naming itself (or a later one) is
+                    # the mistake, so it is never the fix
+                    close = difflib.get_close_matches(src, earlier, 1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    if src == c.name:
+                        hint = " (a condition cannot replay itself: it is being recorded)"
                     raise ValueError(
                         f"{where}.from_condition: {src!r} is not an earlier condition{hint}; "
                         f"earlier conditions: {', '.join(map(repr, earlier)) or 'none'}"
