@@ -41,6 +41,7 @@ from rig.clock import utc_now_iso
 from rig.errors import SessionFileError
 
 __all__ = [
+    "CannotLock",
     "LockInfo",
     "SessionLock",
     "exclusive",
@@ -68,6 +69,10 @@ def identity_lock_path(session: str | Path) -> Path | None:
     except OSError:
         return None
     return lock_dir() / f"{st.st_dev:x}-{st.st_ino:x}.lock"
+
+
+class CannotLock(SessionFileError):
+    """The lock file cannot be made (a read-only disk, a folder we may not write)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +127,7 @@ def _take(path: Path, session: Path, doing: str | None) -> int:
                 path.parent.chmod(0o1777)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as e:
-        raise SessionFileError(
-            f"{path}: cannot create the session lock: {e.strerror or e}"
-        ) from None
+        raise CannotLock(f"{path}: cannot create the session lock: {e.strerror or e}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -191,14 +194,21 @@ class SessionLock:
 
 
 @contextlib.contextmanager
-def exclusive(session: str | Path, doing: str) -> Iterator[None]:
+def exclusive(session: str | Path, doing: str, only_reads: bool = False) -> Iterator[None]:
     """Hold ``session`` for a command that changes it (``doing``: "recovering", ...).
 
     Refused with the holder's name if a run records the file, or another command
     changes it, under any of its names. A stale lock (a crash left it) is taken over.
+    ``only_reads`` (salvage's source): where no lock can be made (a damaged disk mounted
+    read-only), nobody can be writing there either; a live owner is still refused.
     """
     lk = SessionLock(session, os.getpid(), doing=doing)
-    lk.acquire(refusing=doing)
+    try:
+        lk.acquire(refusing=doing)
+    except CannotLock:
+        if not only_reads:
+            raise
+        refuse_if_live(session, doing)
     try:
         yield
     finally:

@@ -109,7 +109,7 @@ def _volumes_readable(raw: h5py.Dataset, limit: int) -> int:
 def salvage(path: str | Path, out: str | Path) -> str:
     """Copy every readable sample, volume and table of ``path`` into the new file ``out``."""
     src_path, dst_path = Path(path), Path(out)
-    with exclusive(src_path, "salvaging"):
+    with exclusive(src_path, "salvaging", only_reads=True):
         if dst_path.exists() or dst_path.is_symlink():
             raise SessionFileError(
                 f"{dst_path}: exists already; give a new file name to salvage into"
