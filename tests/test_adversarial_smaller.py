@@ -9,6 +9,8 @@ one or three Ctrl-C (1, or 130).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -19,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from rig.cli import main
 from rig.readout import LabelIndex
 
 
@@ -65,9 +68,13 @@ def test_three_runs_with_one_fish_id_into_one_folder_at_once_all_record(tmp_path
 
 
 def _plan(tmp_path: Path, name: str, text: str) -> subprocess.CompletedProcess[str]:
+    """``zaprig plan`` in-process (a Python protocol runs in a child of its own anyway)."""
     p = tmp_path / name
     p.write_text(text)
-    return zaprig("plan", str(p), timeout=40)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["plan", str(p)])
+    return subprocess.CompletedProcess(["plan"], code, out.getvalue(), err.getvalue())
 
 
 STEP = "[[conditions]]\nname = '{n}'\nseconds = 2\n[[conditions.steps]]\nduration_s = 1\n"
