@@ -17,6 +17,7 @@ import numpy as np
 
 from rig.errors import SessionFileError
 from rig.session._layout import append_columns
+from rig.session._lock import exclusive
 
 __all__ = ["AFTER_RUN", "BEFORE_RUN", "append_note"]
 
@@ -28,7 +29,7 @@ def append_note(path: str | Path, text: str) -> int:
     """Append a note to a closed session file; returns the sample it was logged at."""
     p = Path(path)
     try:
-        with h5py.File(p, "a") as f:
+        with exclusive(p, "a note after the run"), h5py.File(p, "a") as f:
             if str(f.attrs.get("status", "")) == "recording":
                 raise SessionFileError(
                     f"{p}: the session is still recording (or was interrupted: run "

@@ -19,6 +19,11 @@ from rig.errors import ZaprigError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports it
+#: The fish id names the session file (with a 16-character time stamp and '.h5').
+MAX_FISH_ID = 100
+#: Larval zebrafish in a VR rig are days old; a year (adult) is far beyond any protocol here.
+MAX_AGE_DPF = 365
 
 
 def _add_rig_args(p: argparse.ArgumentParser) -> None:
@@ -66,15 +71,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "Wait a few seconds: killing zaprig now loses up to the last second of data"
         )
 
-    with StopOnSignals(request_stop, still_stopping):
-        return _run_session(args, holder)
+    with StopOnSignals(request_stop, still_stopping) as stops:
+        code = _run_session(args, holder)
+    # stopped by a signal: 128 + its number, as a shell reports it (130 after Ctrl-C), the
+    # same after one Ctrl-C or three; the file says 'aborted' either way
+    return code if stops.first_signal is None else 128 + stops.first_signal
 
 
 def _run_session(args: argparse.Namespace, holder: dict[str, Any]) -> int:
     from rig.config import load_config
     from rig.engine import Engine, RunState, RunStatus
+    from rig.errors import check_writable
     from stimuli.protocol import load_protocol
 
+    if len(args.fish_id) > MAX_FISH_ID:
+        raise ZaprigError(
+            f"--fish-id: {len(args.fish_id)} characters; at most {MAX_FISH_ID} (it names the "
+            "session file): give a shorter id and put the rest in --notes"
+        )
+    if args.age_dpf is not None and not 0 <= args.age_dpf <= MAX_AGE_DPF:
+        raise ZaprigError(
+            f"--age-dpf {args.age_dpf}: a fish's age in days post fertilisation is 0 to "
+            f"{MAX_AGE_DPF}; give the age it has"
+        )
+    check_writable(args.out, "--out", folder=True)
     rig = load_config(args.config)
     proto = load_protocol(args.protocol).scaled(args.time_scale)
     fish = {
@@ -386,11 +406,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zaprig: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("zaprig: interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        with contextlib.suppress(OSError):
+            print("zaprig: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stderr.close()
         return EXIT_OK
+    except OSError as e:  # a path the user gave cannot be written (or read): say which
+        print(f"zaprig: error: {_os_error(e)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _os_error(e: OSError) -> str:
+    """One line for an operating-system refusal: the path, why, and what to do."""
+    import errno
+
+    where = e.filename if e.filename is not None else "a file"
+    why = e.strerror or str(e)
+    fix = {
+        errno.ENOENT: "its folder does not exist: create it or give another path",
+        errno.EACCES: "no permission: give a path in a folder you can write",
+        errno.EPERM: "not permitted: give a path in a folder you can write",
+        errno.EROFS: "the disk is read-only: give a path on a writable disk",
+        errno.ENAMETOOLONG: "the name is too long: give a shorter one",
+        errno.ENOSPC: "the disk is full: free space or give a path on another disk",
+        errno.EISDIR: "it is a folder: give a file name",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+    }.get(e.errno or 0, "give another path")
+    return f"{where}: {why}; {fix}"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 The simulated rig and real rigs share this one schema, so switching between them
 is a config change (the ``backend`` of each device), never a code change.
-Validation happens when the file is loaded, before any device is opened.
+Validation happens when the file is loaded, before any device is opened, and is
+strict: values are never converted from another type (``sample_rate_hz = "6000"`` is
+refused), times and rates are range-checked, and a file must name its hardware
+(``[daq]``, ``[microscope]`` and ``[display]``) or say ``simulated = true``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ DEFAULT_CONFIG = CONFIG_DIR / "simulated.toml"
 Volts = Annotated[float, Field(ge=-10.0, le=10.0)]
 PositiveUm = Annotated[float, Field(gt=0.0, le=10_000.0)]
 PositivePx = Annotated[int, Field(gt=0, le=100_000)]
+#: A moment of a run, in seconds from its start (at most a week).
+Seconds = Annotated[float, Field(ge=0.0, le=7 * 24 * 3600.0)]
+
+#: The tables that name a rig's hardware. A file without them would silently run the
+#: simulated rig's defaults: it must say ``simulated = true`` (top level) to mean that.
+HARDWARE_TABLES = ("daq", "microscope", "display")
 
 
 class _Model(BaseModel):
@@ -353,19 +362,19 @@ class ReadoutConfig(_Model):
 class FaultConfig(_Model):
     """Fault injection for simulated runs: which device fails, and when (seconds)."""
 
-    camera_stops_at_s: float | None = None
-    camera_drops_frame_at_s: float | None = None
-    daq_overflow_at_s: float | None = None
-    renderer_dies_at_s: float | None = None
-    laser_disconnects_at_s: float | None = None
-    disk_full_at_s: float | None = None
-    writer_dies_at_s: float | None = None
+    camera_stops_at_s: Seconds | None = None
+    camera_drops_frame_at_s: Seconds | None = None
+    daq_overflow_at_s: Seconds | None = None
+    renderer_dies_at_s: Seconds | None = None
+    laser_disconnects_at_s: Seconds | None = None
+    disk_full_at_s: Seconds | None = None
+    writer_dies_at_s: Seconds | None = None
     #: The simulated projector skips the frame due at each of these times (it never shows
     #: it; the previous frame stays up): only the photodiode can tell.
-    display_drops_frames_at_s: tuple[float, ...] = ()
+    display_drops_frames_at_s: tuple[Seconds, ...] = ()
     #: The simulated brain changes course at this time: from then on every second neuron
     #: is driven fully, whatever the stimulus (what a live forecaster did not expect).
-    brain_change_at_s: float | None = Field(None, ge=0.0)
+    brain_change_at_s: Seconds | None = None
 
 
 class SwimsConfig(_Model):
@@ -470,10 +479,44 @@ class RigConfig(_Model):
 
 
 def _validate(data: dict[str, Any], source: str | Path) -> RigConfig:
+    """Validate strictly: a number must be written as a number (``"6000"`` is refused, not
+    converted), a flag as true/false. Validated through JSON so that TOML arrays fill tuples."""
     try:
-        return RigConfig.model_validate(data)
+        text = json.dumps(data)
+    except (TypeError, ValueError) as e:  # a TOML date or time: no rig setting is one
+        raise ConfigError(
+            f"{source}: invalid: {e}; write times as numbers of seconds, not TOML dates"
+        ) from None
+    try:
+        return RigConfig.model_validate_json(text, strict=True)
     except ValidationError as e:
         raise ConfigError(format_validation_error(source, e.errors())) from None
+
+
+def _declared_hardware(data: dict[str, Any], declared: Any, source: Path) -> None:
+    """Refuse a config that names no hardware, unless it says it means the simulated rig
+    (checked after the fields, so a wrong field is named first)."""
+    if declared is not None and not isinstance(declared, bool):
+        raise ConfigError(
+            f"{source}: invalid\n  simulated: must be true or false (got {declared!r}); "
+            "write simulated = true for the simulated rig"
+        )
+    missing = [t for t in HARDWARE_TABLES if not isinstance(data.get(t), dict)]
+    if declared:
+        real = [t for t in ("daq", "microscope") if data.get(t, {}).get("backend", "sim") != "sim"]
+        if real:
+            raise ConfigError(
+                f"{source}: invalid\n  simulated: the file says simulated = true but "
+                f"{', '.join(f'{t}.backend' for t in real)} names real hardware; remove "
+                'simulated = true, or set those backends to "sim"'
+            )
+    elif missing:
+        raise ConfigError(
+            f"{source}: invalid\n  <top level>: no [{'], ['.join(missing)}] table: the file "
+            "does not say which hardware the rig has, and would run the simulated rig's "
+            "defaults without a word; add the missing tables, or write simulated = true at "
+            "the top of the file to mean the simulated rig"
+        )
 
 
 def load_config(path: str | Path | None = None) -> RigConfig:
@@ -491,7 +534,10 @@ def load_config(path: str | Path | None = None) -> RigConfig:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not a UTF-8 text file: {e}") from None
-    return _validate(data, p)
+    declared = data.pop("simulated", None)
+    rig = _validate(data, p)
+    _declared_hardware(data, declared, p)
+    return rig
 
 
 def config_from_json(text: str) -> RigConfig:

@@ -20,6 +20,7 @@ import bisect
 import contextlib
 import enum
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -314,15 +315,22 @@ class Engine:
         stamp = utc_now_iso().replace(":", "").replace("-", "")[:15]
         # the fish id names the file: only letters, digits, '.', '-' and '_' (no folders)
         fish_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.fish_meta.get("fish_id", "") or ""))
-        fish_id = fish_id.strip("._")
+        fish_id = fish_id.strip("._")[:100]  # a name the file system takes (255 bytes)
         base = self.session_name or f"{stamp}_{fish_id or self.rig.name}"
         p = self.out_dir / f"{base}.h5"
         k = 1
-        # a lock without a file: another run is creating that file right now
-        while p.exists() or lock_path(p).exists():
+        # The name is reserved by creating its lock file exclusively (O_EXCL: one run wins
+        # however many start in the same second with the same fish id); the writer then
+        # takes that lock. A lock without a file: another run is creating that file now.
+        while True:
+            if not p.exists():
+                try:
+                    os.close(os.open(lock_path(p), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                    return p
+                except FileExistsError:
+                    pass
             k += 1
             p = self.out_dir / f"{base}-{k}.h5"
-        return p
 
     def _analog_inputs(self) -> list[tuple[str, str]]:
         """(name, channel) of each input recorded in /analog_inputs (beyond the 10 rows)."""
@@ -422,6 +430,16 @@ class Engine:
         )
         self.writer.on_commit = self._on_volume
         self.writer.start()
+        from_file = bool(self.label_file) or self.rig.readout.labels == "file"
+        if labels is not None and labels.n == 0 and from_file:
+            self._event(
+                0,
+                "warning",
+                f"the label volume {self.label_file or self.rig.readout.label_file} holds no "
+                "label above 0 (all background): the live readout traces 0 neurons; give the "
+                "label volume registered to this fish",
+                "readout",
+            )
         if live is not None:
             self._live = SessionReadout(
                 self.rig,

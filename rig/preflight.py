@@ -221,6 +221,9 @@ def format_checks(checks: list[Check]) -> str:
 
 
 def cli_check(args: argparse.Namespace) -> int:
+    from rig.errors import check_writable
+
+    check_writable(args.out, "--out", folder=True)
     rig = load_config(args.config)
     proto = load_protocol(args.protocol)
     checks = run_checks(rig, proto, args.out)

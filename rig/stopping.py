@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "StopOnSignals", "ignore_stop_signals"]
+__all__ = ["STOP_SIGNALS", "StopOnSignals", "ignore_stop_signals", "start_resource_tracker"]
 
 #: The signals that mean "stop now, cleanly" (SIGHUP: the terminal went away).
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -31,6 +31,29 @@ def ignore_stop_signals() -> None:
     for sig in STOP_SIGNALS:
         with contextlib.suppress(ValueError, OSError):  # not the main thread / not supported
             signal.signal(sig, signal.SIG_IGN)
+
+
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, deaf to SIGHUP.
+
+    The tracker (a process of the run's group) unlinks the run's shared memory and
+    semaphores if the run dies. Python makes it ignore SIGINT and SIGTERM, not SIGHUP: a
+    SIGHUP to the group (the terminal closed) killed it, the next release started a new
+    one that had never seen the names, and it printed a ``KeyError: '/mp-...'`` traceback
+    for each, while the dead one's semaphores stayed in /dev/shm. An ignored signal stays
+    ignored across fork and exec, so the tracker started here never sees SIGHUP.
+    """
+    from multiprocessing import resource_tracker
+
+    try:
+        old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to protect it from here
+        resource_tracker.ensure_running()
+        return
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, old)
 
 
 class StopOnSignals:
@@ -48,12 +71,16 @@ class StopOnSignals:
         self._still_stopping = still_stopping
         self._old: dict[signal.Signals, Any] = {}
         self.received: list[str] = []
+        #: The first stop signal's number (None: none came); the CLI exits 128 + it, as a
+        #: shell reports a process a signal ended (130 after Ctrl-C, however many).
+        self.first_signal: int | None = None
         self._finished = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = _NAMES.get(signal.Signals(signum), signal.Signals(signum).name)
         self.received.append(name)
         if len(self.received) == 1:
+            self.first_signal = int(signum)
             self._request_stop(f"stopped by {name}")
             _say(f"zaprig: {name}: stopping; the session file is being closed as 'aborted'")
         elif self._finished:
@@ -62,6 +89,7 @@ class StopOnSignals:
             _say(f"zaprig: {name} again: {self._still_stopping()}")
 
     def __enter__(self) -> StopOnSignals:
+        start_resource_tracker()  # before any shared memory or queue exists
         for sig in STOP_SIGNALS:
             self._old[sig] = signal.signal(sig, self._handle)
         return self

@@ -14,12 +14,14 @@ do not trust as TOML, which is data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import runpy
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -50,17 +52,27 @@ def run_protocol_script(path: Path, timeout_s: float = SCRIPT_TIMEOUT_S) -> dict
         )  # fmt: skip
     finally:
         os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as result:
-        try:
-            _, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise ProtocolError(
-                f"{path}: the protocol script did not finish within {timeout_s:g} s "
-                "(an endless loop or a blocking call?): define PROTOCOL without waiting"
-            ) from None
-        out = result.read()
+    # The pipes are read on threads and the script's *process* is waited for, not the pipes'
+    # end: a process the script forked (a daemon) inherits them and would hold them open.
+    assert proc.stderr is not None
+    result, errors = _Drain(read_fd), _Drain(proc.stderr.fileno())
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise ProtocolError(
+            f"{path}: the protocol script did not finish within {timeout_s:g} s "
+            "(an endless loop or a blocking call?): define PROTOCOL without waiting"
+        ) from None
+    left = _kill_leftovers(proc.pid)
+    out, err = result.take(), errors.take()
+    if left or not (result.done and errors.done):
+        raise ProtocolError(
+            f"{path}: the protocol script left a process running after it ended (a fork or "
+            "a daemon); it was stopped. A protocol script only defines PROTOCOL: start "
+            "nothing from it"
+        )
     text = err.decode("utf-8", "replace").strip()
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
@@ -70,6 +82,44 @@ def run_protocol_script(path: Path, timeout_s: float = SCRIPT_TIMEOUT_S) -> dict
             f"{path}: {text.splitlines()[-1] if text else 'the script ended without defining PROTOCOL'}"
         )
     return json.loads(out)  # type: ignore[no-any-return]
+
+
+class _Drain:
+    """Read a pipe to its end on a thread (the script may fill it before it exits)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._parts: list[bytes] = []
+        self._end = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            while chunk := os.read(self._fd, 65536):
+                self._parts.append(chunk)
+        except OSError:
+            pass
+        self._end.set()
+
+    @property
+    def done(self) -> bool:
+        return self._end.is_set()
+
+    def take(self, grace_s: float = 1.0) -> bytes:
+        """What was read; waits ``grace_s`` for the end (a leftover process may hold it)."""
+        self._end.wait(grace_s)
+        return b"".join(self._parts)
+
+
+def _kill_leftovers(pgid: int) -> bool:
+    """Kill what the script left in its process group; True if there was anything."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    return True
 
 
 def _has_fileno(stream: Any) -> bool:
@@ -98,18 +148,32 @@ def _child() -> None:
         if proto is None and callable(ns.get("build")):
             proto = ns["build"]()
     except SystemExit as e:
-        _fail(f"the script called sys.exit({e.code!r}) before defining PROTOCOL; remove it")
+        _fail(f"{_line(path, e)}the script called sys.exit({e.code!r}) before defining "
+              "PROTOCOL; remove it")  # fmt: skip
     except ValidationError as e:
-        _fail(format_validation_error(path, e.errors()).split("\n", 1)[-1].strip())
+        _fail(_line(path, e) + format_validation_error(path, e.errors()).split("\n", 1)[-1].strip())
     except ZaprigError as e:
-        _fail(str(e))
+        _fail(_line(path, e) + str(e))
+    except SyntaxError as e:
+        _fail(f"line {e.lineno}: the script is not valid Python: {e.msg}")
     except BaseException as e:  # a user's script: report its error, not ours
-        _fail(f"the script failed: {type(e).__name__}: {e}")
+        _fail(f"{_line(path, e)}the script failed: {type(e).__name__}: {e}")
     if not isinstance(proto, Protocol):
         _fail("define PROTOCOL = Protocol(...) (or a build() returning one)")
     with os.fdopen(fd, "wb") as out:
         out.write(proto.to_json().encode())
     os._exit(0)  # no atexit handlers of the script's making
+
+
+def _line(path: str, e: BaseException) -> str:
+    """``line N: `` of the script's own line that raised (the deepest frame in the script)."""
+    import traceback
+
+    real = os.path.realpath(path)
+    frames = [
+        f for f in traceback.extract_tb(e.__traceback__) if os.path.realpath(f.filename) == real
+    ]
+    return f"line {frames[-1].lineno}: " if frames else ""
 
 
 def _fail(message: str) -> NoReturn:

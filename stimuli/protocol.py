@@ -198,8 +198,12 @@ class Protocol(_Model):
                 _check_trace(stim.velocities_mm_s, f"{where}.velocities_mm_s")
                 src = stim.from_condition
                 if src is not None and src not in earlier:
-                    close = difflib.get_close_matches(src, [x.name for x in self.conditions], 1)
+                    # suggest only an earlier condition: naming itself (or a later one) is
+                    # the mistake, so it is never the fix
+                    close = difflib.get_close_matches(src, earlier, 1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    if src == c.name:
+                        hint = " (a condition cannot replay itself: it is being recorded)"
                     raise ValueError(
                         f"{where}.from_condition: {src!r} is not an earlier condition{hint}; "
                         f"earlier conditions: {', '.join(map(repr, earlier)) or 'none'}"
@@ -314,13 +318,26 @@ def _read_trace(path: Path, where: str) -> tuple[float, ...]:
         raise ProtocolError(
             f"{where}.stimulus.trace_file: {path} not found (give an existing file)"
         )
+    if not path.is_file():
+        # a device (/dev/zero never ends), a FIFO or a folder: refused by type, never read
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise ProtocolError(
+            f"{where}.stimulus.trace_file: {path}: is {kind}; give a .npy, .csv or text file"
+        )
     try:
         if path.suffix == ".npy":
             arr = np.load(path)
         else:
             arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise ProtocolError(f"{where}.stimulus.trace_file: {path}: cannot read: {e}") from None
+    if getattr(arr, "dtype", None) is not None and arr.dtype.kind == "c":
+        raise ProtocolError(
+            f"{where}.stimulus.trace_file: {path}: holds complex numbers ({arr.dtype}); "
+            "velocities are real: save the real part (np.real) in mm/s"
+        )
+    if getattr(arr, "ndim", 1) == 0:  # a file of one value reads as a scalar: one sample
+        arr = np.atleast_1d(arr)
     try:
         arr = np.asarray(arr, dtype=float)
     except (TypeError, ValueError) as e:

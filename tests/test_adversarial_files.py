@@ -62,7 +62,8 @@ def test_reading_a_truncated_file_answers_quickly_with_a_diagnosis(
     assert "truncated" in r.stderr and "its data reach" in r.stderr, r.stderr
     if command != "recover":
         assert "what can still be read" in r.stderr or "nothing can be read" in r.stderr
-    assert "--salvage" in r.stderr
+    # salvage is recommended only where it helps (a cut through the root attributes: not)
+    assert ("--salvage" in r.stderr) != ("salvage cannot help" in r.stderr), r.stderr
     assert digest(path) == before  # never changed
 
 

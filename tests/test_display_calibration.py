@@ -60,7 +60,9 @@ def test_calibration_needs_a_photodiode(tmp_path: Path, capsys) -> None:
 
 def test_gamma_is_added_to_a_display_table_without_one(tmp_path: Path) -> None:
     config = tmp_path / "rig.toml"
-    config.write_text('name = "r"\n\n[display]  # the projector\nrefresh_hz = 60\n\n[laser]\n')
+    config.write_text(
+        'name = "r"\nsimulated = true\n\n[display]  # the projector\nrefresh_hz = 60\n\n[laser]\n'
+    )
     write_gamma(config, 1.87)
     assert load_config(config).display.gamma == pytest.approx(1.87)
     write_gamma(config, 2.05)

@@ -236,6 +236,13 @@ def writer_main(
         owner.release()
         status.put(("error", f"{path}: cannot create the session file: {e}"))
         return
+    try:
+        owner.bind()  # the file exists now: every other name of it meets the lock too
+    except SessionFileError as e:
+        f.close()
+        owner.release()
+        status.put(("error", str(e)))
+        return
     w = _Writer(f, ring, status, flush_s)
     status.put(("ready", path))
     closing_normally = False

@@ -75,9 +75,11 @@ def _warn_forecast_length(session: Path) -> None:
 
 def cli_export(args: argparse.Namespace) -> int:
     """``zaprig export``: 0 on success; bad input raises SessionFileError (exit code 2)."""
+    from rig.errors import check_writable
     from rig.session._lock import refuse_if_live
 
     refuse_if_live(args.session, "exporting")
+    check_writable(args.out, "export OUT", folder=args.format == "zapbench")
     show = sys.stderr.isatty()
     if args.format == "zapbench":
         z = export_zapbench(args.session, args.out, progress=show)

@@ -73,9 +73,10 @@ class LabelIndex:
 
     @classmethod
     def from_labels(cls, labels: np.ndarray, max_voxels: int = 64, seed: int = 0) -> LabelIndex:
-        """From a label volume (z, y, x; 0 = background); large labels are sampled."""
+        """From a label volume (z, y, x; 0 and below = background, as segmentations mark
+        unlabelled voxels with 0 or -1); large labels are sampled."""
         flat_labels = labels.reshape(-1)
-        where = np.flatnonzero(flat_labels)
+        where = np.flatnonzero(flat_labels > 0)
         lab = flat_labels[where].astype(np.int64)
         order = np.argsort(lab, kind="stable")
         return cls.from_pairs(lab[order], where[order], labels.shape, max_voxels, seed)

@@ -59,9 +59,12 @@ def write_report(session: str | Path, out: str | Path | None = None) -> Report:
 
 
 def cli_report(args: argparse.Namespace) -> int:
+    from rig.errors import check_writable
     from rig.session._lock import refuse_if_live
 
     refuse_if_live(args.session, "a report")
+    folder = Path(args.out) if args.out is not None else default_folder(Path(args.session))
+    check_writable(folder, "--out", folder=True)
     r = write_report(args.session, args.out)
     s = r.data.summary
     print(f"zaprig: report written to {r.html}")

@@ -209,6 +209,8 @@ def _rows_inside(d: h5py.Dataset, size: int) -> int:
     except (OSError, RuntimeError):
         # part of the chunk index lies past the cut: ask chunk by chunk, in row order
         return _rows_by_coord(d, size, rows_per_chunk)
+    if first_bad >= n:  # every chunk lies inside (a table shorter than one chunk too)
+        return n
     return int(min(n, first_bad // rows_per_chunk * rows_per_chunk))
 
 
@@ -237,7 +239,9 @@ def readable_rows(f: h5py.File, size: int) -> Readable:
     try:
         f.visit(names.append)
     except (OSError, RuntimeError, KeyError) as e:
-        out.lost["/"] = f"the list of datasets is damaged: {e}"
+        names = _known_names(f)  # the root's index is damaged: look each up by its name
+        if not names:
+            out.lost["/"] = f"the list of datasets is damaged: {e}"
     for name in names:
         try:
             obj = f[name]
@@ -247,6 +251,44 @@ def readable_rows(f: h5py.File, size: int) -> Readable:
         except (OSError, RuntimeError, KeyError, ValueError) as e:
             out.lost[name] = str(e).split("(")[0].strip() or type(e).__name__
     return out
+
+
+def _known_names(f: h5py.File) -> list[str]:
+    """Objects found by the names a session file has, when the root's index cannot be walked
+    (a cut through it): each group is walked on its own, or its known columns looked up."""
+    from rig.session._layout import TABLES
+
+    tops = ("stimuli_and_ephys", "analog_inputs", "volumes", "protocol", "stimulus", "behavior",
+            "events", "ground_truth", "live")  # fmt: skip
+    known = [*TABLES, "volumes", "ground_truth", "live"]
+    guesses = {
+        "volumes": ["raw", "start_sample", "plane_sample", "marker_sample"],
+        "ground_truth": ["positions_zyx", "traces", "tuning"],
+        **{t: list(cols) for t, cols in TABLES.items()},
+    }
+    names: list[str] = []
+    for top in tops:
+        try:
+            obj = f[top]
+        except (OSError, RuntimeError, KeyError, ValueError):
+            continue
+        names.append(top)
+        if not isinstance(obj, h5py.Group):
+            continue
+        try:
+            obj.visit(lambda n, top=top: names.append(f"{top}/{n}"))  # type: ignore[misc]
+            continue
+        except (OSError, RuntimeError, KeyError, ValueError):
+            pass
+        for group in (g for g in known if g == top or g.startswith(top + "/")):
+            for col in guesses.get(group, []):
+                name = f"{group}/{col}"
+                try:
+                    f[name]
+                except (OSError, RuntimeError, KeyError, ValueError):
+                    continue
+                names.append(name)
+    return names
 
 
 def read_prefix(d: h5py.Dataset, n: int, block: int = 65536) -> np.ndarray:

@@ -56,22 +56,37 @@ REQUIRED = (
 )
 
 
-def damage_report(check: FileCheck) -> str:
-    """What is wrong with a damaged file, what can still be read, and what to do."""
-    lines = [f"{check.path}: {check.problem()}"]
+def salvage_advice(check: FileCheck) -> tuple[list[str], str]:
+    """What of a damaged file can still be read (lines), and whether salvage can help."""
+    from rig.session._salvage import salvage_blocker
+
+    lines: list[str] = []
+    blocker: str | None = "the file holds no HDF5 data"
     if check.is_hdf5 and check.size > 0:
         try:
             with open_swmr_bounded(check.path, ATTEMPTS_DAMAGED) as f:
                 readable = readable_rows(f, check.size)
+                blocker = salvage_blocker(f)
             lines.append("what can still be read:")
             lines.extend(readable.lines() or ["  nothing"])
         except SessionFileError as e:
             lines.append(f"nothing can be read: {e}")
-        lines.append(
+            blocker = "nothing can be read"
+    if blocker is None:
+        return lines, (
             f"to keep what is readable: zaprig recover --salvage NEW.h5 {check.path}  "
             "(writes a new file; this one is left untouched)"
         )
-    return "\n".join(lines)
+    return lines, (
+        f"salvage cannot help: {blocker}; restore the file from a copy (a backup, or "
+        "the acquisition disk) if there is one"
+    )
+
+
+def damage_report(check: FileCheck) -> str:
+    """What is wrong with a damaged file, what can still be read, and what to do."""
+    lines, advice = salvage_advice(check)
+    return "\n".join([f"{check.path}: {check.problem()}", *lines, advice])
 
 
 def open_session(path: str | Path, check: FileCheck | None = None) -> h5py.File:
