@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from rig.errors import SessionFileError
+from rig.events import Event, event_columns
 from rig.session._layout import append_columns
 from rig.session._lock import exclusive
 
@@ -36,15 +36,9 @@ def append_note(path: str | Path, text: str) -> int:
                     "`zaprig recover` first); notes go in through the running session"
                 )
             sample = int(f["stimuli_and_ephys"].shape[0])
-            append_columns(
-                f["events"],
-                {
-                    "sample": np.array([sample], dtype=np.int64),
-                    "wall_time": np.array([time.time()], dtype=np.float64),
-                    "kind": np.array(["note"], dtype=object),
-                    "message": np.array([AFTER_RUN + text], dtype=object),
-                },
-            )
+            # the one definition of the event columns (rig.events), as the writer uses it
+            note = Event(sample, time.time(), "note", AFTER_RUN + text, "user")
+            append_columns(f["events"], event_columns([note]), only_existing=True)
     except OSError as e:
         raise SessionFileError(f"{p}: cannot add the note: {e}") from None
     return sample

@@ -228,6 +228,10 @@ def append_columns(
     assert names
     if only_existing:
         names = tuple(n for n in names if n in group)
+    # a table is equal-length columns: rows that leave one out would break every reader after
+    missing = sorted(set(group.keys()) - set(names))
+    if missing:
+        raise ValueError(f"{group.name}: rows without the column(s) {', '.join(missing)}")
     n = len(rows[names[0]])
     if n == 0:
         return 0
