@@ -395,6 +395,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="report folder (default: beside the file)"
     )
     p.set_defaults(func=_lazy("rig.report", "cli_report"))
+
+    p = sub.add_parser(
+        "batch",
+        help="run readout, export, swims or report over many sessions on dask (the batch extra)",
+    )
+    p.add_argument("what", choices=("readout", "export", "swims", "report"))
+    p.add_argument("sessions", type=Path, nargs="+", metavar="SESSION")
+    p.add_argument("--out", type=Path, required=True, help="folder: one output per session")
+    p.add_argument("--format", choices=("zapbench", "nwb"), default="zapbench", help="export's")
+    p.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="an existing dask scheduler (tcp://host:8786); default: a local cluster",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, default=None, help="local cluster's worker processes (CPUs)"
+    )
+    p.add_argument(
+        "--chunk-volumes", type=int, default=8, metavar="N",
+        help="volumes per task (and per output chunk along t for the readout)",
+    )  # fmt: skip
+    p.set_defaults(func=_lazy("rig.batch", "cli_batch"))
     return ap
 
 

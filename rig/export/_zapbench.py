@@ -52,7 +52,13 @@ from rig.export._common import (
 from rig.export._forecasting import write_forecasting_files
 from rig.session import SessionReader
 
-__all__ = ["ZapbenchExport", "export_zapbench"]
+__all__ = [
+    "ZapbenchExport",
+    "export_zapbench",
+    "raw_array",
+    "write_rest",
+    "write_volume_range",
+]
 
 STREAM_FILE = "stimuli_raw/stimuli_and_ephys.10chFlt"
 #: rows of the 10-row stream per block: 40 MB of float32
@@ -108,6 +114,7 @@ def _zarr3(
     units: list[str | None],
     read_chunk: tuple[int, ...],
     write_chunk: tuple[int, ...] | None = None,
+    create: bool = True,
 ) -> ts.TensorStore:
     size = np.dtype(dtype).itemsize
     if write_chunk is None or write_chunk == read_chunk:
@@ -127,7 +134,7 @@ def _zarr3(
                 },
             }
         ]
-    spec = {
+    spec: dict[str, Any] = {
         "driver": "zarr3",
         "kvstore": {"driver": "file", "path": str(path)},
         "metadata": {
@@ -139,8 +146,9 @@ def _zarr3(
             "fill_value": 0,
         },
         "schema": {"dimension_units": units},
-        "create": True,
     }
+    # opening checks the stored metadata against this spec's: a mismatch is an error
+    spec["create" if create else "open"] = True
     return ts.open(spec).result()
 
 
@@ -206,37 +214,60 @@ def write_stream(
     return n
 
 
-def write_volumes(
-    f: h5py.File, info: SessionInfo, out: Path, progress: bool, shard_volumes: bool
-) -> tuple[int, int, int, int]:
-    """/volumes/raw (t, z, y, x) -> zarr3 (x, y, z, t), one volume at a time."""
-    raw = f["volumes/raw"]
+def raw_array(
+    info: SessionInfo, out: Path, shard_volumes: bool, create: bool = True
+) -> ts.TensorStore:
+    """The raw/ array (x, y, z, t): created empty, or (``create`` False) opened as it is.
+
+    Its chunks along t are one volume, so a writer of whole volumes owns whole chunks
+    (and whole shards): ``zaprig batch export`` writes ranges of volumes in parallel
+    without a lock.
+    """
     t_n, z, y, x = info.shape_tzyx
-    shape = (x, y, z, t_n)
     cx, cy = min(_DATASET_CHUNK_XY, x), min(_DATASET_CHUNK_XY, y)
     # a shard must hold whole chunks: 1328 rows of 512-row chunks make a 1536-row shard
     shard = (-(-x // cx) * cx, -(-y // cy) * cy, z, 1)
-    arr = _zarr3(
+    return _zarr3(
         out,
-        shape,
+        (x, y, z, t_n),
         "uint16",
         ["x", "y", "z", "t"],
         list(dimension_units_xyzt(info)),
         (cx, cy, 1, 1),
         shard if shard_volumes else None,
+        create=create,
     )
+
+
+def write_volume_range(
+    raw: h5py.Dataset, arr: ts.TensorStore, start: int, stop: int, bar: tqdm | None = None
+) -> None:
+    """Volumes ``start:stop`` of /volumes/raw (t, z, y, x) into ``arr`` (x, y, z, t).
+
+    One volume at a time with a few writes in flight: HDF5 reads overlap compression,
+    and memory stays at a few volumes whatever the range.
+    """
     pending: deque[ts.WriteFutures] = deque()
-    with _bar(t_n, "volume", "volumes", progress) as bar:
-        for t in range(t_n):
-            vol = raw[t]
-            pending.append(arr[:, :, :, t].write(vol.transpose(2, 1, 0)))
-            # a few writes in flight overlap HDF5 reads with compression, bounded memory
-            while len(pending) >= _IN_FLIGHT:
-                pending.popleft().result()
-            bar.update(1)
-        while pending:
+    for t in range(start, stop):
+        vol = raw[t]
+        pending.append(arr[:, :, :, t].write(vol.transpose(2, 1, 0)))
+        while len(pending) >= _IN_FLIGHT:
             pending.popleft().result()
-    return shape
+        if bar is not None:
+            bar.update(1)
+    while pending:
+        pending.popleft().result()
+
+
+def write_volumes(
+    f: h5py.File, info: SessionInfo, out: Path, progress: bool, shard_volumes: bool
+) -> tuple[int, int, int, int]:
+    """/volumes/raw (t, z, y, x) -> zarr3 (x, y, z, t), one volume at a time."""
+    arr = raw_array(info, out, shard_volumes)
+    t_n = info.shape_tzyx[0]
+    with _bar(t_n, "volume", "volumes", progress) as bar:
+        write_volume_range(f["volumes/raw"], arr, 0, t_n, bar)
+    return tuple(int(v) for v in arr.shape)  # type: ignore[return-value]
 
 
 def conditions_json(info: SessionInfo) -> dict[str, Any]:
@@ -403,6 +434,20 @@ def _write_all(
     shard_volumes: bool,
     label_radius_px: float,
 ) -> ZapbenchExport:
+    shape = write_volumes(f, info, out / "raw", progress, shard_volumes)
+    return write_rest(f, info, out, shape, progress, shard_volumes, label_radius_px)
+
+
+def write_rest(
+    f: h5py.File,
+    info: SessionInfo,
+    out: Path,
+    shape: tuple[int, int, int, int],
+    progress: bool,
+    shard_volumes: bool,
+    label_radius_px: float,
+) -> ZapbenchExport:
+    """Everything but raw/: the stream, conditions, ground truth, live traces, metadata."""
     notes: list[str] = []
     if info.status != "complete":
         notes.append(f"the session's status is '{info.status}': exported what the file holds")
@@ -412,7 +457,6 @@ def _write_all(
             "(listed in metadata.json)"
         )
     samples = write_stream(f, out / STREAM_FILE, progress)
-    shape = write_volumes(f, info, out / "raw", progress, shard_volumes)
     (out / "conditions.json").write_text(json.dumps(conditions_json(info), indent=2) + "\n")
     neurons = 0
     traces = write_readout_traces(f, info, out, notes)
