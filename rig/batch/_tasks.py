@@ -58,6 +58,10 @@ def _export_rest(task: Task, f: h5py.File) -> None:
 
     info = task.option("info")
     t, z, y, x = info.shape_tzyx
+    # a re-run (its worker was killed) starts clean: all but raw/ is this task's alone
+    for p in task.out.iterdir():
+        if p.name != "raw":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     write_rest(f, info, task.out, (x, y, z, t), False, bool(task.option("shard_volumes")), 2.0)
 
 
