@@ -130,9 +130,7 @@ def test_batch_export_survives_a_killed_worker_and_equals_zaprig_export(
     out = tmp_path / "batch"
     with Client(address, timeout="30s") as client:
         client.wait_for_workers(2, timeout=60)
-        addr_a = next(
-            a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "wA"
-        )
+        addr_a = next(a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "wA")
         job = _batch("export", *map(str, batch_sessions), "--out", str(out),
                      "--scheduler", address, "--chunk-volumes", "2")  # fmt: skip
 
