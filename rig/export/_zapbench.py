@@ -502,7 +502,7 @@ def write_rest(
     }
     meta["notes"] = notes
     (out / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return ZapbenchExport(
+    z = ZapbenchExport(
         out=out,
         samples=samples,
         volumes=shape[3],
@@ -513,6 +513,9 @@ def write_rest(
         live_traces=live,
         traces=traces,
     )
+    # the files the dataset's forecasting code opens (rig/export/_forecasting.py)
+    z.forecasting = write_forecasting_files(f, info, out) is not None
+    return z
 
 
 def export_zapbench(
@@ -535,10 +538,7 @@ def export_zapbench(
         refuse_existing(out, "zapbench export", folder=True)
         out.mkdir(parents=True, exist_ok=True)
         try:
-            z = _write_all(f, info, out, progress, shard_volumes, label_radius_px)
-            # the files the dataset's forecasting code opens (rig/export/_forecasting.py)
-            z.forecasting = write_forecasting_files(f, info, out) is not None
-            return z
+            return _write_all(f, info, out, progress, shard_volumes, label_radius_px)
         except BaseException:
             # only our own files are in it: refuse_existing saw it absent or empty
             shutil.rmtree(out, ignore_errors=True)
