@@ -5,8 +5,7 @@
 2. Measures the raw disk in the same folder (sequential write + fsync, like ``dd
    conv=fsync``): the ceiling any writer reaches.
 3. Runs the offline readout and the zapbench export over all the sessions:
-   single-process (the tasks in this process, no Dask; for the export, ``zaprig
-   export``'s own path), a LocalCluster of 1 and of 2 worker processes, and a
+   single-process (``zaprig readout``'s and ``zaprig export``'s own paths, no Dask), a LocalCluster of 1 and of 2 worker processes, and a
    scheduler with two worker processes started by the ``dask`` command line over TCP
    on 127.0.0.1. Each output is deleted after its run.
 
@@ -135,10 +134,9 @@ def _volumes(sessions: list[Path]) -> int:
 
 
 def single_process(command: str, sessions: list[Path], out: Path) -> Run:
-    """The same work in this one process: ``zaprig export``'s path, or the readout's tasks."""
-    from rig.batch._plan import dff_tasks, plan_session
-    from rig.batch._tasks import run_task
+    """The same work in this one process: ``zaprig export``'s or ``zaprig readout``'s path."""
     from rig.export import export_zapbench
+    from rig.readout.offline import readout_session
 
     results: list[Any] = []
     with _Meter() as m:
@@ -148,11 +146,9 @@ def single_process(command: str, sessions: list[Path], out: Path) -> Run:
                 export_zapbench(s, out / s.stem, progress=False)
                 results.append(_Fake(time.process_time() - c0, 0, _size(out / s.stem / "raw")))
                 continue
-            plan = plan_session(command, s, out, "zapbench", CHUNK)
-            for t in plan.tasks:
-                results.append(run_task(t))
-            for t in dff_tasks(plan.tasks[0]):
-                results.append(run_task(t))
+            c0 = time.process_time()
+            readout_session(s, write=False)  # zaprig readout's own path
+            results.append(_Fake(time.process_time() - c0, 0, 0))
     r = _summary(command, "single process", _volumes(sessions), m, results)
     if command == "export":
         r.per_volume["read_mb"] = _volume_mb(sessions[0])

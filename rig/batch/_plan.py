@@ -108,22 +108,12 @@ def plan_session(
     elif command == "readout":
         from rig.config import config_from_json
 
-        cfg = config_from_json(hardware).readout
-        first = max(1, cfg.reference_volumes) - 1
-        o = tuple(
-            (
-                opts
-                | {
-                    "first_row": first,
-                    "baseline_volumes": cfg.baseline_volumes,
-                    "baseline_percentile": cfg.baseline_percentile,
-                }
-            ).items()
-        )
-        tasks.append(Task(**base, kind="reference", stop=first + 1, options=o))
+        refs = config_from_json(hardware).readout.reference_volumes if hardware else 1
+        o = tuple(opts.items())
+        tasks.append(Task(**base, kind="reference", stop=refs, options=o))
         tasks += [
             Task(**base, kind="range", start=a, stop=b, options=o)
-            for a, b in _ranges(first, t_n, chunk)
+            for a, b in _ranges(0, t_n, chunk)
         ]
     else:
         tasks.append(Task(**base, kind=command, options=tuple(opts.items())))

@@ -1,25 +1,25 @@
-"""The offline readout of a session, cut into tasks: reference, ranges of volumes, ΔF/F.
+"""The offline readout of a session (rig/readout/offline.py), cut into cluster tasks.
 
-The live readout (rig/readout) runs volume after volume in one process. Offline the
-same computations (:class:`rig.readout.Readout`, :class:`rig.readout.Baseline`) run
-as tasks over a cluster, in three steps, because only two things in it are sequential:
+``zaprig readout`` runs :func:`~rig.readout.offline.build_readout`, then
+:func:`~rig.readout.offline.readout_volumes` over ranges of volumes, then
+:func:`~rig.readout.offline.assemble` in one process. Here the same three steps are tasks:
 
-1. ``reference``: the first ``reference_volumes`` volumes build the reference (and find
-   the cells, with ``labels = "detect"``). The ready readout state is saved beside the
-   job's bookkeeping; the output arrays are created (their width is the number of labels).
-2. ``range``: each task loads that state and reads out volumes ``start:stop``, a whole
-   chunk of the arrays along t, so tasks write in parallel without a lock.
-3. ``dff``: ΔF/F's baseline is a running percentile along t, so it is computed last, per
-   block of label columns (a whole chunk column), from ``traces_raw``.
+1. ``reference``: :func:`build_readout` (the reference, the labels); the ready state is
+   saved beside the job's bookkeeping and the output arrays are created (their width is
+   the number of labels, known only now with ``labels = "detect"``).
+2. ``range``: :func:`readout_volumes` over volumes ``start:stop``, a whole chunk of the
+   arrays along t, so the tasks write in parallel without a lock.
+3. ``dff``: what :func:`assemble` does, per block of label columns (whole chunk columns):
+   dropped volumes' rows filled from their neighbour, and ΔF/F over the whole series
+   (:meth:`Baseline.series`, the one step that cannot be split along t; it is column by
+   column, so it splits across labels).
 
-Rows before the last reference volume stay NaN, as the live readout has no row for them.
+The arrays equal the sidecar ``zaprig readout`` writes (a test checks):
 
-    DIR/<stem>/drift_um     zarr3 float64 (t, 3)  z, y, x
-    DIR/<stem>/brightness   zarr3 float32 (t, z)
-    DIR/<stem>/traces_raw   zarr3 float32 (t, f)  mean counts per label
-    DIR/<stem>/traces_dff   zarr3 float32 (t, f)
-    DIR/<stem>/seconds      zarr3 float64 (t,)    CPU seconds per volume
-    DIR/<stem>/readout.json the labels (ids, positions) and the settings
+    DIR/<stem>/drift_um                    zarr3 float64 (t, 3)  z, y, x
+    DIR/<stem>/brightness                  zarr3 float32 (t, z)
+    DIR/<stem>/traces_raw, traces_f, traces_dff   zarr3 float32 (t, f)
+    DIR/<stem>/readout.json                the labels (ids, positions), empty planes, settings
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import numpy as np
 import tensorstore as ts
 
 from rig.batch._layout import Task, atomic_write
-from rig.errors import SessionFileError
 
 __all__ = ["COLUMN_BLOCK", "readout_dff", "readout_range", "readout_reference"]
 
@@ -67,58 +66,22 @@ def _array(
     return ts.open(spec).result()
 
 
-def _settings(f: Any, path: str) -> tuple[Any, Any]:
-    """The session's own ``[readout]`` and geometry, and its labels (None: detect)."""
-    from rig.config import config_from_json
-    from rig.readout import ReadoutSettings, prepare_labels
-
-    rig = config_from_json(str(f.attrs["hardware_config"]))
-    _t, z, y, x = (int(v) for v in f["volumes/raw"].shape)
-    vz, vy, vx = rig.microscope.voxel_size_um
-    settings = ReadoutSettings(shape_zyx=(z, y, x), voxel_size_um=(vz, vy, vx), config=rig.readout)
-    pos = (
-        np.asarray(f["ground_truth/positions_zyx"][...], dtype=np.float64)
-        if "ground_truth/positions_zyx" in f
-        else None
-    )
-    if rig.readout.labels == "ground_truth" and pos is None:
-        raise SessionFileError(
-            f"{path}: readout.labels = 'ground_truth' but the file has no /ground_truth "
-            "(a real fish): set [readout] labels = 'detect' or 'file' in the rig config"
-        )
-    if tuple(rig.microscope.shape_zyx) != (z, y, x):
-        raise SessionFileError(
-            f"{path}: /volumes/raw is {z} x {y} x {x} (z, y, x) but the rig config stored in "
-            f"the file says {rig.microscope.shape_zyx}: the file was changed after recording"
-        )
-    return settings, prepare_labels(rig, pos)
-
-
 def readout_reference(task: Task, f: Any) -> int:
     """Build the reference, save the ready state, create the output arrays; volumes read."""
-    from rig.readout import Readout
+    from rig.readout.offline import build_readout
 
-    settings, labels = _settings(f, task.session)
-    raw = f["volumes/raw"]
-    t_n = int(raw.shape[0])
-    r_n = max(1, settings.config.reference_volumes)
-    if t_n < r_n:
-        raise SessionFileError(
-            f"{task.session}: {t_n} volumes, fewer than readout.reference_volumes = {r_n}"
-        )
-    readout = Readout(settings, labels)
-    for t in range(r_n):
-        readout.process(t, raw[t])
+    readout = build_readout(f)
+    t_n, z = (int(v) for v in f["volumes/raw"].shape[:2])
     n = readout.labels.n if readout.labels is not None else 0
     chunk_t = int(task.option("chunk_volumes"))
+    cols = max(1, min(n, COLUMN_BLOCK))
     out = task.out
-    z = settings.shape_zyx[0]
     for name, shape, dtype, chunk in (
         ("drift_um", (t_n, 3), "float64", (chunk_t, 3)),
         ("brightness", (t_n, z), "float32", (chunk_t, z)),
-        ("traces_raw", (t_n, n), "float32", (chunk_t, max(1, min(n, COLUMN_BLOCK)))),
-        ("traces_dff", (t_n, n), "float32", (chunk_t, max(1, min(n, COLUMN_BLOCK)))),
-        ("seconds", (t_n,), "float64", (chunk_t,)),
+        ("traces_raw", (t_n, n), "float32", (chunk_t, cols)),
+        ("traces_f", (t_n, n), "float32", (chunk_t, cols)),
+        ("traces_dff", (t_n, n), "float32", (chunk_t, cols)),
     ):
         _array(out / name, shape, dtype, chunk, create=True)
     ids = readout.labels.ids if readout.labels is not None else np.zeros(0, np.int64)
@@ -127,12 +90,12 @@ def readout_reference(task: Task, f: Any) -> int:
         json.dumps(
             {
                 "source_session": Path(task.session).name,
-                "labels_source": settings.config.labels,
                 "ids": ids.tolist(),
-                "positions_zyx": np.round(pos, 3).tolist(),
-                "settings": settings.config.model_dump(),
-                "rows": f"timestep of the session; NaN before volume {r_n - 1} "
-                "(the reference's last)",
+                "positions_zyx": pos.tolist(),
+                "empty_planes": list(readout.empty_planes),
+                "config": readout.s.config.model_dump(),
+                "rows": "row t is volume t of the session's /volumes/raw, every volume; "
+                "dropped volumes' traces copied from a neighbour",
             }
         )
         + "\n",
@@ -143,50 +106,55 @@ def readout_reference(task: Task, f: Any) -> int:
     tmp.write_bytes(pickle.dumps(readout, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(state)
     atomic_write(task.book / "columns", f"{n}\n")
-    return r_n
+    return readout.s.config.reference_volumes
+
+
+def _state(task: Task) -> Any:
+    # our own file, written by this job's reference task (never a file from elsewhere)
+    return pickle.loads((task.book / _STATE).read_bytes())
 
 
 def readout_range(task: Task, f: Any) -> int:
-    """Read out volumes ``task.start:task.stop`` with the saved reference; volumes read."""
-    # our own file, written by this job's reference task (never a file from elsewhere)
-    readout = pickle.loads((task.book / _STATE).read_bytes())
-    raw = f["volumes/raw"]
-    out = task.out
-    a, b = task.start, task.stop
-    rows = [readout.process(t, raw[t]) for t in range(a, b)]
-    if any(r is None for r in rows):
-        raise RuntimeError(f"{task.session}: the saved reference was not ready")
-    arrays = {
-        name: _array(out / name, (), "", (), create=False)
-        for name in ("drift_um", "brightness", "traces_raw", "seconds")
-    }
+    """:func:`readout_volumes` over ``task.start:task.stop``, into the arrays; volumes read."""
+    from rig.readout.offline import readout_volumes
+
+    c = readout_volumes(f, task.start, task.stop, _state(task))
+    a, b = c.start, c.stop
     futures = [
-        arrays["drift_um"][a:b].write(np.stack([r.drift_um for r in rows])),
-        arrays["brightness"][a:b].write(np.stack([r.brightness for r in rows])),
-        arrays["seconds"][a:b].write(np.array([r.seconds for r in rows])),
+        _array(task.out / "drift_um", (), "", (), create=False)[a:b].write(c.drift_um),
+        _array(task.out / "brightness", (), "", (), create=False)[a:b].write(c.brightness),
     ]
-    n = int(arrays["traces_raw"].shape[1])
-    if n:
-        futures.append(arrays["traces_raw"][a:b].write(np.stack([r.traces_raw for r in rows])))
+    if c.traces_raw.shape[1]:
+        for name in ("traces_raw", "traces_f"):
+            arr = _array(task.out / name, (), "", (), create=False)
+            futures.append(arr[a:b].write(getattr(c, name)))
     for fut in futures:
         fut.result()
     return b - a
 
 
 def readout_dff(task: Task) -> int:
-    """ΔF/F of label columns ``task.start:task.stop`` along the whole session."""
+    """Label columns ``task.start:task.stop``: dropped rows filled, ΔF/F over the session."""
     from rig.readout import Baseline
+    from rig.readout.offline import _fill
 
-    first = int(task.option("first_row"))
-    raw_arr = _array(task.out / "traces_raw", (), "", (), create=False)
-    dff_arr = _array(task.out / "traces_dff", (), "", (), create=False)
+    cfg = _state(task).s.config
     a, b = task.start, task.stop
-    raw = raw_arr[first:, a:b].read().result()
-    base = Baseline(
-        b - a, int(task.option("baseline_volumes")), float(task.option("baseline_percentile"))
+    arrays = {
+        n: _array(task.out / n, (), "", (), create=False)
+        for n in ("traces_raw", "traces_f", "traces_dff")
+    }
+    f = arrays["traces_f"][:, a:b].read().result()
+    # a dropped volume's row is NaN in every column (readout_volumes leaves it so)
+    missing = ~np.isfinite(f).all(axis=1)
+    f = _fill(f, missing)
+    dff = Baseline.series(
+        f, cfg.baseline_volumes, cfg.baseline_percentile, cfg.baseline_block_volumes
     )
-    dff = np.empty_like(raw)
-    for k in range(len(raw)):
-        dff[k] = base.update(raw[k])
-    dff_arr[first:, a:b].write(dff).result()
+    futures = [arrays["traces_f"][:, a:b].write(f), arrays["traces_dff"][:, a:b].write(dff)]
+    if missing.any():
+        raw = arrays["traces_raw"][:, a:b].read().result()
+        futures.append(arrays["traces_raw"][:, a:b].write(_fill(raw, missing)))
+    for fut in futures:
+        fut.result()
     return 0
