@@ -238,9 +238,50 @@ class FishConfig(_Model):
     omr_bout_rate_hz: float = Field(1.2, ge=0.0, le=20.0)
     noise_v: float = Field(0.01, ge=0.0, le=1.0)
     spike_v: float = Field(0.25, ge=0.0, le=5.0)
-    tail_beat_hz: float = Field(30.0, gt=1.0, le=100.0)
     bout_duration_s: float = Field(0.35, gt=0.02, le=5.0)
     visual_latency_s: float = Field(0.15, ge=0.0, le=2.0)
+    #: Rotating whole-field motion drives turning bouts toward it (optokinetic turning).
+    okr_bout_rate_hz: float = Field(0.8, ge=0.0, le=20.0)
+    #: Tail-beat (burst) frequency range of routine bouts, Hz; escapes use the top of
+    #: the range and above (acquisition/fish/_behaviour.py cites the sources).
+    burst_hz: tuple[float, float] = (20.0, 40.0)
+    #: Electrode artefacts (acquisition/fish/_tail.py): mains hum (0 Hz: none), its
+    #: amplitude, heartbeat amplitude and rate range, slow drift, the per-fish spread of
+    #: the noise level (log-normal sd: the signal-to-noise ratio varies across fish) and
+    #: the deflection a light step gives on the electrodes (V per unit of luminance).
+    mains_hz: float = Field(50.0, ge=0.0, le=400.0)
+    mains_v: float = Field(0.004, ge=0.0, le=1.0)
+    heartbeat_v: float = Field(0.008, ge=0.0, le=1.0)
+    heart_rate_hz: tuple[float, float] = (2.0, 3.0)
+    drift_v: float = Field(0.02, ge=0.0, le=1.0)
+    snr_spread: float = Field(0.3, ge=0.0, le=2.0)
+    stim_artefact_v: float = Field(0.05, ge=0.0, le=5.0)
+    #: The calcium indicator (acquisition/fish/_indicator.py: GCaMP6s, GCaMP6f, jGCaMP7f,
+    #: jGCaMP8m, and each with an H2B- prefix for the nuclear-localised line).
+    indicator: Literal[
+        "GCaMP6s",
+        "GCaMP6f",
+        "jGCaMP7f",
+        "jGCaMP8m",
+        "H2B-GCaMP6s",
+        "H2B-GCaMP6f",
+        "H2B-jGCaMP7f",
+        "H2B-jGCaMP8m",
+    ] = "H2B-jGCaMP7f"
+    #: Spontaneous assemblies (acquisition/fish/_dynamics.py) and the ARTR's period.
+    n_assemblies: int = Field(8, ge=0, le=64)
+    artr_period_s: float = Field(20.0, ge=2.0, le=300.0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        for name in ("burst_hz", "heart_rate_hz"):
+            lo, hi = getattr(self, name)
+            top = 100.0 if name == "burst_hz" else 10.0
+            if not 0.0 < lo <= hi <= top:
+                raise ValueError(
+                    f"fish.{name} = [{lo:g}, {hi:g}] must be 0 < low <= high <= {top:g} (Hz)"
+                )
+        return self
 
 
 class SimProjectorConfig(_Model):
@@ -274,7 +315,11 @@ class SimMicroscopeConfig(_Model):
     drift_um_per_min: tuple[float, float, float] = (0.0, 0.0, 0.0)
     drift_step_um: tuple[float, float, float] = (0.0, 0.0, 0.0)
     drift_step_at_s: float | None = Field(None, ge=0.0)
-    bleaching_per_min: float = Field(0.0, ge=0.0, lt=1.0)
+    #: On by default at 0.1 % per minute (~11 % over the dataset's 2 h). A model choice of
+    #: the published order: two-photon light-sheet imaging of elavl3:H2B-GCaMP6s lost
+    #: < 0.5 % in 30 min (Keomanee-Dizon et al. 2020, Neurophotonics 7:015003, Fig. 13d);
+    #: one-photon light sheets, as in the dataset, bleach faster.
+    bleaching_per_min: float = Field(0.001, ge=0.0, lt=1.0)
 
     @property
     def moves(self) -> bool:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from acquisition.fish._behaviour import Behaviour, TrueBout
 from acquisition.fish._brain import TUNINGS, Brain
+from acquisition.fish._dynamics import FEATURES
 from acquisition.fish._vision import Seen, see
 from rig.config import FishConfig
-from stimuli.state import empty_frame
+from stimuli.state import Look, empty_frame
 
 __all__ = ["TUNINGS", "Brain", "Seen", "TrueBout", "VirtualFish", "see"]
 
@@ -21,6 +24,11 @@ class VirtualFish:
 
     Frames arrive with their flip samples through :meth:`show`; the fish acts on
     the newest frame that flipped at least ``visual_latency_s`` before now.
+
+    The brain is sampled plane by plane: the microscope reports each plane's trigger
+    (:meth:`note_planes`) and the fish keeps what it saw and did at that instant; at
+    the volume's last plane :meth:`volume_fluorescence` gives every neuron its
+    fluorescence at its own plane's acquisition time.
     """
 
     def __init__(
@@ -36,15 +44,28 @@ class VirtualFish:
         self.cfg = cfg
         self.fs = sample_rate_hz
         self.behaviour = Behaviour(cfg, sample_rate_hz, np.random.default_rng(b_seed))
-        self.brain = Brain(shape_zyx, cfg.n_neurons, np.random.default_rng(n_seed), voxel_size_um)
+        self.brain = Brain(
+            shape_zyx,
+            cfg.n_neurons,
+            np.random.default_rng(n_seed),
+            voxel_size_um,
+            indicator=cfg.indicator,
+            n_assemblies=cfg.n_assemblies,
+            artr_period_s=cfg.artr_period_s,
+        )
         self._latency = round(cfg.visual_latency_s * sample_rate_hz)
         self._queue: list[np.void] = []
         self._seen = see(empty_frame())
-        self._swim_since_volume = 0.0
-        self._turn_since_volume = 0.0
+        self._prev_frame: tuple[int, float, int] | None = None  # look, angle, flip sample
+        self._rotation = 0.0
+        z = shape_zyx[0]
+        # per plane of the volume under way: its acquisition time (s; NaN: not yet) and the
+        # stimulus features then
+        self._plane_t = np.full(z, np.nan)
+        self._plane_f = np.zeros((z, len(FEATURES)))
+        self._t_last = 0.0  # the last volume's last plane (s)
         #: [faults] brain_change_at_s: from then on every second neuron is driven fully.
         self.change_at_s = change_at_s
-        self._brain_s = 0.0
         #: Seconds of the fish's own work on the loop lane (the engine's cost breakdown).
         self.seconds = 0.0
         self.clock: Callable[[], float] = time.perf_counter
@@ -61,19 +82,59 @@ class VirtualFish:
         while i < len(self._queue) and int(self._queue[i]["flip_sample"]) <= due:
             i += 1
         if i:
-            self._seen = see(self._queue[i - 1])
+            rec = self._queue[i - 1]
+            seen = see(rec)
+            self._rotation = self._rotation_of(seen, int(rec["flip_sample"]))
+            self._seen = replace(seen, rotation_deg_s=self._rotation) if self._rotation else seen
             del self._queue[:i]
+
+    def _rotation_of(self, seen: Seen, flip: int) -> float:
+        """Whole-field angular velocity (deg/s) from this grating frame's angle and the last's.
+
+        Jumps (a new direction, more than 10 degrees in a frame) are no rotation."""
+        prev, self._prev_frame = self._prev_frame, (seen.look, seen.angle_deg, flip)
+        if prev is None or seen.look != Look.GRATING or prev[0] != Look.GRATING:
+            return 0.0
+        d_angle = math.remainder(seen.angle_deg - prev[1], 360.0)
+        gap = (flip - prev[2]) / self.fs
+        if gap <= 0.0:
+            return self._rotation
+        if abs(d_angle) > 10.0:
+            return 0.0
+        return d_angle / gap
 
     def tail(self, s0: int, n: int) -> np.ndarray:
         """Tail electrode voltages (n, 2) for samples [s0, s0 + n)."""
         t0 = self.clock()
         self._catch_up(s0)
         out = self.behaviour.step(s0, n, self._seen)
-        if self.behaviour.swimming:
-            self._swim_since_volume += n / self.fs
-            self._turn_since_volume += self.behaviour.bias * n / self.fs
         self.seconds += self.clock() - t0
         return out
+
+    def features(self) -> tuple[float, ...]:
+        """The stimulus and motor features now, in the order of ``FEATURES``."""
+        seen = self._seen
+        b = self.behaviour
+        swim = min(1.5, b.vigour) if b.swimming else 0.0
+        return (
+            math.tanh(max(0.0, seen.forward_motion) / 8.0),
+            max(0.0, seen.luminance - 0.3),
+            max(0.0, 0.3 - seen.luminance) * 2.0,
+            min(1.0, seen.looming / 10.0 + 0.6 * seen.objects),
+            swim,
+            swim * max(0.0, -b.bias),
+            swim * max(0.0, b.bias),
+        )
+
+    def note_planes(self, plane_index: np.ndarray, samples: np.ndarray) -> None:
+        """Planes triggered in this chunk (running plane index, trigger sample): each keeps
+        the features at its own acquisition time (the chunk's: 10 ms resolution)."""
+        t0 = self.clock()
+        z = len(self._plane_t)
+        p = np.asarray(plane_index) % z
+        self._plane_t[p] = np.asarray(samples) / self.fs
+        self._plane_f[p] = self.features()
+        self.seconds += self.clock() - t0
 
     @property
     def seen(self) -> Seen:
@@ -81,27 +142,34 @@ class VirtualFish:
 
     def volume_fluorescence(self, dt: float) -> np.ndarray:
         """Advance the brain by one volume (``dt`` since the last) and return each neuron's
-        fluorescence. Cheap (per neuron, not per voxel): it runs on the loop lane at the
-        volume's last trigger, so the brain follows the stimulus deterministically; the
-        image is rendered later, on the image lane (:meth:`Brain.render_plane`)."""
+        fluorescence at its plane's acquisition time. Planes the microscope did not report
+        (a whole volume rendered without triggers: :meth:`image_volume`) are placed evenly
+        over ``dt``, with the features of now. Cheap (per neuron, not per voxel): it runs on
+        the loop lane at the volume's last trigger, so the brain follows the stimulus
+        deterministically; the image is rendered later, on the image lane
+        (:meth:`Brain.render_plane`)."""
         t0 = self.clock()
-        swim = min(1.0, self._swim_since_volume / max(dt, 1e-3) * 3.0)
-        turn = float(np.clip(self._turn_since_volume / max(dt, 1e-3) * 3.0, -1.0, 1.0))
-        self._swim_since_volume = 0.0
-        self._turn_since_volume = 0.0
-        drive = self.brain.drive(self._seen, swim, turn)
-        self._brain_s += dt
-        if self.change_at_s is not None and self._brain_s >= self.change_at_s:
-            drive[::2] = 1.0
-        f = self.brain.advance(dt, drive)
+        times, feats = self._plane_t, self._plane_f
+        z = len(times)
+        missing = np.isnan(times)
+        if missing.any():
+            even = self._t_last + dt * (np.arange(1, z + 1)) / z
+            times[missing] = even[missing]
+            feats[missing] = self.features()
+        times = np.maximum.accumulate(times)  # never backwards (a stray report)
+        changed = self.change_at_s is not None and float(times[-1]) >= self.change_at_s
+        f = self.brain.advance(times, feats, drive_every_second=changed)
+        self._t_last = float(times[-1])
+        self._plane_t = np.full(z, np.nan)
         self.seconds += self.clock() - t0
         return f
 
     def image_volume(self, dt: float, out: np.ndarray) -> None:
         """Advance and render a whole volume into ``out`` (uint16 z, y, x) in one call."""
         f = self.volume_fluorescence(dt)
+        bg = self.brain.background_scale
         for p in range(out.shape[0]):
-            self.brain.render_plane(f, p, out[p])
+            self.brain.render_plane(f, p, out[p], background=float(bg[p]))
 
     @property
     def true_bouts(self) -> list[TrueBout]:

@@ -1,14 +1,21 @@
 """The virtual fish's brain: neurons in a brain-shaped volume whose calcium follows the stimulus.
 
 Each neuron has a fixed position inside an ellipsoid "brain" and is tuned to one
-feature (forward motion, light on, light off, looming, swimming, left or right
-turning, or nothing: spontaneous), in a plausible region: visual populations in
-the dorsal rostral half (tectum, pretectum), motor cells in the hindbrain
-(:func:`_tuning_by_region`). The tuning is written with the session
-(``/ground_truth/tuning``). Its drive is convolved with a calcium kernel
-(exponential, tau = 1.5 s) and rendered as a Gaussian blob into its plane, over
-brain autofluorescence, a camera offset and shot noise. Positions and traces
-are kept as ground truth so exports can carry a segmentation and traces.
+feature (forward motion, light on, light off, dark objects and looms, swimming,
+left or right turning, the left or right ARTR, or nothing: spontaneous), in a
+plausible region: visual populations in the dorsal rostral half (tectum,
+pretectum), motor cells in the hindbrain, the ARTR in the rostral hindbrain on
+its side (:func:`_tuning_by_region`). The tuning is written with the session
+(``/ground_truth/tuning``). Its activity (acquisition/fish/_dynamics.py: stimulus
+features, assemblies, the ARTR oscillator, a global state and its own events) is
+sampled at its plane's acquisition time, filtered by the indicator's rise and
+decay and saturated by its Hill curve (acquisition/fish/_indicator.py), and
+rendered as a Gaussian blob into its plane, over brain autofluorescence (which
+carries a neuropil signal, the plane's mean activity, and a slow drift), a
+camera offset and shot noise. Positions and traces are kept as ground truth so
+exports can carry a segmentation and traces: ``baseline`` is each neuron's
+resting fluorescence F0 and ``fluorescence`` its latest F, so the noiseless
+ΔF/F is ``F / F0 - 1``.
 
 Rendering is built to reach the dataset's size in real time (72 x 1328 x 2048,
 ~70,000 neurons, one volume every 0.914 s, at most 0.76 s of one core): measured
@@ -54,12 +61,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from acquisition.fish._vision import Seen
+from acquisition.fish._dynamics import FEATURES, Activity
+from acquisition.fish._indicator import INDICATORS
 
 __all__ = ["DARK_LEVEL", "TUNINGS", "Brain"]
 
-TUNINGS = ("forward", "light_on", "light_off", "loom", "motor", "left", "right", "spontaneous")
-_TAU_S = 1.5
+TUNINGS = (*FEATURES, "artr_left", "artr_right", "spontaneous")
+#: The neuropil seen around the cells: this fraction of its plane's mean ΔF/F raises the
+#: autofluorescence (neuropil contamination of somatic signals is commonly corrected with
+#: a coefficient of ~0.7 of the surround: Chen et al. 2013, Methods; Kerlin et al. 2010).
+_NEUROPIL_GAIN = 0.15
+#: Slow drift of the background: an Ornstein-Uhlenbeck process, time constant and sd.
+_BACKGROUND_TAU_S = 300.0
+_BACKGROUND_SD = 0.03
 _OFFSET = 100.0  # camera dark level (counts)
 DARK_LEVEL = _OFFSET
 _AUTOFLUORESCENCE = 40.0  # counts at the brain's centre above the dark level
@@ -82,14 +96,20 @@ def _tuning_by_region(pts: np.ndarray, drawn: np.ndarray) -> np.ndarray:
     motor cells outside their region become spontaneous, so the populations are
     regional and every random draw stays as it was.
     """
-    z, x = pts[:, 0], pts[:, 2]
+    z, y, x = pts[:, 0], pts[:, 1], pts[:, 2]
     visual = (x < 0.2) & (z < 0.3)
     hindbrain = x > 0.1
     out = drawn.copy()
+    spont = TUNINGS.index("spontaneous")
     is_motor = drawn == TUNINGS.index("motor")
-    is_visual = ~is_motor & (drawn != TUNINGS.index("spontaneous"))
-    out[is_motor & ~hindbrain] = TUNINGS.index("spontaneous")
-    out[is_visual & ~visual] = TUNINGS.index("spontaneous")
+    is_left, is_right = drawn == TUNINGS.index("artr_left"), drawn == TUNINGS.index("artr_right")
+    is_visual = ~is_motor & ~is_left & ~is_right & (drawn != spont)
+    out[is_motor & ~hindbrain] = spont
+    out[is_visual & ~visual] = spont
+    # the ARTR: rostral hindbrain, each population on its own side (y < 0: left)
+    artr = (x > 0.05) & (x < 0.5)
+    out[is_left & ~(artr & (y < -0.1))] = spont
+    out[is_right & ~(artr & (y > 0.1))] = spont
     return out
 
 
@@ -151,6 +171,9 @@ class Brain:
         n: int,
         rng: np.random.Generator,
         voxel_size_um: tuple[float, float, float] | None = None,
+        indicator: str = "H2B-jGCaMP7f",
+        n_assemblies: int = 8,
+        artr_period_s: float = 20.0,
     ) -> None:
         self.shape = shape_zyx
         z, y, x = shape_zyx
@@ -166,8 +189,25 @@ class Brain:
         radius = np.array([max(z - 1, 0) / 2 * 0.95, y * 0.4, x * 0.4])
         self.positions = centre + pts * radius  # (n, 3) zyx in voxels
         self.tuning = _tuning_by_region(pts, rng.integers(0, len(TUNINGS), size=n))
+        #: Each neuron's resting fluorescence F0 (counts above the background, unbleached).
         self.baseline = rng.uniform(80.0, 200.0, size=n)
-        self.calcium = np.zeros(n)
+        self.indicator = INDICATORS[indicator]
+        self.planes = np.clip(np.rint(self.positions[:, 0]).astype(np.intp), 0, z - 1)
+        feature = np.full(n, -1)
+        nf = len(FEATURES)
+        feature[self.tuning < nf] = self.tuning[self.tuning < nf]
+        feature[self.tuning == TUNINGS.index("artr_left")] = -2
+        feature[self.tuning == TUNINGS.index("artr_right")] = -3
+        self.activity = Activity(
+            pts, feature, self.planes, z, self.indicator, rng, n_assemblies, artr_period_s
+        )
+        #: The latest fluorescence F of each neuron (counts; F0 = ``baseline`` at rest).
+        self.fluorescence = self.baseline.copy()
+        #: Per plane, the factor on the autofluorescence of the latest volume: neuropil and
+        #: slow drift (bleaching comes on top, from the microscope).
+        self.background_scale = np.ones(z)
+        self._plane_count = np.maximum(np.bincount(self.planes, minlength=z), 1)
+        self._drift = 0.0
         px_um = voxel_size_um[1] if voxel_size_um is not None else 0.0
         self.sigma_px = max(_BLOB_SIGMA_MIN_PX, _BLOB_SIGMA_UM / px_um if px_um else 0.0)
         voxels, weights = self._blob_maps()
@@ -315,31 +355,32 @@ class Brain:
         cuts = np.searchsorted(band, np.arange(len(bg.bands) + 1))
         return _Blobs(weights, local, tuple(int(c) for c in cuts))
 
-    def drive(self, seen: Seen, swimming: float, turn: float) -> np.ndarray:
-        """Per-neuron drive (0..~1) for the current features."""
-        feats = np.array(
-            [
-                math.tanh(max(0.0, seen.forward_motion) / 8.0),
-                max(0.0, seen.luminance - 0.3),
-                max(0.0, 0.3 - seen.luminance) * 2.0,
-                min(1.0, seen.looming / 10.0),
-                swimming,
-                max(0.0, -turn),
-                max(0.0, turn),
-                0.0,
-            ]
-        )
-        d = feats[self.tuning]
-        spont = self.tuning == TUNINGS.index("spontaneous")
-        d[spont] = self.rng.random(int(spont.sum())) < 0.05
-        return d
+    @property
+    def resting_fluorescence(self) -> np.ndarray:
+        """F0: each neuron's fluorescence at rest (``F / F0 - 1`` is the true ΔF/F)."""
+        return self.baseline
 
-    def advance(self, dt: float, drive: np.ndarray) -> np.ndarray:
-        """Calcium one volume on; returns fluorescence per neuron (kept as ground truth)."""
-        k = math.exp(-dt / _TAU_S)
-        self.calcium = self.calcium * k + drive * (1.0 - k)
-        f = self.baseline * (1.0 + 3.0 * self.calcium)
+    def advance(
+        self, times: np.ndarray, features: np.ndarray, drive_every_second: bool = False
+    ) -> np.ndarray:
+        """One volume on, its planes acquired at ``times`` (s) with stimulus ``features``
+        (planes, features) then; returns each neuron's fluorescence at its plane's time
+        (kept as ground truth) and sets the planes' ``background_scale``.
+        ``drive_every_second`` ([faults] brain_change_at_s) drives every second neuron fully."""
+        c = self.activity.step(times, features)
+        if drive_every_second:
+            c[::2] = np.maximum(c[::2], 1.0)
+        dff = self.indicator.dff(c)
+        f = self.baseline * (1.0 + dff)
+        self.fluorescence = f
         self.traces.append(f.astype(np.float32))
+        dt = float(times[-1] - times[0]) * len(times) / max(len(times) - 1, 1)
+        a = math.exp(-dt / _BACKGROUND_TAU_S)
+        self._drift = a * self._drift + _BACKGROUND_SD * math.sqrt(1.0 - a * a) * float(
+            self.rng.standard_normal()
+        )
+        plane_dff = np.bincount(self.planes, dff, minlength=self.shape[0]) / self._plane_count
+        self.background_scale = 1.0 + self._drift + _NEUROPIL_GAIN * plane_dff
         return f
 
     def true_dff(self, fluorescence: np.ndarray) -> np.ndarray:
@@ -354,11 +395,17 @@ class Brain:
         return (np.asarray(fluorescence, np.float64) / rest - 1.0).astype(np.float32)
 
     def render_plane(
-        self, fluorescence: np.ndarray, p: int, out: np.ndarray, bleach: float = 1.0
+        self,
+        fluorescence: np.ndarray,
+        p: int,
+        out: np.ndarray,
+        bleach: float = 1.0,
+        background: float = 1.0,
     ) -> None:
         """Render plane ``p`` into ``out`` (uint16 y, x) with shot noise: one camera frame.
 
-        ``bleach`` scales everything the sample emits (not the camera's dark level).
+        ``bleach`` scales everything the sample emits (not the camera's dark level);
+        ``background`` the autofluorescence alone (neuropil and slow drift).
         Where the sample emits nothing, the dark frame is copied from the uint16 pool;
         each band's mean (background + the blobs' signal) goes into a float32 scratch,
         then mean + sqrt(mean) x noise is cast into ``out`` by the last ufunc call.
@@ -377,11 +424,12 @@ class Brain:
         signal = self._blob_signal(fluorescence, blobs, bleach)
         for i, band in enumerate(bg.bands):
             mean = self._band_mean[: band.mean.size].reshape(band.mean.shape)
-            if bleach == 1.0:
+            scale = bleach * background
+            if scale == 1.0:
                 np.copyto(mean, band.mean)
-            else:  # dark + bleach x autofluorescence (+ 0.5)
-                np.multiply(band.mean, bleach, out=mean)
-                mean += (1.0 - bleach) * (_OFFSET + 0.5)
+            else:  # dark + scale x autofluorescence (+ 0.5)
+                np.multiply(band.mean, scale, out=mean)
+                mean += (1.0 - scale) * (_OFFSET + 0.5)
             a, b = blobs.cuts[i], blobs.cuts[i + 1]
             if b > a:  # unique voxels: add.at for its fast path, not for duplicates
                 np.add.at(mean.reshape(-1), blobs.local[a:b], signal[a:b])

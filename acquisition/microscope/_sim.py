@@ -50,8 +50,9 @@ class SimMicroscope(Microscope):
         self._drop_at = (
             None if drops_frame_at_s is None else round(drops_frame_at_s * sample_rate_hz)
         )
-        # (volume, its neurons' fluorescence, the planes the camera delivered) per volume
-        self._jobs: deque[tuple[int, np.ndarray, list[int]]] = deque()
+        # (volume, its neurons' fluorescence, the planes the camera delivered, each plane's
+        # background scale) per volume
+        self._jobs: deque[tuple[int, np.ndarray, list[int], np.ndarray]] = deque()
         self._delivered: list[int] = []
         self._triggered = 0
         self._last_frame_sample = 0
@@ -95,6 +96,8 @@ class SimMicroscope(Microscope):
         if self._timeline is None:
             return
         z = self._timeline.planes_per_volume
+        # each plane samples the brain at its own trigger (the fish keeps the state then)
+        self.fish.note_planes(plane_index, samples)
         for k, s in zip(plane_index.tolist(), samples.tolist(), strict=True):
             t, p = divmod(k, z)
             self._triggered = k + 1
@@ -107,7 +110,8 @@ class SimMicroscope(Microscope):
                 self._delivered.append(p)
             if p == z - 1:
                 f = self.fish.volume_fluorescence(self._timeline.volume_period_s)
-                self._jobs.append((t, f, self._delivered))
+                bg = self.fish.brain.background_scale
+                self._jobs.append((t, f, self._delivered, bg))
                 self._delivered = []
 
     def _check_stall(self, s: int) -> None:
@@ -150,13 +154,19 @@ class SimMicroscope(Microscope):
         return float((1.0 - self.motion.bleaching_per_min) ** minutes)
 
     def _render_plane(
-        self, f: np.ndarray, t: int, p: int, dest: np.ndarray, tmp: np.ndarray | None
+        self,
+        f: np.ndarray,
+        t: int,
+        p: int,
+        dest: np.ndarray,
+        tmp: np.ndarray | None,
+        bg: np.ndarray,
     ) -> None:
         """Plane ``p`` of volume ``t`` as the camera sees it: the sample moved and faded."""
         brain = self.fish.brain
         bleach = self.bleach(t)
         if tmp is None:
-            brain.render_plane(f, p, dest, bleach)
+            brain.render_plane(f, p, dest, bleach, float(bg[p]))
             return
         dz, dy, dx = self.drift_voxels(t)
         src = p - dz
@@ -164,7 +174,7 @@ class SimMicroscope(Microscope):
         if not 0 <= src < z:
             dest[...] = round(DARK_LEVEL)  # the sample moved out of this plane
             return
-        brain.render_plane(f, src, tmp, bleach)
+        brain.render_plane(f, src, tmp, bleach, float(bg[src]))
         dest[...] = round(DARK_LEVEL)
         ys, yd = (slice(0, y - dy), slice(dy, y)) if dy >= 0 else (slice(-dy, y), slice(0, y + dy))
         xs, xd = (slice(0, x - dx), slice(dx, x)) if dx >= 0 else (slice(-dx, x), slice(0, x + dx))
@@ -178,11 +188,11 @@ class SimMicroscope(Microscope):
         t0 = self.clock()
         tmp = np.empty(self.shape_zyx[1:], np.uint16) if self.motion.moves else None
         while self._jobs:
-            t, f, planes = self._jobs.popleft()
+            t, f, planes, bg = self._jobs.popleft()
             for p in planes:
                 dest = asm.plane(t * z + p)
                 if dest is not None:
-                    self._render_plane(f, t, p, dest, tmp)
+                    self._render_plane(f, t, p, dest, tmp, bg)
                     asm.filled(t * z + p)
             if len(planes) < z:
                 asm.close_volume(t)  # the camera sends no more frames of it: save it as it is

@@ -1,0 +1,91 @@
+"""The simulated fish as an analysis sees it: planes sampled at their own time, indicator kinetics,
+optokinetic turning, and the tail's artefacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from acquisition.fish._indicator import INDICATORS, PUBLISHED_MS
+from rig.config import load_config
+from rig.engine import Engine, RunState
+from rig.errors import ConfigError
+from rig.session import read_table
+from stimuli.library import Flash
+from stimuli.protocol import Protocol, condition, step
+
+
+def test_a_flash_onset_appears_plane_by_plane(tmp_path: Path) -> None:
+    """Light-on cells in planes acquired after the fish saw the light brighten in that volume;
+    those in planes acquired before it do not (every plane is the brain at its own trigger)."""
+    base = load_config()
+    rig = base.model_copy(update={"fish": base.fish.model_copy(update={"n_neurons": 1500})})
+    proto = Protocol(
+        name="flashes",
+        conditions=[condition("flash", step(Flash(period_s=6.1, on_s=3.05), 6.1), seconds=80.0)],
+    )
+    engine = Engine(rig, proto, tmp_path, clock="virtual", seed=2)
+    assert engine.run() is RunState.COMPLETE
+    assert engine.path is not None
+    with h5py.File(engine.path, "r") as f:
+        traces = f["ground_truth/traces"][...]
+        tuning = f["ground_truth/tuning"][...]
+        names = [str(x) for x in f["ground_truth/tuning"].attrs["names"]]
+        pos = f["ground_truth/positions_zyx"][...]
+        planes = f["volumes/plane_sample"][...]  # (t, z) trigger samples
+        frames = read_table(f["stimulus/frames"])
+    fs = rig.daq.sample_rate_hz
+    latency = round(rig.fish.visual_latency_s * fs)
+    lum = frames["luminance"]
+    onsets = frames["flip_sample"][1:][(lum[1:] > 0.5) & (lum[:-1] < 0.5)] + latency
+    on = tuning == names.index("light_on")
+    plane_of = np.clip(np.rint(pos[:, 0]).astype(int), 0, planes.shape[1] - 1)
+    after_rise, before_rise = [], []
+    for onset in onsets:
+        t = int(np.searchsorted(planes[:, 0], onset, side="right")) - 1
+        if t < 1 or t + 1 >= len(planes) or not planes[t, 0] < onset < planes[t, -1]:
+            continue
+        trig = planes[t, plane_of]  # each neuron's trigger in this volume
+        rise = traces[t] - traces[t - 1]
+        after = on & (trig > onset + 0.1 * fs)  # well after: the indicator has risen
+        before = on & (trig < onset)
+        if after.any() and before.any():
+            after_rise.append(rise[after].mean() / traces[t - 1, after].mean())
+            before_rise.append(rise[before].mean() / traces[t - 1, before].mean())
+    assert len(after_rise) >= 3, "onsets inside a volume's acquisition"
+    # cells acquired after the onset have brightened; those before did not (they may still
+    # be fading from the last light phase: the nuclear indicator decays over ~1 s)
+    after, before = float(np.mean(after_rise)), float(np.mean(before_rise))
+    assert after > 0.05, (after_rise, before_rise)
+    assert before < 0.02, (after_rise, before_rise)
+    assert after - before > 0.08, (after_rise, before_rise)
+
+
+@pytest.mark.parametrize("name", ["GCaMP6s", "GCaMP6f", "jGCaMP7f", "jGCaMP8m"])
+def test_indicator_rises_fast_decays_slower_and_saturates(name: str) -> None:
+    ind = INDICATORS[name]
+    half_rise, peak, half_decay = ind.impulse_times()
+    # a brief burst's response has the source's rise and decay figures (one 1.5 s tau
+    # before: 3.3 s from 10 to 90 %)
+    rise_ms, which, decay_ms = PUBLISHED_MS[name]
+    rise = peak if which == "time to peak" else half_rise
+    assert rise * 1000 == pytest.approx(rise_ms, rel=0.03)
+    assert half_decay * 1000 == pytest.approx(decay_ms, rel=0.03)
+    dff = ind.dff(np.array([0.0, 1.0, 10.0, 100.0]))
+    assert dff[0] == pytest.approx(0.0)
+    assert dff[1] < dff[2] < dff[3] < ind.dff_max  # saturates below F_max
+    assert dff[3] - dff[2] < 0.1 * (dff[2] - dff[0])
+    assert INDICATORS["H2B-" + name].impulse_times()[2] > half_decay
+
+
+def test_bad_indicator_and_ranges_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "rig.toml"
+    bad.write_text('[fish]\nindicator = "GCaMP9"\n')
+    with pytest.raises(ConfigError, match="indicator"):
+        load_config(bad)
+    bad.write_text("[fish]\nburst_hz = [50.0, 20.0]\n")
+    with pytest.raises(ConfigError, match="burst_hz"):
+        load_config(bad)
