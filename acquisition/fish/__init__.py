@@ -118,8 +118,9 @@ class VirtualFish:
         swim = min(1.5, b.vigour) if b.swimming else 0.0
         return (
             math.tanh(max(0.0, seen.forward_motion) / 8.0),
-            max(0.0, seen.luminance - 0.3),
-            max(0.0, 0.3 - seen.luminance) * 2.0,
+            # light on / off: 1 at full light / darkness (activity 1: a strongly driven cell)
+            max(0.0, seen.luminance - 0.3) / 0.7,
+            max(0.0, 0.3 - seen.luminance) / 0.3,
             min(1.0, seen.looming / 10.0 + 0.6 * seen.objects),
             swim,
             swim * max(0.0, -b.bias),

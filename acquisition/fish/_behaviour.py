@@ -3,7 +3,8 @@
 A bout starts as a Poisson event whose rate rises with forward visual motion
 (optomotor response), with rotating whole-field motion (optokinetic turning, the
 turn toward the rotation: Portugues et al. 2014, Neuron 81:1328; Naumann et al.
-2016, Cell 167:947), with luminance steps (flash responses) and with a looming
+2016, Cell 167:947), with a brighter side (phototaxis, turning toward the light: Burgess, Schoch & Granato
+2010, Curr. Biol. 20:381), with luminance steps (flash responses) and with a looming
 shadow; a shadow that looms past ``_ESCAPE_RADIUS_MM`` triggers an escape at once
 (a fast, strong bout away from it: Temizer et al. 2015, Curr. Biol. 25:1823; Dunn
 et al. 2016, Neuron 89:613). Once started, the fish swims until the visual
@@ -41,6 +42,9 @@ __all__ = ["Behaviour", "TrueBout"]
 #: A looming shadow this large (radius, mm, under the fish) triggers an escape.
 _ESCAPE_RADIUS_MM = 6.0
 _ARTEFACT_TAU_S = 0.03
+#: Bout rate a light/dark boundary adds (turns toward the light: Burgess, Schoch & Granato
+#: 2010, Curr. Biol. 20:381).
+_PHOTOTAXIS_RATE_HZ = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,9 @@ class Behaviour:
         omr = c.omr_bout_rate_hz * math.tanh(max(0.0, seen.forward_motion) / 8.0)
         okr = c.okr_bout_rate_hz * math.tanh(abs(seen.rotation_deg_s) / 30.0)
         light = 0.4 + 0.6 * min(1.0, seen.luminance)
-        return c.spontaneous_bout_rate_hz + (omr + okr) * light + self._flash_drive
+        # a brighter side draws turning bouts toward it (phototaxis)
+        taxis = _PHOTOTAXIS_RATE_HZ * min(1.0, abs(seen.brightness_bias))
+        return c.spontaneous_bout_rate_hz + (omr + okr) * light + taxis + self._flash_drive
 
     def step(self, s0: int, n: int, seen: Seen) -> np.ndarray:
         """Advance by ``n`` samples from ``s0``; return the tail signal (n, 2) in volts."""

@@ -18,7 +18,7 @@ Chen et al. 2018, Neuron 100:876):
   Nat. Commun. 8:651);
 * **assemblies**: groups of nearby neurons that fire together spontaneously
   (Romano et al. 2015, Neuron 85:1070, optic tectum), each driven by a slow
-  latent process (Ornstein-Uhlenbeck, ~3 s) through a threshold, so they fire in
+  latent process (Ornstein-Uhlenbeck, ~8 s) through a threshold, so they fire in
   episodes;
 * a **global state** (arousal, slow; Marques et al. 2020, Nature 577:239, and the
   first principal component of whole-brain data): every neuron loads on it a little.
@@ -42,11 +42,11 @@ __all__ = ["FEATURES", "Activity"]
 
 #: Stimulus and motor features, in the order ``VirtualFish`` samples them.
 FEATURES = ("forward", "light_on", "light_off", "loom", "motor", "left", "right")
-_ASSEMBLY_TAU_S = 3.0  # latent process of an assembly (episodes of a few seconds)
+_ASSEMBLY_TAU_S = 8.0  # latent process of an assembly (episodes of several seconds)
 _GLOBAL_TAU_S = 30.0  # slow global state
 _ASSEMBLY_THRESHOLD = 0.8  # an assembly fires while its latent is above this (~21 % of the time)
-_PRIVATE_EVENT_PROB = 0.03  # per volume: a neuron's own event
-_PRIVATE_EVENT_SIZE = 0.8
+_PRIVATE_EVENT_PROB = 0.02  # per volume: a neuron's own event
+_PRIVATE_EVENT_SIZE = 0.5
 
 
 class Activity:
