@@ -3,13 +3,17 @@ optokinetic turning, and the tail's artefacts."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from acquisition.fish._behaviour import Behaviour
 from acquisition.fish._indicator import INDICATORS, PUBLISHED_MS
+from acquisition.fish._tail import TailBackground
+from acquisition.fish._vision import Seen
 from rig.config import load_config
 from rig.engine import Engine, RunState
 from rig.errors import ConfigError
@@ -89,3 +93,42 @@ def test_bad_indicator_and_ranges_are_refused(tmp_path: Path) -> None:
     bad.write_text("[fish]\nburst_hz = [50.0, 20.0]\n")
     with pytest.raises(ConfigError, match="burst_hz"):
         load_config(bad)
+
+
+def test_the_tail_carries_mains_hum_heartbeat_drift_and_a_noise_level_of_its_own() -> None:
+    cfg = load_config().fish
+    fs = 6000.0
+    tail = TailBackground(cfg, fs, np.random.default_rng(1))
+    x = np.concatenate([tail.take(60) for _ in range(2000)])[:, 0]  # 20 s, chunk by chunk
+    spec = np.abs(np.fft.rfft(x - x.mean())) ** 2
+    freq = np.fft.rfftfreq(len(x), 1 / fs)
+
+    def band(lo: float, hi: float) -> float:
+        return float(spec[(freq >= lo) & (freq < hi)].mean())
+
+    assert band(49.9, 50.1) > 100 * band(52.0, 60.0)  # mains hum
+    assert band(0.05, 0.5) > 10 * band(200.0, 300.0)  # slow drift
+    # heartbeat: the envelope of the band-passed signal repeats at the fish's heart rate
+    beat = np.abs(np.fft.irfft(np.where((freq > 10) & (freq < 40), np.fft.rfft(x), 0), len(x)))
+    env = np.abs(np.fft.rfft(beat - beat.mean())) ** 2
+    top = freq[np.argmax(np.where((freq > 1.5) & (freq < 3.5), env, 0))]
+    assert top == pytest.approx(tail.heart_hz, abs=0.1)
+    others = [TailBackground(cfg, fs, np.random.default_rng(s)).noise_v for s in range(2, 8)]
+    assert max(others) > 1.3 * min(others)  # the signal-to-noise ratio differs across fish
+
+
+def test_rotation_drives_turning_bouts_toward_it() -> None:
+    cfg = load_config().fish
+    still = Seen(0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+    ccw = replace(still, rotation_deg_s=45.0)
+    counts, biases = [], []
+    for seen in (still, ccw):
+        b = Behaviour(cfg, 6000.0, np.random.default_rng(0))
+        for k in range(12000):  # 120 s in 10 ms chunks
+            b.step(k * 60, 60, seen)
+        counts.append(len(b.bouts))
+        biases.append(np.mean([x.bias for x in b.bouts]) if b.bouts else 0.0)
+    assert counts[1] > 5 * max(counts[0], 1)
+    assert biases[1] < -0.3  # counter-clockwise: turns to the left
+    hz = [x.burst_hz for x in b.bouts]
+    assert 20.0 <= min(hz) < max(hz) <= 40.0  # the burst frequency differs between bouts
