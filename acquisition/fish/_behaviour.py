@@ -85,6 +85,7 @@ class Behaviour:
         self._loom_rising = False
         self._fatigue = 0.0  # grows with strong feedback, lowers vigour (long-term adaptation)
         self._artefact = np.zeros(2)  # the light step's deflection now (V, per channel)
+        self._artefact_on = False
         self._artefact_gain = rng.uniform(0.5, 1.5, size=2)
 
     @property
@@ -117,11 +118,12 @@ class Behaviour:
         if self._in_bout:
             self._felt_mm += max(0.0, seen.velocity - self._rest_velocity) * dt
         out = self.background.take(n)
-        if np.any(self._artefact):
+        if self._artefact_on:
             decay = np.exp(-np.arange(n) / (_ARTEFACT_TAU_S * self.fs))
             out += decay[:, None] * self._artefact[None, :]
             self._artefact *= math.exp(-n / (_ARTEFACT_TAU_S * self.fs))
-            if np.all(np.abs(self._artefact) < 1e-6):
+            self._artefact_on = bool(np.abs(self._artefact).max() >= 1e-6)
+            if not self._artefact_on:
                 self._artefact[:] = 0.0
         if not self._in_bout and s0 - self._last_end > 0.3 * self.fs:
             if self._escape_due(seen):
@@ -153,6 +155,7 @@ class Behaviour:
             self._flash_drive += 3.0 * abs(step)
             # the light step reaches the electrodes as a deflection (photoelectric effect)
             self._artefact += self.cfg.stim_artefact_v * step * self._artefact_gain
+            self._artefact_on = self.cfg.stim_artefact_v > 0.0
         self._prev_lum = seen.luminance
         if seen.looming > self._prev_loom + 1e-6 and seen.looming > 4.0:
             self._flash_drive += 0.5

@@ -36,6 +36,7 @@ __all__ = ["TailBackground"]
 
 _BEAT_WIDTH_S = 0.008  # sd of the heartbeat's biphasic deflection (a QRS-like ~20 ms event)
 _DRIFT_TAU_S = 20.0
+_DRIFT_STEP = 60  # samples (10 ms at 6 kHz): the drift is drawn at this step and held
 
 
 class TailBackground:
@@ -59,10 +60,14 @@ class TailBackground:
         self.drift_v = cfg.drift_v
         self._next_beat = float(rng.uniform(0.0, 1.0 / self.heart_hz))
         self._carry: list[float] = []
-        a = math.exp(-1.0 / (_DRIFT_TAU_S * fs))
+        a = math.exp(-_DRIFT_STEP / (_DRIFT_TAU_S * fs))
         self._drift_ab = (np.array([math.sqrt(1.0 - a * a)]), np.array([1.0, -a]))
-        self._drift_zi = np.zeros((1, 2))
-        self._drift_zi[0] = rng.normal(0.0, 1.0, 2) * a  # start in the stationary law
+        self._drift_zi = (rng.normal(0.0, 1.0, 2) * a)[None, :]  # start in the stationary law
+        period = fs / self.mains_hz if self.mains_hz > 0.0 else 0.0
+        self._hum: np.ndarray | None = None
+        if period and abs(period - round(period)) < 1e-9:
+            w = 2.0 * math.pi * np.arange(round(period))[:, None] / period + self._mains_phase
+            self._hum = self.mains_v[None, :] * (np.sin(w) + 0.3 * np.sin(3.0 * w))
         self._t0 = 0  # first sample of the buffer
         self._buf = np.zeros((0, 2))
         self._i = 0
@@ -72,8 +77,11 @@ class TailBackground:
         t = (s0 + np.arange(n)) / fs
         out = self.rng.normal(0.0, self.noise_v, size=(n, 2))
         if self.mains_hz > 0.0:
-            w = 2.0 * math.pi * self.mains_hz * t[:, None] + self._mains_phase[None, :]
-            out += self.mains_v[None, :] * (np.sin(w) + 0.3 * np.sin(3.0 * w))
+            if self._hum is not None:  # a whole number of samples per cycle: one table
+                out += self._hum[(s0 + np.arange(n)) % len(self._hum)]
+            else:
+                w = 2.0 * math.pi * self.mains_hz * t[:, None] + self._mains_phase[None, :]
+                out += self.mains_v[None, :] * (np.sin(w) + 0.3 * np.sin(3.0 * w))
         if self.heart_hz > 0.0 and np.any(self.heart_v):
             w4 = 4 * _BEAT_WIDTH_S
             beats = self._carry
@@ -92,12 +100,13 @@ class TailBackground:
                 u = (t[i0:i1] - beat) / _BEAT_WIDTH_S
                 out[i0:i1] += self.heart_v[None, :] * (-u * np.exp(0.5 - 0.5 * u * u))[:, None]
         if self.drift_v > 0.0:
+            # the drift moves over seconds: drawn every _DRIFT_STEP samples and held between
             b_, a_ = self._drift_ab
-            for ch in range(2):
-                d, self._drift_zi[:, ch] = signal.lfilter(
-                    b_, a_, self.rng.standard_normal(n), zi=self._drift_zi[:, ch]
-                )
-                out[:, ch] += self.drift_v * d
+            steps = -(-n // _DRIFT_STEP)
+            d, self._drift_zi = signal.lfilter(
+                b_, a_, self.rng.standard_normal((steps, 2)), axis=0, zi=self._drift_zi
+            )
+            out += self.drift_v * np.repeat(d, _DRIFT_STEP, axis=0)[:n]
         return out
 
     def take(self, n: int) -> np.ndarray:
