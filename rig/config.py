@@ -255,7 +255,7 @@ class FishConfig(_Model):
     heart_rate_hz: tuple[float, float] = (2.0, 3.0)
     drift_v: float = Field(0.02, ge=0.0, le=1.0)
     snr_spread: float = Field(0.3, ge=0.0, le=2.0)
-    stim_artefact_v: float = Field(0.05, ge=0.0, le=5.0)
+    stim_artefact_v: float = Field(0.03, ge=0.0, le=5.0)
     #: The calcium indicator (acquisition/fish/_indicator.py: GCaMP6s, GCaMP6f, jGCaMP7f,
     #: jGCaMP8m, and each with an H2B- prefix for the nuclear-localised line).
     indicator: Literal[

@@ -16,7 +16,8 @@ bias the left/right tail power.
 
 The tail signal is the electrodes' background (acquisition/fish/_tail.py: noise
 at a per-fish level, mains hum, heartbeat, drift), a deflection at each light
-step (the photoelectric effect on the electrodes, decaying in ``_ARTEFACT_TAU_S``),
+step (the photoelectric effect on the electrodes, rising in ``_ARTEFACT_RISE_S`` and
+decaying in ``_ARTEFACT_TAU_S``),
 and, during a bout, bursts alternating between the left and right channels at
 the tail-beat frequency. That frequency differs between bouts, drawn from
 ``fish.burst_hz`` (20-40 Hz for routine fictive swims: Masino & Fetcho 2005,
@@ -42,6 +43,7 @@ __all__ = ["Behaviour", "TrueBout"]
 #: A looming shadow this large (radius, mm, under the fish) triggers an escape.
 _ESCAPE_RADIUS_MM = 6.0
 _ARTEFACT_TAU_S = 0.03
+_ARTEFACT_RISE_S = 0.008
 #: Bout rate a light/dark boundary adds (turns toward the light: Burgess, Schoch & Granato
 #: 2010, Curr. Biol. 20:381).
 _PHOTOTAXIS_RATE_HZ = 0.6
@@ -85,6 +87,7 @@ class Behaviour:
         self._loom_rising = False
         self._fatigue = 0.0  # grows with strong feedback, lowers vigour (long-term adaptation)
         self._artefact = np.zeros(2)  # the light step's deflection now (V, per channel)
+        self._art_fast = np.zeros(2)  # its rising part (subtracted, decays faster)
         self._artefact_on = False
         self._artefact_gain = rng.uniform(0.5, 1.5, size=2)
 
@@ -119,12 +122,18 @@ class Behaviour:
             self._felt_mm += max(0.0, seen.velocity - self._rest_velocity) * dt
         out = self.background.take(n)
         if self._artefact_on:
-            decay = np.exp(-np.arange(n) / (_ARTEFACT_TAU_S * self.fs))
-            out += decay[:, None] * self._artefact[None, :]
+            # a difference of exponentials: the deflection rises over a few ms (the
+            # amplifier's band limit), not in one sample, then decays
+            k = np.arange(n)
+            slow = np.exp(-k / (_ARTEFACT_TAU_S * self.fs))
+            fast = np.exp(-k / (_ARTEFACT_RISE_S * self.fs))
+            out += slow[:, None] * self._artefact[None, :] - fast[:, None] * self._art_fast[None, :]
             self._artefact *= math.exp(-n / (_ARTEFACT_TAU_S * self.fs))
+            self._art_fast *= math.exp(-n / (_ARTEFACT_RISE_S * self.fs))
             self._artefact_on = bool(np.abs(self._artefact).max() >= 1e-6)
             if not self._artefact_on:
                 self._artefact[:] = 0.0
+                self._art_fast[:] = 0.0
         if not self._in_bout and s0 - self._last_end > 0.3 * self.fs:
             if self._escape_due(seen):
                 self._begin(s0 + int(self.rng.integers(0, n)), seen, escape=True)
@@ -155,6 +164,7 @@ class Behaviour:
             self._flash_drive += 3.0 * abs(step)
             # the light step reaches the electrodes as a deflection (photoelectric effect)
             self._artefact += self.cfg.stim_artefact_v * step * self._artefact_gain
+            self._art_fast += self.cfg.stim_artefact_v * step * self._artefact_gain
             self._artefact_on = self.cfg.stim_artefact_v > 0.0
         self._prev_lum = seen.luminance
         if seen.looming > self._prev_loom + 1e-6 and seen.looming > 4.0:
