@@ -110,10 +110,13 @@ def test_the_simulator_writes_its_true_dff(held: tuple[Engine, Path]) -> None:
     assert dff.shape == traces.shape and dff.shape[0] == t_n
     on = tuning == TUNINGS.index("light_on")
     rest = round(REST_S / PERIOD_S)
-    # at rest in the dark a light-on cell is at its resting fluorescence; held in the
-    # light it is well above it
-    assert np.abs(dff[2 : rest - 1, on]).max() < 0.01
-    assert dff[rest + HELD_VOLUMES - 3 : rest + HELD_VOLUMES, on].mean() > 1.0
+    # in the dark a light-on cell is near its resting fluorescence (its own spontaneous
+    # events, assemblies and the global state move it a little: acquisition/fish/_dynamics.py);
+    # held in the light it is well above it
+    dark = dff[2 : rest - 1, on]
+    assert np.median(dark) < 0.05 and dark.min() > -0.01
+    held = dff[rest + HELD_VOLUMES - 3 : rest + HELD_VOLUMES, on].mean()
+    assert held > 1.0 and held > 10 * dark.mean()
 
 
 def test_live_dff_follows_the_true_dff_with_slope_one(held: tuple[Engine, Path]) -> None:

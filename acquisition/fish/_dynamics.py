@@ -114,7 +114,8 @@ class Activity:
         self._latent = x
         rect = np.empty_like(out)
         rect[:, :-1] = np.maximum(out[:, :-1] - _ASSEMBLY_THRESHOLD, 0.0) * 1.5
-        rect[:, -1] = 0.5 * (1.0 + np.tanh(out[:, -1]))
+        # the global state too is off half the time, so a cell's quiet periods are at rest
+        rect[:, -1] = np.maximum(np.tanh(out[:, -1]), 0.0)
         return rect
 
     def _artr(self, times: np.ndarray, t_prev: float) -> np.ndarray:
