@@ -87,10 +87,10 @@ def test_indicator_rises_fast_decays_slower_and_saturates(name: str) -> None:
 
 def test_bad_indicator_and_ranges_are_refused(tmp_path: Path) -> None:
     bad = tmp_path / "rig.toml"
-    bad.write_text('[fish]\nindicator = "GCaMP9"\n')
+    bad.write_text('simulated = true\n[fish]\nindicator = "GCaMP9"\n')
     with pytest.raises(ConfigError, match="indicator"):
         load_config(bad)
-    bad.write_text("[fish]\nburst_hz = [50.0, 20.0]\n")
+    bad.write_text("simulated = true\n[fish]\nburst_hz = [50.0, 20.0]\n")
     with pytest.raises(ConfigError, match="burst_hz"):
         load_config(bad)
 
