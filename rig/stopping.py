@@ -74,7 +74,6 @@ class StopOnSignals:
         #: The first stop signal's number (None: none came); the CLI exits 128 + it, as a
         #: shell reports a process a signal ended (130 after Ctrl-C, however many).
         self.first_signal: int | None = None
-        self._finished = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = _NAMES.get(signal.Signals(signum), signal.Signals(signum).name)
@@ -83,8 +82,6 @@ class StopOnSignals:
             self.first_signal = int(signum)
             self._request_stop(f"stopped by {name}")
             _say(f"zaprig: {name}: stopping; the session file is being closed as 'aborted'")
-        elif self._finished:
-            _say(f"zaprig: {name} again: the run has stopped and its file is closed; exiting")
         else:
             _say(f"zaprig: {name} again: {self._still_stopping()}")
 
@@ -101,10 +98,13 @@ class StopOnSignals:
         tb: TracebackType | None,
     ) -> None:
         if self.received:
-            # Stopping because of a signal: the process is on its way out. A repeated
-            # signal (Ctrl-C pressed twice) arriving now must not kill it with the default
-            # action, which would replace the run's exit status with a signal death.
-            self._finished = True
+            # Stopping because of a signal: the run has stopped, its file is closed and the
+            # process is on its way out. A repeated signal (Ctrl-C pressed three times) must
+            # not kill it with a signal death instead of the run's exit status. Ignored, not
+            # handled: the interpreter's finalization resets Python-level handlers to the
+            # default action (a late Ctrl-C then ended the process with -2), but keeps SIG_IGN.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
             return
         for sig, old in self._old.items():
             signal.signal(sig, old)
