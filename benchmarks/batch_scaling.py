@@ -68,7 +68,7 @@ class Run:
 
 
 def make_sessions(n: int, volumes: int, folder: Path, config: Path) -> list[Path]:
-    from rig.config import load_config
+    from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from stimuli.library import Flash
     from stimuli.protocol import Protocol, condition, step

@@ -27,7 +27,7 @@ if str(REPO) not in sys.path:
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rig.config import load_config  # noqa: E402
+from rig.core.config import load_config  # noqa: E402
 from rig.engine import Engine, RunState  # noqa: E402
 from rig.session import read_table  # noqa: E402
 from stimuli.builtin import dataset_protocol  # noqa: E402

@@ -54,13 +54,13 @@ from acquisition.microscope._assembler import VolumeAssembler  # noqa: E402
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink  # noqa: E402
 from benchmarks._markdown import write_block  # noqa: E402
 from benchmarks.write_throughput import make_volumes, raw_disk  # noqa: E402
-from rig.config import RigConfig, load_config  # noqa: E402
+from rig.core.config import RigConfig, load_config  # noqa: E402
 from rig.engine import Engine, LiveChunk, RunStatus  # noqa: E402
-from rig.timeline import Timeline  # noqa: E402
 from stimuli.builtin import HIGH_GAIN, LOW_GAIN  # noqa: E402
 from stimuli.closed_loop import LoopState  # noqa: E402
 from stimuli.library import Flow  # noqa: E402
 from stimuli.protocol import Protocol, condition, step  # noqa: E402
+from stimuli.schedule import Schedule  # noqa: E402
 
 SOFTWARE_LIMIT_MS = 2.0
 FRAME_PROBE_DTYPE = np.dtype(
@@ -115,7 +115,7 @@ class ReplayCamera(Microscope):
     def open(self) -> None:
         return None
 
-    def start(self, timeline: Timeline, sink: VolumeSink) -> None:
+    def start(self, timeline: Schedule, sink: VolumeSink) -> None:
         if self._vols:
             self._asm = VolumeAssembler(self._shape, timeline.n_volumes, sink, self._events.append)
 

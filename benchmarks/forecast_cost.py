@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from benchmarks._markdown import write_block  # noqa: E402
-from rig.config import ReadoutConfig  # noqa: E402
+from rig.core.config import ReadoutConfig  # noqa: E402
 from rig.forecast._online import OnlineForecaster  # noqa: E402
 
 README = REPO / "benchmarks" / "README.md"

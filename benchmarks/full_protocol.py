@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from benchmarks._markdown import write_block  # noqa: E402
-from rig.config import load_config  # noqa: E402
+from rig.core.config import load_config  # noqa: E402
 from rig.engine import Engine, RunStatus  # noqa: E402
 from rig.session import read_table  # noqa: E402
 from stimuli.builtin import CONDITION_NAMES, CONDITION_OFFSETS, dataset_protocol  # noqa: E402

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._markdown import write_block  # noqa: E402
 from benchmarks.write_throughput import raw_disk  # noqa: E402
-from rig.config import load_config  # noqa: E402
+from rig.core.config import load_config  # noqa: E402
 from rig.engine import Engine, RunStatus  # noqa: E402
 from stimuli.library import Flash, Flow, Shadow  # noqa: E402
 from stimuli.protocol import Protocol, condition, step  # noqa: E402

@@ -28,7 +28,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from benchmarks._markdown import write_block  # noqa: E402
-from rig.config import load_config  # noqa: E402
+from rig.core.config import load_config  # noqa: E402
 from rig.devices import make_fish  # noqa: E402
 from rig.readout import Readout, bin_xy, prepare_labels, readout_settings, trace_means  # noqa: E402
 

@@ -28,11 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rig.config import DisplayConfig, RigConfig
-from rig.timeline import Timeline
+from rig.core.config import DisplayConfig, RigConfig
 from stimuli.builtin import dataset_protocol
 from stimuli.closed_loop import LoopState
 from stimuli.render._psychopy import PsychopyRenderer, xvfb_display
+from stimuli.schedule import Schedule
 from stimuli.state import Look
 
 DROP_LIMIT = 0.01  # at most 1% of refresh slots may be missed
@@ -40,8 +40,8 @@ DROP_LIMIT = 0.01  # at most 1% of refresh slots may be missed
 
 def run(seconds: float, refresh_hz: float, size: tuple[int, int], realtime: bool) -> int:
     rig = RigConfig()
-    full = Timeline.build(dataset_protocol(), rig)
-    timeline = Timeline.build(dataset_protocol().scaled(seconds / full.duration_s), rig)
+    full = Schedule.build(dataset_protocol(), rig)
+    timeline = Schedule.build(dataset_protocol().scaled(seconds / full.duration_s), rig)
     fs = timeline.sample_rate_hz
     display = DisplayConfig(backend="psychopy", size_px=size, refresh_hz=refresh_hz)
     renderer = PsychopyRenderer(display, realtime_priority=realtime)

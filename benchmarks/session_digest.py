@@ -70,7 +70,7 @@ def digest(path: Path) -> list[str]:
 
 def run(time_scale: float, seed: int, out: Path) -> Path:
     """One virtual-time run of the built-in protocol at ``time_scale``; its file."""
-    from rig.config import load_config
+    from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 

@@ -40,7 +40,7 @@ import hdf5plugin  # noqa: E402, F401  (registers the lz4/zstd filters for readi
 import psutil  # noqa: E402
 
 from acquisition.writer import WriterClient  # noqa: E402
-from rig.session._layout import FORMAT, FORMAT_VERSION  # noqa: E402
+from rig.core.layout import FORMAT, FORMAT_VERSION  # noqa: E402
 
 SHAPE_ZYX = (72, 1328, 2048)
 VOLUME_PERIOD_S = 0.9141

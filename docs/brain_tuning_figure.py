@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorstore as ts  # noqa: E402
 
-from rig.config import load_config  # noqa: E402
+from rig.core.config import load_config  # noqa: E402
 from rig.engine import Engine  # noqa: E402
 from rig.export import export_zapbench  # noqa: E402
 from rig.session import read_table  # noqa: E402

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gui._qt import QtCore, QtWidgets
 from gui.app import MainWindow
-from rig.config import DEFAULT_CONFIG
+from rig.core.config import DEFAULT_CONFIG
 
 
 def wait_until(app: QtWidgets.QApplication, cond: Callable[[], bool], timeout_s: float) -> None:

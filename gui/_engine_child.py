@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from gui._shared_live import ChunkRing, LiveShape, VolumeSlot
-from rig.config import RigConfig
+from rig.core.config import RigConfig
 from stimuli.protocol import Protocol
 
 __all__ = ["PARENT_GONE", "EngineSpec", "run_engine_process"]
@@ -149,8 +149,8 @@ def run_engine_process(
     """The engine process's main: arm, run, report; end cleanly if the app goes away."""
     # Ctrl-C in the app's terminal reaches the whole process group: the app decides, not us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from rig.core.errors import ZaprigError
     from rig.engine import Engine, RunState, describe_error
-    from rig.errors import ZaprigError
 
     parent = os.getppid()
     ring = ChunkRing(shape, ring_name)

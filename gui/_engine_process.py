@@ -33,10 +33,10 @@ from gui._engine_child import EngineSpec, run_engine_process
 from gui._qt import QtCore
 from gui._session_file import volume_stride
 from gui._shared_live import ChunkRing, LiveShape, VolumeSlot
-from rig.clock import VirtualClock
+from rig.core.clock import VirtualClock
+from rig.core.errors import ZaprigError
+from rig.core.events import Event
 from rig.engine import Engine, LiveChunk, RunState, RunStatus
-from rig.errors import ZaprigError
-from rig.events import Event
 from rig.readout import LiveRow
 
 __all__ = ["EngineRunner", "EngineView", "LiveBatch"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from rig.vocabulary import FAULT_DEVICES, SOURCE_DEVICES, device_of_fault
+from rig.core.vocabulary import FAULT_DEVICES, SOURCE_DEVICES, device_of_fault
 
 __all__ = ["FAULT_DEVICES", "Phase", "PhaseStyle", "device_of_fault", "fault_advice"]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import h5py
 
-from rig.errors import SessionFileError
-from rig.events import Event, event_columns
-from rig.session._layout import append_columns
-from rig.session._lock import exclusive
+from rig.core.errors import SessionFileError
+from rig.core.events import Event, event_columns
+from rig.core.layout import append_columns
+from rig.core.lock import exclusive
 
 __all__ = ["AFTER_RUN", "BEFORE_RUN", "append_note"]
 
@@ -36,7 +36,7 @@ def append_note(path: str | Path, text: str) -> int:
                     "`zaprig recover` first); notes go in through the running session"
                 )
             sample = int(f["stimuli_and_ephys"].shape[0])
-            # the one definition of the event columns (rig.events), as the writer uses it
+            # the one definition of the event columns (rig.core.events), as the writer uses it
             note = Event(sample, time.time(), "note", AFTER_RUN + text, "user")
             append_columns(f["events"], event_columns([note]), only_existing=True)
     except OSError as e:

@@ -17,7 +17,7 @@ import numpy as np
 
 from acquisition.swims import BOUT_DTYPE, OnlineSwimDetector
 from gui._session_file import volume_stride
-from rig.events import Event
+from rig.core.events import Event
 from rig.session import ROW, SessionReader, read_table
 from stimuli.state import FRAME_DTYPE
 

@@ -17,9 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rig.errors import SessionFileError
-from rig.session import FORMAT
-from rig.session._damage import ATTEMPTS_LIVE, open_swmr_bounded
+from rig.core.errors import SessionFileError
+from rig.session import ATTEMPTS_LIVE, FORMAT, open_swmr_bounded
 
 __all__ = ["LiveSessionFile", "volume_stride"]
 

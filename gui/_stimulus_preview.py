@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from rig.config import DisplayConfig
-from stimuli.render._dots import dot_positions_mm
+from rig.core.config import DisplayConfig
+from stimuli.render.dots import dot_positions_mm
 from stimuli.state import Look
 
 __all__ = ["StimulusPreview"]

@@ -45,11 +45,11 @@ from gui.panels import (
 )
 from gui.panels.live import HISTORY_S
 from gui.panels.session_bar import RateMeter
-from rig.config import RigConfig
+from rig.core.config import RigConfig
+from rig.core.errors import SessionFileError, ZaprigError
+from rig.core.events import Event
+from rig.core.vocabulary import IncidentCounter, plain_fault
 from rig.engine import Engine
-from rig.errors import SessionFileError, ZaprigError
-from rig.events import Event
-from rig.vocabulary import IncidentCounter, plain_fault
 from stimuli.protocol import Protocol
 
 __all__ = ["LONG_RUN_S", "SHORTCUTS", "MainWindow", "cli_main"]

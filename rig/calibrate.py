@@ -13,7 +13,7 @@ nothing is written then. PsychoPy's ``monitors.GammaCalculator`` fits
 ``light = black + (white - black) * level ** gamma``; the gamma is written into
 the rig config's ``[display]`` table (the file keeps its comments), and every
 later session draws ``luminance ** (1 / gamma)``, so relative luminances are
-linear in light (stimuli/render/_gamma.py).
+linear in light (stimuli/render/gamma.py).
 
 The session file of the sweep is kept (``calibration/`` beside the sessions)
 as the record of what was measured.
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rig._optional import require
-from rig.config import DEFAULT_CONFIG, RigConfig, SyncPatchConfig, load_config
-from rig.errors import ConfigError, DeviceError, ZaprigError
+from rig.core.config import DEFAULT_CONFIG, RigConfig, SyncPatchConfig, load_config
+from rig.core.errors import ConfigError, DeviceError, ZaprigError
+from rig.core.optional import require
 from stimuli.library import Dark
 from stimuli.protocol import Protocol, condition, step
 
@@ -158,7 +158,7 @@ def _sweep(
     with open_session(engine.path) as f:
         pd = f["analog_inputs"][:, 0]
         c0 = int(read_table(f["protocol/conditions"])["start_sample"][0])
-    # step i starts i step lengths into the condition (rig/timeline.py, Timeline.step_at)
+    # step i starts i step lengths into the condition (stimuli/schedule.py, Schedule.step_at)
     starts = c0 + np.round(np.arange(1, len(steps)) * seconds_per_level * fs).astype(np.int64)
     if int(starts[-1]) + step_n > len(pd):
         raise DeviceError(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rig.errors import ZaprigError
+from rig.core.errors import ZaprigError
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ def _add_protocol_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rig.stopping import StopOnSignals
+    from rig.core.stopping import StopOnSignals
 
     # Installed before anything is created, so a signal at any moment ends the run cleanly.
     holder: dict[str, Any] = {}
@@ -79,9 +79,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_session(args: argparse.Namespace, holder: dict[str, Any]) -> int:
-    from rig.config import load_config
+    from rig.core.config import load_config
+    from rig.core.errors import check_writable
     from rig.engine import Engine, RunState, RunStatus
-    from rig.errors import check_writable
     from stimuli.protocol import load_protocol
 
     if len(args.fish_id) > MAX_FISH_ID:
@@ -168,14 +168,14 @@ def _progress(total: int, quiet: bool):  # type: ignore[no-untyped-def]
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from rig.config import load_config
-    from rig.timeline import Timeline
+    from rig.core.config import load_config
     from stimuli.protocol import SCALING_NOTE, load_protocol
+    from stimuli.schedule import Schedule
 
     rig = load_config(args.config)
     full = load_protocol(args.protocol)
     proto = full.scaled(args.time_scale)
-    tl = Timeline.build(proto, rig)
+    tl = Schedule.build(proto, rig)
     print(f"protocol  {proto.name}   sha256 {proto.sha256[:16]}")
     if proto.description:
         print(f"          {proto.description}")
@@ -244,7 +244,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_recover(args: argparse.Namespace) -> int:
     if args.salvage is not None:
-        from rig.session._salvage import salvage
+        from rig.session.salvage import salvage
 
         print(salvage(args.session, args.salvage))
         return EXIT_OK
@@ -256,12 +256,12 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
 def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
     """Commands whose heavy imports (Qt, pynwb) load only when used: an optional package
-    missing anywhere in them is one line naming its extra (rig._optional), not a traceback."""
+    missing anywhere in them is one line naming its extra (rig.core.optional), not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
         import importlib
 
-        from rig._optional import optional_part
+        from rig.core.optional import optional_part
 
         with optional_part(f"zaprig {args.command}"):
             mod = importlib.import_module(module)
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("swims", help="re-detect swims offline and compare with the online bouts")
     p.add_argument("session", type=Path)
-    p.set_defaults(func=_lazy("acquisition.swims.offline_cli", "cli_swims"))
+    p.set_defaults(func=_lazy("rig.swims", "cli_swims"))
 
     p = sub.add_parser("export", help="export a session (zapbench layout or NWB)")
     p.add_argument("session", type=Path)

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from acquisition.daq import Daq, make_daq
-from acquisition.daq._sim_projector import SimProjector
+from acquisition.daq import Daq, SimProjector, make_daq
 from acquisition.fish import VirtualFish
 from acquisition.laser import Laser, make_laser
 from acquisition.microscope import Microscope, make_microscope
-from rig.clock import Clock
-from rig.config import RigConfig
+from rig.core.clock import Clock
+from rig.core.config import RigConfig
 from stimuli.render import Renderer, make_renderer
 
 __all__ = ["Devices", "make_devices", "make_fish", "make_projector"]

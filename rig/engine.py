@@ -33,29 +33,34 @@ from typing import Any
 
 import numpy as np
 
-from acquisition._tables import concat_records
-from acquisition.daq._photodiode import LightDecoder
+from acquisition.daq import LightDecoder
 from acquisition.fish import TUNINGS
-from acquisition.laser._base import Laser
+from acquisition.laser import Laser
 from acquisition.swims import OnlineSwimDetector, SwimParams, swim_power
+from acquisition.tables import concat_records
 from acquisition.writer import WriterClient
 from rig import __version__
-from rig.clock import Clock, VirtualClock, make_clock, utc_now_iso
-from rig.config import RigConfig
+from rig.core.clock import Clock, VirtualClock, make_clock, utc_now_iso
+from rig.core.config import RigConfig
+from rig.core.errors import ConfigError, SessionFileError, ZaprigError
+from rig.core.events import Event, SessionLog
+from rig.core.layout import FORMAT, FORMAT_VERSION
+from rig.core.lock import lock_path
 from rig.devices import Devices, make_devices
-from rig.errors import ConfigError, SessionFileError, ZaprigError
-from rig.events import Event, SessionLog
 from rig.faults import FaultInjector
-from rig.lanes import ChunkCosts, ChunkRecord, ImageLane, RecordLane, StreamRecorder
-from rig.lanes._rt import loop_lane_priority
+from rig.lanes import (
+    ChunkCosts,
+    ChunkRecord,
+    ImageLane,
+    RecordLane,
+    StreamRecorder,
+    loop_lane_priority,
+)
 from rig.readout import LiveRow, ReadoutLane, SessionReadout, live_layout, prepare_labels
-from rig.session._layout import FORMAT, FORMAT_VERSION
-from rig.session._lock import lock_path
-from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState, SwimDelay
-from stimuli.library import Stimulus
-from stimuli.library._base import StimulusLaw
+from stimuli.library import Stimulus, StimulusLaw
 from stimuli.protocol import Protocol
+from stimuli.schedule import Schedule
 from stimuli.state import FRAME_DTYPE
 
 __all__ = ["SEED_MAX", "Engine", "LiveChunk", "RunState", "RunStatus"]
@@ -168,7 +173,7 @@ class Engine:
         self.rig_source = rig_source
         #: The session's own label volume for the live readout (overrides the rig's).
         self.label_file = label_file
-        self.timeline = Timeline.build(protocol, rig)
+        self.timeline = Schedule.build(protocol, rig)
         self.state = RunState.IDLE
         self.path: Path | None = None
         self.devices: Devices | None = None
@@ -234,7 +239,7 @@ class Engine:
         self._volume_listeners.append(callback)
 
     def subscribe_events(self, callback: Callable[[Event], None]) -> None:
-        """Called with every :class:`~rig.events.Event` as it is logged, from any lane."""
+        """Called with every :class:`~rig.core.events.Event` as it is logged, from any lane."""
         self._event_listeners.append(callback)
 
     def subscribe_readout(self, callback: Callable[[LiveRow], None]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from acquisition.writer import WriterClient
-from rig.config import FaultConfig
+from rig.core.config import FaultConfig
 from rig.devices import Devices
 
 __all__ = ["FaultInjector"]

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rig._optional import install_hint
-from rig.config import RigConfig, load_config
-from rig.errors import ZaprigError
-from rig.timeline import Timeline
+from rig.core.config import RigConfig, load_config
+from rig.core.errors import ZaprigError
+from rig.core.optional import install_hint
 from stimuli.protocol import Protocol, load_protocol
+from stimuli.schedule import Schedule
 
 __all__ = ["Check", "cli_check", "run_checks"]
 
@@ -62,7 +62,7 @@ def _fix_from(msg: str) -> str:
 
 def _open_daq(rig: RigConfig) -> object:
     from acquisition.daq import make_daq
-    from rig.clock import make_clock
+    from rig.core.clock import make_clock
     from rig.devices import make_fish, make_projector
 
     clock = make_clock("virtual", rig.daq.sample_rate_hz)
@@ -141,7 +141,7 @@ def _bytes_per_s(rig: RigConfig) -> float:
     return z * y * x * 2 / rig.microscope.volume_period_s + rig.daq.sample_rate_hz * 40
 
 
-def _disk_space(rig: RigConfig, tl: Timeline, out: Path) -> Check:
+def _disk_space(rig: RigConfig, tl: Schedule, out: Path) -> Check:
     need = _bytes_per_s(rig) * tl.duration_s
     free = shutil.disk_usage(out).free
     detail = (
@@ -157,7 +157,7 @@ def _disk_space(rig: RigConfig, tl: Timeline, out: Path) -> Check:
 
 def _ring_memory(rig: RigConfig) -> Check:
     """The writer's ring must fit in shared memory (it is touched in full at arm)."""
-    from acquisition.writer._ring import ring_too_big, shared_memory_free
+    from acquisition.writer import ring_too_big, shared_memory_free
 
     slot = int(np.prod(rig.microscope.shape_zyx)) * 2
     n = rig.writer.volume_slots
@@ -196,7 +196,7 @@ def _disk_speed(rig: RigConfig, out: Path, megabytes: int = 256) -> Check:
 
 def run_checks(rig: RigConfig, protocol: Protocol, out: Path) -> list[Check]:
     out.mkdir(parents=True, exist_ok=True)
-    tl = Timeline.build(protocol, rig)
+    tl = Schedule.build(protocol, rig)
     return [
         Check("config", "pass", f"rig '{rig.name}' is valid"),
         _device("DAQ", lambda: _open_daq(rig), rig.daq.backend == "sim"),
@@ -221,7 +221,7 @@ def format_checks(checks: list[Check]) -> str:
 
 
 def cli_check(args: argparse.Namespace) -> int:
-    from rig.errors import check_writable
+    from rig.core.errors import check_writable
 
     check_writable(args.out, "--out", folder=True)
     rig = load_config(args.config)

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rig.errors import ProtocolError
+from rig.core.errors import ProtocolError
 
 __all__ = ["SCRIPT_TIMEOUT_S", "run_protocol_script"]
 
@@ -138,7 +138,7 @@ def _child() -> None:
     """In the child: run the script, write the protocol's JSON to the result pipe."""
     from pydantic import ValidationError
 
-    from rig.errors import ZaprigError, format_validation_error
+    from rig.core.errors import ZaprigError, format_validation_error
     from stimuli.protocol import Protocol
 
     path, fd = sys.argv[1], int(sys.argv[2])

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rig.config import ProjectionConfig
-from rig.errors import ConfigError
+from rig.core.config import ProjectionConfig
+from rig.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from stimuli.protocol import Protocol, Step

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rig._optional import require
-from rig.timeline import Timeline
+from rig.core.optional import require
 from stimuli.closed_loop import LoopState
-from stimuli.render._frames import FrameMaker
+from stimuli.render.frames import FrameMaker
+from stimuli.schedule import Schedule
 
 __all__ = ["plot_timeline"]
 
 
-def plot_timeline(tl: Timeline, path: Path) -> None:
+def plot_timeline(tl: Schedule, path: Path) -> None:
     """Condition blocks on top; the open-loop stimulus parameters (at 2 Hz) below."""
     require("matplotlib", "zaprig plan --png")
     import matplotlib

@@ -42,7 +42,7 @@ from typing import Any, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rig.errors import ProtocolError, format_validation_error
+from rig.core.errors import ProtocolError, format_validation_error
 from stimuli.library import AnyStimulus, Replay
 
 __all__ = [

@@ -53,7 +53,7 @@ def check_session() -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture(scope="session")
 def short_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in protocol at 1% length, virtual time, simulated rig (about 80 volumes)."""
-    from rig.config import load_config
+    from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 

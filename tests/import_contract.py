@@ -1,11 +1,22 @@
-"""An import-linter contract for the core install: what loads must not load an optional part.
+"""zaprig's import-linter contracts: the layers, private modules, and the core install.
+
+Three contract types, configured in ``pyproject.toml`` and run by ``make test``:
+
+- ``floor_and_roof`` (:class:`LayersContract`): the floor ``rig.core`` imports nothing else
+  of zaprig, ``acquisition`` and ``stimuli`` stand on it, ``rig``'s roof on them, ``gui`` on
+  top (docs/design-notes.md, "The map"). Every import counts, inside functions too.
+- ``no_private_reach`` (:class:`PrivateModulesContract`): a module named ``_x`` is private to
+  the package it sits in; nothing outside that package imports it.
+- ``load_time_optional`` (:class:`LoadTimeOptionalContract`), below.
+
+The core install: what loads must not load an optional part.
 
 ``lint-imports`` (run by ``make test``; configured in ``pyproject.toml``) checks it. The rule
 (docs/design-notes.md, "The core install"): ``pip install zaprig`` without extras runs a
 whole session, so no module of ``rig``, ``acquisition`` or ``stimuli`` may, *when it is
 loaded*, import an optional package (tensorstore, pynwb, Qt, PsychoPy, NI-DAQmx,
 Micro-Manager, ...) or a module that belongs to an extra (``rig.export``, ``gui``, ...).
-Imports inside a function run only when that function is called, where ``rig._optional``
+Imports inside a function run only when that function is called, where ``rig.core.optional``
 names the missing extra in one line; they are the sanctioned doors and are not checked.
 
 import-linter's own ``forbidden`` contract cannot say this: grimp's graph holds every import
@@ -27,7 +38,13 @@ from typing import Any
 from grimp import ImportGraph
 from importlinter import Contract, ContractCheck, fields, output
 
-__all__ = ["LoadTimeOptionalContract", "load_time_graph", "load_time_lines"]
+__all__ = [
+    "LayersContract",
+    "LoadTimeOptionalContract",
+    "PrivateModulesContract",
+    "load_time_graph",
+    "load_time_lines",
+]
 
 
 def load_time_lines(source: str) -> set[int]:
@@ -165,5 +182,134 @@ class LoadTimeOptionalContract(Contract):
         output.print(
             "Move a pure helper out of the optional part into a core module, or import the "
             "optional part inside the function that uses it, after "
-            "rig._optional.require(...) (docs/design-notes.md, 'The core install')."
+            "rig.core.optional.require(...) (docs/design-notes.md, 'The core install')."
+        )
+
+
+def _layer_of(module: str, layers: list[list[str]]) -> int | None:
+    """Index of the layer ``module`` belongs to: the one holding its most specific entry."""
+    best: tuple[int, int] | None = None  # (length of the entry, layer)
+    for index, layer in enumerate(layers):
+        for entry in layer:
+            inside = module == entry or module.startswith(entry + ".")
+            if inside and (best is None or len(entry) > best[0]):
+                best = (len(entry), index)
+    return None if best is None else best[1]
+
+
+def _lines(graph: ImportGraph, importer: str, imported: str) -> str:
+    details = graph.get_import_details(importer=importer, imported=imported)
+    return ", ".join(f"l.{d['line_number']}" for d in sorted(details, key=lambda d: d["line_number"]))
+
+
+class LayersContract(Contract):
+    """Layers from the top down; a module imports only its own layer and the ones below.
+
+    Options:
+        layers: from the top down; ``a : b`` puts siblings in one layer (they may import each
+            other). A module belongs to the layer of its most specific entry, so ``rig.core``
+            can be the floor while the rest of ``rig`` is the roof.
+    """
+
+    type_name = "floor_and_roof"
+
+    layers = fields.ListField(subfield=fields.StringField())
+
+    def _parsed(self) -> list[list[str]]:
+        return [[e.strip() for e in str(layer).split(":")] for layer in self.layers]  # type: ignore[attr-defined]
+
+    def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
+        layers = self._parsed()
+        for entry in (e for layer in layers for e in layer):
+            if entry not in graph.modules:  # a renamed layer must not silently pass
+                raise ValueError(f"layer {entry!r} not found in the import graph")
+        broken: list[dict[str, Any]] = []
+        checked = 0
+        for importer in sorted(graph.modules):
+            low = _layer_of(importer, layers)
+            if low is None or graph.is_module_squashed(importer):
+                continue
+            checked += 1
+            for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+                high = _layer_of(imported, layers)
+                if high is not None and high < low:  # a smaller index is a higher layer
+                    broken.append(
+                        {
+                            "importer": importer,
+                            "imported": imported,
+                            "lines": _lines(graph, importer, imported),
+                            "from": " : ".join(layers[low]),
+                            "to": " : ".join(layers[high]),
+                        }
+                    )
+        output.verbose_print(verbose, f"{checked} modules checked against {len(layers)} layers")
+        return ContractCheck(kept=not broken, metadata={"broken": broken})
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for b in check.metadata["broken"]:
+            output.print_error(
+                f"{b['importer']} ({b['lines']}) imports {b['imported']}: "
+                f"layer '{b['from']}' reaches up into '{b['to']}'",
+                bold=False,
+            )
+        output.new_line()
+        output.print(
+            "Move what the lower layer needs down (a type or constant into rig.core), or pass "
+            "it in from above (docs/design-notes.md, 'The map')."
+        )
+
+
+def private_owner(module: str) -> str | None:
+    """The package a module is private to: the parent of its first ``_name`` part (None if
+    every part is public). ``rig.session._damage`` is private to ``rig.session``."""
+    parts = module.split(".")
+    for k, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:k])
+    return None
+
+
+class PrivateModulesContract(Contract):
+    """No module imports another package's private module (a ``_name`` module or package).
+
+    Options:
+        packages: the first-party top-level packages checked.
+    """
+
+    type_name = "no_private_reach"
+
+    packages = fields.ListField(subfield=fields.StringField())
+
+    def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
+        roots = set(self.packages)  # type: ignore[call-overload]
+        broken: list[dict[str, Any]] = []
+        for importer in sorted(graph.modules):
+            if _in(importer, roots) is None:
+                continue
+            for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+                owner = private_owner(imported)
+                if owner is None or _in(imported, roots) is None:
+                    continue
+                if importer != owner and not importer.startswith(owner + "."):
+                    broken.append(
+                        {
+                            "importer": importer,
+                            "imported": imported,
+                            "owner": owner,
+                            "lines": _lines(graph, importer, imported),
+                        }
+                    )
+        return ContractCheck(kept=not broken, metadata={"broken": broken})
+
+    def render_broken_contract(self, check: ContractCheck) -> None:
+        for b in check.metadata["broken"]:
+            output.print_error(
+                f"{b['importer']} ({b['lines']}) imports {b['imported']}, private to "
+                f"{b['owner']}",
+                bold=False,
+            )
+        output.new_line()
+        output.print(
+            "Import the name from the package's public surface (its __init__ or a public "
+            "module), and export it there if it is meant to be used outside."
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.config import DEFAULT_CONFIG
+from rig.core.config import DEFAULT_CONFIG
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.config import CONFIG_DIR, load_config
+from rig.core.config import CONFIG_DIR, load_config
 
 HW = "[daq]\n[microscope]\n[display]\n"
 

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from rig.cli import main
-from rig.session._lock import live_owner
+from rig.core.lock import live_owner
 
 PROTOCOL = """
 name = "two"

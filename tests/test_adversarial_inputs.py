@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import rig.engine
-from rig.config import load_config
-from rig.errors import ConfigError, ProtocolError
+from rig.core.config import load_config
+from rig.core.errors import ConfigError, ProtocolError
 from stimuli.protocol import load_protocol
 
 

@@ -21,8 +21,8 @@ import pytest
 
 from gui._notes import append_note
 from rig.cli import main
-from rig.errors import SessionFileError
-from rig.session._lock import SessionLock, exclusive, identity_lock_path, live_owner
+from rig.core.errors import SessionFileError
+from rig.core.lock import SessionLock, exclusive, identity_lock_path, live_owner
 
 PROTOCOL = """
 name = "short"

@@ -17,7 +17,7 @@ import pytest
 from acquisition.microscope._assembler import VolumeAssembler
 from acquisition.microscope._base import MicroscopeEvent
 from acquisition.writer import WriterClient
-from rig.session._layout import FORMAT
+from rig.core.layout import FORMAT
 
 SHAPE = (4, 6, 8)
 Z = SHAPE[0]

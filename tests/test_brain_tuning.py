@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import tensorstore as ts
 
-from rig.config import load_config
+from rig.core.config import load_config
 from rig.engine import Engine, RunState
 from rig.export import export_zapbench
 from rig.session import read_table

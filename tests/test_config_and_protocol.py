@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rig.config import CONFIG_DIR, DEFAULT_CONFIG, RigConfig, config_from_json, load_config
-from rig.errors import ConfigError, ProtocolError
-from rig.timeline import Timeline
+from rig.core.config import CONFIG_DIR, DEFAULT_CONFIG, RigConfig, config_from_json, load_config
+from rig.core.errors import ConfigError, ProtocolError
 from stimuli.builtin import CONDITION_NAMES, CONDITION_OFFSETS, dataset_protocol
 from stimuli.protocol import Protocol, load_protocol
+from stimuli.schedule import Schedule
 
 
 def test_shipped_configs_load_and_round_trip() -> None:
@@ -61,7 +61,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
 def test_builtin_protocol_matches_the_dataset_offsets() -> None:
     proto = dataset_protocol()
     assert tuple(c.name for c in proto.conditions) == CONDITION_NAMES
-    tl = Timeline.build(proto, RigConfig())
+    tl = Schedule.build(proto, RigConfig())
     assert tl.condition_bounds == CONDITION_OFFSETS
     assert tl.n_volumes == 7879
     assert abs(tl.duration_s - 7879 * 0.9141 - 0.1) < 0.01

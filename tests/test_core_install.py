@@ -21,8 +21,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from rig._optional import EXTRA_OF, require
-from rig.config import CONFIG_DIR, DEFAULT_CONFIG
+from rig.core.config import CONFIG_DIR, DEFAULT_CONFIG
+from rig.core.optional import EXTRA_OF, require
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = (
@@ -98,7 +98,7 @@ def test_the_core_environment_has_no_extra(core_venv: Path, elsewhere: Path):
 
 
 def test_the_wheel_ships_every_rig_config(core_venv: Path, elsewhere: Path):
-    code = "from rig.config import CONFIG_DIR; print(CONFIG_DIR)"
+    code = "from rig.core.config import CONFIG_DIR; print(CONFIG_DIR)"
     shipped = Path(_ok(_run([str(core_venv / "bin" / "python"), "-c", code], elsewhere)).strip())
     assert shipped.is_relative_to(core_venv)
     ours = sorted(p.name for p in (REPO / "hardware_configs").glob("*.toml"))

@@ -12,8 +12,8 @@ from pathlib import Path
 import h5py
 
 from rig.cli import main
+from rig.core.lock import live_owner
 from rig.session import summarise
-from rig.session._lock import live_owner
 
 FS = 6000
 

@@ -36,10 +36,10 @@ from acquisition.daq._ttl import (
     ttl_readback,
     volume_marker_waveform,
 )
-from rig.config import DaqConfig, RigConfig
-from rig.errors import ConfigError, DeviceError
-from rig.timeline import Timeline
+from rig.core.config import DaqConfig, RigConfig
+from rig.core.errors import ConfigError, DeviceError
 from stimuli.builtin import dataset_protocol
+from stimuli.schedule import Schedule
 from tests._nidaqmx_fake import FakeInterpreter, UnsupportedByFake, install, signature_mismatches
 
 RIG = RigConfig()
@@ -60,8 +60,8 @@ def photodiode(k: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def timeline() -> Timeline:
-    return Timeline.build(dataset_protocol().scaled(0.01), RIG)
+def timeline() -> Schedule:
+    return Schedule.build(dataset_protocol().scaled(0.01), RIG)
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_open_creates_the_channels_of_the_config(
     assert fake.task_names() == []
 
 
-def test_start_shares_the_input_sample_clock(fake: FakeInterpreter, timeline: Timeline) -> None:
+def test_start_shares_the_input_sample_clock(fake: FakeInterpreter, timeline: Schedule) -> None:
     daq = NiDaq(CFG)
     daq.open()
     daq.start(timeline)
@@ -163,7 +163,7 @@ def test_start_shares_the_input_sample_clock(fake: FakeInterpreter, timeline: Ti
 
 
 def test_full_timeline_outputs_decode_like_the_dataset(
-    fake: FakeInterpreter, timeline: Timeline
+    fake: FakeInterpreter, timeline: Schedule
 ) -> None:
     """Every camera trigger, marker, galvo and piezo sample over a whole (short) run; 0 V after.
 
@@ -217,7 +217,7 @@ def test_full_timeline_outputs_decode_like_the_dataset(
 
 
 def test_read_returns_the_served_samples_in_column_order(
-    fake: FakeInterpreter, timeline: Timeline
+    fake: FakeInterpreter, timeline: Schedule
 ) -> None:
     daq = NiDaq(CFG_PD)
     daq.open()
@@ -239,7 +239,7 @@ def test_read_returns_the_served_samples_in_column_order(
 
 
 def test_the_first_volume_trigger_is_read_back_on_its_sample(
-    fake: FakeInterpreter, timeline: Timeline
+    fake: FakeInterpreter, timeline: Schedule
 ) -> None:
     m = int(timeline.marker_samples[0])
     s = int(timeline.volume_starts[0])
@@ -255,7 +255,7 @@ def test_the_first_volume_trigger_is_read_back_on_its_sample(
     assert rb[s] > rb[s + 1] > 1.0  # and plane 0's peak on sample s
 
 
-def test_stop_drives_every_output_to_zero(fake: FakeInterpreter, timeline: Timeline) -> None:
+def test_stop_drives_every_output_to_zero(fake: FakeInterpreter, timeline: Schedule) -> None:
     daq = NiDaq(CFG)
     daq.open()
     daq.start(timeline)
@@ -299,7 +299,7 @@ def test_close_without_start_leaves_outputs_at_zero(fake: FakeInterpreter) -> No
     assert fake.task_names() == []
 
 
-def test_input_overflow_becomes_device_error(fake: FakeInterpreter, timeline: Timeline) -> None:
+def test_input_overflow_becomes_device_error(fake: FakeInterpreter, timeline: Schedule) -> None:
     daq = NiDaq(CFG)
     daq.open()
     daq.start(timeline)
@@ -315,7 +315,7 @@ def test_input_overflow_becomes_device_error(fake: FakeInterpreter, timeline: Ti
     assert fake.task_names() == []
 
 
-def test_output_underflow_becomes_device_error(fake: FakeInterpreter, timeline: Timeline) -> None:
+def test_output_underflow_becomes_device_error(fake: FakeInterpreter, timeline: Schedule) -> None:
     daq = NiDaq(CFG)
     daq.open()
     daq.start(timeline)
@@ -329,7 +329,7 @@ def test_output_underflow_becomes_device_error(fake: FakeInterpreter, timeline: 
     daq.close()
 
 
-def test_lost_device_becomes_device_error(fake: FakeInterpreter, timeline: Timeline) -> None:
+def test_lost_device_becomes_device_error(fake: FakeInterpreter, timeline: Schedule) -> None:
     daq = NiDaq(CFG)
     daq.open()
     daq.start(timeline)
@@ -380,7 +380,7 @@ def test_missing_channel_names_its_config_field(fake: FakeInterpreter) -> None:
 
 
 def test_call_order_and_clock_mismatch_are_refused(
-    fake: FakeInterpreter, timeline: Timeline
+    fake: FakeInterpreter, timeline: Schedule
 ) -> None:
     daq = NiDaq(CFG)
     with pytest.raises(DeviceError, match="before open"):
@@ -390,7 +390,7 @@ def test_call_order_and_clock_mismatch_are_refused(
         daq.read()
     fast = RigConfig(daq=DaqConfig(sample_rate_hz=10_000.0))
     with pytest.raises(ConfigError, match="10000"):
-        daq.start(Timeline.build(dataset_protocol().scaled(0.01), fast))
+        daq.start(Schedule.build(dataset_protocol().scaled(0.01), fast))
     daq.start(timeline)
     with pytest.raises(DeviceError, match="one timeline per open"):
         daq.start(timeline)
@@ -398,7 +398,7 @@ def test_call_order_and_clock_mismatch_are_refused(
 
 
 def test_a_two_hour_timeline_is_streamed(fake: FakeInterpreter) -> None:
-    full = Timeline.build(dataset_protocol(), RIG)
+    full = Schedule.build(dataset_protocol(), RIG)
     assert full.duration_s > 7000
     with NiDaq(CFG) as daq:
         daq.start(full)
@@ -440,7 +440,7 @@ def test_fake_refuses_wrong_driver_use(fake: FakeInterpreter) -> None:
 
 
 def test_a_marker_read_on_its_own_input_is_folded_into_the_readback_row(
-    monkeypatch: pytest.MonkeyPatch, timeline: Timeline
+    monkeypatch: pytest.MonkeyPatch, timeline: Schedule
 ) -> None:
     """With ``marker_readback_channel`` each line is measured alone; row 2 is their diode-OR."""
     board = FakeInterpreter(

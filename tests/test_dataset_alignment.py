@@ -18,17 +18,17 @@ import numpy as np
 import pytest
 
 from acquisition.swims import OnlineSwimDetector
-from rig.config import RigConfig, load_config
+from rig.core.config import RigConfig, load_config
+from rig.core.layout import ROW, read_table
 from rig.engine import Engine, RunState
 from rig.export import export_zapbench
-from rig.session._layout import ROW, read_table
 from rig.session.dataset_decode import decode_rows, load_10chflt
-from rig.timeline import Timeline
 from stimuli.builtin import dataset_protocol
 from stimuli.closed_loop import LoopState
 from stimuli.library import Dark, Dots, Flash, Flow, Position, Rotation, Taxis, Turning
 from stimuli.protocol import Protocol, condition, step
-from stimuli.render._frames import FrameMaker
+from stimuli.render.frames import FrameMaker
+from stimuli.schedule import Schedule
 
 FORMAT1 = Path(__file__).parent / "data" / "session-format1.h5"
 STIM_ROWS = ("param3", "param4", "param5", "stim_id", "velocity", "gain")
@@ -183,7 +183,7 @@ def test_a_frame_of_a_new_condition_never_draws_the_last_ones_state() -> None:
             condition("position", step(Position(drift_mm_s=5.0), 2.0), seconds=2.0),
         ),
     )
-    tl = Timeline.build(proto, load_config())
+    tl = Schedule.build(proto, load_config())
     maker = FrameMaker(tl)
     start = int(tl.condition_start_samples[1])
     stale = LoopState(velocity=3.0, position_mm=12.0, heading_deg=36.0, condition=0)
@@ -259,7 +259,7 @@ def test_a_format_1_session_is_still_read(tmp_path: Path) -> None:
 
 
 def test_the_built_in_protocol_plans_at_the_dataset_offsets() -> None:
-    tl = Timeline.build(dataset_protocol(), load_config())
+    tl = Schedule.build(dataset_protocol(), load_config())
     assert tl.condition_bounds == (0, 649, 2422, 3078, 3735, 5047, 5638, 6623, 7279, 7879)
     assert np.all(tl.marker_samples[:-1] < tl.volume_starts)
     assert np.all(tl.volume_starts - tl.marker_samples[:-1] > 50)

@@ -15,8 +15,8 @@ import pytest
 
 from rig.calibrate import measure_levels, write_gamma
 from rig.cli import main
-from rig.config import DEFAULT_CONFIG, load_config
-from rig.errors import ConfigError
+from rig.core.config import DEFAULT_CONFIG, load_config
+from rig.core.errors import ConfigError
 
 FIVE = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
 

@@ -16,13 +16,13 @@ import pytest
 from acquisition.daq._photodiode import LightDecoder
 from acquisition.daq._sim_projector import SimProjector
 from rig.cli import main
-from rig.config import FaultConfig, RigConfig, load_config
+from rig.core.config import FaultConfig, RigConfig, load_config
 from rig.engine import Engine, RunState
 from rig.session import open_session, summarise
 from rig.session.light import light_timing
 from stimuli.library import Flash, Flow
 from stimuli.protocol import Protocol, condition, step
-from stimuli.render._sync_patch import SYNC_LEVELS, sync_level
+from stimuli.render.sync_patch import SYNC_LEVELS, sync_level
 from stimuli.state import FRAME_DTYPE
 
 PROTO = Protocol(

@@ -21,7 +21,7 @@ import scipy.signal
 import tensorstore as ts
 
 from rig.cli import main
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
 from rig.export import NwbExport, ZapbenchExport, export_nwb, export_zapbench
 from rig.export._common import length_unit, session_info, time_unit
 from rig.export._zapbench import STREAM_FILE, write_stream, write_volumes
@@ -40,7 +40,7 @@ FISH = {
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in protocol at 0.3% length (24 volumes of 8 x 80 x 128), virtual time."""
-    from rig.config import load_config
+    from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 

@@ -92,7 +92,7 @@ def test_export_opens_as_the_dataset_code_opens_it(short_session: Path, tmp_path
 
 
 def test_point_at_names_a_folder_without_specs(tmp_path: Path) -> None:
-    from rig.errors import SessionFileError
+    from rig.core.errors import SessionFileError
     from rig.export.zapbench_constants import point_at
 
     with pytest.raises(SessionFileError, match=r"zapbench_specs\.json"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from rig.config import FaultConfig, load_config
+from rig.core.config import FaultConfig, load_config
 from rig.engine import Engine, RunState
 from rig.session import read_table
 from stimuli.library import Flash, Flow

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rig.cli import main
-from rig.config import load_config
+from rig.core.config import load_config
 from rig.engine import Engine, RunState
 from rig.session.light import light_timing
 from stimuli.closed_loop import SwimDelay, SwimInput

@@ -54,7 +54,7 @@ def zaprig(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def fitting_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in protocol at the smallest time scale whose conditions fit the windows."""
-    from rig.config import load_config
+    from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 

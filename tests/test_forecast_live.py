@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rig.config import RigConfig, load_config
+from rig.core.config import RigConfig, load_config
 from rig.engine import Engine, RunState
 from rig.session import read_table
 from stimuli.library import Flash, Shadow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.config import load_config
+from rig.core.config import load_config
 from rig.engine import Engine, RunState
 from stimuli.builtin import dataset_protocol
 

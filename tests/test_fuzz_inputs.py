@@ -10,8 +10,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rig.config import load_config
-from rig.errors import ConfigError, ProtocolError
+from rig.core.config import load_config
+from rig.core.errors import ConfigError, ProtocolError
 from stimuli.library import STIMULUS_KINDS
 from stimuli.protocol import load_protocol
 

@@ -13,8 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from rig.config import ProjectionConfig
-from rig.errors import ConfigError
+from rig.core.config import ProjectionConfig
+from rig.core.errors import ConfigError
 from stimuli.geometry import Projection, resolve_angles
 from stimuli.library import Flow
 from stimuli.protocol import Protocol, condition, step

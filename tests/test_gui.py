@@ -21,7 +21,7 @@ from gui._qt import QtCore, QtWidgets
 from gui._session_file import LiveSessionFile
 from gui._stimulus_preview import StimulusPreview
 from gui.app import MainWindow
-from rig.config import DisplayConfig
+from rig.core.config import DisplayConfig
 from rig.session import read_table
 from stimuli.state import FRAME_DTYPE, Look
 

@@ -24,7 +24,7 @@ import pytest
 from gui._qt import QtCore, QtWidgets
 from gui.app import SHORTCUTS, MainWindow
 from gui.panels.fish import next_fish_id
-from rig.config import DEFAULT_CONFIG
+from rig.core.config import DEFAULT_CONFIG
 from rig.session import ROW, read_table
 
 Yes = QtWidgets.QMessageBox.StandardButton.Yes
@@ -412,7 +412,7 @@ def test_next_fish_ids_count_up():
 def test_a_fault_lights_the_lamp_its_source_names_not_its_words(make_window) -> None:
     """Events carry their source: a camera fault whose message never says 'camera' still
     lights the Microscope lamp and the banner names the camera."""
-    from rig.events import Event
+    from rig.core.events import Event
 
     w = make_window()
     msg = "no frames for 1.2 s while triggered"  # no device word in it

@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from gui._engine_child import PARENT_GONE
+from rig.core.lock import lock_path
 from rig.session import read_table
-from rig.session._lock import lock_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = Path("/work/shared/tools/check_session.py")

@@ -15,7 +15,7 @@ import numpy as np
 from gui._engine_process import EngineRunner
 from gui._qt import QtCore, QtWidgets
 from gui.panels.readout import RASTER_ROWS, ReadoutPanel
-from rig.config import RigConfig, load_config
+from rig.core.config import RigConfig, load_config
 from rig.engine import Engine
 from rig.readout import LiveRow
 from stimuli.library import Flash
@@ -109,7 +109,7 @@ def test_a_virtual_session_feeds_the_panel_through_the_runner(qtbot, tmp_path: P
 def test_the_control_app_shows_the_readout_of_a_session(qtbot, tmp_path: Path) -> None:
     """The main window with a rig whose readout is on: its Brain readout tab fills as it runs."""
     from gui.app import MainWindow
-    from rig.config import DEFAULT_CONFIG
+    from rig.core.config import DEFAULT_CONFIG
 
     text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
         "[readout]\nenabled = false", "[readout]\nenabled = true"

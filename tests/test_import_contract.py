@@ -108,3 +108,59 @@ def test_load_time_lines_are_the_imports_outside_functions():
         """
     )
     assert load_time_lines(source) == {1, 3, 7}
+
+
+LAYERS_CONFIG = """
+[tool.importlinter]
+root_packages = ["top", "mid", "base"]
+exclude_type_checking_imports = true
+contract_types = [
+    "floor_and_roof: tests.import_contract.LayersContract",
+    "no_private_reach: tests.import_contract.PrivateModulesContract",
+]
+
+[[tool.importlinter.contracts]]
+name = "layers"
+type = "floor_and_roof"
+layers = ["top", "mid", "base.floor"]
+
+[[tool.importlinter.contracts]]
+name = "private"
+type = "no_private_reach"
+packages = ["top", "mid", "base"]
+"""
+
+
+@pytest.fixture
+def layered(tmp_path: Path) -> Path:
+    """zaprig's shape in small: ``base.floor`` is the floor, ``mid`` stands on it, ``top``
+    (the roof) on both; ``base`` itself is outside the layers."""
+    (tmp_path / "pyproject.toml").write_text(LAYERS_CONFIG, encoding="utf-8")
+    for pkg in ("top", "mid", "base", "base/floor"):
+        _write(tmp_path, f"{pkg}/__init__.py", "")
+    _write(tmp_path, "base/floor/errors.py", "class Oops(Exception):\n    pass\n")
+    _write(tmp_path, "mid/_inner.py", "VALUE = 1\n")
+    _write(tmp_path, "mid/device.py", "from base.floor.errors import Oops\nfrom mid._inner import VALUE\n")
+    _write(tmp_path, "top/runner.py", "from mid.device import Oops\n")
+    return tmp_path
+
+
+def test_a_clean_floor_and_roof_keep_both_contracts(layered: Path):
+    proc = _lint(layered)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 kept, 0 broken" in proc.stdout
+
+
+def test_the_floor_reaching_up_breaks_the_layers_even_inside_a_function(layered: Path):
+    _write(layered, "base/floor/clock.py", "def now():\n    from top.runner import Oops\n    return Oops\n")
+    out = " ".join(_lint(layered).stdout.split())
+    assert "base.floor.clock (l.2) imports top.runner: layer 'base.floor' reaches up into 'top'" in out
+    assert "1 kept, 1 broken" in out
+
+
+def test_a_private_module_imported_from_another_package_breaks_its_contract(layered: Path):
+    _write(layered, "top/view.py", "from mid._inner import VALUE\n")
+    out = " ".join(_lint(layered).stdout.split())
+    assert "top.view (l.1) imports mid._inner, private to mid" in out
+    assert "mid.device" not in out  # its own package may use it
+    assert "1 kept, 1 broken" in out

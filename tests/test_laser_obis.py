@@ -26,8 +26,8 @@ from acquisition.laser import (
     UncontrolledLaser,
     make_laser,
 )
-from rig.config import LaserConfig
-from rig.errors import DeviceError
+from rig.core.config import LaserConfig
+from rig.core.errors import DeviceError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,7 +245,7 @@ def test_the_laser_package_imports_without_the_simulator() -> None:
         "import sys; sys.modules['tty'] = None\n"
         "import acquisition.laser as laser\n"
         "from acquisition.laser import ObisLaser, make_laser\n"
-        "from rig.config import LaserConfig\n"
+        "from rig.core.config import LaserConfig\n"
         "assert 'acquisition.laser._sim_obis' not in sys.modules\n"
         "assert make_laser(LaserConfig(backend='none')).status().on is False\n"
         "try:\n"

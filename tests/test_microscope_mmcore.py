@@ -32,10 +32,10 @@ from acquisition.microscope._mmcore import (
     release_core,
 )
 from acquisition.microscope._sim_camera import CAMERA_TIME_KEY, FRAME_COUNTER_KEY, TriggeredCamera
-from rig.config import MicroscopeConfig, RigConfig
-from rig.errors import ConfigError, DeviceError
-from rig.timeline import Timeline
+from rig.core.config import MicroscopeConfig, RigConfig
+from rig.core.errors import ConfigError, DeviceError
 from stimuli.builtin import dataset_protocol
+from stimuli.schedule import Schedule
 
 STALE = 0xBEEF  # what a recycled writer slot holds before the backend writes it
 
@@ -76,8 +76,8 @@ class StoringSink:
 
 
 @pytest.fixture(scope="module")
-def timeline() -> Timeline:
-    return Timeline.build(dataset_protocol().scaled(0.01), RigConfig())
+def timeline() -> Schedule:
+    return Schedule.build(dataset_protocol().scaled(0.01), RigConfig())
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def make_scope(cfg: MicroscopeConfig) -> Iterator[Callable[..., MMCoreMicroscope
         scope.close()
 
 
-def trigger_volume(scope: MMCoreMicroscope, timeline: Timeline, t: int) -> None:
+def trigger_volume(scope: MMCoreMicroscope, timeline: Schedule, t: int) -> None:
     """What the DAQ does for volume t: one pulse per plane (the wire fires the camera)."""
     z = timeline.planes_per_volume
     scope.on_triggers(np.arange(t * z, (t + 1) * z), timeline.plane_samples[t])
@@ -125,7 +125,7 @@ def poll_until(
 
 
 def run(
-    scope: MMCoreMicroscope, timeline: Timeline, volumes: int, frames_after: Callable[[int], int]
+    scope: MMCoreMicroscope, timeline: Schedule, volumes: int, frames_after: Callable[[int], int]
 ) -> list[MicroscopeEvent]:
     """Trigger ``volumes`` volumes; after volume t wait for ``frames_after(t)`` frames."""
     events: list[MicroscopeEvent] = []

@@ -16,7 +16,7 @@ import h5py
 import pytest
 
 from gui._notes import append_note
-from rig.session._layout import append_columns
+from rig.core.layout import append_columns
 
 
 def test_a_note_after_the_run_keeps_the_events_table_whole(

@@ -21,9 +21,9 @@ import pytest
 from acquisition.fish import TUNINGS
 from acquisition.fish._brain import Brain
 from acquisition.writer._ring import VolumeRing
-from rig.config import ReadoutConfig, RigConfig, load_config
+from rig.core.config import ReadoutConfig, RigConfig, load_config
+from rig.core.errors import ConfigError
 from rig.engine import Engine, RunState
-from rig.errors import ConfigError
 from rig.readout import (
     LabelIndex,
     Readout,

@@ -22,7 +22,7 @@ import pytest
 import scipy.signal
 
 from acquisition.fish import TUNINGS
-from rig.config import RigConfig, load_config
+from rig.core.config import RigConfig, load_config
 from rig.engine import Engine, RunState
 from rig.readout.offline import (
     assemble,
@@ -292,8 +292,8 @@ def test_the_baseline_keeps_a_held_response_and_follows_bleaching() -> None:
 def test_dropped_volumes_are_filled_not_nan(held: tuple[Engine, Path], tmp_path: Path) -> None:
     import shutil
 
+    from rig.core.layout import append_columns
     from rig.readout.offline import readout_session
-    from rig.session._layout import append_columns
 
     _, path = held
     copy = tmp_path / "dropped.h5"

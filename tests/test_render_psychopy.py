@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rig.config import DisplayConfig, RigConfig
-from rig.errors import DeviceError
-from rig.timeline import Timeline
+from rig.core.config import DisplayConfig, RigConfig
+from rig.core.errors import DeviceError
 from stimuli.builtin import dataset_protocol
 from stimuli.closed_loop import LoopState
 from stimuli.library import Dots, Flash, Flow, Rotation, Shadow, Stimulus, Taxis, Turning
 from stimuli.render._psychopy import LoopStateBlock, PsychopyRenderer, SampleClock, xvfb_display
+from stimuli.schedule import Schedule
 from stimuli.state import FRAME_DTYPE, Look, blank_frame
 
 pytestmark = pytest.mark.xvfb
@@ -454,12 +454,12 @@ def _wait_for(cond: Callable[[], bool], timeout: float) -> bool:
 
 
 @pytest.fixture
-def timeline() -> Timeline:
-    return Timeline.build(dataset_protocol().scaled(0.01), RigConfig())
+def timeline() -> Schedule:
+    return Schedule.build(dataset_protocol().scaled(0.01), RigConfig())
 
 
 def test_renderer_process_reports_frames_at_refresh_rate(
-    x_display: str, timeline: Timeline
+    x_display: str, timeline: Schedule
 ) -> None:
     fs = timeline.sample_rate_hz
     w, h = 320, 240
@@ -534,7 +534,7 @@ def test_renderer_process_reports_frames_at_refresh_rate(
     assert np.abs(after["position_mm"] - expect).max() < 5.0 * 0.05
 
 
-def test_renderer_death_is_reported_by_check(x_display: str, timeline: Timeline) -> None:
+def test_renderer_death_is_reported_by_check(x_display: str, timeline: Schedule) -> None:
     renderer = PsychopyRenderer(SCREEN)
     renderer.start(timeline, timeline.sample_rate_hz)
     try:
@@ -551,7 +551,7 @@ def test_renderer_death_is_reported_by_check(x_display: str, timeline: Timeline)
 
 
 def test_renderer_without_a_display_fails_to_start_with_a_clear_error(
-    x_display: str, timeline: Timeline, monkeypatch: pytest.MonkeyPatch
+    x_display: str, timeline: Schedule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DISPLAY", ":9999")
     renderer = PsychopyRenderer(SCREEN, start_timeout_s=60.0)
@@ -561,7 +561,7 @@ def test_renderer_without_a_display_fails_to_start_with_a_clear_error(
 
 
 def test_renderer_on_a_16_bit_screen_fails_to_start_instead_of_hanging(
-    x_display: str, timeline: Timeline
+    x_display: str, timeline: Schedule
 ) -> None:
     if shutil.which("Xvfb") is None:
         pytest.skip("needs Xvfb to make a 16-bit screen")
@@ -575,8 +575,8 @@ def test_renderer_on_a_16_bit_screen_fails_to_start_instead_of_hanging(
 
 
 def test_sync_patch_shows_each_frames_code_in_its_corner(drawer: Any) -> None:
-    from rig.config import SyncPatchConfig
-    from stimuli.render._sync_patch import SYNC_LEVELS, sync_level
+    from rig.core.config import SyncPatchConfig
+    from stimuli.render.sync_patch import SYNC_LEVELS, sync_level
 
     d = drawer(sync_patch=SyncPatchConfig(corner="bottom-left", size_px=20))
     seen = []
@@ -610,7 +610,7 @@ def test_grating_in_cycles_per_degree_has_the_projected_pixel_period(
     drawer: Any, eye_mm: float, gap_mm: float, cycles_per_deg: float
 ) -> None:
     """Under the fish one degree is (eye height + 1.333 x air gap) x pi / 180 mm of screen."""
-    from rig.config import ProjectionConfig
+    from rig.core.config import ProjectionConfig
     from stimuli.geometry import resolve_angles
     from stimuli.protocol import Protocol, condition, step
 

@@ -28,7 +28,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in protocol at 0.3% length (24 volumes); the camera misses one frame at 9 s."""
-    from rig.config import FaultConfig, load_config
+    from rig.core.config import FaultConfig, load_config
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 

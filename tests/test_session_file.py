@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import scipy.signal
 
-from rig.config import load_config
+from rig.core.config import load_config
 from rig.session import CHANNEL_NAMES, read_table
-from rig.timeline import Timeline
 from stimuli.builtin import CONDITION_NAMES, dataset_protocol
+from stimuli.schedule import Schedule
 
 
 def test_contract_checker_passes(short_session: Path, check_session) -> None:
@@ -53,7 +53,7 @@ def test_condition_row_changes_exactly_at_condition_starts(short_session: Path) 
 
 
 def test_conditions_start_where_the_timeline_says(short_session: Path) -> None:
-    tl = Timeline.build(dataset_protocol().scaled(0.01), load_config())
+    tl = Schedule.build(dataset_protocol().scaled(0.01), load_config())
     with h5py.File(short_session, "r") as f:
         c = read_table(f["protocol/conditions"])
         starts = f["volumes/start_sample"][...]

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from rig.config import DisplayConfig, load_config
+from rig.core.config import DisplayConfig, load_config
 from rig.engine import Engine, RunState
 from rig.session import read_table
 from stimuli.library import Flash, Flow

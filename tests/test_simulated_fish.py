@@ -14,9 +14,9 @@ from acquisition.fish._behaviour import Behaviour
 from acquisition.fish._indicator import INDICATORS, PUBLISHED_MS
 from acquisition.fish._tail import TailBackground
 from acquisition.fish._vision import Seen
-from rig.config import load_config
+from rig.core.config import load_config
+from rig.core.errors import ConfigError
 from rig.engine import Engine, RunState
-from rig.errors import ConfigError
 from rig.session import read_table
 from stimuli.library import Flash
 from stimuli.protocol import Protocol, condition, step

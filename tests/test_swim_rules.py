@@ -1,5 +1,5 @@
 """The swim detector's rule is a rig setting: the lab's rule (DATASET.md) or zaprig's, whose
-two differences are documented options (rig/config.py ``SwimsConfig``; issue 26)."""
+two differences are documented options (rig/core/config.py ``SwimsConfig``; issue 26)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from acquisition.swims import OnlineSwimDetector, SwimParams
 from rig.cli import main
-from rig.config import DEFAULT_CONFIG, load_config
+from rig.core.config import DEFAULT_CONFIG, load_config
 from rig.engine import Engine
 from stimuli.builtin import dataset_protocol
 

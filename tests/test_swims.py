@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 
 from acquisition.fish import TrueBout, VirtualFish
-from acquisition.swims import OnlineSwimDetector, SwimParams
-from acquisition.swims._offline import (
+from acquisition.swims import (
     OfflineParams,
     OfflineSwimDetector,
+    OnlineSwimDetector,
+    SwimParams,
     compare,
     detect_bouts,
-    detect_session_bouts,
 )
-from acquisition.swims.offline_cli import cli_swims
-from rig.config import FishConfig
-from rig.errors import SessionFileError
+from rig.core.config import FishConfig
+from rig.core.errors import SessionFileError
 from rig.session import open_session, read_table
+from rig.swims import cli_swims, detect_session_bouts
 from stimuli.state import FRAME_DTYPE, Look
 
 FS = 6000.0

@@ -1,7 +1,7 @@
 """A shortened run shows the protocol: time scales every duration inside a stimulus (issue 26).
 
 The states are sampled with the function the renderers use for ``/stimulus/frames``
-(:class:`stimuli.render._frames.FrameMaker`, at the headless renderer's flip samples),
+(:class:`stimuli.render.frames.FrameMaker`, at the headless renderer's flip samples),
 so the full two-hour protocol is checked in seconds; one real 1 % session's logged
 frames are checked against the same function.
 """
@@ -17,19 +17,19 @@ import h5py
 import numpy as np
 import pytest
 
-from rig.config import load_config
-from rig.timeline import Timeline
+from rig.core.config import load_config
 from stimuli.builtin import dataset_protocol
 from stimuli.closed_loop import LoopState
 from stimuli.library import STIMULUS_KINDS, Flash, Stimulus
 from stimuli.library._base import time_like_fields
 from stimuli.protocol import Protocol, WaitFor, condition, step
-from stimuli.render._frames import FrameMaker
+from stimuli.render.frames import FrameMaker
+from stimuli.schedule import Schedule
 
 SCALE = 0.01
 
 
-def frame_states(tl: Timeline, refresh_hz: float) -> np.ndarray:
+def frame_states(tl: Schedule, refresh_hz: float) -> np.ndarray:
     """(flip_sample, condition, stim_id) of every frame of the run, as the headless renderer
     makes them (its flip samples, the shared FrameMaker); the loop state does not change
     which state a frame shows, so a state at rest stands in for the fish's."""
@@ -61,8 +61,8 @@ def states() -> tuple[np.ndarray, np.ndarray, tuple[float, ...], float]:
     full = dataset_protocol()
     hz = rig.display.refresh_hz
     return (
-        frame_states(Timeline.build(full, rig), hz),
-        frame_states(Timeline.build(full.scaled(SCALE), rig), hz),
+        frame_states(Schedule.build(full, rig), hz),
+        frame_states(Schedule.build(full.scaled(SCALE), rig), hz),
         full.condition_factors(SCALE),
         hz,
     )

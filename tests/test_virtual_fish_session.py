@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rig.config import load_config
+from rig.core.config import load_config
 from rig.engine import Engine, RunState
 from rig.session import read_table
 from stimuli.library import Dark, Flow

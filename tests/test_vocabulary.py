@@ -3,7 +3,7 @@ the report and the summary share."""
 
 from __future__ import annotations
 
-from rig.vocabulary import IncidentCounter, fault_incidents, format_drops, plain_fault
+from rig.core.vocabulary import IncidentCounter, fault_incidents, format_drops, plain_fault
 
 LOST = (
     "laser not answering: lost the laser's serial port /dev/pts/2 (laser.port) during "

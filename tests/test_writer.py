@@ -14,8 +14,8 @@ import pytest
 
 from acquisition.writer import WriterClient
 from acquisition.writer._ring import VolumeRing
-from rig.errors import SessionFileError
-from rig.session._layout import FORMAT
+from rig.core.errors import SessionFileError
+from rig.core.layout import FORMAT
 
 SHAPE = (4, 16, 24)
 
@@ -116,7 +116,7 @@ def test_a_virtual_time_run_gives_no_false_disk_warning(tmp_path: Path) -> None:
     A 5 % run of the built-in protocol used to log "writer buffer 50 % full: the disk is not
     keeping up" about three times: a false alarm in every test session.
     """
-    from rig.config import load_config
+    from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from rig.session.reader import SessionReader
     from stimuli.builtin import dataset_protocol

@@ -11,15 +11,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from acquisition.daq._base import INPUT_COLUMNS, Daq
-from rig._optional import require
-from rig.config import RigConfig
+from acquisition.daq._photodiode import LightDecoder
+from acquisition.daq._sim_projector import SimProjector
+from rig.core.config import RigConfig
+from rig.core.optional import require
 
 if TYPE_CHECKING:
     from acquisition.daq._sim_projector import SimProjector
     from acquisition.fish import VirtualFish
-    from rig.clock import Clock
+    from rig.core.clock import Clock
 
-__all__ = ["INPUT_COLUMNS", "Daq", "make_daq"]
+__all__ = [
+    "INPUT_COLUMNS",
+    "Daq",
+    "LightDecoder",
+    "SimProjector",
+    "make_daq",
+]
 
 
 def make_daq(

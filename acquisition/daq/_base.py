@@ -3,7 +3,7 @@
 A DAQ reads ``chunk_samples`` of analog input at a time, in this column order:
 ``tail_left, tail_right, trigger_readback``, then ``daq.analog_input_names``
 (``photodiode`` when configured, then ``daq.extra_inputs``).
-It also *generates* the light-sheet timing from the :class:`~rig.timeline.Timeline`:
+It also *generates* the light-sheet timing from the :class:`~rig.core.timeline.Timeline`:
 one camera-trigger pulse per plane, a taller volume-start marker on a line of its
 own before each volume (the dataset's TTL layout, ``acquisition/daq/_ttl.py``) and
 the galvo/piezo waveforms, all on the same sample clock as the inputs, so the
@@ -19,7 +19,7 @@ from abc import abstractmethod
 import numpy as np
 
 from acquisition._device import Device
-from rig.timeline import Timeline
+from rig.core.timeline import Timeline
 
 __all__ = ["INPUT_COLUMNS", "Daq"]
 

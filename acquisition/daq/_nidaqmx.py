@@ -35,7 +35,7 @@ longer than that, the board stops rather than replay old triggers, and :meth:`re
 says so. After the timeline's ``end_sample`` every output is 0 V; :meth:`stop` also
 drives them to 0 V with a one-sample on-demand task (the safe state).
 
-Errors from the driver become :class:`~rig.errors.DeviceError` messages that say what
+Errors from the driver become :class:`~rig.core.errors.DeviceError` messages that say what
 failed, where (device, channel, config field) and what to do.
 """
 
@@ -53,9 +53,9 @@ from acquisition.daq._ttl import (
     piezo_waveform,
     volume_marker_waveform,
 )
-from rig.config import DaqConfig
-from rig.errors import ConfigError, DeviceError
-from rig.timeline import Timeline
+from rig.core.config import DaqConfig
+from rig.core.errors import ConfigError, DeviceError
+from rig.core.timeline import Timeline
 
 try:
     import nidaqmx

@@ -1,7 +1,7 @@
 """When each frame's light appeared: the sync patch decoded from the photodiode trace.
 
 The sync patch shows frame ``k``'s code ``k % 4`` as one of four levels
-(stimuli/render/_sync_patch.py). The decoder learns the photodiode level of each
+(stimuli/render/sync_patch.py). The decoder learns the photodiode level of each
 code from the trace itself (1-D k-means over the first second of light, codes
 assigned by the levels' order, which any monotonic display keeps), classifies
 every sample to its nearest level, and keeps runs of one code that last at least
@@ -29,8 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from acquisition._tables import concat_records
-from stimuli.render._sync_patch import CODES_BY_LEVEL, SYNC_CODES, sync_code
+from acquisition.tables import concat_records
+from stimuli.render.sync_patch import CODES_BY_LEVEL, SYNC_CODES, sync_code
 from stimuli.state import FRAME_DTYPE
 
 __all__ = ["LightDecoder"]

@@ -21,10 +21,10 @@ from acquisition.daq._noise import NormalStream
 from acquisition.daq._sim_projector import SimProjector
 from acquisition.daq._ttl import pulse_width_samples, ttl_readback
 from acquisition.fish import VirtualFish
-from rig.clock import Clock
-from rig.config import DaqConfig
-from rig.errors import DeviceError
-from rig.timeline import Timeline
+from rig.core.clock import Clock
+from rig.core.config import DaqConfig
+from rig.core.errors import DeviceError
+from rig.core.timeline import Timeline
 
 __all__ = ["SimDaq"]
 

@@ -24,9 +24,9 @@ from collections import deque
 import numpy as np
 
 from acquisition.daq._noise import NormalStream
-from rig.config import DisplayConfig, SimProjectorConfig
-from stimuli.render._gamma import drive_level
-from stimuli.render._sync_patch import patch_row_fraction
+from rig.core.config import DisplayConfig, SimProjectorConfig
+from stimuli.render.gamma import drive_level
+from stimuli.render.sync_patch import patch_row_fraction
 
 __all__ = ["SimProjector"]
 

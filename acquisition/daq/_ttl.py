@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rig.config import DaqConfig
-from rig.timeline import Timeline
+from rig.core.config import DaqConfig
+from rig.core.timeline import Timeline
 
 __all__ = [
     "camera_trigger_waveform",

@@ -10,13 +10,23 @@ from dataclasses import replace
 import numpy as np
 
 from acquisition.fish._behaviour import Behaviour, TrueBout
-from acquisition.fish._brain import TUNINGS, Brain
+from acquisition.fish._brain import DARK_LEVEL, TUNINGS, Brain
 from acquisition.fish._dynamics import FEATURES
+from acquisition.fish._segmentation import label_plane
 from acquisition.fish._vision import Seen, see
-from rig.config import FishConfig
+from rig.core.config import FishConfig
 from stimuli.state import Look, empty_frame
 
-__all__ = ["TUNINGS", "Brain", "Seen", "TrueBout", "VirtualFish", "see"]
+__all__ = [
+    "DARK_LEVEL",
+    "TUNINGS",
+    "Brain",
+    "Seen",
+    "TrueBout",
+    "VirtualFish",
+    "label_plane",
+    "see",
+]
 
 
 class VirtualFish:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from acquisition.laser._base import Laser, LaserStatus
 from acquisition.laser._obis import FAULT_BITS, ObisLaser, decode_faults
-from rig.config import LaserConfig
-from rig.errors import ConfigError
+from rig.core.config import LaserConfig
+from rig.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from acquisition.laser._sim_obis import SimulatedObis, SimulatedObisLaser, StateChange

@@ -42,10 +42,10 @@ from typing import TYPE_CHECKING, Any
 import serial
 
 from acquisition.laser._base import Laser, LaserStatus
-from rig.errors import DeviceError
+from rig.core.errors import DeviceError
 
 if TYPE_CHECKING:  # the guard process imports this module: keep its start-up light
-    from rig.config import LaserConfig
+    from rig.core.config import LaserConfig
 
 _PORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError)
 if os.name != "nt":

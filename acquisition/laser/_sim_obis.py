@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from acquisition.laser._obis import ObisLaser
 
 if TYPE_CHECKING:
-    from rig.config import LaserConfig
+    from rig.core.config import LaserConfig
 
 __all__ = ["SimulatedObis", "SimulatedObisLaser", "StateChange"]
 

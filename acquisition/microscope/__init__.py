@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from acquisition.microscope._assembler import VolumeAssembler
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
-from rig.config import RigConfig
+from rig.core.config import RigConfig
 
 if TYPE_CHECKING:
     from acquisition.fish import VirtualFish

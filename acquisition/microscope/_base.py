@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from acquisition._device import Device
-from rig.timeline import Timeline
+from rig.core.timeline import Timeline
 
 __all__ = ["Microscope", "MicroscopeEvent", "VolumeSink"]
 

@@ -49,10 +49,10 @@ import numpy as np
 from acquisition._memory import prefault_sequence_buffer
 from acquisition.microscope._assembler import VolumeAssembler, describe_frames
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
-from rig._optional import require
-from rig.config import MicroscopeConfig
-from rig.errors import ConfigError, DeviceError
-from rig.timeline import Timeline
+from rig.core.config import MicroscopeConfig
+from rig.core.errors import ConfigError, DeviceError
+from rig.core.optional import require
+from rig.core.timeline import Timeline
 
 __all__ = [
     "FRAME_RECORD_DTYPE",

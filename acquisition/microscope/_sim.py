@@ -19,12 +19,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from acquisition.fish import VirtualFish
-from acquisition.fish._brain import DARK_LEVEL
+from acquisition.fish import DARK_LEVEL, VirtualFish
 from acquisition.microscope._assembler import VolumeAssembler
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
-from rig.config import MicroscopeConfig, SimMicroscopeConfig
-from rig.timeline import Timeline
+from rig.core.config import MicroscopeConfig, SimMicroscopeConfig
+from rig.core.timeline import Timeline
 
 __all__ = ["SimMicroscope"]
 

@@ -6,9 +6,9 @@ from acquisition.swims._offline import (
     BoutComparison,
     OfflineParams,
     OfflineSwimDetector,
+    OfflineSwims,
     compare,
     detect_bouts,
-    detect_session_bouts,
 )
 from acquisition.swims._online import BOUT_DTYPE, OnlineSwimDetector, SwimParams, swim_power
 
@@ -17,10 +17,10 @@ __all__ = [
     "BoutComparison",
     "OfflineParams",
     "OfflineSwimDetector",
+    "OfflineSwims",
     "OnlineSwimDetector",
     "SwimParams",
     "compare",
     "detect_bouts",
-    "detect_session_bouts",
     "swim_power",
 ]

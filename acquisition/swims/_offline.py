@@ -26,9 +26,7 @@ in threshold units), so both can be compared with :func:`compare`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -42,7 +40,6 @@ __all__ = [
     "OfflineSwims",
     "compare",
     "detect_bouts",
-    "detect_session_bouts",
 ]
 
 #: One row per hop: the thresholds (flt units, V^2) used for samples [start, stop).
@@ -355,30 +352,6 @@ class OfflineSwims:
     thresholds: np.ndarray  # THRESHOLD_DTYPE
     sample_rate_hz: float
     samples: int
-
-
-def detect_session_bouts(
-    path: str | Path,
-    params: OfflineParams | None = None,
-    block_s: float = 60.0,
-    progress: Callable[[int, int], None] | None = None,
-) -> OfflineSwims:
-    """Re-detect the swims of a session file from its tail rows (0, 1), a block at a time."""
-    from rig.session import ROW, open_session
-
-    with open_session(path) as f:
-        s = f["stimuli_and_ephys"]
-        fs = float(s.attrs["sample_rate_hz"])
-        n = int(s.shape[0])
-        det = OfflineSwimDetector(fs, params)
-        step = max(1, round(block_s * fs))
-        cols = [ROW["tail_left"], ROW["tail_right"]]
-        for i in range(0, n, step):
-            det.feed(s[i : min(n, i + step), cols[0] : cols[1] + 1])
-            if progress is not None:
-                progress(min(n, i + step), n)
-        bouts = det.finish()
-    return OfflineSwims(bouts, det.thresholds, fs, n)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from acquisition.writer._client import WriterClient
-from acquisition.writer._ring import VolumeRing
+from acquisition.writer._ring import VolumeRing, ring_too_big, shared_memory_free
 
-__all__ = ["VolumeRing", "WriterClient"]
+__all__ = [
+    "VolumeRing",
+    "WriterClient",
+    "ring_too_big",
+    "shared_memory_free",
+]

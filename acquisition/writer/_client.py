@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from acquisition._tables import concat_records
+from acquisition.tables import concat_records
 from acquisition.writer._process import writer_main
 from acquisition.writer._ring import QUEUED, VolumeRing
-from rig.errors import SessionFileError
-from rig.events import Event, event_columns
+from rig.core.errors import SessionFileError
+from rig.core.events import Event, event_columns
 
 __all__ = ["WriterClient", "concat_records"]
 

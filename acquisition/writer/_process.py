@@ -26,13 +26,13 @@ import h5py
 import numpy as np
 
 from acquisition.writer._ring import FREE, VolumeRing
-from rig.clock import utc_now_iso
-from rig.errors import SessionFileError
-from rig.events import Event, event_columns
-from rig.session._layout import create_session_file
-from rig.session._live import append_live_row, set_live_labels
-from rig.session._lock import SessionLock
-from rig.stopping import ignore_stop_signals
+from rig.core.clock import utc_now_iso
+from rig.core.errors import SessionFileError
+from rig.core.events import Event, event_columns
+from rig.core.layout import create_session_file
+from rig.core.live_layout import append_live_row, set_live_labels
+from rig.core.lock import SessionLock
+from rig.core.stopping import ignore_stop_signals
 
 __all__ = ["writer_main"]
 

@@ -22,7 +22,7 @@ from multiprocessing.sharedctypes import SynchronizedArray
 import numpy as np
 
 from acquisition._memory import prefault
-from rig.errors import ConfigError
+from rig.core.errors import ConfigError
 
 __all__ = ["FILLING", "FREE", "QUEUED", "VolumeRing", "ring_too_big", "shared_memory_free"]
 

@@ -33,7 +33,7 @@ from gui._engine_process import LiveBatch
 from gui._live_buffers import TimeRing, peak_decimate
 from gui._qt import QtCore, QtWidgets, pg
 from gui._stimulus_preview import StimulusPreview
-from rig.config import RigConfig
+from rig.core.config import RigConfig
 from stimuli.protocol import Protocol
 
 __all__ = ["LivePanel"]

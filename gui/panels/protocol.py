@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gui._qt import QtCore, QtWidgets
-from rig.config import RigConfig
-from rig.errors import ZaprigError
-from rig.timeline import Timeline
+from rig.core.config import RigConfig
+from rig.core.errors import ZaprigError
 from stimuli.protocol import Protocol, load_protocol
+from stimuli.schedule import Schedule
 
 __all__ = ["ProtocolPanel"]
 
@@ -37,7 +37,7 @@ class ProtocolPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.rig: RigConfig | None = None
         self.protocol: Protocol | None = None
-        self.timeline: Timeline | None = None
+        self.timeline: Schedule | None = None
         self._base: Protocol | None = None
 
         self.builtin = QtWidgets.QRadioButton("Built-in: the ZAPBench dataset protocol")
@@ -146,7 +146,7 @@ class ProtocolPanel(QtWidgets.QWidget):
             return
         try:
             proto = self._base.scaled(self.scale.value())
-            tl = Timeline.build(proto, self.rig) if self.rig is not None else None
+            tl = Schedule.build(proto, self.rig) if self.rig is not None else None
         except ZaprigError as e:
             self._fail(str(e))
             return
@@ -166,7 +166,7 @@ class ProtocolPanel(QtWidgets.QWidget):
         self.message.emit("error", text)
         self.protocol_changed.emit(None)
 
-    def _fill_table(self, proto: Protocol, tl: Timeline | None) -> None:
+    def _fill_table(self, proto: Protocol, tl: Schedule | None) -> None:
         if tl is None:
             self.table.setRowCount(0)
             self.summary.setText(f"<b>{proto.name}</b>: choose a rig to see its timeline")

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gui._qt import QtCore, QtWidgets, StatusLight
-from rig.config import DEFAULT_CONFIG, RigConfig, load_config
-from rig.errors import ZaprigError
+from rig.core.config import DEFAULT_CONFIG, RigConfig, load_config
+from rig.core.errors import ZaprigError
 from stimuli.protocol import Protocol
 
 __all__ = ["DEVICES", "RigPanel", "device_of_check", "known_configs"]

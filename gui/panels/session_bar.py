@@ -19,8 +19,8 @@ from collections import deque
 
 from gui._lifecycle import STYLES, Phase
 from gui._qt import QtCore, QtWidgets
+from rig.core.vocabulary import format_drops
 from rig.engine import RunStatus
-from rig.vocabulary import format_drops
 
 __all__ = ["LASER_STYLES", "RateMeter", "SessionBar", "fmt_bytes", "fmt_clock"]
 
@@ -235,7 +235,7 @@ class SessionBar(QtWidgets.QWidget):
 
     def show_drops(self, planes: int, volumes: int, stimulus_frames: int = 0) -> None:
         self.dropped_planes, self.dropped_volumes = planes, volumes
-        # the words inspect, the summary and the report use (rig/vocabulary.py)
+        # the words inspect, the summary and the report use (rig/core/vocabulary.py)
         self.dropped.setText(format_drops(planes, volumes, stimulus_frames))
         self.dropped.setStyleSheet("color: #d63939;" if planes or volumes else "")
 

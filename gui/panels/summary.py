@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gui._qt import QtCore, QtGui, QtWidgets
-from rig.errors import ZaprigError
+from rig.core.errors import ZaprigError
+from rig.core.vocabulary import format_drops
 from rig.session import SessionReader, SessionSummary, format_summary
-from rig.vocabulary import format_drops
 
 __all__ = ["SessionFacts", "SummaryPanel", "read_facts"]
 
@@ -30,7 +30,7 @@ class SessionFacts:
 
     @property
     def faults(self) -> int:
-        """Incidents: one per thing that went wrong (rig/vocabulary.py), as inspect counts."""
+        """Incidents: one per thing that went wrong (rig/core/vocabulary.py), as inspect counts."""
         return len(self.summary.incidents)
 
     @property

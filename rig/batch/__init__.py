@@ -54,7 +54,7 @@ def format_status(statuses: list[SessionStatus], command: str, out: Path) -> str
 
 def cli_batch(args: argparse.Namespace) -> int:
     """``zaprig batch``: 0 when every session finished, 1 when one failed, 2 on bad input."""
-    from rig.errors import ZaprigError
+    from rig.core.errors import ZaprigError
 
     fmt = getattr(args, "format", "zapbench")
     problem = _missing_extra(args.what, fmt)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
 
 __all__ = ["Task", "TaskResult", "atomic_write", "bookkeeping", "check_job", "done", "mark_done"]
 

@@ -56,8 +56,8 @@ def plan_session(
     command: str, session: Path, out: Path, fmt: str, chunk: int, shard_volumes: bool = True
 ) -> Plan:
     """The tasks of ``command`` for one session (raises ZaprigError if it cannot run)."""
+    from rig.core.lock import refuse_if_live
     from rig.session import SessionReader
-    from rig.session._lock import refuse_if_live
 
     stem = session.stem
     plan = Plan(stem=stem, session=session)
@@ -67,7 +67,7 @@ def plan_session(
         hardware = str(r.attr("hardware_config", ""))
         info = None
         if command == "export" and fmt == "zapbench":
-            from rig.export._common import session_info
+            from rig.export import session_info
 
             info = session_info(r)
     t_n = shape[0]
@@ -90,7 +90,7 @@ def plan_session(
     opts = {**options, "volume_bytes": volume_bytes}
     tasks: list[Task] = []
     if command == "export" and fmt == "zapbench":
-        from rig.export._zapbench import raw_array
+        from rig.export import raw_array
 
         assert info is not None
         (out / stem).mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def plan_session(
     elif command == "export":
         tasks.append(Task(**base, kind="nwb", options=tuple(opts.items())))
     elif command == "readout":
-        from rig.config import config_from_json
+        from rig.core.config import config_from_json
 
         refs = config_from_json(hardware).readout.reference_volumes if hardware else 1
         o = tuple(opts.items())

@@ -44,7 +44,7 @@ _STATE = "reference.pickle"
 def _array(
     path: Path, shape: tuple[int, ...], dtype: str, chunk: tuple[int, ...], create: bool
 ) -> ts.TensorStore:
-    from rig.export._zapbench import _codecs
+    from rig.export import zarr_codecs
 
     spec: dict[str, Any] = {
         "driver": "zarr3",
@@ -55,7 +55,7 @@ def _array(
             "shape": list(shape),
             "data_type": dtype,
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunk)}},
-            "codecs": _codecs(np.dtype(dtype).itemsize),
+            "codecs": zarr_codecs(np.dtype(dtype).itemsize),
             "fill_value": "NaN",
         }
         # a retried reference task finds them made: open them if they match

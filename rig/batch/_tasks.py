@@ -39,7 +39,7 @@ def open_read_only(path: str) -> h5py.File:
 
 def _export_range(task: Task, f: h5py.File) -> tuple[int, int]:
     """Volumes start:stop into raw/ (whole per-volume chunks); (volumes, bytes written)."""
-    from rig.export._zapbench import raw_array, write_volume_range
+    from rig.export import raw_array, write_volume_range
 
     info = task.option("info")
     raw = raw_array(info, task.out / "raw", bool(task.option("shard_volumes")), create=False)
@@ -54,7 +54,7 @@ def _export_range(task: Task, f: h5py.File) -> tuple[int, int]:
 
 def _export_rest(task: Task, f: h5py.File) -> None:
     """The stream, conditions, ground truth, live traces and metadata.json."""
-    from rig.export._zapbench import write_rest
+    from rig.export import write_rest
 
     info = task.option("info")
     t, z, y, x = info.shape_tzyx
@@ -76,12 +76,12 @@ def _export_nwb(task: Task) -> None:
 
 
 def _swims(task: Task) -> None:
-    from acquisition.swims._offline import OfflineParams, compare, detect_session_bouts
-    from acquisition.swims.offline_cli import TOLERANCE_S, _read_online, format_comparison
+    from acquisition.swims import OfflineParams, compare
+    from rig.swims import TOLERANCE_S, detect_session_bouts, format_comparison, read_online_bouts
 
     path = Path(task.session)
     params = OfflineParams()
-    online, conds = _read_online(path)
+    online, conds = read_online_bouts(path)
     off = detect_session_bouts(path, params)
     if off.samples == 0:
         text = f"session   {path}\nno tail samples in the file: nothing to compare"

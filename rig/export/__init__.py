@@ -12,12 +12,32 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rig.export._zapbench import ZapbenchExport, export_zapbench
+from rig.export._common import SessionInfo, session_info
+from rig.export._zapbench import (
+    ZapbenchExport,
+    export_zapbench,
+    raw_array,
+    write_rest,
+    write_volume_range,
+    zarr_codecs,
+)
 
 if TYPE_CHECKING:
     from rig.export._nwb import NwbExport
 
-__all__ = ["NwbExport", "ZapbenchExport", "cli_export", "export_nwb", "export_zapbench"]
+__all__ = [
+    "NwbExport",
+    "SessionInfo",
+    "ZapbenchExport",
+    "cli_export",
+    "export_nwb",
+    "export_zapbench",
+    "raw_array",
+    "session_info",
+    "write_rest",
+    "write_volume_range",
+    "zarr_codecs",
+]
 
 
 def export_nwb(session: str | Path, out: str | Path, **kwargs: Any) -> NwbExport:
@@ -38,7 +58,7 @@ def __getattr__(name: str) -> Any:
 
 def _warn_forecast_length(session: Path) -> None:
     """Warn when a condition is too short for the forecasting benchmark's windows."""
-    from rig.errors import ProtocolError
+    from rig.core.errors import ProtocolError
     from rig.forecast import protocol_scale, scale_advice
     from rig.session import SessionReader
     from stimuli.builtin import dataset_protocol
@@ -75,8 +95,8 @@ def _warn_forecast_length(session: Path) -> None:
 
 def cli_export(args: argparse.Namespace) -> int:
     """``zaprig export``: 0 on success; bad input raises SessionFileError (exit code 2)."""
-    from rig.errors import check_writable
-    from rig.session._lock import refuse_if_live
+    from rig.core.errors import check_writable
+    from rig.core.lock import refuse_if_live
 
     refuse_if_live(args.session, "exporting")
     check_writable(args.out, "export OUT", folder=args.format == "zapbench")

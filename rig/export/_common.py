@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
 from rig.session import SessionReader
 
 __all__ = [

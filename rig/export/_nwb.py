@@ -50,7 +50,7 @@ from pynwb.file import Subject
 from pynwb.ophys import ImagingPlane, OnePhotonSeries, OpticalChannel
 from tqdm import tqdm
 
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
 from rig.export._common import SessionInfo, refuse_existing, session_info
 from rig.session import ROW, SessionReader, read_table
 

@@ -39,8 +39,8 @@ import numpy as np
 import tensorstore as ts
 from tqdm import tqdm
 
-from acquisition.fish._segmentation import label_plane
-from rig.errors import SessionFileError
+from acquisition.fish import label_plane
+from rig.core.errors import SessionFileError
 from rig.export._common import (
     SessionInfo,
     dimension_units_xyzt,
@@ -58,6 +58,7 @@ __all__ = [
     "raw_array",
     "write_rest",
     "write_volume_range",
+    "zarr_codecs",
 ]
 
 STREAM_FILE = "stimuli_raw/stimuli_and_ephys.10chFlt"
@@ -90,7 +91,7 @@ class ZapbenchExport:
         return self.out / STREAM_FILE
 
 
-def _codecs(dtype_bytes: int) -> list[dict[str, Any]]:
+def zarr_codecs(dtype_bytes: int) -> list[dict[str, Any]]:
     # bitshuffle + zstd: camera images and label volumes shrink several-fold at little CPU cost
     return [
         {"name": "bytes", "configuration": {"endian": "little"}},
@@ -118,7 +119,7 @@ def _zarr3(
 ) -> ts.TensorStore:
     size = np.dtype(dtype).itemsize
     if write_chunk is None or write_chunk == read_chunk:
-        grid, codecs = read_chunk, _codecs(size)
+        grid, codecs = read_chunk, zarr_codecs(size)
     else:
         grid = write_chunk
         codecs = [
@@ -126,7 +127,7 @@ def _zarr3(
                 "name": "sharding_indexed",
                 "configuration": {
                     "chunk_shape": list(read_chunk),
-                    "codecs": _codecs(size),
+                    "codecs": zarr_codecs(size),
                     "index_codecs": [
                         {"name": "bytes", "configuration": {"endian": "little"}},
                         {"name": "crc32c"},
@@ -172,7 +173,7 @@ def stream_end(f: h5py.File) -> int:
     """Rows of ``/stimuli_and_ephys`` up to the end of the last volume's planes.
 
     The session's stream holds what the DAQ recorded, and the timeline closes the last
-    volume with one more volume-start marker (rig/timeline.py ``marker_samples``: it
+    volume with one more volume-start marker (rig/core/timeline.py ``marker_samples``: it
     tells the salvage and the dataset's decoder that the volume is whole). An export is
     the dataset's layout, in which the volume markers are the volumes: the stream ends
     where that closing marker's pulse rises (after the last plane's pulse has ended).
@@ -347,7 +348,7 @@ def write_readout_traces(f: h5py.File, info: SessionInfo, out: Path, notes: list
 
     Returns the number of columns (0: no readout was possible; the reason is a note).
     """
-    from rig.errors import ConfigError
+    from rig.core.errors import ConfigError
     from rig.readout.offline import read_offline, readout_session, sidecar_path
 
     side = sidecar_path(Path(f.filename))

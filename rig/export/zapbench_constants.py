@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
 
 __all__ = ["CONSTANT_NAMES", "point_at"]
 

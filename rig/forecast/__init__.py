@@ -20,14 +20,17 @@ from rig.forecast._benchmark import (
     split_bounds,
     too_short,
 )
+from rig.forecast._online import ForecastRow, OnlineForecaster
 from rig.forecast._run import cli_forecast, forecast_session, protocol_scale, scale_advice
 from rig.forecast._series import Series, load_series
 
 __all__ = [
     "CONTEXT",
     "HORIZON",
+    "ForecastRow",
     "InferSet",
     "LinearModel",
+    "OnlineForecaster",
     "Series",
     "cli_forecast",
     "condition_bounds",

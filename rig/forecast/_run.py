@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rig.errors import ZaprigError
+from rig.core.errors import ZaprigError
 from rig.forecast._baselines import fit_linear, score
 from rig.forecast._benchmark import CONTEXT, HORIZON, infer_sets, smallest_scale, too_short
 from rig.forecast._series import load_series
@@ -156,7 +156,7 @@ def _report_folder(session: Path) -> Path:
 
 def cli_forecast(args: argparse.Namespace) -> int:
     """``zaprig forecast``: 0 when at least one set was scored, 1 when none could be."""
-    from rig.session._lock import refuse_if_live
+    from rig.core.lock import refuse_if_live
 
     session = Path(args.session)
     refuse_if_live(session, "forecasting")

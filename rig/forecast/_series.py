@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
 from rig.session import SessionReader
 
 __all__ = ["Series", "load_series"]

@@ -35,5 +35,14 @@ from __future__ import annotations
 from rig.lanes._costs import PARTS, ChunkCosts
 from rig.lanes._image import ImageLane
 from rig.lanes._records import ChunkRecord, RecordLane, StreamRecorder
+from rig.lanes._rt import loop_lane_priority
 
-__all__ = ["PARTS", "ChunkCosts", "ChunkRecord", "ImageLane", "RecordLane", "StreamRecorder"]
+__all__ = [
+    "PARTS",
+    "ChunkCosts",
+    "ChunkRecord",
+    "ImageLane",
+    "RecordLane",
+    "StreamRecorder",
+    "loop_lane_priority",
+]

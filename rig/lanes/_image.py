@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from acquisition.microscope._base import Microscope, MicroscopeEvent
+from acquisition.microscope import Microscope, MicroscopeEvent
 
 __all__ = ["ImageLane"]
 

@@ -20,10 +20,10 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
-from acquisition._tables import concat_records
+from acquisition.tables import concat_records
 from acquisition.writer import WriterClient
-from rig.session._layout import ROW
-from rig.timeline import Timeline
+from rig.core.layout import ROW
+from rig.core.timeline import Timeline
 from stimuli.state import FRAME_DTYPE, empty_frame
 
 __all__ = ["ChunkRecord", "RecordLane", "StreamRecorder"]

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage
 
-from rig.forecast._online import ForecastRow
+from rig.forecast import ForecastRow
 
 __all__ = [
     "Baseline",

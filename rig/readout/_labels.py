@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndi
 
-from acquisition.fish._segmentation import label_plane
-from rig._optional import require
-from rig.errors import ConfigError
+from acquisition.fish import label_plane
+from rig.core.errors import ConfigError
+from rig.core.optional import require
 from rig.readout._compute import LabelIndex
 
 __all__ = ["detect_cells", "disk_index", "load_label_file"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.writer._ring import VolumeRing
+from acquisition.writer import VolumeRing
 from rig.readout._compute import LabelIndex, LiveRow
 from rig.readout._process import readout_main
 from rig.readout._state import ReadoutSettings

@@ -6,7 +6,7 @@ slot's generation afterwards: if the engine took the slot for a newer volume
 meanwhile, the row is thrown away and the volume counted as skipped. So the ring
 never fills because of the readout, and the writer never waits for it.
 
-Ctrl-C and SIGTERM are the engine's (:func:`rig.stopping.ignore_stop_signals`);
+Ctrl-C and SIGTERM are the engine's (:func:`rig.core.stopping.ignore_stop_signals`);
 it ends on a ``None`` message or when the engine process is gone.
 """
 
@@ -17,10 +17,10 @@ import queue
 import traceback
 from typing import Any
 
-from acquisition.writer._ring import VolumeRing
+from acquisition.writer import VolumeRing
+from rig.core.stopping import ignore_stop_signals
 from rig.readout._compute import LabelIndex
 from rig.readout._state import Readout, ReadoutSettings
-from rig.stopping import ignore_stop_signals
 
 __all__ = ["readout_main"]
 

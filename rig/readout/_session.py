@@ -26,9 +26,9 @@ from rig.readout._trigger import BrainTrigger, region_columns
 
 if TYPE_CHECKING:
     from acquisition.writer import WriterClient
-    from rig.config import RigConfig
-    from rig.timeline import StepAt, Timeline
+    from rig.core.config import RigConfig
     from stimuli.closed_loop import LoopState
+    from stimuli.schedule import Schedule, StepAt
 
 __all__ = ["SessionReadout"]
 
@@ -42,7 +42,7 @@ class SessionReadout:
     def __init__(
         self,
         rig: RigConfig,
-        timeline: Timeline,
+        timeline: Schedule,
         writer: WriterClient,
         labels: LabelIndex | None,
         *,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rig.config import RigConfig
+from rig.core.config import RigConfig
 from rig.readout._compute import LabelIndex
 from rig.readout._labels import disk_index, load_label_file
 from rig.readout._state import ReadoutSettings
@@ -45,7 +45,7 @@ def prepare_labels(
         assert spec is not None  # the config's validator insists
         return LabelIndex.from_labels(load_label_file(spec, shape), r.max_voxels_per_label)
     if positions_zyx is None:
-        from rig.errors import ConfigError
+        from rig.core.errors import ConfigError
 
         raise ConfigError(
             "readout.labels = 'ground_truth' needs the simulated brain: use 'file' or 'detect'"
@@ -56,7 +56,7 @@ def prepare_labels(
 def live_layout(
     rig: RigConfig, labels: LabelIndex | None, label_file: str | None = None
 ) -> dict[str, Any]:
-    """Keyword arguments of :func:`rig.session._live.create_live_group`."""
+    """Keyword arguments of :func:`rig.core.live_layout.create_live_group`."""
     r = rig.readout
     source = "file" if label_file else r.labels
     return {

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.ndimage
 
-from rig.config import ReadoutConfig
-from rig.forecast._online import OnlineForecaster
+from rig.core.config import ReadoutConfig
+from rig.forecast import OnlineForecaster
 from rig.readout._background import RingIndex, ring_index
 from rig.readout._compute import (
     Baseline,
@@ -55,7 +55,7 @@ class ReadoutSettings:
     """What the readout process needs: ``[readout]`` and the volume's geometry (picklable).
 
     The section itself travels (not a copy of its values), so its defaults live in one
-    place: :class:`~rig.config.ReadoutConfig`.
+    place: :class:`~rig.core.config.ReadoutConfig`.
     """
 
     shape_zyx: tuple[int, int, int]

@@ -12,7 +12,7 @@ Three lanes take part, each with a few attribute reads or writes:
 
 The step keeps its length (the protocol's timeline is fixed before the run), and a
 frame never waits for a decision: past the timeout it starts on its own
-(:func:`stimuli.render._frames.brain_trigger_sample`).
+(:func:`stimuli.render.frames.brain_trigger_sample`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rig.readout._compute import LiveRow
-from rig.timeline import StepAt, Timeline
 from stimuli.closed_loop import LoopState
 from stimuli.protocol import WaitFor, parse_region
+from stimuli.schedule import Schedule, StepAt
 
 __all__ = ["BrainTrigger", "region_columns"]
 
@@ -81,7 +81,7 @@ class _Pending:
 class BrainTrigger:
     def __init__(
         self,
-        timeline: Timeline,
+        timeline: Schedule,
         columns: Callable[[str], np.ndarray | None],
         committed_sample: Callable[[int], int],
     ) -> None:
@@ -105,7 +105,7 @@ class BrainTrigger:
         self._surprise: dict[str, float] = {}
 
     @staticmethod
-    def wait_of(timeline: Timeline, at: StepAt | None) -> WaitFor | None:
+    def wait_of(timeline: Schedule, at: StepAt | None) -> WaitFor | None:
         if at is None:
             return None
         return timeline.steps_of(at.condition)[at.step].wait_for

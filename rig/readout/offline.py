@@ -36,8 +36,8 @@ from typing import TypeAlias
 import h5py
 import numpy as np
 
-from rig.config import ReadoutConfig, config_from_json
-from rig.errors import SessionFileError
+from rig.core.config import ReadoutConfig, config_from_json
+from rig.core.errors import SessionFileError
 from rig.readout._compute import Baseline
 from rig.readout._setup import prepare_labels
 from rig.readout._state import Readout, ReadoutSettings
@@ -336,8 +336,8 @@ def read_offline(path: str | Path) -> OfflineReadout:
 
 def cli_readout(args: argparse.Namespace) -> int:
     """``zaprig readout``: 0 on success; bad input raises SessionFileError (exit code 2)."""
+    from rig.core.lock import refuse_if_live
     from rig.session import SessionReader
-    from rig.session._lock import refuse_if_live
 
     refuse_if_live(args.session, "the offline readout")
     # the session reader diagnoses a missing, truncated or foreign file in one line

@@ -12,11 +12,11 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
+from rig.core.vocabulary import format_drops
 from rig.report._data import ReportData, load_report_data
 from rig.report._html import render_html
 from rig.report._plots import PLOTS, draw_all
-from rig.vocabulary import format_drops
 
 __all__ = ["PLOTS", "Report", "ReportData", "cli_report", "load_report_data", "write_report"]
 
@@ -59,8 +59,8 @@ def write_report(session: str | Path, out: str | Path | None = None) -> Report:
 
 
 def cli_report(args: argparse.Namespace) -> int:
-    from rig.errors import check_writable
-    from rig.session._lock import refuse_if_live
+    from rig.core.errors import check_writable
+    from rig.core.lock import refuse_if_live
 
     refuse_if_live(args.session, "a report")
     folder = Path(args.out) if args.out is not None else default_folder(Path(args.session))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rig.core.vocabulary import format_drops, plain_fault
 from rig.report._data import LATE_FACTOR, ReportData
 from rig.report._plots import PLOTS, condition_colour
 from rig.session.light import LightTiming
-from rig.vocabulary import format_drops, plain_fault
 
 __all__ = ["render_html"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rig.session._layout import (
+from rig.core.layout import (
     CHANNEL_NAMES,
     FORMAT,
     FORMAT_VERSION,
@@ -10,10 +10,12 @@ from rig.session._layout import (
     TABLES,
     read_table,
 )
+from rig.session._damage import ATTEMPTS_LIVE, open_swmr_bounded
 from rig.session._reader import SessionSummary, format_summary, open_session, summarise
 from rig.session.reader import SessionReader
 
 __all__ = [
+    "ATTEMPTS_LIVE",
     "CHANNEL_NAMES",
     "FORMAT",
     "FORMAT_VERSION",
@@ -23,6 +25,7 @@ __all__ = [
     "SessionSummary",
     "format_summary",
     "open_session",
+    "open_swmr_bounded",
     "read_table",
     "summarise",
 ]

@@ -6,7 +6,7 @@ metadata read that fails its checksum, with growing sleeps; on a file cut short
 that means retrying for a very long time. So, before HDF5 touches a file, we read its
 superblock ourselves (:func:`check_file`): how long the file is, how long its data
 say it should be, whether a writer had it open, and whether a live zaprig run
-owns it (:mod:`rig.session._lock`). SWMR is used only for files that need it,
+owns it (:mod:`rig.core.lock`). SWMR is used only for files that need it,
 and always with a bounded number of read attempts (:func:`open_swmr_bounded`).
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rig.errors import SessionFileError
-from rig.session._lock import LockInfo, live_owner
+from rig.core.errors import SessionFileError
+from rig.core.lock import LockInfo, live_owner
 
 __all__ = ["FileCheck", "check_file", "open_swmr_bounded", "readable_rows"]
 
@@ -170,7 +170,7 @@ class Readable:
 
     def lines(self) -> list[str]:
         """One line per dataset, or per table (its columns together)."""
-        from rig.session._layout import TABLES
+        from rig.core.layout import TABLES
 
         merged: dict[str, tuple[int, int]] = {}
         for name, (ok, n) in self.rows.items():
@@ -256,7 +256,7 @@ def readable_rows(f: h5py.File, size: int) -> Readable:
 def _known_names(f: h5py.File) -> list[str]:
     """Objects found by the names a session file has, when the root's index cannot be walked
     (a cut through it): each group is walked on its own, or its known columns looked up."""
-    from rig.session._layout import TABLES
+    from rig.core.layout import TABLES
 
     tops = ("stimuli_and_ephys", "analog_inputs", "volumes", "protocol", "stimulus", "behavior",
             "events", "ground_truth", "live")  # fmt: skip

@@ -9,7 +9,10 @@ from typing import Any
 
 import h5py
 
-from rig.errors import SessionFileError
+from rig.core.errors import SessionFileError
+from rig.core.layout import FORMAT
+from rig.core.lock import LockInfo
+from rig.core.vocabulary import Incident, format_drops, plain_fault
 from rig.session._damage import (
     ATTEMPTS_DAMAGED,
     ATTEMPTS_LIVE,
@@ -18,16 +21,13 @@ from rig.session._damage import (
     open_swmr_bounded,
     readable_rows,
 )
-from rig.session._layout import FORMAT
-from rig.session._lock import LockInfo
 from rig.session.light import LightTiming, format_light_timing
-from rig.vocabulary import Incident, format_drops, plain_fault
 
 __all__ = ["SessionSummary", "open_session", "summarise", "ttl_layout"]
 
 
 def ttl_layout(f: h5py.File) -> int:
-    """Which TTL layout a session's row 2 uses (rig/session/_layout.py, FORMAT_VERSION).
+    """Which TTL layout a session's row 2 uses (rig/core/layout.py, FORMAT_VERSION).
 
     2: the dataset's, a volume-start marker pulse before z plane pulses
     (``/volumes/marker_sample``); 1: files of format 1, whose volume-start pulse
@@ -58,7 +58,7 @@ REQUIRED = (
 
 def salvage_advice(check: FileCheck) -> tuple[list[str], str]:
     """What of a damaged file can still be read (lines), and whether salvage can help."""
-    from rig.session._salvage import salvage_blocker
+    from rig.session.salvage import salvage_blocker
 
     lines: list[str] = []
     blocker: str | None = "the file holds no HDF5 data"
@@ -159,7 +159,7 @@ class SessionSummary:
     live: list[str] = field(default_factory=list)
     #: Camera planes never delivered (left as zeros in their volume).
     planes_dropped: int = 0
-    #: The fault events grouped into incidents (rig/vocabulary.py): one per thing that went wrong.
+    #: The fault events grouped into incidents (rig/core/vocabulary.py): one per thing that went wrong.
     incidents: list[Incident] = field(default_factory=list)
 
     @property

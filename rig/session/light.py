@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from rig.session._layout import read_table
+from rig.core.layout import read_table
 
 __all__ = ["LightTiming", "format_light_timing", "light_timing"]
 

@@ -20,14 +20,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rig.errors import SessionFileError
-from rig.events import Event
+from rig.core.errors import SessionFileError
+from rig.core.events import Event
+from rig.core.layout import read_table
+from rig.core.live_layout import live_summary
+from rig.core.vocabulary import fault_incidents
 from rig.session._damage import FileCheck, check_file
-from rig.session._layout import read_table
-from rig.session._live import live_summary
 from rig.session._reader import SessionSummary, open_session, ttl_layout
 from rig.session.light import light_timing
-from rig.vocabulary import fault_incidents
 
 __all__ = ["SessionReader"]
 

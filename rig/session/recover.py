@@ -29,12 +29,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rig.clock import utc_now_iso
-from rig.errors import SessionFileError
-from rig.events import Event, event_columns
+from rig.core.clock import utc_now_iso
+from rig.core.errors import SessionFileError
+from rig.core.events import Event, event_columns
+from rig.core.layout import FORMAT, append_columns
+from rig.core.lock import exclusive
 from rig.session._damage import check_file
-from rig.session._layout import FORMAT, append_columns
-from rig.session._lock import exclusive
 from rig.session._reader import salvage_advice
 
 __all__ = ["recover"]

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from rig._optional import require
-from rig.config import DisplayConfig
-from rig.errors import DeviceError
+from rig.core.config import DisplayConfig
+from rig.core.errors import DeviceError
+from rig.core.optional import require
 from stimuli.render._base import Renderer
 
 __all__ = ["Renderer", "make_renderer"]

@@ -12,15 +12,15 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from rig.timeline import Timeline
 from stimuli.closed_loop import LoopState
+from stimuli.schedule import Schedule
 
 __all__ = ["Renderer"]
 
 
 class Renderer(ABC):
     @abstractmethod
-    def start(self, timeline: Timeline, sample_rate_hz: float) -> None:
+    def start(self, timeline: Schedule, sample_rate_hz: float) -> None:
         """Open the window (if any) and begin showing the protocol."""
 
     @abstractmethod

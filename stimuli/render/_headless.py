@@ -12,11 +12,11 @@ import math
 
 import numpy as np
 
-from rig.config import SyncPatchConfig
-from rig.timeline import Timeline
+from rig.core.config import SyncPatchConfig
 from stimuli.closed_loop import LoopState
 from stimuli.render._base import Renderer
-from stimuli.render._frames import FrameMaker
+from stimuli.render.frames import FrameMaker
+from stimuli.schedule import Schedule
 from stimuli.state import FRAME_DTYPE
 
 __all__ = ["HeadlessRenderer"]
@@ -37,7 +37,7 @@ class HeadlessRenderer(Renderer):
         self._pending: list[np.void] = []
         self._dead = False
 
-    def start(self, timeline: Timeline, sample_rate_hz: float) -> None:
+    def start(self, timeline: Schedule, sample_rate_hz: float) -> None:
         self._maker = FrameMaker(timeline)
         self._maker.set_frame_rate(self.refresh_hz)
         self._maker.set_sync_patch(self.sync_patch)

@@ -6,7 +6,7 @@ closed-loop state into a small shared-memory block (a seqlock: newest value
 wins, neither side ever waits). Every frame the renderer process reads that
 block, estimates the DAQ sample of its coming flip from the (DAQ sample,
 ``time.monotonic()``) pairs it has seen, makes the frame record with the same
-:class:`~stimuli.render._frames.FrameMaker` as the headless renderer, draws it,
+:class:`~stimuli.render.frames.FrameMaker` as the headless renderer, draws it,
 flips, and sends the record back (with the flip's measured DAQ sample) on a
 bounded queue; when the queue is full the record is dropped and counted.
 
@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from rig.config import DisplayConfig
-from rig.errors import DeviceError
-from rig.timeline import Timeline
+from rig.core.config import DisplayConfig
+from rig.core.errors import DeviceError
 from stimuli.closed_loop import LoopState
 from stimuli.render._base import Renderer
+from stimuli.schedule import Schedule
 from stimuli.state import FRAME_DTYPE, blank_frame
 
 __all__ = ["LoopStateBlock", "PsychopyRenderer", "SampleClock", "VirtualDisplay", "xvfb_display"]
@@ -154,7 +154,7 @@ class _Job:
     """Everything the renderer process needs (pickled into the spawned process)."""
 
     display: DisplayConfig
-    timeline: Timeline
+    timeline: Schedule
     sample_rate_hz: float
     n_dots: int
     realtime_priority: bool
@@ -183,7 +183,7 @@ def _sleep_until(t: float) -> None:
 
 def _renderer_main(job: _Job) -> None:
     """The renderer process: open the window, then draw, pace, flip and report until told to stop."""
-    from rig.stopping import ignore_stop_signals
+    from rig.core.stopping import ignore_stop_signals
 
     # Ctrl-C and SIGTERM reach the whole process group: the engine stops us, in order.
     ignore_stop_signals()
@@ -203,8 +203,8 @@ def _renderer_main(job: _Job) -> None:
 
 def _render_loop(job: _Job) -> None:
     # The drawing module needs an X display at import, so it is imported here only.
-    from stimuli.render._frames import FrameMaker
     from stimuli.render._psychopy_draw import FrameDrawer, open_window
+    from stimuli.render.frames import FrameMaker
 
     display = job.display
     period = 1.0 / display.refresh_hz
@@ -316,7 +316,7 @@ class PsychopyRenderer(Renderer):
 
     # -- Renderer -----------------------------------------------------------------------------
 
-    def start(self, timeline: Timeline, sample_rate_hz: float) -> None:
+    def start(self, timeline: Schedule, sample_rate_hz: float) -> None:
         if self._proc is not None:
             raise RuntimeError("PsychopyRenderer.start() called twice; make a new renderer")
         ctx = self._ctx

@@ -24,11 +24,11 @@ from psychopy import logging as psychopy_logging
 from psychopy import visual
 from pyglet import gl as pyglet_gl
 
-from rig.config import DisplayConfig
-from rig.errors import DeviceError
-from stimuli.render._dots import dot_positions_mm
-from stimuli.render._gamma import drive_level
-from stimuli.render._sync_patch import patch_centre_px
+from rig.core.config import DisplayConfig
+from rig.core.errors import DeviceError
+from stimuli.render.dots import dot_positions_mm
+from stimuli.render.gamma import drive_level
+from stimuli.render.sync_patch import patch_centre_px
 from stimuli.state import Look, blank_frame
 
 __all__ = ["FishFrame", "FrameDrawer", "luminance_to_rgb", "open_window", "x_colour_depth"]

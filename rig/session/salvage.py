@@ -25,9 +25,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rig.clock import utc_now_iso
-from rig.errors import SessionFileError, check_writable
-from rig.events import Event, event_columns, severity_of
+from rig.core.clock import utc_now_iso
+from rig.core.errors import SessionFileError, check_writable
+from rig.core.events import Event, event_columns, severity_of
+from rig.core.layout import FORMAT, append_columns, create_session_file
+from rig.core.lock import SessionLock, exclusive
 from rig.session._damage import (
     ATTEMPTS_DAMAGED,
     ATTEMPTS_LIVE,
@@ -37,8 +39,6 @@ from rig.session._damage import (
     read_prefix,
     readable_rows,
 )
-from rig.session._layout import FORMAT, append_columns, create_session_file
-from rig.session._lock import SessionLock, exclusive
 
 __all__ = ["salvage", "salvage_blocker"]
 
@@ -69,14 +69,14 @@ def _attrs(src: h5py.File) -> dict[str, Any]:
 
 def _timeline(attrs: dict[str, Any]) -> Any:
     """The run's timeline, rebuilt from the protocol and rig stored in the file (or None)."""
-    from rig.config import config_from_json
-    from rig.timeline import Timeline
+    from rig.core.config import config_from_json
     from stimuli.protocol import protocol_from_dict
+    from stimuli.schedule import Schedule
 
     try:
         rig = config_from_json(str(attrs["hardware_config"]))
         proto = protocol_from_dict(json.loads(str(attrs["protocol"])), "")
-        return Timeline.build(proto, rig)
+        return Schedule.build(proto, rig)
     except Exception:  # a damaged or foreign description: salvage without it
         return None
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rig.errors import ConfigError, format_validation_error
+from rig.core.errors import ConfigError, format_validation_error
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -163,7 +163,7 @@ class MicroscopeConfig(_Model):
 class SyncPatchConfig(_Model):
     """A small square in a corner of the projected image, under the photodiode.
 
-    ``mode = "code"`` shows each frame's sync code (stimuli/render/_sync_patch.py) so
+    ``mode = "code"`` shows each frame's sync code (stimuli/render/sync_patch.py) so
     the photodiode trace alone says which frame appeared when; ``"luminance"`` shows
     the frame's mean luminance instead (``zaprig calibrate display`` uses it).
     """

@@ -37,8 +37,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.clock import utc_now_iso
-from rig.errors import SessionFileError
+from rig.core.clock import utc_now_iso
+from rig.core.errors import SessionFileError
 
 __all__ = [
     "CannotLock",

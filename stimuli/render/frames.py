@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rig.config import SyncPatchConfig
-from rig.timeline import Timeline
+from rig.core.config import SyncPatchConfig
 from stimuli.closed_loop import LoopState
 from stimuli.library import Replay, Stimulus
-from stimuli.render._sync_patch import patch_level
+from stimuli.render.sync_patch import patch_level
+from stimuli.schedule import Schedule
 from stimuli.state import Look, empty_frame
 
 __all__ = ["FrameMaker", "brain_trigger_sample"]
@@ -38,7 +38,7 @@ def _waiting(rec: np.void, stim: Stimulus) -> None:
 class FrameMaker:
     """Makes the frame record for a flip at a DAQ sample."""
 
-    def __init__(self, timeline: Timeline) -> None:
+    def __init__(self, timeline: Schedule) -> None:
         self.timeline = timeline
         self.fs = timeline.sample_rate_hz
         # Velocity shown per frame, per condition name, for Replay(from_condition=...).

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rig.config import DisplayConfig, SyncPatchConfig
+from rig.core.config import DisplayConfig, SyncPatchConfig
 
 __all__ = [
     "CODES_BY_LEVEL",

@@ -1,4 +1,4 @@
-"""A protocol placed on a rig's clock: every volume, plane and condition as a DAQ sample.
+"""Every volume, plane and condition of a run as a DAQ sample: the rig's clockwork.
 
 The DAQ generates the camera triggers, so the trigger times are known before
 the run starts: volume ``t``'s first plane trigger is at
@@ -12,38 +12,28 @@ Condition onsets follow the dataset's own decoder (DATASET.md): a timestep
 begins at its first plane peak, so a condition starts inside its first volume's
 first plane, right after plane 0's trigger pulse has ended (``onset_delay``).
 Starting on the marker, or on plane 0's rising edge, would put it one timestep early.
+
+This is the floor's half of the timeline: numbers only, from the rig config and each
+condition's length in volumes, so the devices (which need the triggers) do not depend on
+the stimuli. :class:`stimuli.schedule.Schedule` adds the protocol's steps on top.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from rig.config import RigConfig
-from stimuli.closed_loop import LoopState
-from stimuli.library import Stimulus
-from stimuli.protocol import Protocol, Step
+from rig.core.config import RigConfig
 
-__all__ = ["StepAt", "Timeline"]
-
-
-@dataclass(frozen=True, slots=True)
-class StepAt:
-    """Which step is on at a sample, and for how long it has been on."""
-
-    condition: int
-    step: int
-    stimulus: Stimulus
-    t_in_step: float
-    step_start_sample: int
+__all__ = ["Timeline"]
 
 
 @dataclass(frozen=True)
 class Timeline:
-    protocol: Protocol
     sample_rate_hz: float
     volume_period_s: float
     planes_per_volume: int
@@ -58,19 +48,14 @@ class Timeline:
     condition_bounds: tuple[int, ...]
 
     @classmethod
-    def build(cls, protocol: Protocol, rig: RigConfig) -> Timeline:
-        from stimuli.geometry import resolve_angles
-
-        # gratings in cycles/degree get their screen frequency from the rig's projection
-        protocol = resolve_angles(protocol, rig.display.projection)
+    def for_volumes(cls, rig: RigConfig, volumes_per_condition: Sequence[int]) -> Timeline:
+        """The timeline of conditions with these lengths (in volumes) on ``rig``."""
         period = rig.microscope.volume_period_s
-        counts = [c.n_volumes(period) for c in protocol.conditions]
-        bounds = tuple(int(x) for x in np.concatenate([[0], np.cumsum(counts)]))
+        bounds = tuple(int(x) for x in np.concatenate([[0], np.cumsum(volumes_per_condition)]))
         fs = rig.daq.sample_rate_hz
         z = rig.microscope.planes_per_volume
         flyback = rig.microscope.flyback_ms * 1e-3 * fs
-        return cls(
-            protocol=protocol,
+        return Timeline(
             sample_rate_hz=fs,
             volume_period_s=period,
             planes_per_volume=z,
@@ -87,7 +72,7 @@ class Timeline:
 
     @property
     def n_conditions(self) -> int:
-        return len(self.protocol.conditions)
+        return len(self.condition_bounds) - 1
 
     def volume_start(self, t: int | np.ndarray) -> np.ndarray:
         """Sample of volume ``t``'s first plane trigger (also valid for t = n_volumes)."""
@@ -148,51 +133,3 @@ class Timeline:
         if sample < starts[0]:
             return -1
         return min(bisect.bisect_right(starts, sample) - 1, len(starts) - 1)
-
-    @cached_property
-    def _step_plans(self) -> list[tuple[int, float, tuple[tuple[float, float, Stimulus], ...]]]:
-        """Per condition: its start sample, cycle and (start, end, stimulus) of each step in
-        the cycle, summed in the order :meth:`step_at` used to sum them on every call."""
-        plans: list[tuple[int, float, tuple[tuple[float, float, Stimulus], ...]]] = []
-        for c, cond in enumerate(self.protocol.conditions):
-            acc = 0.0
-            steps: list[tuple[float, float, Stimulus]] = []
-            for st in cond.steps:
-                steps.append((acc, acc + st.duration_s, st.stimulus))
-                acc += st.duration_s
-            plans.append((self._condition_starts[c], cond.cycle_s, tuple(steps)))
-        return plans
-
-    def step_at(self, sample: int) -> StepAt | None:
-        """The step on at ``sample`` (None outside the protocol).
-
-        Asked once per chunk and once per frame (~1 million times in the full protocol),
-        so the steps' bounds are worked out once (:attr:`_step_plans`).
-        """
-        c = self.condition_at(sample)
-        if c < 0 or c >= self.n_conditions:
-            return None
-        c0, cycle, steps = self._step_plans[c]
-        t = (sample - c0) / self.sample_rate_hz
-        k, u = divmod(t, cycle)
-        last = len(steps) - 1
-        for j, (acc, end, stimulus) in enumerate(steps):
-            if u < end or j == last:
-                start = c0 + round((k * cycle + acc) * self.sample_rate_hz)
-                return StepAt(c, j, stimulus, u - acc, start)
-        raise AssertionError("unreachable")
-
-    def steps_of(self, c: int) -> tuple[Step, ...]:
-        return self.protocol.conditions[c].steps
-
-    def initial_loop(self, c: int) -> LoopState:
-        """The closed-loop state condition ``c`` starts in (its first stimulus says which)."""
-        return self.protocol.conditions[c].steps[0].stimulus.initial_loop(c)
-
-    def summary_rows(self) -> list[tuple[int, str, int, int, int, float, int]]:
-        """(index, name, start_volume, stop_volume, volumes, seconds, steps) per condition."""
-        rows = []
-        for i, c in enumerate(self.protocol.conditions):
-            a, b = self.condition_bounds[i], self.condition_bounds[i + 1]
-            rows.append((i, c.name, a, b, b - a, (b - a) * self.volume_period_s, len(c.steps)))
-        return rows

@@ -5,7 +5,7 @@ psutil, pyserial) runs a whole simulated session. Everything else belongs to an 
 (``pyproject.toml``'s ``[project.optional-dependencies]``) and is imported only by the
 function or module that uses it. Asking for such a part without its extra must end in one
 line that names the extra and the command to install it (the CLI prints a
-:class:`~rig.errors.ZaprigError` as ``zaprig: error: ...``, exit 2), never a traceback:
+:class:`~rig.core.errors.ZaprigError` as ``zaprig: error: ...``, exit 2), never a traceback:
 
 * :func:`require` at the point of use: ``require("tensorstore", "reading a .zarr label file")``;
 * :func:`optional_part` around the import of a whole optional part (the GUI, the exporters),
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-from rig.errors import ZaprigError
+from rig.core.errors import ZaprigError
 
 __all__ = ["EXTRA_OF", "MissingExtraError", "install_hint", "optional_part", "require"]
 

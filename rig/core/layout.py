@@ -15,9 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from acquisition.swims import BOUT_DTYPE
-from rig.session._live import create_live_group
-from stimuli.state import FRAME_DTYPE, Look
+from rig.core.live_layout import create_live_group
+from rig.core.records import BOUT_DTYPE, FRAME_DTYPE, Look
 
 __all__ = [
     "CHANNEL_NAMES",
@@ -66,7 +65,7 @@ CONDITION_DTYPE = np.dtype(
     ]
 )
 _STR = h5py.string_dtype("utf-8")
-#: ``source`` and ``severity`` (rig/events.py) since format 2; the first four are the contract's.
+#: ``source`` and ``severity`` (rig/core/events.py) since format 2; the first four are the contract's.
 EVENT_COLUMNS: dict[str, Any] = {
     "sample": "i8",
     "wall_time": "f8",
@@ -206,7 +205,7 @@ def create_session_file(
                 tu = gt.create_dataset("tuning", data=np.asarray(ground_truth_tuning, np.int8))
                 tu.attrs["names"] = list(tuning_names)
         if live is not None:
-            create_live_group(f, **live)  # the live readout (rig/session/_live.py)
+            create_live_group(f, **live)  # the live readout (rig/core/live_layout.py)
         f.swmr_mode = True
     except BaseException:
         f.close()

@@ -43,7 +43,7 @@ FAULT_DEVICES: tuple[tuple[str, str], ...] = (
     ("disk", "writer"),
 )
 
-#: An event's ``source`` (rig/events.py) -> the device it is about.
+#: An event's ``source`` (rig/core/events.py) -> the device it is about.
 SOURCE_DEVICES: dict[str, str] = {
     "laser": "laser",
     "camera": "microscope",

@@ -9,26 +9,50 @@ well they agree, overall and per condition, and lists the bouts only one found.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from acquisition.swims._offline import (
+from acquisition.swims import (
     BoutComparison,
     OfflineParams,
+    OfflineSwimDetector,
     OfflineSwims,
     compare,
-    detect_session_bouts,
 )
-from rig.session import open_session, read_table
+from rig.session import ROW, open_session, read_table
 
-__all__ = ["cli_swims", "format_comparison"]
+__all__ = ["cli_swims", "detect_session_bouts", "format_comparison", "read_online_bouts"]
 
 TOLERANCE_S = 0.02
 _LIST_MAX = 10
 
 
-def _read_online(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def detect_session_bouts(
+    path: str | Path,
+    params: OfflineParams | None = None,
+    block_s: float = 60.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> OfflineSwims:
+    """Re-detect the swims of a session file from its tail rows (0, 1), a block at a time."""
+    with open_session(path) as f:
+        s = f["stimuli_and_ephys"]
+        fs = float(s.attrs["sample_rate_hz"])
+        n = int(s.shape[0])
+        det = OfflineSwimDetector(fs, params)
+        step = max(1, round(block_s * fs))
+        cols = [ROW["tail_left"], ROW["tail_right"]]
+        for i in range(0, n, step):
+            det.feed(s[i : min(n, i + step), cols[0] : cols[1] + 1])
+            if progress is not None:
+                progress(min(n, i + step), n)
+        bouts = det.finish()
+    return OfflineSwims(bouts, det.thresholds, fs, n)
+
+
+
+def read_online_bouts(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The online bouts as (2, n): onsets and durations in samples, by onset; and the conditions."""
     with open_session(path) as f:
         bouts = read_table(f["behavior/bouts"])
@@ -131,7 +155,7 @@ def cli_swims(args: argparse.Namespace) -> int:
     """Print the online/offline comparison for ``args.session``; 0 when the file was read."""
     path = Path(args.session)
     params = OfflineParams()
-    online, conds = _read_online(path)
+    online, conds = read_online_bouts(path)
     off = detect_session_bouts(path, params)
     if off.samples == 0:
         print(f"session   {path}\nno tail samples in the file: nothing to compare")
