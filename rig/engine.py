@@ -43,7 +43,7 @@ from rig import __version__
 from rig.core.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.core.config import RigConfig
 from rig.core.errors import ConfigError, SessionFileError, ZaprigError
-from rig.core.events import Event, SessionLog
+from rig.core.events import Event, Kind, SessionLog, Source
 from rig.core.layout import FORMAT, FORMAT_VERSION
 from rig.core.lock import lock_path
 from rig.devices import Devices, make_devices
@@ -140,7 +140,7 @@ class _Counters:
     frames: int = 0
     last_condition: int = -1
     light_warned: bool = False
-    events: list[tuple[int, str, str]] = field(default_factory=list)
+    events: list[tuple[int, Kind, str]] = field(default_factory=list)
 
 
 class Engine:
@@ -460,13 +460,14 @@ class Engine:
                 listeners=self._readout_listeners,
             )
         self._log = SessionLog(self.path)
-        source = "engine"
+        source: Source = "engine"
+        devices: tuple[tuple[Source, Any], ...] = (
+            ("laser", self.devices.laser),
+            ("daq", self.devices.daq),
+            ("camera", self.devices.microscope),
+        )
         try:
-            for kind, device in (
-                ("laser", self.devices.laser),
-                ("daq", self.devices.daq),
-                ("camera", self.devices.microscope),
-            ):
+            for kind, device in devices:
                 source = kind  # named in the fault if this one fails to open
                 device.open()
         except BaseException as e:
@@ -788,7 +789,7 @@ class Engine:
             self._n.light_warned = True
             self._event(self._sample, "warning", light.problem, "photodiode")
 
-    def _microscope_event(self, kind: str, message: str, sample: int = -1) -> None:
+    def _microscope_event(self, kind: Kind, message: str, sample: int = -1) -> None:
         """From the image lane: log it at the sample the camera found it (else the loop's
         current one); a fault stops the run."""
         self._event(sample if sample >= 0 else self._sample, kind, message, "camera")
@@ -806,7 +807,7 @@ class Engine:
             traces = np.stack(rows)
             self.writer.traces(traces, fish.brain.true_dff(traces))
 
-    def _device_fault(self, sample: int, message: str, source: str) -> None:
+    def _device_fault(self, sample: int, message: str, source: Source) -> None:
         """A device's standing fault: logged once (the record lane checks again until the
         loop has stopped), and the run stops on it."""
         if (source, message) in self._reported_faults:
@@ -990,7 +991,7 @@ class Engine:
             with contextlib.suppress(Exception):
                 close()
 
-    def _event(self, sample: int, kind: str, message: str, source: str = "engine") -> None:
+    def _event(self, sample: int, kind: Kind, message: str, source: Source = "engine") -> None:
         """Log an event (from any lane): to the file, the subscribers and the session log."""
         event = Event(int(sample), self.clock.wall_time(), kind, message, source)
         with self._event_lock:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 import numpy as np
 
@@ -23,29 +23,37 @@ __all__ = [
     "KINDS",
     "SOURCES",
     "Event",
+    "Fault",
+    "Kind",
     "SessionLog",
     "Severity",
+    "Source",
     "event_columns",
     "severity_of",
 ]
 
 #: ``kind`` (the contract's column): protocol steps, user notes, and three levels of report.
-KINDS = ("protocol", "note", "info", "warning", "fault")
-#: Where an event comes from: the device kinds, the lanes, the protocol and the user.
-SOURCES = (
+Kind = Literal["protocol", "note", "info", "warning", "fault"]
+#: Where an event comes from: the device kinds, the lanes and worker processes, the
+#: protocol, the user, and the runner itself (``engine``: the run as a whole).
+Source = Literal[
     "engine",
     "protocol",
     "user",
     "daq",
     "camera",
     "renderer",
+    "photodiode",
     "laser",
     "writer",
     "disk",
+    "readout",
     "loop lane",
     "image lane",
     "record lane",
-)
+]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+SOURCES: tuple[Source, ...] = get_args(Source)
 Severity = Literal["info", "warning", "fault"]
 
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "fault": logging.ERROR}
@@ -65,13 +73,64 @@ def severity_of(kind: str) -> Severity:
 class Event:
     sample: int  # DAQ sample at which it happened
     wall_time: float  # seconds since the epoch, for people
-    kind: str
+    kind: Kind
     message: str
-    source: str = "engine"
+    source: Source = "engine"
+
+    def __post_init__(self) -> None:
+        # a typo'd or unlisted kind or source would reach the file and the GUI's lamps
+        # unnoticed (the engine once emitted "readout" and "photodiode", listed nowhere)
+        if self.kind not in KINDS:
+            raise ValueError(f"event kind {self.kind!r}: not one of {KINDS}")
+        if self.source not in SOURCES:
+            raise ValueError(f"event source {self.source!r}: not one of {SOURCES}")
 
     @property
     def severity(self) -> Severity:
         return severity_of(self.kind)
+
+    @classmethod
+    def from_file(
+        cls, sample: int, wall_time: float, kind: str, message: str, source: str
+    ) -> Event:
+        """An event read back from a file, which another version of zaprig may have written:
+        an unknown kind reads as ``info`` and an unknown source as ``engine``, with the
+        original words kept in front of the message, so reading never fails on them."""
+        known_kind = kind in KINDS
+        known_source = source in SOURCES
+        if not (known_kind and known_source):
+            message = f"[{kind} from {source}] {message}"
+        return cls(
+            sample,
+            wall_time,
+            cast(Kind, kind) if known_kind else "info",
+            message,
+            cast(Source, source) if known_source else "engine",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A device or lane that failed: what the runner needs to end the run safely.
+
+    One record from every lane and device, reported by one path (the health monitor), so the
+    final "session failed" event keeps the source that failed, and the GUI lights the lamp
+    of ``source`` without reading ``message``. ``laser_may_be_on`` says whether the laser's
+    state is unknown after it (a lost serial port): the runner then tries every way to
+    switch it off and says so, instead of reporting it off.
+    """
+
+    source: Source
+    message: str
+    laser_may_be_on: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"fault source {self.source!r}: not one of {SOURCES}")
+
+    def event(self, sample: int, wall_time: float) -> Event:
+        """The ``/events`` row that records this fault."""
+        return Event(sample, wall_time, "fault", self.message, self.source)
 
 
 def event_columns(events: list[Event]) -> dict[str, np.ndarray]:

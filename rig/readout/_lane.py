@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.writer import VolumeRing
+from rig.core.events import Kind
 from rig.readout._compute import LabelIndex, LiveRow
 from rig.readout._process import readout_main
 from rig.readout._state import ReadoutSettings
@@ -40,7 +41,7 @@ class ReadoutLane:
         virtual: bool,
         on_row: Callable[[LiveRow], None],
         on_labels: Callable[[np.ndarray, np.ndarray], None],
-        on_problem: Callable[[str, str], None],
+        on_problem: Callable[[Kind, str], None],
     ) -> None:
         self._ctx = mp.get_context("spawn")
         self.settings = settings

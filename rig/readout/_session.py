@@ -27,13 +27,14 @@ from rig.readout._trigger import BrainTrigger, region_columns
 if TYPE_CHECKING:
     from acquisition.writer import WriterClient
     from rig.core.config import RigConfig
+    from rig.core.events import Kind
     from stimuli.closed_loop import LoopState
     from stimuli.schedule import Schedule, StepAt
 
 __all__ = ["SessionReadout"]
 
 #: event(sample, kind, message): the engine's event log, with the readout as source
-EventFn = Callable[[int, str, str], None]
+EventFn = Callable[[int, Kind, str], None]
 
 
 class SessionReadout:

@@ -174,7 +174,7 @@ class SessionReader:
         n = len(e.get("sample", ()))
         sources = e.get("source", np.array(["engine"] * n, dtype=object))  # before format 2
         return [
-            Event(int(s), float(w), str(k), str(m), str(src))
+            Event.from_file(int(s), float(w), str(k), str(m), str(src))
             for s, w, k, m, src in zip(
                 e.get("sample", ()),
                 e.get("wall_time", ()),
