@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rig.core.events import Kind
 from rig.readout._compute import LabelIndex, LiveRow
 from rig.readout._lane import ReadoutLane
 from rig.readout._setup import readout_settings
@@ -27,7 +28,6 @@ from rig.readout._trigger import BrainTrigger, region_columns
 if TYPE_CHECKING:
     from acquisition.writer import WriterClient
     from rig.core.config import RigConfig
-    from rig.core.events import Kind
     from stimuli.closed_loop import LoopState
     from stimuli.schedule import Schedule, StepAt
 
