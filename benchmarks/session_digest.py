@@ -3,14 +3,15 @@
 A speed-up of the engine must not change what a seed records. ``bout_reference.py``
 holds the bouts and displayed velocities; this digest covers everything else the
 file holds: every dataset's bytes (the 10-row stream, volumes, tables, traces),
-with the wall-clock parts left out (``events/wall_time``, root attributes such as
+with the wall-clock parts left out (``events/wall_time``, the readout's compute times
+``live/seconds`` and ``live/forecast/seconds``, root attributes such as
 ``started_at``, and the writer's "buffer full" warnings, which say how fast this
 machine's disk and cores were, not what was recorded), so two runs of the same
 seed on any machine give the same lines.
 
 Usage:
     python benchmarks/session_digest.py SESSION.h5 [> a.txt]
-    python benchmarks/session_digest.py --run [--time-scale 0.05] [--seed 0] [> a.txt]
+    python benchmarks/session_digest.py --run [--time-scale 0.05] [--seed 0] [--readout] [> a.txt]
     diff a.txt b.txt
 """
 
@@ -29,8 +30,8 @@ if str(REPO) not in sys.path:
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
-#: Datasets that hold wall-clock times (differ between any two runs).
-_WALL = ("events/wall_time",)
+#: Datasets that hold wall-clock times or compute costs (differ between any two runs).
+_WALL = ("events/wall_time", "live/seconds", "live/forecast/seconds")
 #: Events that depend on the machine's speed: the writer's ring filling up.
 _LOAD_EVENT = "writer buffer "
 #: Root attributes that hold wall-clock times or paths.
@@ -68,15 +69,17 @@ def digest(path: Path) -> list[str]:
     return sorted(lines)
 
 
-def run(time_scale: float, seed: int, out: Path) -> Path:
-    """One virtual-time run of the built-in protocol at ``time_scale``; its file."""
+def run(time_scale: float, seed: int, out: Path, readout: bool = False) -> Path:
+    """One virtual-time run of the built-in protocol at ``time_scale``; its file. With
+    ``readout``, the live readout (``[readout] enabled``) runs and fills ``/live``."""
     from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 
-    engine = Engine(
-        load_config(), dataset_protocol().scaled(time_scale), out, clock="virtual", seed=seed
-    )
+    rig = load_config()
+    if readout:
+        rig = rig.model_copy(update={"readout": rig.readout.model_copy(update={"enabled": True})})
+    engine = Engine(rig, dataset_protocol().scaled(time_scale), out, clock="virtual", seed=seed)
     if engine.run() is not RunState.COMPLETE:
         raise RuntimeError(f"the run ended {engine.state.value}")
     assert engine.path is not None
@@ -89,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", action="store_true", help="run the built-in protocol first")
     ap.add_argument("--time-scale", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--readout", action="store_true", help="with the live readout on (/live)")
     args = ap.parse_args(argv)
     if args.run:
         with tempfile.TemporaryDirectory(prefix="zaprig-digest-") as d:
-            print("\n".join(digest(run(args.time_scale, args.seed, Path(d)))))
+            path = run(args.time_scale, args.seed, Path(d), readout=args.readout)
+            print("\n".join(digest(path)))
         return 0
     if args.session is None:
         ap.error("give a session file or --run")

@@ -197,9 +197,10 @@ class SessionReadout:
         if not self._empty_warned and np.isnan(row.brightness).any():
             self._empty_warned = True
             planes = np.flatnonzero(np.isnan(row.brightness)).tolist()
-            # info, not a warning: the end planes of a stack often hold no brain
+            # info, not a warning: the end planes of a stack often hold no brain; stamped at
+            # the volume's last plane (when the readout's results arrive is timing, not data)
             self._event(
-                self._now(),
+                self._row_sample(row),
                 "info",
                 f"planes {planes} show no tissue in the readout's reference: their brightness "
                 "is NaN (nothing to track bleaching or focus on there)",
@@ -210,12 +211,16 @@ class SessionReadout:
         for cb in self.listeners:
             cb(row)
 
+    def _row_sample(self, row: LiveRow) -> int:
+        """The sample a row's finding belongs to: its volume's last plane trigger."""
+        tl = self.timeline
+        return int(tl.plane_samples[row.volume][-1]) if row.volume < tl.n_volumes else self._now()
+
     def _check_drift(self, row: LiveRow) -> None:
         """Warn once per excursion above ``readout.drift_warn_um`` (again after it came back)."""
         limit = self.rig.readout.drift_warn_um
         drift = float(np.linalg.norm(row.drift_um))
-        tl = self.timeline
-        at = int(tl.plane_samples[row.volume][-1]) if row.volume < tl.n_volumes else self._now()
+        at = self._row_sample(row)
         if drift > limit and not self._drift_warned:
             self._drift_warned = True
             z, y, x = (float(v) for v in row.drift_um)
