@@ -89,7 +89,8 @@ class Timeline:
         """(n_volumes, planes) trigger samples; planes evenly spaced, then the flyback."""
         z = self.planes_per_volume
         offsets = np.rint(np.arange(z) * self.plane_step_samples).astype(np.int64)
-        return self.volume_starts[:, None] + offsets[None, :]
+        planes: np.ndarray = self.volume_starts[:, None] + offsets[None, :]
+        return planes
 
     @cached_property
     def marker_samples(self) -> np.ndarray:

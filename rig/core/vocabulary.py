@@ -133,7 +133,7 @@ def fault_incidents(
     counter = IncidentCounter()
     for e in events:
         if e[1] == "fault":
-            counter.add(e[0], e[2], e[3] if len(e) > 3 else None)  # type: ignore[misc]
+            counter.add(e[0], e[2], e[3] if len(e) > 3 else None)
     return counter.incidents
 
 
