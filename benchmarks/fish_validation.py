@@ -72,7 +72,7 @@ def match_bouts(true: np.ndarray, det: np.ndarray, fs: float) -> tuple[int, np.n
 
 def run_fish(seed: int, time_scale: float, neurons: int, out: Path) -> dict[str, object]:
     base = load_config()
-    rig = base.model_copy(update={"fish": base.fish.model_copy(update={"n_neurons": neurons})})
+    rig = base.with_simulation(fish=base.sim.fish.model_copy(update={"n_neurons": neurons}))
     engine = Engine(rig, dataset_protocol().scaled(time_scale), out, clock="virtual", seed=seed)
     if engine.run() is not RunState.COMPLETE:
         raise RuntimeError(f"fish {seed}: the run ended {engine.state.value}")
@@ -104,9 +104,9 @@ def run_fish(seed: int, time_scale: float, neurons: int, out: Path) -> dict[str,
         "end": end,
         "noise_v": bg.noise_v,
         "heart_hz": bg.heart_hz,
-        "spike_v": rig.fish.spike_v,
+        "spike_v": rig.sim.fish.spike_v,
         "traces": traces,
-        "indicator": rig.fish.indicator,
+        "indicator": rig.sim.fish.indicator,
     }
 
 

@@ -37,7 +37,7 @@ OUT = REPO / "docs" / "brain-tuning.png"
 
 def main() -> int:
     base = load_config()
-    rig = base.model_copy(update={"fish": base.fish.model_copy(update={"n_neurons": 2000})})
+    rig = base.with_simulation(fish=base.sim.fish.model_copy(update={"n_neurons": 2000}))
     proto = Protocol(
         name="tuning figure",
         conditions=[

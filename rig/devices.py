@@ -41,12 +41,12 @@ def make_fish(rig: RigConfig, seed: int) -> VirtualFish | None:
     if not rig.simulated:
         return None
     return VirtualFish(
-        rig.fish,
+        rig.sim.fish,
         rig.daq.sample_rate_hz,
         rig.microscope.shape_zyx,
         seed,
         rig.microscope.voxel_size_um,
-        change_at_s=rig.faults.brain_change_at_s,
+        change_at_s=rig.sim.faults.brain_change_at_s,
     )
 
 
@@ -56,10 +56,10 @@ def make_projector(rig: RigConfig, seed: int) -> SimProjector | None:
         return None
     return SimProjector(
         rig.display,
-        rig.sim_projector,
+        rig.sim.sim_projector,
         rig.daq.sample_rate_hz,
         np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3]),
-        drops_frames_at_s=rig.faults.display_drops_frames_at_s,
+        drops_frames_at_s=rig.sim.faults.display_drops_frames_at_s,
     )
 
 

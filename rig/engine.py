@@ -206,7 +206,7 @@ class Engine:
         self._laser_on = False
         self._laser_state = "off"
         self._health_every = max(1, round(0.1 * rig.daq.sample_rate_hz))
-        self._faults = FaultInjector(rig.faults, fs)
+        self._faults = FaultInjector(rig.simulation, fs)
         self._laser_watch: _LaserWatch | None = None
         self._fill_warned = False
         self._health_ticks = 0

@@ -1,7 +1,7 @@
 """Fault injection for simulated runs: make a device fail at a set time, from the rig config.
 
-``[faults]`` in a rig config names which device fails and when (seconds from the
-start of the run). The simulated DAQ (overflow) and microscope (stall, dropped
+``[faults]`` in a simulated rig's config (``RigConfig.simulation``; a rig of real
+hardware has none) names which device fails and when (seconds from the start of the run). The simulated DAQ (overflow) and microscope (stall, dropped
 frame) inject their own; this module injects the rest from the engine's loop:
 the renderer dies, the laser's serial port disappears, the disk fills up, the
 writer process dies. The engine then has to notice each one by its normal
@@ -13,15 +13,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from acquisition.writer import WriterClient
-from rig.core.config import FaultConfig
+from rig.core.simulation import SimulationConfig
 from rig.devices import Devices
 
 __all__ = ["FaultInjector"]
 
 
 class FaultInjector:
-    def __init__(self, faults: FaultConfig, sample_rate_hz: float) -> None:
-        self._due: list[tuple[int, str]] = sorted(
+    def __init__(self, simulation: SimulationConfig | None, sample_rate_hz: float) -> None:
+        """The faults ``simulation`` injects from the loop (none on real hardware)."""
+        if simulation is None:
+            self._due: list[tuple[int, str]] = []
+            return
+        faults = simulation.faults
+        self._due = sorted(
             (round(t * sample_rate_hz), name)
             for name, t in (
                 ("renderer", faults.renderer_dies_at_s),

@@ -23,9 +23,8 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_flash_cells_follow_the_flash_in_exported_traces(tmp_path: Path) -> None:
-    rig = load_config().model_copy(
-        update={"fish": load_config().fish.model_copy(update={"n_neurons": 600})}
-    )
+    base = load_config()
+    rig = base.with_simulation(fish=base.sim.fish.model_copy(update={"n_neurons": 600}))
     proto = Protocol(
         name="flashes",
         conditions=[condition("flash", step(Flash(period_s=10.0, on_s=5.0), 10.0), seconds=60.0)],

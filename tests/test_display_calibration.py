@@ -38,7 +38,7 @@ def test_calibration_makes_light_linear(tmp_path: Path, capsys) -> None:
                  "--seconds-per-level", "0.3"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     rig = load_config(config)
-    assert rig.display.gamma == pytest.approx(rig.sim_projector.gamma, abs=0.05)
+    assert rig.display.gamma == pytest.approx(rig.sim.sim_projector.gamma, abs=0.05)
     assert f"gamma     {rig.display.gamma:.3f}  written to {config}" in out
     # the file keeps its comments and the simulated projector's own gamma
     text = config.read_text()

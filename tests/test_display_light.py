@@ -37,7 +37,7 @@ PROTO = Protocol(
 def expected_latency_samples(rig: RigConfig) -> float:
     """Flip -> 50 % of the light step as the simulated projector is configured."""
     fs = rig.daq.sample_rate_hz
-    model = SimProjector(rig.display, rig.sim_projector, fs, np.random.default_rng(0))
+    model = SimProjector(rig.display, rig.sim.sim_projector, fs, np.random.default_rng(0))
     return model.expected_latency_samples
 
 
@@ -72,9 +72,7 @@ def test_latency_of_a_one_percent_run_is_the_configured_one(
 
 
 def test_frames_the_projector_drops_are_found_from_the_light(tmp_path: Path, capsys) -> None:
-    rig = load_config().model_copy(
-        update={"faults": FaultConfig(display_drops_frames_at_s=(2.0, 4.5))}
-    )
+    rig = load_config().with_simulation(faults=FaultConfig(display_drops_frames_at_s=(2.0, 4.5)))
     engine = run(tmp_path, rig)
     assert engine.devices is not None and engine.devices.projector is not None
     skipped = engine.devices.projector.skipped
@@ -141,7 +139,7 @@ def test_decoder_tells_a_skipped_frame_from_a_repeated_one() -> None:
     """Through the projector model alone: frame 10 never shown, frame 20 shown twice."""
     rig = load_config()
     fs, hz = rig.daq.sample_rate_hz, rig.display.refresh_hz
-    proj = SimProjector(rig.display, rig.sim_projector, fs, np.random.default_rng(0))
+    proj = SimProjector(rig.display, rig.sim.sim_projector, fs, np.random.default_rng(0))
     dec = LightDecoder(fs, hz)
     fr = np.zeros(200, dtype=FRAME_DTYPE)
     fr["frame"] = np.arange(200)
@@ -180,7 +178,7 @@ def _photodiode_session(seed: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
     configured photodiode noise, so that a run's level measured on part of it differs."""
     rig = load_config()
     fs, hz = rig.daq.sample_rate_hz, rig.display.refresh_hz
-    model = rig.sim_projector.model_copy(update={"noise_v": 5 * rig.sim_projector.noise_v})
+    model = rig.sim.sim_projector.model_copy(update={"noise_v": 5 * rig.sim.sim_projector.noise_v})
     drops = (2.5, *(3.0 + k / hz for k in range(40)))
     proj = SimProjector(
         rig.display, model, fs, np.random.default_rng(seed), drops_frames_at_s=drops

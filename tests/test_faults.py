@@ -26,7 +26,7 @@ PROTO = Protocol(
 
 
 def run_with(tmp_path: Path, clock: str = "virtual", **fault: float) -> tuple[Engine, RunState]:
-    rig = load_config().model_copy(update={"faults": FaultConfig(**fault)})
+    rig = load_config().with_simulation(faults=FaultConfig(**fault))
     proto = PROTO if clock == "virtual" else PROTO.scaled(0.4)
     engine = Engine(rig, proto, tmp_path, clock=clock, seed=2)
     return engine, engine.run()

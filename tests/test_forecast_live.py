@@ -24,7 +24,7 @@ CHANGE_AT_S = 50.0
 def _rig(change_at_s: float | None) -> RigConfig:
     data = load_config().model_dump()
     data["readout"] = {"enabled": True, "reference_volumes": 2}
-    data["faults"] = {"brain_change_at_s": change_at_s}
+    data["simulation"]["faults"] = {"brain_change_at_s": change_at_s}
     return RigConfig.model_validate(data)
 
 

@@ -102,7 +102,7 @@ def test_a_virtual_session_feeds_the_panel_through_the_runner(qtbot, tmp_path: P
     panel.set_labels(*labels)
     panel.add_rows(batch.readout)
     assert panel.rows == engine.timeline.n_volumes - 1
-    assert panel.raster().shape == (rig.fish.n_neurons, panel.rows)
+    assert panel.raster().shape == (rig.sim.fish.n_neurons, panel.rows)
     assert panel.threshold_line.value() == 4.0
 
 
@@ -136,7 +136,7 @@ def test_the_control_app_shows_the_readout_of_a_session(qtbot, tmp_path: Path) -
         panel = w.readout_panel
         # a row per volume from the last of the 3 reference volumes on
         assert panel.rows == w.runner.engine.timeline.n_volumes - 2
-        assert len(panel.label_ids) == w.rig_panel.rig.fish.n_neurons
+        assert len(panel.label_ids) == w.rig_panel.rig.sim.fish.n_neurons
         assert panel.threshold_line.value() == w.rig_panel.rig.readout.drift_warn_um
     finally:
         w.shutdown()

@@ -44,7 +44,7 @@ PERIOD_S = 0.9141
 def _rig(readout: dict[str, Any], sim_microscope: dict[str, Any] | None = None) -> RigConfig:
     data = load_config().model_dump()
     data["readout"] = {"enabled": True, "reference_volumes": 2, **readout}
-    data["sim_microscope"] = sim_microscope or {}
+    data["simulation"]["sim_microscope"] = sim_microscope or {}
     return RigConfig.model_validate(data)
 
 

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _rig() -> RigConfig:
     data = load_config().model_dump()
     data["readout"] = {"enabled": True, "reference_volumes": 2}
-    data["sim_microscope"] = {}
+    data["simulation"]["sim_microscope"] = {}
     return RigConfig.model_validate(data)
 
 

@@ -32,7 +32,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 
-    rig = load_config().model_copy(update={"faults": FaultConfig(camera_drops_frame_at_s=9.0)})
+    rig = load_config().with_simulation(faults=FaultConfig(camera_drops_frame_at_s=9.0))
     out = tmp_path_factory.mktemp("report_sessions")
     engine = Engine(
         rig, dataset_protocol().scaled(0.003), out, clock="virtual", seed=2, fish={"fish_id": "r1"}

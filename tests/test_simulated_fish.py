@@ -26,7 +26,7 @@ def test_a_flash_onset_appears_plane_by_plane(tmp_path: Path) -> None:
     """Light-on cells in planes acquired after the fish saw the light brighten in that volume;
     those in planes acquired before it do not (every plane is the brain at its own trigger)."""
     base = load_config()
-    rig = base.model_copy(update={"fish": base.fish.model_copy(update={"n_neurons": 1500})})
+    rig = base.with_simulation(fish=base.sim.fish.model_copy(update={"n_neurons": 1500}))
     proto = Protocol(
         name="flashes",
         conditions=[condition("flash", step(Flash(period_s=6.1, on_s=3.05), 6.1), seconds=80.0)],
@@ -42,7 +42,7 @@ def test_a_flash_onset_appears_plane_by_plane(tmp_path: Path) -> None:
         planes = f["volumes/plane_sample"][...]  # (t, z) trigger samples
         frames = read_table(f["stimulus/frames"])
     fs = rig.daq.sample_rate_hz
-    latency = round(rig.fish.visual_latency_s * fs)
+    latency = round(rig.sim.fish.visual_latency_s * fs)
     lum = frames["luminance"]
     onsets = frames["flip_sample"][1:][(lum[1:] > 0.5) & (lum[:-1] < 0.5)] + latency
     on = tuning == names.index("light_on")
@@ -96,7 +96,7 @@ def test_bad_indicator_and_ranges_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_tail_carries_mains_hum_heartbeat_drift_and_a_noise_level_of_its_own() -> None:
-    cfg = load_config().fish
+    cfg = load_config().sim.fish
     fs = 6000.0
     tail = TailBackground(cfg, fs, np.random.default_rng(1))
     x = np.concatenate([tail.take(60) for _ in range(2000)])[:, 0]  # 20 s, chunk by chunk
@@ -118,7 +118,7 @@ def test_the_tail_carries_mains_hum_heartbeat_drift_and_a_noise_level_of_its_own
 
 
 def test_rotation_drives_turning_bouts_toward_it() -> None:
-    cfg = load_config().fish
+    cfg = load_config().sim.fish
     still = Seen(0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
     ccw = replace(still, rotation_deg_s=45.0)
     counts, biases = [], []

@@ -49,7 +49,7 @@ def make_daq(
             clock,
             fish,
             rng,
-            overflow_at_s=rig.faults.daq_overflow_at_s,
+            overflow_at_s=rig.sim.faults.daq_overflow_at_s,
             projector=projector,
         )
     require("nidaqmx", "daq.backend = 'nidaqmx'")

@@ -24,7 +24,8 @@ from collections import deque
 import numpy as np
 
 from acquisition.daq._noise import NormalStream
-from rig.core.config import DisplayConfig, SimProjectorConfig
+from rig.core.config import DisplayConfig
+from rig.core.simulation import SimProjectorConfig
 from stimuli.render.gamma import drive_level
 from stimuli.render.sync_patch import patch_row_fraction
 

@@ -14,7 +14,7 @@ from acquisition.fish._brain import DARK_LEVEL, TUNINGS, Brain
 from acquisition.fish._dynamics import FEATURES
 from acquisition.fish._segmentation import label_plane
 from acquisition.fish._vision import Seen, see
-from rig.core.config import FishConfig
+from rig.core.simulation import FishConfig
 from stimuli.state import Look, empty_frame
 
 __all__ = [

@@ -36,7 +36,7 @@ import numpy as np
 
 from acquisition.fish._tail import TailBackground
 from acquisition.fish._vision import Seen
-from rig.core.config import FishConfig
+from rig.core.simulation import FishConfig
 
 __all__ = ["Behaviour", "TrueBout"]
 

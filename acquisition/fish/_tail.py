@@ -30,7 +30,7 @@ import math
 import numpy as np
 from scipy import signal
 
-from rig.core.config import FishConfig
+from rig.core.simulation import FishConfig
 
 __all__ = ["TailBackground"]
 

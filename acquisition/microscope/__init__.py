@@ -31,9 +31,9 @@ def make_microscope(rig: RigConfig, fish: VirtualFish | None) -> Microscope:
             cfg,
             fish,
             rig.daq.sample_rate_hz,
-            stops_at_s=rig.faults.camera_stops_at_s,
-            drops_frame_at_s=rig.faults.camera_drops_frame_at_s,
-            motion=rig.sim_microscope,
+            stops_at_s=rig.sim.faults.camera_stops_at_s,
+            drops_frame_at_s=rig.sim.faults.camera_drops_frame_at_s,
+            motion=rig.sim.sim_microscope,
         )
     from acquisition.microscope._mmcore import MMCoreMicroscope  # pymmcore-plus / pycromanager
 

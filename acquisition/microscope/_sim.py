@@ -22,7 +22,8 @@ import numpy as np
 from acquisition.fish import DARK_LEVEL, VirtualFish
 from acquisition.microscope._assembler import VolumeAssembler
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
-from rig.core.config import MicroscopeConfig, SimMicroscopeConfig
+from rig.core.config import MicroscopeConfig
+from rig.core.simulation import SimMicroscopeConfig
 from rig.core.timeline import Timeline
 
 __all__ = ["SimMicroscope"]

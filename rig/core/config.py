@@ -6,6 +6,14 @@ Validation happens when the file is loaded, before any device is opened, and is
 strict: values are never converted from another type (``sample_rate_hz = "6000"`` is
 refused), times and rates are range-checked, and a file must name its hardware
 (``[daq]``, ``[microscope]`` and ``[display]``) or say ``simulated = true``.
+
+What only a simulated rig has (the virtual fish, the simulated projector and sample, the
+injected faults) is its own model, ``rig.core.simulation.SimulationConfig``, held in
+``RigConfig.simulation`` when the DAQ or the microscope is simulated and None otherwise. A
+file writes its parts as top-level tables (``[fish]``, ``[faults]``, ``[sim_projector]``,
+``[sim_microscope]``); a file whose DAQ and microscope are both real hardware is refused if
+it has one, naming the table and the fix. ``RigConfig.model_dump`` and ``to_json`` (a
+session's ``hardware_config``) write them back the same way, at the top level.
 """
 
 from __future__ import annotations
@@ -16,9 +24,18 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from rig.core._model import Model
 from rig.core.errors import ConfigError, format_validation_error
+from rig.core.simulation import (
+    SIMULATION_TABLES,
+    FaultConfig,
+    FishConfig,
+    SimMicroscopeConfig,
+    SimProjectorConfig,
+    SimulationConfig,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -33,6 +50,7 @@ __all__ = [
     "RigConfig",
     "SimMicroscopeConfig",
     "SimProjectorConfig",
+    "SimulationConfig",
     "SyncPatchConfig",
     "WriterConfig",
     "load_config",
@@ -58,20 +76,12 @@ DEFAULT_CONFIG = CONFIG_DIR / "simulated.toml"
 Volts = Annotated[float, Field(ge=-10.0, le=10.0)]
 PositiveUm = Annotated[float, Field(gt=0.0, le=10_000.0)]
 PositivePx = Annotated[int, Field(gt=0, le=100_000)]
-#: A moment of a run, in seconds from its start (at most a week).
-Seconds = Annotated[float, Field(ge=0.0, le=7 * 24 * 3600.0)]
-
 #: The tables that name a rig's hardware. A file without them would silently run the
 #: simulated rig's defaults: it must say ``simulated = true`` (top level) to mean that.
 HARDWARE_TABLES = ("daq", "microscope", "display")
 
 
-class _Model(BaseModel):
-    # NaN and infinity are never a physical setting: refuse them in every float field
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class DaqConfig(_Model):
+class DaqConfig(Model):
     """The NI DAQ: the master clock, the tail electrodes and the light-sheet timing."""
 
     backend: Literal["sim", "nidaqmx"] = "sim"
@@ -130,7 +140,7 @@ class DaqConfig(_Model):
         return pd + tuple(self.extra_inputs)
 
 
-class MicroscopeConfig(_Model):
+class MicroscopeConfig(Model):
     """The light-sheet: the camera, and how many planes per volume how often."""
 
     backend: Literal["sim", "pymmcore", "pycromanager"] = "sim"
@@ -160,7 +170,7 @@ class MicroscopeConfig(_Model):
         return (self.planes_per_volume, self.height, self.width)
 
 
-class SyncPatchConfig(_Model):
+class SyncPatchConfig(Model):
     """A small square in a corner of the projected image, under the photodiode.
 
     ``mode = "code"`` shows each frame's sync code (stimuli/render/sync_patch.py) so
@@ -173,7 +183,7 @@ class SyncPatchConfig(_Model):
     mode: Literal["code", "luminance"] = "code"
 
 
-class ProjectionConfig(_Model):
+class ProjectionConfig(Model):
     """Where the screen is relative to the fish, and what lies between (stimuli/geometry.py).
 
     The flat-interface model of Dunn & Fitzgerald (eLife 2020): the eye
@@ -189,7 +199,7 @@ class ProjectionConfig(_Model):
     n_air: float = Field(1.0, ge=1.0, le=2.0)
 
 
-class DisplayConfig(_Model):
+class DisplayConfig(Model):
     """The projector under the fish, calibrated in millimetres."""
 
     backend: Literal["headless", "psychopy"] = "headless"
@@ -210,7 +220,7 @@ class DisplayConfig(_Model):
     projection: ProjectionConfig | None = None
 
 
-class LaserConfig(_Model):
+class LaserConfig(Model):
     """The excitation laser on a serial port (Coherent OBIS command set)."""
 
     backend: Literal["sim", "obis", "none"] = "sim"
@@ -220,7 +230,7 @@ class LaserConfig(_Model):
     timeout_s: float = Field(0.5, gt=0.0, le=10.0)
 
 
-class WriterConfig(_Model):
+class WriterConfig(Model):
     """The session writer: compression, buffering, crash-safety flushing."""
 
     compression: Literal["none", "lz4", "zstd"] = "none"
@@ -230,105 +240,7 @@ class WriterConfig(_Model):
     warn_fill: float = Field(0.5, gt=0.0, le=1.0)
 
 
-class FishConfig(_Model):
-    """The virtual fish of the simulated rig."""
-
-    n_neurons: int = Field(300, ge=1, le=100_000)
-    spontaneous_bout_rate_hz: float = Field(0.05, ge=0.0, le=10.0)
-    omr_bout_rate_hz: float = Field(1.2, ge=0.0, le=20.0)
-    noise_v: float = Field(0.01, ge=0.0, le=1.0)
-    spike_v: float = Field(0.25, ge=0.0, le=5.0)
-    bout_duration_s: float = Field(0.35, gt=0.02, le=5.0)
-    visual_latency_s: float = Field(0.15, ge=0.0, le=2.0)
-    #: Rotating whole-field motion drives turning bouts toward it (optokinetic turning).
-    okr_bout_rate_hz: float = Field(0.8, ge=0.0, le=20.0)
-    #: Tail-beat (burst) frequency range of routine bouts, Hz; escapes use the top of
-    #: the range and above (acquisition/fish/_behaviour.py cites the sources).
-    burst_hz: tuple[float, float] = (20.0, 40.0)
-    #: Electrode artefacts (acquisition/fish/_tail.py): mains hum (0 Hz: none), its
-    #: amplitude, heartbeat amplitude and rate range, slow drift, the per-fish spread of
-    #: the noise level (log-normal sd: the signal-to-noise ratio varies across fish) and
-    #: the deflection a light step gives on the electrodes (V per unit of luminance).
-    mains_hz: float = Field(50.0, ge=0.0, le=400.0)
-    mains_v: float = Field(0.004, ge=0.0, le=1.0)
-    heartbeat_v: float = Field(0.008, ge=0.0, le=1.0)
-    heart_rate_hz: tuple[float, float] = (2.0, 3.0)
-    drift_v: float = Field(0.02, ge=0.0, le=1.0)
-    snr_spread: float = Field(0.3, ge=0.0, le=2.0)
-    stim_artefact_v: float = Field(0.03, ge=0.0, le=5.0)
-    #: The calcium indicator (acquisition/fish/_indicator.py: GCaMP6s, GCaMP6f, jGCaMP7f,
-    #: jGCaMP8m, and each with an H2B- prefix for the nuclear-localised line).
-    indicator: Literal[
-        "GCaMP6s",
-        "GCaMP6f",
-        "jGCaMP7f",
-        "jGCaMP8m",
-        "H2B-GCaMP6s",
-        "H2B-GCaMP6f",
-        "H2B-jGCaMP7f",
-        "H2B-jGCaMP8m",
-    ] = "H2B-jGCaMP7f"
-    #: Spontaneous assemblies (acquisition/fish/_dynamics.py) and the ARTR's period.
-    n_assemblies: int = Field(8, ge=0, le=64)
-    artr_period_s: float = Field(20.0, ge=2.0, le=300.0)
-
-    @model_validator(mode="after")
-    def _ranges(self) -> Self:
-        for name in ("burst_hz", "heart_rate_hz"):
-            lo, hi = getattr(self, name)
-            top = 100.0 if name == "burst_hz" else 10.0
-            if not 0.0 < lo <= hi <= top:
-                raise ValueError(
-                    f"fish.{name} = [{lo:g}, {hi:g}] must be 0 < low <= high <= {top:g} (Hz)"
-                )
-        return self
-
-
-class SimProjectorConfig(_Model):
-    """The simulated rig's projector as its photodiode sees it (acquisition/daq/_sim_projector.py).
-
-    A frame flipped at sample ``f`` starts scanning out ``input_lag_ms`` later; scan-out
-    runs top to bottom over ``scanout_ms``, so the sync patch's rows light up after the
-    fraction of it above them; the light then rises with a first-order response
-    (``rise_time_ms``, 10-90 %). The light of a drawn level ``v`` is
-    ``black + (1 - black) * v ** gamma`` of full scale.
-    """
-
-    input_lag_ms: float = Field(25.0, ge=0.0, le=500.0)
-    scanout_ms: float = Field(15.0, ge=0.0, le=100.0)
-    rise_time_ms: float = Field(1.0, ge=0.0, le=50.0)
-    gamma: float = Field(2.2, ge=0.2, le=5.0)
-    black: float = Field(0.02, ge=0.0, lt=1.0)
-    full_scale_v: float = Field(2.0, gt=0.0, le=10.0)
-    noise_v: float = Field(0.004, ge=0.0, le=1.0)
-
-
-class SimMicroscopeConfig(_Model):
-    """How the simulated sample moves and fades (to test the live readout against a known truth).
-
-    The brain is drawn displaced by ``drift_um_per_min`` x minutes since the start,
-    plus ``drift_step_um`` from ``drift_step_at_s`` on (z, y, x; rounded to whole
-    voxels when drawn); its fluorescence (not the camera offset) falls by
-    ``bleaching_per_min`` per minute (exponentially).
-    """
-
-    drift_um_per_min: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    drift_step_um: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    drift_step_at_s: float | None = Field(None, ge=0.0)
-    #: On by default at 0.1 % per minute (~11 % over the dataset's 2 h). A model choice of
-    #: the published order: two-photon light-sheet imaging of elavl3:H2B-GCaMP6s lost
-    #: < 0.5 % in 30 min (Keomanee-Dizon et al. 2020, Neurophotonics 7:015003, Fig. 13d);
-    #: one-photon light sheets, as in the dataset, bleach faster.
-    bleaching_per_min: float = Field(0.001, ge=0.0, lt=1.0)
-
-    @property
-    def moves(self) -> bool:
-        return any(self.drift_um_per_min) or (
-            self.drift_step_at_s is not None and any(self.drift_step_um)
-        )
-
-
-class ReadoutConfig(_Model):
+class ReadoutConfig(Model):
     """The live readout (rig/readout): drift, brightness and neuron traces per volume.
 
     ``labels`` says where the neurons come from: ``ground_truth`` (the simulated
@@ -404,25 +316,7 @@ class ReadoutConfig(_Model):
         return self
 
 
-class FaultConfig(_Model):
-    """Fault injection for simulated runs: which device fails, and when (seconds)."""
-
-    camera_stops_at_s: Seconds | None = None
-    camera_drops_frame_at_s: Seconds | None = None
-    daq_overflow_at_s: Seconds | None = None
-    renderer_dies_at_s: Seconds | None = None
-    laser_disconnects_at_s: Seconds | None = None
-    disk_full_at_s: Seconds | None = None
-    writer_dies_at_s: Seconds | None = None
-    #: The simulated projector skips the frame due at each of these times (it never shows
-    #: it; the previous frame stays up): only the photodiode can tell.
-    display_drops_frames_at_s: tuple[Seconds, ...] = ()
-    #: The simulated brain changes course at this time: from then on every second neuron
-    #: is driven fully, whatever the stimulus (what a live forecaster did not expect).
-    brain_change_at_s: Seconds | None = None
-
-
-class SwimsConfig(_Model):
+class SwimsConfig(Model):
     """The online swim detector (acquisition/swims/_online.py), ``[swims]`` in a rig file.
 
     ``rule = "lab"`` is the Ahrens lab's online rule as DATASET.md gives it: threshold =
@@ -446,7 +340,7 @@ class SwimsConfig(_Model):
     gap_s: float | None = Field(None, gt=0.0, le=10.0)
 
 
-class RigConfig(_Model):
+class RigConfig(Model):
     """A whole rig."""
 
     name: str = "simulated"
@@ -456,16 +350,58 @@ class RigConfig(_Model):
     display: DisplayConfig = DisplayConfig()
     laser: LaserConfig = LaserConfig()
     writer: WriterConfig = WriterConfig()
-    fish: FishConfig = FishConfig()
-    sim_projector: SimProjectorConfig = SimProjectorConfig()
-    sim_microscope: SimMicroscopeConfig = SimMicroscopeConfig()
     readout: ReadoutConfig = ReadoutConfig()
-    faults: FaultConfig = FaultConfig()
     swims: SwimsConfig = SwimsConfig()
+    #: The simulation's settings: present when a device is simulated (the defaults unless
+    #: given), None on real hardware. Declared after daq and microscope, which decide it.
+    simulation: SimulationConfig | None = Field(
+        default_factory=lambda given: SimulationConfig() if _names_sim(given) else None
+    )
 
     @property
     def simulated(self) -> bool:
         return self.daq.backend == "sim" or self.microscope.backend == "sim"
+
+    @property
+    def sim(self) -> SimulationConfig:
+        """The simulation's settings of a simulated rig (a ConfigError on real hardware)."""
+        if self.simulation is None:
+            raise ConfigError(
+                f"rig {self.name!r}: no device is simulated, so it has no simulation settings"
+            )
+        return self.simulation
+
+    def with_simulation(
+        self,
+        *,
+        fish: FishConfig | None = None,
+        faults: FaultConfig | None = None,
+        sim_projector: SimProjectorConfig | None = None,
+        sim_microscope: SimMicroscopeConfig | None = None,
+    ) -> RigConfig:
+        """This simulated rig with the given simulation tables replaced (the others kept)."""
+        given = {
+            "fish": fish,
+            "faults": faults,
+            "sim_projector": sim_projector,
+            "sim_microscope": sim_microscope,
+        }
+        update = {k: v for k, v in given.items() if v is not None}
+        return self.model_copy(update={"simulation": self.sim.model_copy(update=update)})
+
+    @model_validator(mode="after")
+    def _simulation_matches_devices(self) -> Self:
+        if self.simulated and self.simulation is None:
+            raise ValueError(
+                "simulation: a rig with a simulated DAQ or microscope needs its simulation "
+                "settings (leave simulation out for the defaults)"
+            )
+        if not self.simulated and self.simulation is not None:
+            raise ValueError(
+                "simulation: daq.backend and microscope.backend name real hardware, so the "
+                "rig has no simulation settings; remove them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _timing_decodable(self) -> Self:
@@ -525,7 +461,38 @@ class RigConfig(_Model):
         return self
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """The rig as a rig file writes it (a session's ``hardware_config``): the
+        simulation's tables at the top level."""
+        data = self.model_dump(mode="json")
+        data.update(data.pop("simulation", None) or {})
+        return json.dumps(data, sort_keys=True)
+
+
+def _names_sim(given: dict[str, Any]) -> bool:
+    """Whether validated fields ``given`` hold a simulated DAQ or microscope."""
+    return any(_backend(given.get(d)) == "sim" for d in ("daq", "microscope"))
+
+
+def _backend(device: Any) -> Any:
+    """The backend a raw device table (or a device model) names; "sim" when it names none."""
+    if isinstance(device, dict):
+        return device.get("backend", "sim")
+    return getattr(device, "backend", "sim")
+
+
+def misplaced_simulation(data: dict[str, Any]) -> list[str]:
+    """One line per simulation table in raw rig data whose DAQ and microscope are both real
+    hardware (none when a device is simulated): the table, why, and the fix."""
+    tables = [k for k in SIMULATION_TABLES if k in data]
+    backends = {d: _backend(data.get(d)) for d in ("daq", "microscope")}
+    if not tables or "sim" in backends.values():
+        return []
+    real = " and ".join(f'{d}.backend = "{b}"' for d, b in backends.items())
+    return [
+        f"{t}: [{t}] is for the simulated rig only, and this rig's {real} name real "
+        f'hardware; remove the [{t}] table (or set a backend to "sim" to simulate that device)'
+        for t in tables
+    ]
 
 
 def _validate(data: dict[str, Any], source: str | Path) -> RigConfig:
@@ -537,10 +504,29 @@ def _validate(data: dict[str, Any], source: str | Path) -> RigConfig:
         raise ConfigError(
             f"{source}: invalid: {e}; write times as numbers of seconds, not TOML dates"
         ) from None
+    if "simulation" in data:
+        raise ConfigError(
+            f"{source}: invalid\n  simulation: not a table of a rig file; write the simulated "
+            f"rig's settings as top-level tables: {', '.join(f'[{t}]' for t in SIMULATION_TABLES)}"
+        )
+    refused = misplaced_simulation(data)
+    if refused:
+        raise ConfigError("\n  ".join([f"{source}: invalid", *refused]))
+    tables = {k: data[k] for k in SIMULATION_TABLES if k in data}
+    if tables:
+        data = {k: v for k, v in data.items() if k not in tables} | {"simulation": tables}
+        text = json.dumps(data)
     try:
         return RigConfig.model_validate_json(text, strict=True)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(source, e.errors())) from None
+        # the simulation's tables are top-level tables in the file: name them as written
+        errors = [
+            {**err, "loc": tuple(err["loc"][1:])}
+            if err["loc"][:1] == ("simulation",) and len(err["loc"]) > 1
+            else err
+            for err in e.errors()
+        ]
+        raise ConfigError(format_validation_error(source, errors)) from None
 
 
 def _declared_hardware(data: dict[str, Any], declared: Any, source: Path) -> None:
@@ -591,5 +577,11 @@ def load_config(path: str | Path | None = None) -> RigConfig:
 
 
 def config_from_json(text: str) -> RigConfig:
-    """Rebuild a config stored in a session file's ``hardware_config`` attribute."""
-    return _validate(json.loads(text), "<session hardware_config>")
+    """Rebuild a config stored in a session file's ``hardware_config`` attribute.
+
+    Sessions recorded before the simulation had its own model hold its tables (at their
+    defaults) for real hardware too: those are dropped, not refused."""
+    data = json.loads(text)
+    if isinstance(data, dict) and misplaced_simulation(data):
+        data = {k: v for k, v in data.items() if k not in SIMULATION_TABLES}
+    return _validate(data, "<session hardware_config>")
