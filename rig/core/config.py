@@ -480,7 +480,7 @@ def _backend(device: Any) -> Any:
     return getattr(device, "backend", "sim")
 
 
-def misplaced_simulation(data: dict[str, Any]) -> list[str]:
+def _misplaced_simulation(data: dict[str, Any]) -> list[str]:
     """One line per simulation table in raw rig data whose DAQ and microscope are both real
     hardware (none when a device is simulated): the table, why, and the fix."""
     tables = [k for k in SIMULATION_TABLES if k in data]
@@ -509,7 +509,7 @@ def _validate(data: dict[str, Any], source: str | Path) -> RigConfig:
             f"{source}: invalid\n  simulation: not a table of a rig file; write the simulated "
             f"rig's settings as top-level tables: {', '.join(f'[{t}]' for t in SIMULATION_TABLES)}"
         )
-    refused = misplaced_simulation(data)
+    refused = _misplaced_simulation(data)
     if refused:
         raise ConfigError("\n  ".join([f"{source}: invalid", *refused]))
     tables = {k: data[k] for k in SIMULATION_TABLES if k in data}
@@ -582,6 +582,6 @@ def config_from_json(text: str) -> RigConfig:
     Sessions recorded before the simulation had its own model hold its tables (at their
     defaults) for real hardware too: those are dropped, not refused."""
     data = json.loads(text)
-    if isinstance(data, dict) and misplaced_simulation(data):
+    if isinstance(data, dict) and _misplaced_simulation(data):
         data = {k: v for k, v in data.items() if k not in SIMULATION_TABLES}
     return _validate(data, "<session hardware_config>")
