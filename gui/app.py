@@ -569,7 +569,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- timers -----------------------------------------------------------------------------
     def _tick_live(self) -> None:
-        batch = self.runner.take()
+        batch = self.runner.take(self.live.plane_spin.value())
         self.live.refresh(batch)
         eng = self.runner.engine
         if batch.readout:
@@ -581,7 +581,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.readout_panel.set_labels(*eng.live_labels)
             self.readout_panel.add_rows(batch.readout)
         if batch.volume is not None and self.readout_panel.rows:
-            self.readout_panel.show_volume(batch.volume[1])
+            self.readout_panel.show_projection(batch.volume.mip, batch.volume.levels)
         fs = eng.rig.daq.sample_rate_hz if eng is not None else 6000.0
         for ev in batch.events:
             self.on_event(ev, fs)

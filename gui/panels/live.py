@@ -32,6 +32,7 @@ import numpy as np
 from gui._engine_process import LiveBatch
 from gui._live_buffers import TimeRing, peak_decimate
 from gui._qt import QtCore, QtWidgets, pg
+from gui._shared_live import VolumePreview
 from gui._stimulus_preview import StimulusPreview
 from rig.core.config import RigConfig
 from stimuli.protocol import Protocol
@@ -110,7 +111,7 @@ class LivePanel(QtWidgets.QWidget):
         self.preview: StimulusPreview | None = None
         self._preview_at = -np.inf
         self.volume_t = -1
-        self._volume: np.ndarray | None = None
+        self._volume: VolumePreview | None = None
         self.refreshes = 0
         self.dropped_chunks = 0
         self._setting_levels = False
@@ -119,13 +120,20 @@ class LivePanel(QtWidgets.QWidget):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground("w")
-        self.status_text = pg.LabelItem(justify="left")
-        self.plots.addItem(self.status_text, row=0, col=0)
+        # a widget, not text in the plots' scene: there, every new text re-laid out every plot
+        # and their axes at each tick (most of a tick's repaint)
+        self.status_text = QtWidgets.QLabel()
+        self.status_text.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.status_text.setStyleSheet("font-size: 9pt; background: white; padding: 2px;")
+        self.status_text.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed
+        )
+        self.status_text.setMinimumHeight(2 * self.status_text.fontMetrics().height() + 6)
         self.tail_plots: list[pg.PlotItem] = []
         self.tail_curves: list[pg.PlotDataItem] = []
         # short axis titles: at 768 px of screen each plot is ~70 px tall
         for i, (name, colour) in enumerate((("tail L", LEFT), ("tail R", RIGHT))):
-            p = self.plots.addPlot(row=1 + i, col=0)
+            p = self.plots.addPlot(row=i, col=0)
             # one fixed unit for both channels (auto SI prefixes gave V on one and mV on the other)
             p.getAxis("left").enableAutoSIPrefix(False)
             p.setLabel("left", f"<span style='color:{colour}'>{name}</span> mV")
@@ -133,7 +141,7 @@ class LivePanel(QtWidgets.QWidget):
             self.tail_plots.append(p)
             self.tail_curves.append(curve)
 
-        self.power_plot = self.plots.addPlot(row=3, col=0)
+        self.power_plot = self.plots.addPlot(row=2, col=0)
         self.power_plot.setLabel(
             "left",
             f"swim <span style='color:{LEFT}'>L</span> <span style='color:{RIGHT}'>R</span>"
@@ -148,16 +156,16 @@ class LivePanel(QtWidgets.QWidget):
             self.power_plot.plot(pen=pg.mkPen(RIGHT, width=1)),
         ]
         self.bout_curve = self.power_plot.plot(pen=pg.mkPen(BOUT, width=6), connect="pairs")
-        self.velocity_plot = self.plots.addPlot(row=4, col=0)
+        self.velocity_plot = self.plots.addPlot(row=3, col=0)
         self.velocity_plot.getAxis("left").enableAutoSIPrefix(False)
         self.velocity_plot.setLabel("left", f"<span style='color:{VELOCITY}'>vel.</span> mm/s")
         self.velocity_curve = self.velocity_plot.plot(pen=pg.mkPen(VELOCITY, width=2))
-        self.gain_plot = self.plots.addPlot(row=5, col=0)
+        self.gain_plot = self.plots.addPlot(row=4, col=0)
         self.gain_plot.getAxis("left").enableAutoSIPrefix(False)
         self.gain_plot.setLabel("left", f"<span style='color:{GAIN}'>gain</span>")
         self.gain_plot.setLabel("bottom", "seconds before now")
         self.gain_curve = self.gain_plot.plot(pen=pg.mkPen(GAIN, width=2))
-        self.plots.ci.layout.setRowStretchFactor(5, 1)
+        self.plots.ci.layout.setRowStretchFactor(4, 1)
         for p in (*self.tail_plots, self.power_plot, self.velocity_plot):
             p.setXLink(self.gain_plot)
             p.hideAxis("bottom")
@@ -238,6 +246,8 @@ class LivePanel(QtWidgets.QWidget):
         left = QtWidgets.QWidget()
         llay = QtWidgets.QVBoxLayout(left)
         llay.setContentsMargins(0, 0, 0, 0)
+        llay.setSpacing(0)
+        llay.addWidget(self.status_text)
         llay.addWidget(self.plots, 1)
         lrow = QtWidgets.QHBoxLayout()
         lrow.addWidget(self.pause_button)
@@ -319,7 +329,7 @@ class LivePanel(QtWidgets.QWidget):
         self.plane_title.setText("plane")
         self.mip_title.setText("max projection")
         self.source = message
-        self.status_text.setText(message, size="9pt")
+        self.status_text.setText(message)
 
     # -- data -------------------------------------------------------------------------------
     def refresh(self, batch: LiveBatch) -> None:
@@ -346,7 +356,7 @@ class LivePanel(QtWidgets.QWidget):
         self.bout_count += len(batch.bouts)
         self.dropped_chunks = batch.dropped_chunks
         if batch.volume is not None:
-            self.show_volume(*batch.volume)
+            self.show_preview(batch.volume)
         if batch.frame is not None:
             self._draw_stimulus(batch.frame)
         if self.paused:
@@ -411,9 +421,12 @@ class LivePanel(QtWidgets.QWidget):
                     self.y_ranges[i].update(*span)
         t, p = self.power.view(since)
         if len(t):
+            spans = []
             for i, curve in enumerate(self.power_curves):
-                curve.setData(t - t_end, p[:, i], connect="finite")
-            span = _finite_span(p)
+                x, y = peak_decimate(t, p[:, i], bins)
+                curve.setData(x - t_end, y, connect="finite")
+                spans.append(y)
+            span = _finite_span(*spans)
             if span is not None:
                 self.y_ranges[2].update(*span)
         shown = [b for b in self.bouts if b[1] >= since]
@@ -439,10 +452,9 @@ class LivePanel(QtWidgets.QWidget):
             else ""
         )
         self.status_text.setText(
-            f"<b>{self.source}</b><br>t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
-            f"{self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · bouts {self.bout_count}"
-            f"{dropped}",
-            size="9pt",
+            f"<b>{self.source}</b><br>t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} "
+            f"{name}</b> · velocity {self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · "
+            f"bouts {self.bout_count}{dropped}"
         )
 
     def show_recording(
@@ -483,28 +495,40 @@ class LivePanel(QtWidgets.QWidget):
         self.refreshed.emit()
 
     def show_volume(self, t: int, volume: np.ndarray) -> None:
-        """A new volume (z, y, x) to show; older ones than the one shown are ignored."""
+        """A whole volume (z, y, x) held here (a file's) to show; older ones are ignored."""
         if t <= self.volume_t:
             return
-        self.volume_t = t
-        self._volume = np.asarray(volume)
+        self.show_preview(VolumePreview.of(t, volume, self.plane_spin.value()))
+
+    def show_preview(self, preview: VolumePreview) -> None:
+        """A volume's max projection and one plane, made where the volume is (the engine
+        process): the window uploads two small images. Older ones than shown are ignored."""
+        if preview.t <= self.volume_t:
+            return
+        self.volume_t = preview.t
+        self._volume = preview
         self._draw_volume()
 
     def _draw_volume(self) -> None:
-        vol = self._volume
-        if vol is None:
+        pv = self._volume
+        if pv is None:
             return
-        z = min(self.plane_spin.value(), vol.shape[0] - 1)
-        mip = vol.max(axis=0)
+        z = min(self.plane_spin.value(), pv.n_planes - 1)
+        if z != pv.z:
+            plane = pv.read_plane(z)  # None: that volume is gone, the next one comes soon
+            if plane is None:
+                return
+            pv = VolumePreview(pv.t, pv.n_planes, pv.mip, pv.levels, z, plane, pv.read_plane)
+            self._volume = pv
         if self.manual_levels:
             lo, hi = self.histogram.getLevels()
         else:
-            lo, hi = np.percentile(mip, (1.0, 99.7))
+            lo, hi = pv.levels
         levels = (float(lo), float(max(hi, lo + 1)))
         self._setting_levels = True
         try:
-            self.plane_image.setImage(vol[z], levels=levels)
-            self.mip_image.setImage(mip, levels=levels)
+            self.plane_image.setImage(pv.plane, levels=levels)
+            self.mip_image.setImage(pv.mip, levels=levels)
             self.histogram.setLevels(*levels)
         finally:
             self._setting_levels = False
