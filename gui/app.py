@@ -43,7 +43,6 @@ from gui.panels import (
     SessionBar,
     SummaryPanel,
 )
-from gui.panels.live import HISTORY_S
 from gui.panels.session_bar import RateMeter
 from rig.core.config import RigConfig
 from rig.core.errors import SessionFileError, ZaprigError
@@ -648,7 +647,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._app_message("error", "a session is running: open past sessions after it ends")
             return False
         try:
-            past = read_past_session(path, HISTORY_S)
+            past = read_past_session(path)
             facts = self.summary.show_session(path, "Past session (read-only)")
         except ZaprigError as e:
             self._open_failed(Path(path), str(e))
@@ -662,15 +661,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live.fs = past.sample_rate_hz
         self.live.condition_names = past.condition_names
         self.live.volume_t = -1
-        self.live.show_recording(
-            past.s0,
-            past.tail,
-            past.frames,
-            past.bouts,
-            past.condition,
-            past.power,
-            past.power_samples,
-        )
+        self.live.show_session(past)
         if past.volume is not None:
             self.live.show_volume(*past.volume)
         self.event_log.clear()
