@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from gui._readout_rows import shown_row
     from gui._shared_live import VolumeSlot
     from gui.app import MainWindow
-    from rig.config import load_config
+    from rig.core.config import load_config
     from rig.engine import Engine
     from rig.forecast._online import ForecastRow
     from rig.readout import LiveRow
