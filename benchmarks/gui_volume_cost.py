@@ -14,7 +14,8 @@ reported apart. The figures are taken with 30, 100 and 300 volumes on screen
 Printed per history length: the engine process's share (preview projection,
 row reduction), and the window's: taking the preview from shared memory, the
 live view's images, the readout tab's plots and rasters (with the forecast's),
-its projection, and one repaint of the image views.
+its projection, and one repaint of each of the five views that change per volume (the live
+images, the readout's plots and images, the forecast's plots and images).
 
 Usage: python benchmarks/gui_volume_cost.py [--volumes 300] [--markdown]
 """
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| volumes on screen | engine process: preview + projection | engine process: "
         "readout row reduced | window: take the preview | window: live images | window: "
-        "readout + forecast plots | window: readout projection | window: repaint the image "
-        "views | window total |",
+        "readout + forecast plots | window: readout projection | window: repaint the five "
+        "views (each its own paint event) | window total |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for h, s in sorted(stats.items()):
