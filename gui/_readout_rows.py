@@ -23,7 +23,15 @@ import numpy as np
 
 from rig.readout import LiveRow
 
-__all__ = ["FORECAST_ROWS", "RASTER_ROWS", "ShownForecast", "ShownRow", "group", "shown_row"]
+__all__ = [
+    "FORECAST_ROWS",
+    "RASTER_ROWS",
+    "ShownForecast",
+    "ShownRow",
+    "finite_or_zero",
+    "group",
+    "shown_row",
+]
 
 #: Rows of the activity raster at most (neurons averaged in groups above that).
 RASTER_ROWS = 1000
@@ -43,6 +51,13 @@ def group(values: np.ndarray, rows: int) -> np.ndarray:
     counts = np.diff(np.append(starts, n)).astype(np.float32)
     sums = np.add.reduceat(a, starts, axis=0)
     return (sums / counts.reshape((-1,) + (1,) * (a.ndim - 1))).astype(np.float32)
+
+
+def finite_or_zero(a: np.ndarray) -> np.ndarray:
+    """``a`` (a new array the caller owns) with NaN and infinities set to 0, in place: a raster
+    drawn as an image (about half the time of ``np.nan_to_num``, which copies)."""
+    a[~np.isfinite(a)] = 0.0
+    return a
 
 
 def _p995(a: np.ndarray) -> float:

@@ -16,7 +16,7 @@ from collections import deque
 import numpy as np
 
 from gui._qt import QtCore, QtWidgets, pg
-from gui._readout_rows import FORECAST_ROWS, ShownRow, shown_row
+from gui._readout_rows import FORECAST_ROWS, ShownRow, finite_or_zero, shown_row
 from rig.readout import LiveRow
 
 __all__ = ["RASTER_ROWS", "ForecastPanel"]
@@ -115,8 +115,8 @@ class ForecastPanel(QtWidgets.QWidget):
             his = np.array([r.forecast.observed_hi if r.forecast else np.nan for r in rows])
             hi = float(np.nanmedian(his)) if np.isfinite(his).any() else 1.0
             levels = (0.0, max(hi, 0.05))
-            self.observed_image.setImage(np.nan_to_num(observed), levels=levels)
-            self.predicted_image.setImage(np.nan_to_num(predicted), levels=levels)
+            self.observed_image.setImage(finite_or_zero(observed), levels=levels)
+            self.predicted_image.setImage(finite_or_zero(predicted), levels=levels)
         if ok.any():
             m, b = float(np.nanmean(model[ok])), float(np.nanmean(base[ok]))
             self.status.setText(

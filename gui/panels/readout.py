@@ -24,7 +24,7 @@ from collections import deque
 import numpy as np
 
 from gui._qt import QtCore, QtWidgets, pg
-from gui._readout_rows import RASTER_ROWS, ShownRow, group, shown_row
+from gui._readout_rows import RASTER_ROWS, ShownRow, finite_or_zero, group, shown_row
 from gui._shared_live import projection_levels
 from gui.panels.forecast import ForecastPanel
 from rig.readout import LiveRow
@@ -190,7 +190,7 @@ class ReadoutPanel(QtWidgets.QWidget):
             # over the whole image at every volume
             his = np.array([r.raster_hi for r in rows])
             hi = float(np.nanmedian(his)) if np.isfinite(his).any() else 1.0
-            self.raster_image.setImage(np.nan_to_num(image), levels=(0.0, max(hi, 0.05)))
+            self.raster_image.setImage(finite_or_zero(image), levels=(0.0, max(hi, 0.05)))
         for curve, k in zip(self.pick_curves, list(self.picks) + [-1] * PICKS, strict=False):
             if k < 0:
                 curve.setData([], [])
