@@ -31,6 +31,7 @@ __all__ = [
     "finite_or_zero",
     "group",
     "shown_row",
+    "stable_span",
 ]
 
 #: Rows of the activity raster at most (neurons averaged in groups above that).
@@ -51,6 +52,19 @@ def group(values: np.ndarray, rows: int) -> np.ndarray:
     counts = np.diff(np.append(starts, n)).astype(np.float32)
     sums = np.add.reduceat(a, starts, axis=0)
     return (sums / counts.reshape((-1,) + (1,) * (a.ndim - 1))).astype(np.float32)
+
+
+#: Volume axes move in steps of this many volumes (not at every volume).
+X_STEP = 25
+
+
+def stable_span(first: float, last: float, step: int = X_STEP) -> tuple[float, float]:
+    """An x range for volumes ``first``..``last`` that moves in whole steps: an axis whose
+    range changed is laid out and drawn again (its text is most of a plot's repaint), so the
+    volume axes change once every ``step`` volumes instead of at every volume."""
+    lo = np.floor(first / step) * step
+    hi = max(lo + step, np.ceil((last + 1) / step) * step)
+    return float(lo), float(hi)
 
 
 def finite_or_zero(a: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from collections import deque
 import numpy as np
 
 from gui._qt import QtCore, QtWidgets, pg
-from gui._readout_rows import FORECAST_ROWS, ShownRow, finite_or_zero, shown_row
+from gui._readout_rows import FORECAST_ROWS, ShownRow, finite_or_zero, shown_row, stable_span
 from rig.readout import LiveRow
 
 __all__ = ["RASTER_ROWS", "ForecastPanel"]
@@ -43,6 +43,8 @@ class ForecastPanel(QtWidgets.QWidget):
         )
         self.surprise_line.setVisible(False)
         self.surprise_plot.addItem(self.surprise_line)
+        self._x_span: tuple[float, float] | None = None
+        self.error_plot.setXLink(self.surprise_plot)
         for p in (self.error_plot, self.surprise_plot):
             p.setLabel("bottom", "volume")
             p.showGrid(x=True, y=True, alpha=0.2)
@@ -68,6 +70,7 @@ class ForecastPanel(QtWidgets.QWidget):
 
     def clear(self) -> None:
         self._rows.clear()
+        self._x_span = None
 
     def set_surprise_threshold(self, above: float | None) -> None:
         """The ``above`` of a surprise-triggered step (a dashed line), or None."""
@@ -101,6 +104,10 @@ class ForecastPanel(QtWidgets.QWidget):
     def _draw(self) -> None:
         rows = list(self._rows)
         v = np.array([r.volume for r in rows], dtype=float)
+        span = stable_span(v[0], v[-1])
+        if span != self._x_span:
+            self._x_span = span
+            self.surprise_plot.setXRange(*span, padding=0)  # the error plot shares it
         model = np.array([r.forecast.mae if r.forecast else np.nan for r in rows])
         base = np.array([r.forecast.baseline_mae if r.forecast else np.nan for r in rows])
         surprise = np.array([r.forecast.surprise if r.forecast else np.nan for r in rows])

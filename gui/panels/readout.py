@@ -24,7 +24,14 @@ from collections import deque
 import numpy as np
 
 from gui._qt import QtCore, QtWidgets, pg
-from gui._readout_rows import RASTER_ROWS, ShownRow, finite_or_zero, group, shown_row
+from gui._readout_rows import (
+    RASTER_ROWS,
+    ShownRow,
+    finite_or_zero,
+    group,
+    shown_row,
+    stable_span,
+)
 from gui._shared_live import projection_levels
 from gui.panels.forecast import ForecastPanel
 from rig.readout import LiveRow
@@ -75,6 +82,9 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.bright_hi = self.bright_plot.plot(pen=pg.mkPen("#868e96", width=1))
         self.traces_plot = self.plots.addPlot(row=2, col=0, title="chosen neurons (ΔF/F)")
         self.pick_curves = [self.traces_plot.plot(pen=pg.mkPen(c, width=1)) for c in PICK_COLOURS]
+        self._x_span: tuple[float, float] | None = None
+        for p in (self.drift_plot, self.bright_plot):
+            p.setXLink(self.traces_plot)
         for p in (self.drift_plot, self.bright_plot, self.traces_plot):
             p.setLabel("bottom", "volume")
             p.showGrid(x=True, y=True, alpha=0.2)
@@ -117,6 +127,7 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.volume_period_s = volume_period_s
         self.shape_zyx = shape_zyx
         self._rows.clear()
+        self._x_span = None
         self.forecast.clear()
         self.picks.clear()
         self._mip = None
@@ -175,6 +186,10 @@ class ReadoutPanel(QtWidgets.QWidget):
     def _draw(self) -> None:
         rows = list(self._rows)
         v = np.array([r.volume for r in rows], dtype=float)
+        span = stable_span(v[0], v[-1])
+        if span != self._x_span:
+            self._x_span = span
+            self.traces_plot.setXRange(*span, padding=0)  # the three share it (x-linked)
         drift = np.stack([r.drift_um for r in rows])
         for k, (name, curve) in enumerate(self.drift_curves.items()):
             curve.setData(v, drift[:, k])
@@ -244,6 +259,7 @@ class ReadoutPanel(QtWidgets.QWidget):
     def clear(self, message: str) -> None:
         """Empty the readout views and say why (another file, or none, is shown now)."""
         self._rows.clear()
+        self._x_span = None
         self.picks.clear()
         self._mip = None
         for curve in (*self.drift_curves.values(), self.drift_norm, *self.pick_curves):
