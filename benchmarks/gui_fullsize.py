@@ -21,18 +21,25 @@ measures:
 The load average is printed beside the figures (the machine may be shared).
 ``--markdown`` rewrites the generated block in benchmarks/README.md.
 
-Usage: python benchmarks/gui_fullsize.py [--seconds 30] [--markdown] [--out FOLDER]
+``--handlers`` adds a table of the window thread's CPU time per handler (every timer's
+slot, the panels' drawing functions, the repaints of each view, Python's garbage
+collector): what the window does per tick and per volume, whatever the load.
+
+Usage: python benchmarks/gui_fullsize.py [--seconds 30] [--markdown] [--handlers] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
@@ -69,17 +76,141 @@ def _pct(x: np.ndarray) -> tuple[float, float, float]:
     )
 
 
+class HandlerCosts:
+    """CPU time (this thread's, ms) of each handler the window thread runs, by label.
+
+    Events are timed in ``QApplication.notify`` (a timer's slot runs inside its timer
+    event; a view's repaint inside its paint event); functions by wrapping them on their
+    instance (inclusive of what they call). Only the window thread's events are timed.
+    """
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.names: dict[int, str] = {}  # id(QObject) -> label
+        self.on = False
+        self._gc_at = 0.0
+
+    def name(self, obj: Any, label: str) -> None:
+        self.names[id(obj)] = label
+
+    def wrap(self, obj: Any, attr: str, label: str) -> None:
+        f = getattr(obj, attr)
+
+        def timed(*a: Any, **k: Any) -> Any:
+            c0 = time.thread_time()
+            try:
+                return f(*a, **k)
+            finally:
+                if self.on:
+                    self.cpu[label].append((time.thread_time() - c0) * 1e3)
+
+        setattr(obj, attr, timed)
+
+    def label_of(self, receiver: Any, event: Any) -> str | None:
+        from gui._qt import QtCore
+
+        t = event.type()
+        if t == QtCore.QEvent.Type.Timer:
+            return "timer: " + self.names.get(id(receiver), type(receiver).__name__)
+        if t == QtCore.QEvent.Type.Paint:
+            w = receiver
+            while w is not None:
+                if id(w) in self.names:
+                    return "paint: " + self.names[id(w)]
+                w = w.parent()
+            return "paint: other widgets"
+        return None
+
+    def gc_callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_at = time.thread_time()
+        elif self.on and self._gc_at:
+            self.cpu[f"gc generation {info.get('generation', '?')}"].append(
+                (time.thread_time() - self._gc_at) * 1e3
+            )
+
+    def table(self, seconds: float, volumes: int) -> str:
+        lines = [
+            f"The window thread's CPU time per handler ({seconds:.0f} s, {volumes} volumes shown; "
+            "inclusive: a function's figure includes what it calls, a timer's its slot):",
+            "",
+            "| handler | calls | p50 ms | p99 ms | max ms | CPU ms per s | CPU ms per volume |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, v in sorted(self.cpu.items(), key=lambda kv: -sum(kv[1])):
+            a = np.array(v)
+            p50, p99, mx = _pct(a)
+            lines.append(
+                f"| {label} | {len(a)} | {p50:.2f} | {p99:.2f} | {mx:.2f} | "
+                f"{a.sum() / seconds:.1f} | {a.sum() / max(volumes, 1):.1f} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def _timed_app(costs: HandlerCosts) -> Any:
+    from gui._qt import QtWidgets
+
+    class TimedApp(QtWidgets.QApplication):
+        def notify(self, receiver: Any, event: Any) -> bool:
+            label = costs.label_of(receiver, event) if costs.on else None
+            if label is None:
+                return super().notify(receiver, event)
+            c0 = time.thread_time()
+            try:
+                return super().notify(receiver, event)
+            finally:
+                costs.cpu[label].append((time.thread_time() - c0) * 1e3)
+
+    return TimedApp(sys.argv[:1])
+
+
+def _instrument(costs: HandlerCosts, win: Any, ui: Any) -> None:
+    live, ro = win.live, win.readout_panel
+    for obj, label in (
+        (win.live_timer, "live tick (_tick_live)"),
+        (win.status_timer, "status tick (_tick_status)"),
+        (win.runner._timer, "engine messages (runner.poll)"),
+        (ui, "UI probe"),
+        (live.plots, "live plots"),
+        (live.images, "live images"),
+        (ro.plots, "readout plots"),
+        (ro.images, "readout images"),
+        (ro.forecast.plots, "forecast plots"),
+        (ro.forecast.images, "forecast images"),
+    ):
+        costs.name(obj, label)
+    for obj, attr, label in (
+        (win.runner, "take", "runner.take (shared memory, messages)"),
+        (win.runner, "_dispatch", "runner._dispatch (one message)"),
+        (live, "refresh", "live.refresh"),
+        (live, "_draw_traces", "live._draw_traces"),
+        (live, "show_volume", "live.show_volume"),
+        (live, "_draw_stimulus", "live._draw_stimulus"),
+        (ro, "add_rows", "readout.add_rows (incl. forecast)"),
+        (ro, "show_volume", "readout.show_volume"),
+        (ro.forecast, "add_rows", "forecast.add_rows"),
+        (win, "on_event", "window.on_event"),
+        (win.session_bar, "show_status", "session_bar.show_status"),
+    ):
+        costs.wrap(obj, attr, label)
+    gc.callbacks.append(costs.gc_callback)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="measured window (wall time)")
     ap.add_argument("--markdown", action="store_true", help="rewrite the block in README.md")
     ap.add_argument("--out", type=Path, default=None, help="session folder (default: temp)")
+    ap.add_argument("--handlers", action="store_true", help="time each handler (CPU)")
     args = ap.parse_args(argv)
 
     from gui._qt import QtCore, QtWidgets
     from gui.app import MainWindow
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    costs = HandlerCosts()
+    app = QtWidgets.QApplication.instance() or (
+        _timed_app(costs) if args.handlers else QtWidgets.QApplication(sys.argv[:1])
+    )
     app.setApplicationName("zaprig-gui-fullsize")
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="zaprig-gui-fullsize-") as tmp:
@@ -117,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
 
         win.live_timer.timeout.disconnect()
         win.live_timer.timeout.connect(timed_tick)
+        if args.handlers:
+            _instrument(costs, win, ui)
         refreshes = [0]
         win.live.refreshed.connect(lambda: refreshes.__setitem__(0, refreshes[0] + 1))
 
@@ -149,9 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         rows0, refresh0 = win.readout_panel.rows, refreshes[0]
         tick_cpu.clear()
         t0 = time.perf_counter()
+        costs.on = args.handlers
+        vol0 = win.live.volume_t
         ui.start()
         spin(args.seconds, until=lambda: not win.runner.running)
         ui.stop()
+        costs.on = False
+        if args.handlers:
+            gc.callbacks.remove(costs.gc_callback)
+        volumes_shown = win.live.volume_t - vol0
         cpu = np.array(tick_cpu)
         wall = time.perf_counter() - t0
         rows = win.readout_panel.rows - rows0
@@ -197,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     text = "\n".join(lines)
+    if args.handlers:
+        text += "\n" + costs.table(wall, volumes_shown)
     print(text)
     if args.markdown:
         write_block(README, "gui_fullsize", text)
@@ -205,4 +346,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if "--handlers" in sys.argv:
+        # the timed QApplication's Python notify() can be called while the interpreter tears
+        # down Qt's objects (a segfault at exit): leave without that teardown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

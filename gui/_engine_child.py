@@ -8,8 +8,13 @@ pipes and two shared-memory blocks:
   ``status``, ``failed``, ``finished``): the engine's listeners only append to
   a deque, and a sender thread does the blocking ``send``. A slow app therefore
   slows nobody but that thread;
-- **live data** (chunks and the newest preview volume) in shared memory
-  (``gui._shared_live``), written by the listeners without waiting.
+- **live data** (chunks and the newest preview volume with its max projection)
+  in shared memory (``gui._shared_live``), written by the listeners without waiting.
+
+What the window draws is made here, not in the window: the preview's max
+projection and levels (``VolumeSlot.put``), and each readout row reduced to
+what the Brain readout tab draws (``gui._readout_rows.shown_row``: grouped
+rasters instead of five 70,000-value arrays).
 
 Only the write end of the message pipe is in this process, so when the app
 dies a send fails at once instead of filling a pipe nobody reads; the read end
@@ -38,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from gui._readout_rows import shown_row
 from gui._shared_live import ChunkRing, LiveShape, VolumeSlot
 from rig.core.config import RigConfig
 from stimuli.protocol import Protocol
@@ -219,7 +225,7 @@ def run_engine_process(
         if not labels_sent[0] and eng.live_labels is not None:
             labels_sent[0] = True
             out.put("labels", eng.live_labels)
-        out.put("readout", row)
+        out.put("readout", shown_row(row))
 
     eng.subscribe(on_chunk)
     eng.subscribe_volumes(on_volume)

@@ -31,13 +31,13 @@ import numpy as np
 from acquisition.swims import BOUT_DTYPE
 from gui._engine_child import EngineSpec, run_engine_process
 from gui._qt import QtCore
+from gui._readout_rows import ShownRow
 from gui._session_file import volume_stride
-from gui._shared_live import ChunkRing, LiveShape, VolumeSlot
+from gui._shared_live import ChunkRing, LiveShape, VolumePreview, VolumeSlot
 from rig.core.clock import VirtualClock
 from rig.core.errors import ZaprigError
 from rig.core.events import Event
 from rig.engine import Engine, LiveChunk, RunState, RunStatus
-from rig.readout import LiveRow
 
 __all__ = ["EngineRunner", "EngineView", "LiveBatch"]
 
@@ -57,11 +57,12 @@ class LiveBatch:
     chunks: list[LiveChunk]
     bouts: np.ndarray  # BOUT_DTYPE, every bout (never dropped)
     frame: np.void | None  # the newest stimulus frame record
-    volume: tuple[int, np.ndarray] | None  # (t, subsampled volume), newest only
+    #: The newest volume's max projection, levels and one plane (made by the engine process).
+    volume: VolumePreview | None
     dropped_chunks: int  # chunks the GUI never saw, in total
     events: list[Event] = field(default_factory=list)  # every event since the last batch
     #: The live readout's rows since the last batch (the newest 64 at most).
-    readout: list[LiveRow] = field(default_factory=list)
+    readout: list[ShownRow] = field(default_factory=list)
 
 
 class EngineView:
@@ -121,6 +122,7 @@ class EngineRunner(QtCore.QObject):
         self._messages: Connection | None = None
         self._ring: ChunkRing | None = None
         self._volume: VolumeSlot | None = None
+        self._volume_planes = 1
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self.poll)
@@ -130,7 +132,7 @@ class EngineRunner(QtCore.QObject):
         self._bouts: deque[np.ndarray] = deque()
         # events are never dropped: the event log must show every one the file holds
         self._events: deque[Event] = deque()
-        self._readout: deque[LiveRow] = deque(maxlen=64)
+        self._readout: deque[ShownRow] = deque(maxlen=64)
         self._stop_after: int | None = None
         self._ended = False
         #: The loop's lag per chunk (ms), when started with ``time_loop`` (after the end).
@@ -163,6 +165,7 @@ class EngineRunner(QtCore.QObject):
         shape = live_shape(plan, self._max_side, self._max_chunks)
         self._ring = ChunkRing(shape)
         self._volume = VolumeSlot(shape)
+        self._volume_planes = shape.volume_zyx[0]
         spec = EngineSpec(
             rig=plan.rig,
             protocol=plan.protocol,
@@ -326,8 +329,9 @@ class EngineRunner(QtCore.QObject):
         self.finished.emit(final.value)
 
     # -- live data --------------------------------------------------------------------------
-    def take(self) -> LiveBatch:
-        """Everything the engine handed over since the last call (GUI thread)."""
+    def take(self, plane: int = -1) -> LiveBatch:
+        """Everything the engine handed over since the last call (GUI thread); a new volume
+        comes as its max projection and ``plane`` (-1: the middle one)."""
         self.poll()
         chunks: list[LiveChunk] = []
         frame = None
@@ -354,7 +358,10 @@ class EngineRunner(QtCore.QObject):
                 if f:
                     frame = frames[-1]
             lost = self._ring.lost
-        volume = self._volume.take() if self._volume is not None else None
+        volume = None
+        if self._volume is not None:
+            z = plane if plane >= 0 else self._volume_planes // 2
+            volume = self._volume.take(z)
         bouts = list(self._bouts)
         self._bouts.clear()
         events = list(self._events)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TimeRing", "peak_decimate"]
+__all__ = ["TimeRing", "minmax_bins", "peak_decimate"]
 
 
 class TimeRing:
@@ -95,4 +95,27 @@ def peak_decimate(t: np.ndarray, y: np.ndarray, n_bins: int) -> tuple[np.ndarray
     out_t = np.repeat(tb[:, per // 2], 2)
     out_t[0::2] = tb[:, 0]
     out_t[1::2] = tb[:, -1]
+    return out_t, out_y
+
+
+def minmax_bins(t: np.ndarray, y: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`peak_decimate`, but every sample counts, the first as the last (the last bin
+    is shorter): the min at each bin's first time, the max at its last. A past session's
+    view uses it, where the first sample must be drawn as well as the newest."""
+    n = len(y)
+    if n <= 2 * n_bins:
+        return t, y
+    per = -(-n // n_bins)
+    k = -(-n // per)
+    pad = np.full(k * per, np.nan, dtype=np.float64)
+    pad[:n] = y
+    with np.errstate(invalid="ignore"):
+        lo = np.fmin.reduce(pad.reshape(k, per), axis=1)
+        hi = np.fmax.reduce(pad.reshape(k, per), axis=1)
+    out_y = np.empty(2 * k, dtype=y.dtype)
+    out_y[0::2] = lo
+    out_y[1::2] = hi
+    out_t = np.empty(2 * k, dtype=np.float64)
+    out_t[0::2] = t[::per]
+    out_t[1::2] = t[np.minimum(np.arange(1, k + 1) * per, n) - 1]
     return out_t, out_y

@@ -11,7 +11,9 @@ Torn reads are caught without locks. The ring's counter is written after its
 slot (x86 keeps stores in order), and a slot copied while the writer may have
 lapped it is thrown away. The volume slot is a sequence lock: the sequence is
 odd while the engine writes, and a copy is kept only if the sequence was even
-and unchanged across it.
+and unchanged across it. The engine process also writes the volume's max
+projection and its display levels there, so the app copies two small images
+(the projection and the plane shown), never a whole volume.
 
 Nothing here imports Qt: the engine process imports this module too.
 """
@@ -19,6 +21,7 @@ Nothing here imports Qt: the engine process imports this module too.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
@@ -26,7 +29,14 @@ import numpy as np
 
 from stimuli.state import FRAME_DTYPE
 
-__all__ = ["ChunkRing", "LiveShape", "VolumeSlot", "slot_dtype"]
+__all__ = [
+    "ChunkRing",
+    "LiveShape",
+    "VolumePreview",
+    "VolumeSlot",
+    "projection_levels",
+    "slot_dtype",
+]
 
 #: Displayed frames kept per chunk (60 Hz display, 100 chunks/s: 0 or 1; a late batch a few).
 MAX_FRAMES = 16
@@ -155,41 +165,109 @@ class ChunkRing(_Shared):
         return out[safe - first :]
 
 
-class VolumeSlot(_Shared):
-    """The newest preview volume (uint16, subsampled), behind a sequence lock."""
+def projection_levels(mip: np.ndarray) -> tuple[float, float]:
+    """Display levels of a preview: the 1st and 99.7th percentiles of its max projection."""
+    if not mip.size:
+        return 0.0, 1.0
+    lo, hi = np.percentile(mip, (1.0, 99.7))
+    return float(lo), float(max(hi, lo + 1))
 
-    HEADER = 8  # int64s: sequence, t, z, y, x
+
+@dataclass(frozen=True, slots=True)
+class VolumePreview:
+    """What the live views draw of a volume: its max projection, levels, and one plane.
+
+    Made where the volume is (the engine process, or the app for a file's volume), so
+    the window never copies or reduces a whole volume. ``read_plane(z)`` gives another
+    plane of the same volume, or None once that volume is gone (a newer one replaced it).
+    """
+
+    t: int
+    n_planes: int
+    mip: np.ndarray  # (y, x) uint16
+    levels: tuple[float, float]  # the mip's 1st and 99.7th percentiles
+    z: int  # the plane in ``plane``
+    plane: np.ndarray  # (y, x)
+    read_plane: Callable[[int], np.ndarray | None]
+
+    @classmethod
+    def of(cls, t: int, volume: np.ndarray, z: int) -> VolumePreview:
+        """From a whole (z, y, x) volume held here (a file's volume)."""
+        vol = np.asarray(volume)
+        mip = vol.max(axis=0)
+        z = min(max(0, z), vol.shape[0] - 1)
+
+        def read_plane(k: int) -> np.ndarray | None:
+            return vol[min(max(0, k), vol.shape[0] - 1)]
+
+        return cls(t, vol.shape[0], mip, projection_levels(mip), z, vol[z], read_plane)
+
+
+class VolumeSlot(_Shared):
+    """The newest preview volume (uint16, subsampled) and its max projection, behind a
+    sequence lock. The engine process writes both; the app copies the projection and one
+    plane (never the whole volume)."""
+
+    HEADER = 8  # int64s: sequence, t, z, y, x, levels lo, levels hi (x 1000)
 
     def __init__(self, shape: LiveShape, name: str | None = None) -> None:
         z, y, x = shape.volume_zyx
         self.max_voxels = z * y * x
-        super().__init__(self.HEADER * 8 + 2 * self.max_voxels, name)
+        self.max_pixels = y * x
+        super().__init__(self.HEADER * 8 + 2 * (self.max_voxels + self.max_pixels), name)
         buf = self.shm.buf
         assert buf is not None
         self._head = np.ndarray((self.HEADER,), np.int64, buffer=buf, offset=0)
-        self._data = np.ndarray((self.max_voxels,), np.uint16, buffer=buf, offset=self.HEADER * 8)
+        off = self.HEADER * 8
+        self._mip = np.ndarray((self.max_pixels,), np.uint16, buffer=buf, offset=off)
+        off += 2 * self.max_pixels
+        self._data = np.ndarray((self.max_voxels,), np.uint16, buffer=buf, offset=off)
         self._seen = 0
 
     def put(self, t: int, volume: np.ndarray) -> None:
-        """Write a (z, y, x) preview (engine process); larger ones are cropped to fit."""
+        """Write a (z, y, x) preview and its max projection (engine process); a volume larger
+        than the slot is skipped."""
         z, y, x = volume.shape
         if z * y * x > self.max_voxels:
             return  # the app sized the slot from the rig; a mismatch is not worth a crash
         h = self._head
         h[0] += 1  # odd: being written
         h[1:5] = (t, z, y, x)
-        self._data[: z * y * x].reshape(z, y, x)[...] = volume
+        vol = self._data[: z * y * x].reshape(z, y, x)
+        vol[...] = volume
+        mip = self._mip[: y * x].reshape(y, x)
+        np.max(vol, axis=0, out=mip)
+        lo, hi = projection_levels(mip)
+        h[5:7] = (round(lo * 1000), round(hi * 1000))
         h[0] += 1  # even: whole
 
-    def take(self) -> tuple[int, np.ndarray] | None:
-        """(t, a copy of the volume) if a new, whole one is there (app)."""
+    def take(self, z: int) -> VolumePreview | None:
+        """The newest volume's preview with plane ``z``, if a new, whole one is there (app)."""
         h = self._head
         seq = int(h[0])
         if seq == self._seen or seq % 2:
             return None
-        t, z, y, x = (int(v) for v in h[1:5])
-        vol = self._data[: z * y * x].reshape(z, y, x).copy()
+        t, nz, y, x, lo, hi = (int(v) for v in h[1:7])
+        z = min(max(0, z), nz - 1)
+        mip = self._mip[: y * x].reshape(y, x).copy()
+        plane = self._data[z * y * x : (z + 1) * y * x].reshape(y, x).copy()
         if int(h[0]) != seq:
             return None  # overwritten while copying: the next tick gets the newer one
         self._seen = seq
-        return t, vol
+
+        def read_plane(k: int) -> np.ndarray | None:
+            return self._plane(seq, k)
+
+        return VolumePreview(t, nz, mip, (lo / 1000, hi / 1000), z, plane, read_plane)
+
+    def _plane(self, seq: int, z: int) -> np.ndarray | None:
+        """Plane ``z`` of the volume written as sequence ``seq``, if it is still there."""
+        if self.shm is None:
+            return None
+        h = self._head
+        if int(h[0]) != seq:
+            return None
+        nz, y, x = (int(v) for v in h[2:5])
+        z = min(max(0, z), nz - 1)
+        plane = self._data[z * y * x : (z + 1) * y * x].reshape(y, x).copy()
+        return plane if int(h[0]) == seq else None

@@ -43,7 +43,6 @@ from gui.panels import (
     SessionBar,
     SummaryPanel,
 )
-from gui.panels.live import HISTORY_S
 from gui.panels.session_bar import RateMeter
 from rig.core.config import RigConfig
 from rig.core.errors import SessionFileError, ZaprigError
@@ -569,7 +568,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- timers -----------------------------------------------------------------------------
     def _tick_live(self) -> None:
-        batch = self.runner.take()
+        batch = self.runner.take(self.live.plane_spin.value())
         self.live.refresh(batch)
         eng = self.runner.engine
         if batch.readout:
@@ -581,7 +580,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.readout_panel.set_labels(*eng.live_labels)
             self.readout_panel.add_rows(batch.readout)
         if batch.volume is not None and self.readout_panel.rows:
-            self.readout_panel.show_volume(batch.volume[1])
+            self.readout_panel.show_projection(batch.volume.mip, batch.volume.levels)
         fs = eng.rig.daq.sample_rate_hz if eng is not None else 6000.0
         for ev in batch.events:
             self.on_event(ev, fs)
@@ -648,7 +647,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._app_message("error", "a session is running: open past sessions after it ends")
             return False
         try:
-            past = read_past_session(path, HISTORY_S)
+            past = read_past_session(path)
             facts = self.summary.show_session(path, "Past session (read-only)")
         except ZaprigError as e:
             self._open_failed(Path(path), str(e))
@@ -662,15 +661,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live.fs = past.sample_rate_hz
         self.live.condition_names = past.condition_names
         self.live.volume_t = -1
-        self.live.show_recording(
-            past.s0,
-            past.tail,
-            past.frames,
-            past.bouts,
-            past.condition,
-            past.power,
-            past.power_samples,
-        )
+        self.live.show_session(past)
         if past.volume is not None:
             self.live.show_volume(*past.volume)
         self.event_log.clear()

@@ -5,7 +5,8 @@ Left: per volume, the MAE of the forecast made one volume before (and the mean b
 for the same volume), and the surprise (that MAE over its running median) on its own
 axis, with the line a surprise-triggered step would cross. Right: two rasters over the
 same volumes, predicted (top) and observed (bottom) ΔF/F, neurons grouped to at most
-``RASTER_ROWS`` rows as in the readout's raster.
+``RASTER_ROWS`` rows as in the readout's raster. The grouping is done in the engine
+process (``gui._readout_rows``): the window stacks small columns only.
 """
 
 from __future__ import annotations
@@ -15,29 +16,19 @@ from collections import deque
 import numpy as np
 
 from gui._qt import QtCore, QtWidgets, pg
+from gui._readout_rows import FORECAST_ROWS, ShownRow, finite_or_zero, shown_row, stable_span
 from rig.readout import LiveRow
 
-__all__ = ["ForecastPanel"]
+__all__ = ["RASTER_ROWS", "ForecastPanel"]
 
 HISTORY = 300
-RASTER_ROWS = 500
-
-
-def _grouped(a: np.ndarray) -> np.ndarray:
-    """(n, t) -> (<= RASTER_ROWS, t): neighbouring neurons averaged in groups."""
-    n = a.shape[0]
-    if n <= RASTER_ROWS:
-        return a
-    group = -(-n // RASTER_ROWS)
-    starts = np.arange(0, n, group)
-    counts = np.diff(np.append(starts, n)).astype(np.float32)
-    return np.add.reduceat(a, starts, axis=0) / counts[:, None]
+RASTER_ROWS = FORECAST_ROWS
 
 
 class ForecastPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: deque[LiveRow] = deque(maxlen=HISTORY)
+        self._rows: deque[ShownRow] = deque(maxlen=HISTORY)
         self.surprise_above: float | None = None
         self.plots = pg.GraphicsLayoutWidget()
         self.error_plot = self.plots.addPlot(
@@ -52,6 +43,8 @@ class ForecastPanel(QtWidgets.QWidget):
         )
         self.surprise_line.setVisible(False)
         self.surprise_plot.addItem(self.surprise_line)
+        self._x_span: tuple[float, float] | None = None
+        self.error_plot.setXLink(self.surprise_plot)
         for p in (self.error_plot, self.surprise_plot):
             p.setLabel("bottom", "volume")
             p.showGrid(x=True, y=True, alpha=0.2)
@@ -77,6 +70,7 @@ class ForecastPanel(QtWidgets.QWidget):
 
     def clear(self) -> None:
         self._rows.clear()
+        self._x_span = None
 
     def set_surprise_threshold(self, above: float | None) -> None:
         """The ``above`` of a surprise-triggered step (a dashed line), or None."""
@@ -85,10 +79,10 @@ class ForecastPanel(QtWidgets.QWidget):
         if above is not None:
             self.surprise_line.setValue(above)
 
-    def add_rows(self, rows: list[LiveRow]) -> None:
-        rows = [r for r in rows if r.forecast is not None]
-        if rows:
-            self._rows.extend(rows)
+    def add_rows(self, rows: list[ShownRow] | list[LiveRow]) -> None:
+        shown = [shown_row(r) for r in rows if r.forecast is not None]
+        if shown:
+            self._rows.extend(shown)
             self._draw()
 
     def rasters(self) -> tuple[np.ndarray, np.ndarray]:
@@ -97,20 +91,25 @@ class ForecastPanel(QtWidgets.QWidget):
         rows = list(self._rows)
         if not rows:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-        n = min(len(r.traces_dff) for r in rows)
-        observed = np.stack([r.traces_dff[:n] for r in rows], axis=1)
+        fc = [r.forecast for r in rows]
+        n = min(len(f.observed) for f in fc if f is not None)
+        observed = np.stack([f.observed[:n] for f in fc if f is not None], axis=1)
         predicted = np.full_like(observed, np.nan)
         for i in range(1, len(rows)):
-            prev = rows[i - 1]
-            if prev.volume == rows[i].volume - 1 and prev.forecast is not None:
-                predicted[:, i] = prev.forecast.next[:n]
-        return _grouped(predicted).astype(np.float32), _grouped(observed).astype(np.float32)
+            prev = fc[i - 1]
+            if rows[i - 1].volume == rows[i].volume - 1 and prev is not None:
+                predicted[:, i] = prev.next[:n]
+        return predicted, observed
 
     def _draw(self) -> None:
         rows = list(self._rows)
         v = np.array([r.volume for r in rows], dtype=float)
-        model = np.array([r.forecast.mae[0] if r.forecast else np.nan for r in rows])
-        base = np.array([r.forecast.baseline_mae[0] if r.forecast else np.nan for r in rows])
+        span = stable_span(v[0], v[-1])
+        if span != self._x_span:
+            self._x_span = span
+            self.surprise_plot.setXRange(*span, padding=0)  # the error plot shares it
+        model = np.array([r.forecast.mae if r.forecast else np.nan for r in rows])
+        base = np.array([r.forecast.baseline_mae if r.forecast else np.nan for r in rows])
         surprise = np.array([r.forecast.surprise if r.forecast else np.nan for r in rows])
         ok = np.isfinite(model)
         self.model_curve.setData(v[ok], model[ok])
@@ -119,11 +118,12 @@ class ForecastPanel(QtWidgets.QWidget):
         self.surprise_curve.setData(v[s_ok], surprise[s_ok])
         predicted, observed = self.rasters()
         if observed.size:
-            finite = observed[np.isfinite(observed)]
-            hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+            # each column's 99.5th percentile came with it (gui._readout_rows): their median
+            his = np.array([r.forecast.observed_hi if r.forecast else np.nan for r in rows])
+            hi = float(np.nanmedian(his)) if np.isfinite(his).any() else 1.0
             levels = (0.0, max(hi, 0.05))
-            self.observed_image.setImage(np.nan_to_num(observed), levels=levels)
-            self.predicted_image.setImage(np.nan_to_num(predicted), levels=levels)
+            self.observed_image.setImage(finite_or_zero(observed), levels=levels)
+            self.predicted_image.setImage(finite_or_zero(predicted), levels=levels)
         if ok.any():
             m, b = float(np.nanmean(model[ok])), float(np.nanmean(base[ok]))
             self.status.setText(

@@ -30,8 +30,10 @@ from collections import deque
 import numpy as np
 
 from gui._engine_process import LiveBatch
-from gui._live_buffers import TimeRing, peak_decimate
+from gui._live_buffers import TimeRing, minmax_bins, peak_decimate
+from gui._past_session import ZOOM_S, PastSession
 from gui._qt import QtCore, QtWidgets, pg
+from gui._shared_live import VolumePreview
 from gui._stimulus_preview import StimulusPreview
 from rig.core.config import RigConfig
 from stimuli.protocol import Protocol
@@ -110,7 +112,7 @@ class LivePanel(QtWidgets.QWidget):
         self.preview: StimulusPreview | None = None
         self._preview_at = -np.inf
         self.volume_t = -1
-        self._volume: np.ndarray | None = None
+        self._volume: VolumePreview | None = None
         self.refreshes = 0
         self.dropped_chunks = 0
         self._setting_levels = False
@@ -119,13 +121,20 @@ class LivePanel(QtWidgets.QWidget):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground("w")
-        self.status_text = pg.LabelItem(justify="left")
-        self.plots.addItem(self.status_text, row=0, col=0)
+        # a widget, not text in the plots' scene: there, every new text re-laid out every plot
+        # and their axes at each tick (most of a tick's repaint)
+        self.status_text = QtWidgets.QLabel()
+        self.status_text.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.status_text.setStyleSheet("font-size: 9pt; background: white; padding: 2px;")
+        self.status_text.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed
+        )
+        self.status_text.setMinimumHeight(2 * self.status_text.fontMetrics().height() + 6)
         self.tail_plots: list[pg.PlotItem] = []
         self.tail_curves: list[pg.PlotDataItem] = []
         # short axis titles: at 768 px of screen each plot is ~70 px tall
         for i, (name, colour) in enumerate((("tail L", LEFT), ("tail R", RIGHT))):
-            p = self.plots.addPlot(row=1 + i, col=0)
+            p = self.plots.addPlot(row=i, col=0)
             # one fixed unit for both channels (auto SI prefixes gave V on one and mV on the other)
             p.getAxis("left").enableAutoSIPrefix(False)
             p.setLabel("left", f"<span style='color:{colour}'>{name}</span> mV")
@@ -133,7 +142,7 @@ class LivePanel(QtWidgets.QWidget):
             self.tail_plots.append(p)
             self.tail_curves.append(curve)
 
-        self.power_plot = self.plots.addPlot(row=3, col=0)
+        self.power_plot = self.plots.addPlot(row=2, col=0)
         self.power_plot.setLabel(
             "left",
             f"swim <span style='color:{LEFT}'>L</span> <span style='color:{RIGHT}'>R</span>"
@@ -148,16 +157,16 @@ class LivePanel(QtWidgets.QWidget):
             self.power_plot.plot(pen=pg.mkPen(RIGHT, width=1)),
         ]
         self.bout_curve = self.power_plot.plot(pen=pg.mkPen(BOUT, width=6), connect="pairs")
-        self.velocity_plot = self.plots.addPlot(row=4, col=0)
+        self.velocity_plot = self.plots.addPlot(row=3, col=0)
         self.velocity_plot.getAxis("left").enableAutoSIPrefix(False)
         self.velocity_plot.setLabel("left", f"<span style='color:{VELOCITY}'>vel.</span> mm/s")
         self.velocity_curve = self.velocity_plot.plot(pen=pg.mkPen(VELOCITY, width=2))
-        self.gain_plot = self.plots.addPlot(row=5, col=0)
+        self.gain_plot = self.plots.addPlot(row=4, col=0)
         self.gain_plot.getAxis("left").enableAutoSIPrefix(False)
         self.gain_plot.setLabel("left", f"<span style='color:{GAIN}'>gain</span>")
         self.gain_plot.setLabel("bottom", "seconds before now")
         self.gain_curve = self.gain_plot.plot(pen=pg.mkPen(GAIN, width=2))
-        self.plots.ci.layout.setRowStretchFactor(5, 1)
+        self.plots.ci.layout.setRowStretchFactor(4, 1)
         for p in (*self.tail_plots, self.power_plot, self.velocity_plot):
             p.setXLink(self.gain_plot)
             p.hideAxis("bottom")
@@ -238,6 +247,8 @@ class LivePanel(QtWidgets.QWidget):
         left = QtWidgets.QWidget()
         llay = QtWidgets.QVBoxLayout(left)
         llay.setContentsMargins(0, 0, 0, 0)
+        llay.setSpacing(0)
+        llay.addWidget(self.status_text)
         llay.addWidget(self.plots, 1)
         lrow = QtWidgets.QHBoxLayout()
         lrow.addWidget(self.pause_button)
@@ -245,6 +256,19 @@ class LivePanel(QtWidgets.QWidget):
         lrow.addStretch(1)
         llay.addLayout(lrow)
         self.paused = False
+        #: The past session shown read-only (None: live or nothing).
+        self._past: PastSession | None = None
+        self._past_stim = (np.zeros(0), np.zeros((0, 2), np.float32))
+        self._past_bouts = np.zeros((0, 2))
+        self._past_drawn_at = -np.inf
+        self._past_loader = QtCore.QTimer(self)
+        self._past_loader.setInterval(0)
+        self._past_loader.timeout.connect(self._load_past)
+        self._past_redraw = QtCore.QTimer(self)
+        self._past_redraw.setSingleShot(True)
+        self._past_redraw.setInterval(50)  # a zoom or a drag redraws once it pauses
+        self._past_redraw.timeout.connect(self._draw_past)
+        self.gain_plot.getViewBox().sigXRangeChanged.connect(self._past_range_moved)
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
@@ -288,6 +312,7 @@ class LivePanel(QtWidgets.QWidget):
         self._new_histories()
 
     def new_session(self, protocol: Protocol) -> None:
+        self._leave_past()
         self.condition_names = [c.name for c in protocol.conditions]
         self._new_histories()
         self.set_paused(False)
@@ -305,6 +330,7 @@ class LivePanel(QtWidgets.QWidget):
 
     def clear_views(self, message: str) -> None:
         """Empty every view and say why (a file that failed to open shows nothing of the last)."""
+        self._leave_past()
         self._new_histories()
         self.set_paused(False)
         self.volume_t = -1
@@ -319,7 +345,7 @@ class LivePanel(QtWidgets.QWidget):
         self.plane_title.setText("plane")
         self.mip_title.setText("max projection")
         self.source = message
-        self.status_text.setText(message, size="9pt")
+        self.status_text.setText(message)
 
     # -- data -------------------------------------------------------------------------------
     def refresh(self, batch: LiveBatch) -> None:
@@ -346,7 +372,7 @@ class LivePanel(QtWidgets.QWidget):
         self.bout_count += len(batch.bouts)
         self.dropped_chunks = batch.dropped_chunks
         if batch.volume is not None:
-            self.show_volume(*batch.volume)
+            self.show_preview(batch.volume)
         if batch.frame is not None:
             self._draw_stimulus(batch.frame)
         if self.paused:
@@ -357,14 +383,18 @@ class LivePanel(QtWidgets.QWidget):
 
     # -- the person's controls -----------------------------------------------------------------
     def set_paused(self, paused: bool) -> None:
-        """Freeze the plots on the last ``HISTORY_S`` seconds (pan and zoom in time), or follow."""
+        """Freeze the plots on the last ``HISTORY_S`` seconds (pan and zoom in time), or follow.
+        A past session stays paused: there is nothing to follow."""
+        paused = paused or self._past is not None
         self.paused = paused
         if self.pause_button.isChecked() != paused:
             self.pause_button.setChecked(paused)
         self.pause_button.setText("Live" if paused else "Pause")
         for p in self.trace_plots:
             p.setMouseEnabled(x=paused, y=True)
-        if paused:
+        if self._past is not None:
+            self._draw_past()
+        elif paused:
             self._draw_traces(HISTORY_S, PAUSED_BINS)
         else:
             self.gain_plot.setXRange(-WINDOW_S, 0.0, padding=0)
@@ -373,7 +403,10 @@ class LivePanel(QtWidgets.QWidget):
     def auto_y(self) -> None:
         for r in self.y_ranges:
             r.automatic()
-        self._draw_traces(HISTORY_S if self.paused else WINDOW_S)
+        if self._past is not None:
+            self._draw_past()
+        else:
+            self._draw_traces(HISTORY_S if self.paused else WINDOW_S)
 
     def auto_levels(self) -> None:
         self.manual_levels = False
@@ -411,9 +444,12 @@ class LivePanel(QtWidgets.QWidget):
                     self.y_ranges[i].update(*span)
         t, p = self.power.view(since)
         if len(t):
+            spans = []
             for i, curve in enumerate(self.power_curves):
-                curve.setData(t - t_end, p[:, i], connect="finite")
-            span = _finite_span(p)
+                x, y = peak_decimate(t, p[:, i], bins)
+                curve.setData(x - t_end, y, connect="finite")
+                spans.append(y)
+            span = _finite_span(*spans)
             if span is not None:
                 self.y_ranges[2].update(*span)
         shown = [b for b in self.bouts if b[1] >= since]
@@ -439,72 +475,165 @@ class LivePanel(QtWidgets.QWidget):
             else ""
         )
         self.status_text.setText(
-            f"<b>{self.source}</b><br>t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} {name}</b> · velocity "
-            f"{self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · bouts {self.bout_count}"
-            f"{dropped}",
-            size="9pt",
+            f"<b>{self.source}</b><br>t = {t_end:.1f} s · condition <b>{c if c >= 0 else '-'} "
+            f"{name}</b> · velocity {self.velocity:+.2f} mm/s · gain {self.gain:g} · {swim} · "
+            f"bouts {self.bout_count}{dropped}"
         )
 
-    def show_recording(
-        self,
-        s0: int,
-        tail: np.ndarray,
-        frames: np.ndarray,
-        bouts: np.ndarray,
-        condition: int,
-        power: np.ndarray | None = None,
-        power_samples: np.ndarray | None = None,
-    ) -> None:
-        """The end of a recorded session (read-only viewing), drawn like live data, paused
-        (scroll and zoom over it).
-
-        ``tail`` is (n, 2) V from sample ``s0``; ``power`` its swim power at
-        ``power_samples``; ``frames`` the stimulus frames of that stretch; ``bouts``
-        every bout of the session (BOUT_DTYPE).
-        """
+    def show_session(self, past: PastSession) -> None:
+        """A recorded session (read-only), over its whole length: the same plots as live,
+        in session time, to scroll and zoom over (the overview fills in as it is read)."""
         self._new_histories()
-        n = len(tail)
+        self.fs = past.sample_rate_hz
         fs = self.fs
-        self.tail.extend((s0 + np.arange(n)) / fs, tail)
-        if power is not None and power_samples is not None and len(power):
-            self.power.extend(power_samples / fs, power)
-        self.add_frames(frames)
-        for b in bouts:
-            self.bouts.append(
-                (b["start_sample"] / fs, b["stop_sample"] / fs, float(b["peak_power"]))
-            )
-        self.bout_count = len(bouts)
-        self.last_chunk_t = (s0 + n) / fs
-        self.condition = condition
+        # the whole session's frames and bouts (the live histories keep the last minute)
+        f = past.frames
+        self._past_stim = (
+            f["flip_sample"].astype(np.float64) / fs,
+            np.stack([f["velocity"], f["gain"]], axis=1).astype(np.float32),
+        )
+        self._past_bouts = np.stack(
+            [past.bouts["start_sample"] / fs, past.bouts["stop_sample"] / fs], axis=1
+        ).reshape(-1, 2)
+        self.bout_count = len(past.bouts)
+        self.last_chunk_t = past.duration_s
+        self.condition = past.condition
         self.set_paused(True)
-        window = min(HISTORY_S, max(WINDOW_S, n / fs))
-        self.gain_plot.setXRange(-window, 0.0, padding=0)
+        self.pause_button.setEnabled(False)  # nothing to follow: the file is the whole story
+        self.gain_plot.setLabel("bottom", "session time (s)")
+        self.gain_plot.setXRange(0.0, max(past.duration_s, 1.0 / fs), padding=0)
+        self._past = past
+        self._draw_past()
+        if not past.overview.done:
+            self._past_loader.start()
         self.refreshes += 1
         self.refreshed.emit()
 
+    def _leave_past(self) -> None:
+        if self._past is None:
+            return
+        self._past = None
+        self._past_loader.stop()
+        self.pause_button.setEnabled(True)
+        self.gain_plot.setLabel("bottom", "seconds before now")
+
+    def _load_past(self) -> None:
+        """One block of the overview (the app's timer: the window stays responsive)."""
+        past = self._past
+        if past is None or past.overview.done:
+            self._past_loader.stop()
+            return
+        past.overview.step()
+        now = time.monotonic()
+        if past.overview.done:
+            self._past_loader.stop()
+        elif now - self._past_drawn_at < 0.5:
+            return  # redrawn twice a second while it reads
+        self._past_drawn_at = now
+        self._draw_past()
+
+    def _past_range_moved(self) -> None:
+        if self._past is not None:
+            self._past_redraw.start()
+
+    def _draw_past(self) -> None:
+        """The visible stretch of the past session: the file's samples when it is at most
+        ``ZOOM_S`` long, else the overview's min/max stretches."""
+        past = self._past
+        if past is None:
+            return
+        fs, dur = past.sample_rate_hz, past.duration_s
+        x0, x1 = self.gain_plot.viewRange()[0]
+        x0, x1 = max(0.0, x0), min(dur, x1)
+        ov = past.overview
+        # the overview while it is fine enough for the span shown; the file's samples below
+        if x1 - x0 <= ZOOM_S and (x1 - x0) * fs / ov.per < PAUSED_BINS // 2:
+            ts, tail, ps, power = past.read_range(int(x0 * fs), int(np.ceil(x1 * fs)) + 1)
+            t, tp = ts / fs, ps / fs
+            tails = [minmax_bins(t, tail[:, i] * 1000.0, PAUSED_BINS) for i in (0, 1)]
+            powers = [minmax_bins(tp, power[:, i], PAUSED_BINS) for i in (0, 1)]
+            resolution = "every sample" if len(t) <= 2 * PAUSED_BINS else "min/max per pixel"
+        else:
+            x, tail, power = ov.between(x0, x1)
+            tails = [(x, tail[:, i] * 1000.0) for i in (0, 1)]
+            powers = [(x, power[:, i]) for i in (0, 1)]
+            resolution = f"min/max per {ov.per / fs:.2f} s"
+        for i, (curve, (x, y)) in enumerate(zip(self.tail_curves, tails, strict=True)):
+            curve.setData(x, y, connect="finite")
+            span = _finite_span(y)
+            if span is not None:
+                self.y_ranges[i].update(*span)
+        for curve, (x, y) in zip(self.power_curves, powers, strict=True):
+            curve.setData(x, y, connect="finite")
+        span = _finite_span(*(y for _, y in powers))
+        if span is not None:
+            self.y_ranges[2].update(*span)
+        bouts = self._past_bouts
+        shown = bouts[(bouts[:, 1] >= x0) & (bouts[:, 0] <= x1)]
+        if len(shown):
+            xs = np.stack([shown[:, 0], np.maximum(shown[:, 1], shown[:, 0] + 0.01)], axis=1)
+            self.bout_curve.setData(xs.ravel(), np.full(xs.size, -0.3))
+        else:
+            self.bout_curve.setData([], [])
+        t, st = self._past_stim
+        if len(t):
+            i0 = max(0, int(np.searchsorted(t, x0, side="right")) - 1)  # the frame in force
+            i1 = int(np.searchsorted(t, x1, side="right"))
+            t, st = t[i0:i1], st[i0:i1]
+            for k, curve in enumerate((self.velocity_curve, self.gain_curve)):
+                x, y = minmax_bins(t, st[:, k], PAUSED_BINS)
+                curve.setData(x, y, connect="finite")
+                span = _finite_span(y)
+                if span is not None:
+                    self.y_ranges[3 + k].update(*span)
+        loading = (
+            ""
+            if ov.done
+            else f" · <span style='color:#c27c00'>reading the session: {ov.fraction:.0%}</span>"
+        )
+        c = self.condition
+        name = self.condition_names[c] if 0 <= c < len(self.condition_names) else "lead-in"
+        self.status_text.setText(
+            f"<b>{self.source}</b><br>the whole session: {dur:.1f} s · shown {x0:.1f}–{x1:.1f} s "
+            f"({resolution}) · last condition <b>{c if c >= 0 else '-'} {name}</b> · bouts "
+            f"{self.bout_count}{loading}"
+        )
+
     def show_volume(self, t: int, volume: np.ndarray) -> None:
-        """A new volume (z, y, x) to show; older ones than the one shown are ignored."""
+        """A whole volume (z, y, x) held here (a file's) to show; older ones are ignored."""
         if t <= self.volume_t:
             return
-        self.volume_t = t
-        self._volume = np.asarray(volume)
+        self.show_preview(VolumePreview.of(t, volume, self.plane_spin.value()))
+
+    def show_preview(self, preview: VolumePreview) -> None:
+        """A volume's max projection and one plane, made where the volume is (the engine
+        process): the window uploads two small images. Older ones than shown are ignored."""
+        if preview.t <= self.volume_t:
+            return
+        self.volume_t = preview.t
+        self._volume = preview
         self._draw_volume()
 
     def _draw_volume(self) -> None:
-        vol = self._volume
-        if vol is None:
+        pv = self._volume
+        if pv is None:
             return
-        z = min(self.plane_spin.value(), vol.shape[0] - 1)
-        mip = vol.max(axis=0)
+        z = min(self.plane_spin.value(), pv.n_planes - 1)
+        if z != pv.z:
+            plane = pv.read_plane(z)  # None: that volume is gone, the next one comes soon
+            if plane is None:
+                return
+            pv = VolumePreview(pv.t, pv.n_planes, pv.mip, pv.levels, z, plane, pv.read_plane)
+            self._volume = pv
         if self.manual_levels:
             lo, hi = self.histogram.getLevels()
         else:
-            lo, hi = np.percentile(mip, (1.0, 99.7))
+            lo, hi = pv.levels
         levels = (float(lo), float(max(hi, lo + 1)))
         self._setting_levels = True
         try:
-            self.plane_image.setImage(vol[z], levels=levels)
-            self.mip_image.setImage(mip, levels=levels)
+            self.plane_image.setImage(pv.plane, levels=levels)
+            self.mip_image.setImage(pv.mip, levels=levels)
             self.histogram.setLevels(*levels)
         finally:
             self._setting_levels = False

@@ -11,7 +11,10 @@ picks the traced neuron nearest the click, whose ΔF/F joins the traces below
 
 The raster shows at most ``RASTER_ROWS`` rows: with ~70,000 neurons, neighbouring
 trace columns are averaged in groups, so it stays one small image whatever the
-brain's size (a column per volume, a few hundred volumes).
+brain's size (a column per volume, a few hundred volumes). The grouping, the
+levels and the max projection are made in the engine process
+(``gui._readout_rows``, ``gui._shared_live``): per volume the window only stacks
+small columns and uploads small images.
 """
 
 from __future__ import annotations
@@ -21,15 +24,22 @@ from collections import deque
 import numpy as np
 
 from gui._qt import QtCore, QtWidgets, pg
+from gui._readout_rows import (
+    RASTER_ROWS,
+    ShownRow,
+    finite_or_zero,
+    group,
+    shown_row,
+    stable_span,
+)
+from gui._shared_live import projection_levels
 from gui.panels.forecast import ForecastPanel
 from rig.readout import LiveRow
 
-__all__ = ["ReadoutPanel"]
+__all__ = ["RASTER_ROWS", "ReadoutPanel"]
 
 #: Volumes kept on screen.
 HISTORY = 300
-#: Rows of the activity raster at most (neurons averaged in groups above that).
-RASTER_ROWS = 1000
 #: Neurons whose traces are drawn (the newest picks).
 PICKS = 4
 PICK_COLOURS = ("#1f77b4", "#d62728", "#2fb344", "#7048e8")
@@ -48,8 +58,7 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.positions_zyx = np.zeros((0, 3))
         self.label_ids = np.zeros(0, dtype=np.int64)
         self.picks: deque[int] = deque(maxlen=PICKS)
-        self._rows: deque[LiveRow] = deque(maxlen=HISTORY)
-        self._grouped: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self._rows: deque[ShownRow] = deque(maxlen=HISTORY)
         self._mip: np.ndarray | None = None
         self._stride = 1
 
@@ -73,6 +82,9 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.bright_hi = self.bright_plot.plot(pen=pg.mkPen("#868e96", width=1))
         self.traces_plot = self.plots.addPlot(row=2, col=0, title="chosen neurons (ΔF/F)")
         self.pick_curves = [self.traces_plot.plot(pen=pg.mkPen(c, width=1)) for c in PICK_COLOURS]
+        self._x_span: tuple[float, float] | None = None
+        for p in (self.drift_plot, self.bright_plot):
+            p.setXLink(self.traces_plot)
         for p in (self.drift_plot, self.bright_plot, self.traces_plot):
             p.setLabel("bottom", "volume")
             p.showGrid(x=True, y=True, alpha=0.2)
@@ -115,7 +127,7 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.volume_period_s = volume_period_s
         self.shape_zyx = shape_zyx
         self._rows.clear()
-        self._grouped.clear()
+        self._x_span = None
         self.forecast.clear()
         self.picks.clear()
         self._mip = None
@@ -128,22 +140,27 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.positions_zyx = np.asarray(positions_zyx, dtype=np.float64).reshape(-1, 3)
 
     # -- data --------------------------------------------------------------------------------
-    def add_rows(self, rows: list[LiveRow]) -> None:
+    def add_rows(self, rows: list[ShownRow] | list[LiveRow]) -> None:
+        """Readout rows as the engine process sends them (a raw ``LiveRow`` is reduced here)."""
         if not rows:
             return
-        self._rows.extend(rows)
-        self._grouped.extend(self._group(r.traces_dff) for r in rows)
+        shown = [shown_row(r) for r in rows]
+        self._rows.extend(shown)
         self._draw()
-        self.forecast.add_rows(rows)
+        self.forecast.add_rows(shown)
 
     def show_volume(self, volume: np.ndarray) -> None:
         """The newest volume (z, y, x), possibly subsampled in y and x."""
         mip = np.asarray(volume).max(axis=0)
+        self.show_projection(mip, projection_levels(mip))
+
+    def show_projection(self, mip: np.ndarray, levels: tuple[float, float]) -> None:
+        """The newest volume's max projection (possibly subsampled in y and x), made by the
+        engine process, and its display levels."""
         self._mip = mip
         if self.shape_zyx is not None:
             self._stride = max(1, round(self.shape_zyx[2] / max(1, mip.shape[1])))
-        lo, hi = np.percentile(mip, (1.0, 99.7))
-        self.mip_image.setImage(mip, levels=(float(lo), float(max(hi, lo + 1))))
+        self.mip_image.setImage(mip, levels=levels)
         self._draw_marks()
 
     @property
@@ -153,31 +170,26 @@ class ReadoutPanel(QtWidgets.QWidget):
     def raster(self) -> np.ndarray:
         """(rows <= RASTER_ROWS, volumes) ΔF/F of the traced neurons, grouped if many.
 
-        Each volume's column is grouped once, when its row arrives (``_grouped``): with
-        70,000 neurons, stacking every row at each redraw cost the window ~0.1 s a volume.
+        Each volume's column is grouped once, in the engine process (``ShownRow.raster``):
+        with 70,000 neurons, stacking every row at each redraw cost the window ~0.1 s a volume.
         """
-        if not self._grouped:
+        if not self._rows:
             return np.zeros((0, 0), dtype=np.float32)
-        n = min(len(g) for g in self._grouped)
-        return np.stack([g[:n] for g in self._grouped], axis=1)
+        n = min(len(r.raster) for r in self._rows)
+        return np.stack([r.raster[:n] for r in self._rows], axis=1)
 
     @staticmethod
     def _group(dff: np.ndarray) -> np.ndarray:
         """One volume's ΔF/F, neighbouring columns averaged in groups (at most RASTER_ROWS)."""
-        dff = np.asarray(dff, dtype=np.float32)
-        n = len(dff)
-        if n <= RASTER_ROWS:
-            return dff
-        group = -(-n // RASTER_ROWS)
-        # neighbouring columns averaged in groups of `group` (the last group shorter)
-        starts = np.arange(0, n, group)
-        sums = np.add.reduceat(dff, starts)
-        counts = np.diff(np.append(starts, n)).astype(np.float32)
-        return (sums / counts).astype(np.float32)
+        return group(dff, RASTER_ROWS)
 
     def _draw(self) -> None:
         rows = list(self._rows)
         v = np.array([r.volume for r in rows], dtype=float)
+        span = stable_span(v[0], v[-1])
+        if span != self._x_span:
+            self._x_span = span
+            self.traces_plot.setXRange(*span, padding=0)  # the three share it (x-linked)
         drift = np.stack([r.drift_um for r in rows])
         for k, (name, curve) in enumerate(self.drift_curves.items()):
             curve.setData(v, drift[:, k])
@@ -189,8 +201,11 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.bright_hi.setData(v, np.nanmax(bright, axis=1))
         image = self.raster()
         if image.size:
-            hi = float(np.nanpercentile(image, 99.5)) if np.isfinite(image).any() else 1.0
-            self.raster_image.setImage(np.nan_to_num(image), levels=(0.0, max(hi, 0.05)))
+            # each column's 99.5th percentile came with it: their median, not a percentile
+            # over the whole image at every volume
+            his = np.array([r.raster_hi for r in rows])
+            hi = float(np.nanmedian(his)) if np.isfinite(his).any() else 1.0
+            self.raster_image.setImage(finite_or_zero(image), levels=(0.0, max(hi, 0.05)))
         for curve, k in zip(self.pick_curves, list(self.picks) + [-1] * PICKS, strict=False):
             if k < 0:
                 curve.setData([], [])
@@ -203,7 +218,7 @@ class ReadoutPanel(QtWidgets.QWidget):
         self.status.setText(
             f"volume {last.volume}: drift {d:.1f} µm{warn}; brightness "
             f"{float(np.nanmean(last.brightness)):.1%} of the start; "
-            f"{len(last.traces_raw)} neurons traced; readout {last.seconds * 1e3:.0f} ms/volume"
+            f"{last.n_traced} neurons traced; readout {last.seconds * 1e3:.0f} ms/volume"
         )
 
     # -- picking -----------------------------------------------------------------------------
@@ -244,7 +259,7 @@ class ReadoutPanel(QtWidgets.QWidget):
     def clear(self, message: str) -> None:
         """Empty the readout views and say why (another file, or none, is shown now)."""
         self._rows.clear()
-        self._grouped.clear()
+        self._x_span = None
         self.picks.clear()
         self._mip = None
         for curve in (*self.drift_curves.values(), self.drift_norm, *self.pick_curves):
