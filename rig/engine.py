@@ -1,4 +1,4 @@
-"""The run engine: runs a protocol on a rig, headless, as an explicit state machine.
+"""The runner: runs a protocol on a rig, headless, as an explicit state machine.
 
     IDLE --arm()--> ARMED --run()--> RUNNING --(end of protocol)--> STOPPING --> COMPLETE
                       |                 |--(clean stop at a block's end)--> STOPPING --> STOPPED
@@ -6,64 +6,58 @@
                       |                 '--(device or disk fault)-> STOPPING --> FAILED
                       '--(preflight or file error: nothing started)------------> FAILED
 
-``arm`` validates everything that can be checked before hardware moves (disk
-space, the session file can be created, devices open); ``run`` loops once per
-DAQ chunk: read -> detect swims -> feedback -> publish to the renderer -> log.
-Stop requests take effect between chunks. Whatever ends the run, the laser goes
-off and the outputs go to zero first, then the file is closed with a status
-that says how it ended.
+The runner owns only the states, stop and abort, and the final status; each job
+is elsewhere: the session set-up (``rig/arming.py``: disk check, file name, file
+attributes, the writer's spec), the loop lane's step (``rig/lanes/_loop.py``),
+the record lane's step (``rig/lanes/_record_step.py``) and the health monitor
+(``rig/health.py``: every fault through one path, the laser watch). ``run``
+steps the loop lane once per DAQ chunk; stop requests and faults take effect
+between chunks. Whatever ends the run, the laser goes off and the outputs go to
+zero first, then the file is closed with a status that says how it ended.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import enum
-import json
-import os
-import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from acquisition.daq import LightDecoder
-from acquisition.fish import TUNINGS
-from acquisition.laser import Laser
-from acquisition.swims import OnlineSwimDetector, SwimParams, swim_power
-from acquisition.tables import concat_records
+from acquisition.swims import OnlineSwimDetector, SwimParams
 from acquisition.writer import WriterClient
-from rig import __version__
+from rig.arming import SessionSetup, open_devices
 from rig.core.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.core.config import RigConfig
-from rig.core.errors import ConfigError, SessionFileError, ZaprigError
-from rig.core.events import Event, Kind, SessionLog, Source
-from rig.core.layout import FORMAT, FORMAT_VERSION
-from rig.core.lock import lock_path
+from rig.core.errors import ConfigError, ZaprigError
+from rig.core.events import Event, Fault, Kind, SessionLog, Source
 from rig.devices import Devices, make_devices
 from rig.faults import FaultInjector
+from rig.health import FaultRaised, HealthMonitor, describe_error, fault_of
 from rig.lanes import (
     ChunkCosts,
-    ChunkRecord,
     ImageLane,
+    LiveChunk,
+    LoopLane,
+    LoopParts,
+    Notes,
     RecordLane,
+    RecordParts,
+    RecordStep,
     StreamRecorder,
+    TimedLoop,
     loop_lane_priority,
 )
-from rig.readout import LiveRow, ReadoutLane, SessionReadout, live_layout, prepare_labels
-from stimuli.closed_loop import LoopState, SwimDelay
-from stimuli.library import Stimulus, StimulusLaw
+from rig.readout import LiveRow, ReadoutLane, SessionReadout
 from stimuli.protocol import Protocol
 from stimuli.schedule import Schedule
-from stimuli.state import FRAME_DTYPE
 
-__all__ = ["SEED_MAX", "Engine", "LiveChunk", "RunState", "RunStatus"]
+__all__ = ["SEED_MAX", "Engine", "LiveChunk", "RunState", "RunStatus", "describe_error"]
 
 #: Seeds are stored as an unsigned 32-bit attribute and seed numpy's generators.
 SEED_MAX = 2**32 - 1
@@ -115,34 +109,6 @@ class RunStatus:
         return max(0, self.end_sample - self.sample) / self.sample_rate_hz
 
 
-@dataclass(frozen=True, slots=True)
-class LiveChunk:
-    """What live views get after each chunk (the arrays are copies; keep them)."""
-
-    s0: int
-    tail: np.ndarray  # (n, 2) V
-    power: np.ndarray  # (evals, 2) in threshold units
-    power_samples: np.ndarray  # (evals,) DAQ sample of each power value
-    threshold: np.ndarray  # (2,) variance thresholds
-    velocity: float
-    gain: float
-    condition: int
-    swimming: bool
-    new_bouts: np.ndarray
-    frames: np.ndarray
-
-
-@dataclass
-class _Counters:
-    bouts: int = 0
-    warnings: int = 0
-    faults: int = 0
-    frames: int = 0
-    last_condition: int = -1
-    light_warned: bool = False
-    events: list[tuple[int, Kind, str]] = field(default_factory=list)
-
-
 class Engine:
     """Runs one session. Make a new Engine per session."""
 
@@ -168,29 +134,30 @@ class Engine:
         fs = rig.daq.sample_rate_hz
         self.clock = make_clock(clock, fs) if isinstance(clock, str) else clock
         self.seed = seed
-        self.fish_meta = dict(fish or {})
-        self.session_name = session_name
-        self.rig_source = rig_source
-        #: The session's own label volume for the live readout (overrides the rig's).
-        self.label_file = label_file
         self.timeline = Schedule.build(protocol, rig)
+        self._virtual = isinstance(self.clock, VirtualClock)
+        self.setup = SessionSetup(
+            rig, protocol, self.timeline, self.out_dir, self.clock, seed, dict(fish or {}),
+            session_name, rig_source, label_file, self._virtual,
+        )  # fmt: skip
         self.state = RunState.IDLE
         self.path: Path | None = None
         self.devices: Devices | None = None
         self.writer: WriterClient | None = None
-        self.loop = LoopState()
         sw = rig.swims  # the detector's rule and any value set over it (rig file [swims])
         self.detector = OnlineSwimDetector(
             fs, SwimParams.for_rule(sw.rule, sw.threshold_k, sw.gap_s), protocol.swim_power
         )
+        #: Seconds per part of the per-chunk work, when enabled (benchmarks/full_protocol.py).
+        self.costs = ChunkCosts()
         self._stop = threading.Event()
         self._abort_reason = ""
         self._clean_stop = False
         self._stop_at_sample: int | None = None  # a clean stop at a block's end
-        self._notes: list[str] = []
-        self._notes_lock = threading.Lock()
-        self._sample = 0
-        self._n = _Counters()
+        self._notes = Notes()
+        self._warnings = 0
+        self._faults = 0
+        self._events: list[tuple[int, Kind, str]] = []
         self._listeners: list[Callable[[LiveChunk], None]] = []
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
@@ -198,40 +165,19 @@ class Engine:
         self._live: SessionReadout | None = None
         self._log: SessionLog | None = None
         self._event_lock = threading.RLock()  # events come from every lane
-        self._recorder: StreamRecorder | None = None
+        self.health = HealthMonitor(
+            self._event, max(1, round(0.1 * fs)), rig.writer.warn_fill, self._virtual
+        )
+        self._loop: LoopLane | None = None
+        self._records: RecordStep | None = None
         self._image_lane: ImageLane | None = None
         self._record_lane: RecordLane | None = None
-        self._fault: str | None = None
-        self._volumes_started = 0
-        self._laser_on = False
-        self._laser_state = "off"
-        self._health_every = max(1, round(0.1 * rig.daq.sample_rate_hz))
-        self._faults = FaultInjector(rig.simulation, fs)
-        self._laser_watch: _LaserWatch | None = None
-        self._fill_warned = False
-        self._health_ticks = 0
-        self._fs = fs
-        self._virtual = isinstance(self.clock, VirtualClock)
-        #: Seconds per part of the per-chunk work (benchmarks/full_protocol.py prints them).
-        self.costs = ChunkCosts()
-        self._trigger_list: list[int] = self.timeline.all_plane_samples.tolist()
-        self._trigger_cursor = 0
-        self._laws: dict[int, StimulusLaw] = {}
-        #: swims on their way to the law when a stimulus adds a feedback delay (issue 26)
-        self._swim_delay = SwimDelay()
-        self._reported_faults: set[tuple[str, str]] = set()
-        #: Decodes each frame's light from the photodiode (rigs with one and a coded sync
-        #: patch); used by the record lane only.
-        self._light: LightDecoder | None = None
-        patch = rig.display.sync_patch
-        if rig.daq.photodiode_channel and patch is not None and patch.mode == "code":
-            self._light = LightDecoder(fs, rig.display.refresh_hz)
         #: What the stop is doing now, for "still saving ..." answers to a second Ctrl-C.
         self.stopping_step = ""
 
     # -- observers ---------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[LiveChunk], None]) -> None:
-        """Called after every chunk from the engine's thread: copy and return quickly."""
+        """Called after every chunk from the record lane: copy and return quickly."""
         self._listeners.append(callback)
 
     def subscribe_volumes(self, callback: Callable[[int, np.ndarray], None]) -> None:
@@ -256,6 +202,29 @@ class Engine:
         """The live readout's traced neurons (label ids, positions zyx in voxels), once known."""
         return self._live.labels if self._live is not None else None
 
+    @property
+    def fish_meta(self) -> dict[str, Any]:
+        return dict(self.setup.fish_meta)
+
+    @property
+    def session_name(self) -> str | None:
+        return self.setup.session_name
+
+    @property
+    def rig_source(self) -> str:
+        return self.setup.rig_source
+
+    @property
+    def label_file(self) -> str | None:
+        """The session's own label volume for the live readout (overrides the rig's)."""
+        return self.setup.label_file
+
+    @property
+    def _sample(self) -> int:
+        """The loop's current DAQ sample (the next chunk's first)."""
+        return self._loop.sample if self._loop is not None else 0
+
+    # -- stop and abort ----------------------------------------------------------------------
     def request_stop(self, reason: str = "stopped by the user") -> None:
         """Stop between chunks; the session ends ``aborted``."""
         self._abort_reason = reason
@@ -280,171 +249,59 @@ class Engine:
 
     def add_note(self, text: str) -> None:
         """A user note, logged in /events at the current sample."""
-        with self._notes_lock:
-            self._notes.append(text)
+        self._notes.add(text)
 
     def status(self) -> RunStatus:
-        w = self.writer
-        c = self.timeline.condition_at(self._sample)
+        w, dev, rec = self.writer, self.devices, self._records
+        sample = self._sample
+        c = self.timeline.condition_at(sample)
         names = [x.name for x in self.protocol.conditions]
         return RunStatus(
             state=self.state,
-            sample=self._sample,
+            sample=sample,
             end_sample=self.timeline.end_sample,
-            volumes_acquired=self.devices.microscope.volumes_done if self.devices else 0,
+            volumes_acquired=dev.microscope.volumes_done if dev else 0,
             volumes_expected=self.timeline.n_volumes,
             condition=c,
             condition_name=names[c] if 0 <= c < len(names) else "",
-            bouts=self._n.bouts,
-            dropped_frames=self.devices.renderer.dropped_frames if self.devices else 0,
+            bouts=rec.bouts if rec else 0,
+            dropped_frames=dev.renderer.dropped_frames if dev else 0,
             dropped_volumes=w.volumes_dropped if w else 0,
             writer_fill=w.buffer_fill() if w and not w.closed else 0.0,
-            warnings=self._n.warnings,
+            warnings=self._warnings,
             path=str(self.path or ""),
             sample_rate_hz=self.rig.daq.sample_rate_hz,
             dropped_planes=w.planes_missing if w else 0,
-            faults=self._n.faults,
-            laser=self._laser_state,
+            faults=self._faults,
+            laser=self.health.laser,
         )
 
     # -- arming ------------------------------------------------------------------------------
     def planned_bytes(self) -> int:
         """About how many bytes the session file will take (checked against disk free when arming)."""
-        z, y, x = self.rig.microscope.shape_zyx
-        vol = self.timeline.n_volumes * z * y * x * 2
-        stream = self.timeline.end_sample * 10 * 4
-        frames = self.timeline.duration_s * self.rig.display.refresh_hz * FRAME_DTYPE.itemsize
-        return int(vol + stream + frames)
+        return self.setup.planned_bytes()
 
     def _session_path(self) -> Path:
-        stamp = utc_now_iso().replace(":", "").replace("-", "")[:15]
-        # the fish id names the file: only letters, digits, '.', '-' and '_' (no folders)
-        fish_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.fish_meta.get("fish_id", "") or ""))
-        fish_id = fish_id.strip("._")[:100]  # a name the file system takes (255 bytes)
-        base = self.session_name or f"{stamp}_{fish_id or self.rig.name}"
-        p = self.out_dir / f"{base}.h5"
-        k = 1
-        # The name is reserved by creating its lock file exclusively (O_EXCL: one run wins
-        # however many start in the same second with the same fish id); the writer then
-        # takes that lock. A lock without a file: another run is creating that file now.
-        while True:
-            if not p.exists():
-                try:
-                    os.close(os.open(lock_path(p), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-                    return p
-                except FileExistsError:
-                    pass
-            k += 1
-            p = self.out_dir / f"{base}-{k}.h5"
-
-    def _analog_inputs(self) -> list[tuple[str, str]]:
-        """(name, channel) of each input recorded in /analog_inputs (beyond the 10 rows)."""
-        d = self.rig.daq
-        pd = [("photodiode", d.photodiode_channel)] if d.photodiode_channel else []
-        return pd + list(d.extra_inputs.items())
+        return self.setup.session_path()
 
     def arm(self) -> None:
         """Check, create the file, open the devices. Fails with a clear error before anything moves."""
         if self.state is not RunState.IDLE:
             raise ZaprigError(f"arm() in state {self.state.value}")
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise SessionFileError(
-                f"{self.out_dir}: cannot create the output folder: {e}"
-            ) from None
-        try:  # a folder we cannot write to (or /proc) must fail here, not in the writer
-            with tempfile.TemporaryFile(dir=self.out_dir):
-                pass
-        except OSError as e:
-            raise SessionFileError(
-                f"{self.out_dir}: cannot write a session file there ({e.strerror or e}): "
-                "pick another --out folder"
-            ) from None
-        need = self.planned_bytes()
-        free = shutil.disk_usage(self.out_dir).free
-        if free < need * 1.05:
-            raise SessionFileError(
-                f"{self.out_dir}: {free / 1e9:.2f} GB free, the session needs about "
-                f"{need / 1e9:.2f} GB: free space, pick another --out folder, or use compression"
-            )
-        self.path = self._session_path()
-        m = self.rig.microscope
-        # rows go to the writer process every 0.1 s of samples; in virtual time every 0.5 s
-        # (still within the writer's flush interval): each message costs the writer an h5py
-        # resize and write per column, whatever its length, and was the writer's whole load
-        batch_s = 0.5 if self._virtual else 0.1
-        attrs = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "status": "recording",
-            "started_at": utc_now_iso(),
-            "ended_at": "",
-            "software_version": __version__,
-            "simulated": bool(self.rig.simulated),
-            "hardware_config": self.rig.to_json(),
-            "hardware_config_source": self.rig_source,
-            "protocol": self.protocol.to_json(),
-            "protocol_sha256": self.protocol.sha256,
-            "fish": json.dumps(self.fish_meta, sort_keys=True),
-            "seed": int(self.seed),
-            "clock": type(self.clock).__name__,
-            "volumes_expected": int(self.timeline.n_volumes),
-            "swim_power_units": self.protocol.swim_power,
-        }
+        setup = self.setup
+        setup.check_folder()
+        self.path = setup.session_path()
+        attrs = setup.attrs()
         self.devices = make_devices(self.rig, self.clock, self.seed)
         fish = self.devices.fish
-        live: dict[str, Any] | None = None
-        labels = None
-        waits = [st for c in self.protocol.conditions for st in c.steps if st.wait_for]
-        if waits and not (self.rig.readout.enabled or self.label_file):
-            raise ConfigError(
-                f"protocol {self.protocol.name!r}: {len(waits)} brain-triggered step(s) "
-                "(wait_for) need the live readout: set [readout] enabled = true in the rig config"
-            )
-        if self.rig.readout.enabled or self.label_file:
-            # a bad label file fails here, before the session file exists
-            positions = fish.brain.positions if fish is not None else None
-            labels = prepare_labels(self.rig, positions, self.label_file)
-            live = live_layout(self.rig, labels, self.label_file)
-        if fish is not None:
-            fish.clock = self.costs.clock
-        if hasattr(self.devices.microscope, "clock"):
-            self.devices.microscope.clock = self.costs.clock
-        self.writer = WriterClient(
-            self.path,
-            {
-                "attrs": attrs,
-                "shape_zyx": m.shape_zyx,
-                "voxel_size_um": m.voxel_size_um,
-                "volume_period_s": m.volume_period_s,
-                "sample_rate_hz": self.rig.daq.sample_rate_hz,
-                "compression": self.rig.writer.compression,
-                "ground_truth_positions": fish.brain.positions if fish is not None else None,
-                "analog_inputs": self._analog_inputs(),
-                "ground_truth_tuning": fish.brain.tuning if fish is not None else None,
-                "tuning_names": TUNINGS,
-                "live": live,
-            },
-            n_slots=self.rig.writer.volume_slots,
-            flush_interval_s=self.rig.writer.flush_interval_s,
-            batch_samples=max(
-                self.rig.daq.chunk_samples, round(batch_s * self.rig.daq.sample_rate_hz)
-            ),
-            wait_for_buffers=isinstance(self.clock, VirtualClock),
-        )
+        waits = setup.brain_triggered_steps()
+        labels, live = setup.readout_layout(fish)
+        spec = setup.writer_spec(attrs, fish, live)
+        self.writer = setup.writer(self.path, spec)
         self.writer.on_commit = self._on_volume
         self.writer.start()
-        from_file = bool(self.label_file) or self.rig.readout.labels == "file"
-        if labels is not None and labels.n == 0 and from_file:
-            self._event(
-                0,
-                "warning",
-                f"the label volume {self.label_file or self.rig.readout.label_file} holds no "
-                "label above 0 (all background): the live readout traces 0 neurons; give the "
-                "label volume registered to this fish",
-                "readout",
-            )
+        if msg := setup.empty_labels_warning(labels):
+            self._event(0, "warning", msg, "readout")
         if live is not None:
             self._live = SessionReadout(
                 self.rig,
@@ -454,31 +311,25 @@ class Engine:
                 virtual=self._virtual,
                 brain_triggers=bool(waits),
                 tuning=fish.brain.tuning if fish is not None else None,
-                tuning_names=TUNINGS,
+                tuning_names=spec.tuning_names,
                 event=lambda sample, kind, msg: self._event(sample, kind, msg, "readout"),
                 now=lambda: self._sample,
                 listeners=self._readout_listeners,
             )
         self._log = SessionLog(self.path)
-        source: Source = "engine"
-        devices: tuple[tuple[Source, Any], ...] = (
-            ("laser", self.devices.laser),
-            ("daq", self.devices.daq),
-            ("camera", self.devices.microscope),
-        )
         try:
-            for kind, device in devices:
-                source = kind  # named in the fault if this one fails to open
-                device.open()
-        except BaseException as e:
-            self._close_devices()
-            msg = str(e) if isinstance(e, ZaprigError) else f"{type(e).__name__}: {e}"
-            self._event(0, "fault", f"arming failed: {msg}", source)
-            self.writer.close({"status": "failed", "ended_at": utc_now_iso()})
-            self._log.close()
+            open_devices(self.devices, self._arming_failed)
+        except BaseException:
             self.state = RunState.FAILED
             raise
         self.state = RunState.ARMED
+
+    def _arming_failed(self, source: Source, e: BaseException) -> None:
+        assert self.writer is not None and self._log is not None
+        self._close_devices()
+        self.health.report(0, Fault(source, f"arming failed: {describe_error(e)}"))
+        self.writer.close({"status": "failed", "ended_at": utc_now_iso()})
+        self._log.close()
 
     # -- running -----------------------------------------------------------------------------
     def run(self, progress: Callable[[RunStatus], None] | None = None) -> RunState:
@@ -490,25 +341,18 @@ class Engine:
         assert self.devices is not None and self.writer is not None
         dev, w, tl = self.devices, self.writer, self.timeline
         final = RunState.COMPLETE
+        health = self.health
         try:
             dev.renderer.start(tl, self.rig.daq.sample_rate_hz)
             dev.microscope.start(tl, w)
-            # until the driver confirms, emission is unknown (a failed on() may have half-worked)
-            self._laser_state = "unknown"
-            dev.laser.on(self.rig.laser.power_mw)
-            self._laser_on = True
-            self._laser_state = "on"
-            self._event(0, "info", f"laser on at {self.rig.laser.power_mw:g} mW", "laser")
-            self._laser_watch = _LaserWatch(
-                dev.laser, threaded=not isinstance(self.clock, VirtualClock)
-            )
-            self._start_lanes()
+            health.laser_on(dev.laser, self.rig.laser.power_mw, threaded=not self._virtual)
+            step = self._start_lanes()
             self.state = RunState.RUNNING
             dev.daq.start(tl)
             self._event(0, "protocol", f"run started: {self.protocol.name}", "protocol")
             tick = 0
             with loop_lane_priority(
-                realtime=not isinstance(self.clock, VirtualClock),
+                realtime=not self._virtual,
                 report=lambda m: self._event(0, "info", m, "loop lane"),
                 keep_off=self._heavy_processes,
             ):
@@ -524,8 +368,8 @@ class Engine:
                             self._sample, "protocol", f"run {verb}: {self._abort_reason}", "user"
                         )
                         break
-                    self._step()
-                    if self._fault:
+                    step()
+                    if health.fault is not None:
                         final = RunState.FAILED
                         break
                     tick += 1
@@ -534,14 +378,14 @@ class Engine:
         except KeyboardInterrupt:
             final = RunState.ABORTED
             self._event(self._sample, "protocol", "run aborted: Ctrl-C", "user")
-        except ZaprigError as e:
+        except (FaultRaised, ZaprigError) as e:
             final = RunState.FAILED
-            self._event(self._sample, "fault", str(e), getattr(e, "source", "engine"))
-            self._fault = str(e)
+            health.report(self._sample, fault_of(e))
         except Exception as e:
             final = RunState.FAILED
-            self._fault = f"{type(e).__name__}: {e}"
-            self._event(self._sample, "fault", f"internal error: {self._fault}")
+            msg = describe_error(e)
+            self._event(self._sample, "fault", f"internal error: {msg}")
+            health.report(self._sample, Fault("engine", msg), log=False)
             raise
         finally:
             self.state = RunState.STOPPING
@@ -558,300 +402,57 @@ class Engine:
         proc = getattr(self.writer, "proc", None)
         return [proc.pid] if proc is not None and proc.pid is not None else []
 
-    def _start_lanes(self) -> None:
-        dev, w = self.devices, self.writer
+    def _start_lanes(self) -> Callable[[], None]:
+        """Build and start the lanes; the loop lane's step (timed when costs are enabled)."""
+        dev, w, rig = self.devices, self.writer, self.rig
         assert dev is not None and w is not None
-        self._recorder = StreamRecorder(
-            self.timeline, w, [c.name for c in self.protocol.conditions]
-        )
+        threaded = not self._virtual
+        recorder = StreamRecorder(self.timeline, w, [c.name for c in self.protocol.conditions])
+        patch = rig.display.sync_patch
+        light = None
+        if rig.daq.photodiode_channel and patch is not None and patch.mode == "code":
+            light = LightDecoder(rig.daq.sample_rate_hz, rig.display.refresh_hz)
+        self._records = RecordStep(
+            RecordParts(
+                w, recorder, self.timeline, dev, self.health,
+                FaultInjector(rig.simulation, rig.daq.sample_rate_hz), self._event,
+                lambda: self._sample, self._notes, self._listeners, light, self._live,
+            )
+        )  # fmt: skip
+        handle: Callable[[list[Any]], None] = self._records
+        if self.costs.enabled and threaded:
+            handle = self.costs.timed("record lane", self._records)
         self._image_lane = ImageLane(
             dev.microscope,
             lambda ev: self._microscope_event(ev.kind, ev.message, ev.sample),
-            threaded=not self._virtual,
+            threaded=threaded,
         )
-        self._record_lane = RecordLane(self._record, threaded=not self._virtual)
-        self.costs.lanes_inline = self._virtual
+        self._record_lane = RecordLane(handle, threaded=threaded)
+        viewers = tuple(v for v in (dev.fish, dev.projector) if v is not None)
+        self._loop = LoopLane(
+            LoopParts(
+                dev.daq, dev.renderer, dev.microscope, w, self.timeline, self.detector,
+                self._image_lane, self._record_lane, self.health, self.clock, viewers,
+                self._live, self._virtual,
+            )
+        )  # fmt: skip
+        step = self._loop.step
+        if self.costs.enabled:
+            step = TimedLoop(self._loop, self.costs, dev.fish, dev.microscope).step
         if self._live is not None:
             self._live.start()
         self._image_lane.start()
         self._record_lane.start()
-
-    def _step(self) -> None:
-        """The loop lane: one DAQ chunk, from read to publish; everything else is handed on.
-
-        Each part's time goes to :attr:`costs` (benchmarks/full_protocol.py prints it);
-        the virtual fish's own time is taken out of the DAQ and trigger parts.
-        """
-        dev, w, tl = self.devices, self.writer, self.timeline
-        assert dev is not None and w is not None
-        assert self._image_lane is not None and self._record_lane is not None
-        cc = self.costs
-        costs = cc.seconds
-        fish = dev.fish
-        # time the parts on one chunk in cc.every; float() is a clock that always says 0.0
-        timed = cc.every == 1 or self._sample // self.rig.daq.chunk_samples % cc.every == 0
-        clock: Callable[[], float] = cc.clock if timed else float
-        if timed:
-            cc.timed_chunks += 1
-        if fish is not None:
-            fish.clock = clock
-        fish_before = fish.seconds if fish is not None else 0.0
-        t_start = clock()
-        try:
-            chunk = dev.daq.read()
-        except ZaprigError as e:
-            e.source = "daq"  # type: ignore[attr-defined]
-            raise
-        t_read = clock()
-        n = len(chunk)
-        s0 = self._sample
-        s1 = s0 + n
-        swim, bouts = self.detector.process(chunk[:, :2], s0)
-        t_detect = clock()
-        at = tl.step_at(s1)
-        if at is not None and at.condition != self.loop.condition:
-            # every condition starts its closed loop from rest (Stimulus.initial_loop)
-            self.loop = tl.initial_loop(at.condition)
-            self._swim_delay.reset()
-        if self._live is not None:
-            self._live.on_chunk(at, self.loop, s1)  # a brain-triggered step's decision
-        law = self._law_of(at.stimulus) if at is not None else None
-        if law is not None:
-            assert at is not None
-            delay = round(at.stimulus.applied_feedback_delay_ms() * 1e-3 * self._fs)
-            law.step(self.loop, self._swim_delay(swim, s1, delay), n / self._fs)
-            self.loop.swimming = swim.swimming  # the detector's now; only the feedback waits
-        else:
-            self.loop.swimming = swim.swimming
-            self.loop.gain = 0.0
-        self.loop.updated_sample = s1
-        t_law = clock()
-        dev.renderer.publish(self.loop, s1, n)
-        # -- the closed loop's latency ends here; the rest only hands things on --
-        frames = dev.renderer.collect()
-        t_render = clock()
-        fish_mid = fish.seconds if fish is not None else 0.0
-        if len(frames) and fish is not None:
-            fish.show(frames)  # the simulated world: part of the loop, not bookkeeping
-        if len(frames) and dev.projector is not None:
-            dev.projector.show(frames)  # what the simulated photodiode will see
-        t_image = 0.0  # inline image lane (virtual time): rendering planes on this thread
-        # plane triggers in [s0, s1): a cursor over the trigger table (bisect, no numpy call)
-        lo = self._trigger_cursor
-        hi = bisect.bisect_left(self._trigger_list, s1, lo)
-        if hi > lo:
-            self._trigger_cursor = hi
-            z = tl.planes_per_volume
-            for k in range(lo + (-lo) % z, hi, z):
-                t = k // z
-                w.set_volume_meta(
-                    t, int(tl.volume_starts[t]), tl.plane_samples[t], int(tl.marker_samples[t])
-                )
-                self._volumes_started = t + 1
-            dev.microscope.on_triggers(np.arange(lo, hi), tl.all_plane_samples[lo:hi])
-            t_wake = clock()
-            self._image_lane.wake()  # inline (virtual time): the planes are rendered here
-            t_image += clock() - t_wake
-            if self._virtual and self._live is not None and self._live.waiting:
-                self._live.wait_for(hi // z - 1, self._image_lane.wake, self.clock.yield_to_others)
-        t_trig = clock()
-        self._sample = s1
-        record = ChunkRecord(
-            s0,
-            chunk,
-            frames,
-            bouts,
-            swim.swimming,
-            # new arrays whenever they change (the detector never writes them in place);
-            # the power is made from the variance on the record lane, for live views only
-            self.detector.last_var,
-            self.detector.last_eval_samples,
-            self.detector.threshold,
-            self.loop.velocity,
-            self.loop.gain,
-        )
-        t_submit = clock()
-        self._record_lane.submit(record)  # inline (virtual time): a full batch is recorded here
-        t_hand = clock()
-        if self._virtual:
-            # nothing is real-time: keep the other lanes close behind instead of racing ahead
-            self._record_lane.wait_below(64)
-            while dev.microscope.backlog > 2 and self._image_lane.alive():
-                self._image_lane.wake()
-                self.clock.yield_to_others()
-        if self._image_lane.error and not self._fault:
-            self._fault = self._image_lane.error
-        if self._record_lane.error is not None and not self._fault:
-            self._fault = f"record lane: {describe_error(self._record_lane.error)}"
-        t_end = clock()
-        fish_tail = fish_mid - fish_before
-        fish_rest = (fish.seconds if fish is not None else 0.0) - fish_mid
-        costs["DAQ sim"] += t_read - t_start - fish_tail
-        costs["fish"] += fish_tail + fish_rest
-        costs["detector"] += t_detect - t_read
-        costs["law"] += t_law - t_detect
-        costs["renderer"] += t_render - t_law
-        costs["triggers"] += t_trig - t_render - fish_rest - t_image
-        if self._record_lane.threaded:
-            costs["writer hand-off"] += t_hand - t_trig
-        else:
-            costs["writer hand-off"] += t_submit - t_trig
-            costs["record lane"] += t_hand - t_submit
-        if not self._image_lane.threaded:
-            costs["image lane"] += t_image
-        costs["loop other"] += t_end - t_hand
-
-    def _law_of(self, stimulus: Stimulus) -> StimulusLaw:
-        """The stimulus's feedback law, made once per stimulus (laws are frozen values)."""
-        key = id(stimulus)  # the protocol holds its stimuli for the whole run
-        if key not in self._laws:
-            self._laws[key] = stimulus.law()
-        return self._laws[key]
-
-    def _record(self, batch: list[ChunkRecord]) -> None:
-        """The record lane's work for the chunks waiting (rig/lanes/_records.py), oldest first.
-
-        Tables and stream rows go to the writer once per batch; fault injection and
-        live views still see every chunk, and health checks run once per 0.1 s of
-        samples crossed, as they did chunk by chunk.
-        """
-        dev, w, rc = self.devices, self.writer, self._recorder
-        assert dev is not None and w is not None and rc is not None
-        t0 = self.costs.clock()
-        light = self._light
-        frames = [r.frames for r in batch if len(r.frames)]
-        if light is not None:
-            # frames wait for their light; the photodiode column decodes it (the batch at
-            # once: the same lights as chunk by chunk, without per-chunk numpy calls)
-            self._write_frames(light.feed_many([(r.s0, r.chunk[:, 3], r.frames) for r in batch]))
-        elif frames:
-            self._write_frames(concat_records(frames))
-        self._n.frames += sum(len(f) for f in frames)
-        if self._live is not None and self._live.trigger is not None:
-            self._live.on_frames(concat_records(frames) if frames else np.zeros(0, FRAME_DTYPE))
-        bouts = [r.bouts for r in batch if len(r.bouts)]
-        if bouts:
-            merged = concat_records(bouts)
-            w.table("behavior/bouts", merged)
-            self._n.bouts += len(merged)
-        for rec in batch:
-            rc.add(rec.s0, rec.chunk, rec.frames)
-        rc.emit(final=False)
-        s0, s1 = batch[0].s0, batch[-1].s1
-        rc.conditions(
-            s1,
-            lambda at, c, name: self._event(
-                at, "protocol", f"condition {c} ({name}) starts", "protocol"
-            ),
-        )
-        self._n.last_condition = rc.last_condition
-        with self._notes_lock:
-            notes, self._notes = self._notes, []
-        for text in notes:
-            self._event(s1, "note", text, "user")
-        # injected faults first, so this batch's health check already sees them (a batch
-        # can hold up to 64 chunks in virtual time: checking first made detection 2 batches late)
-        if self._faults.pending:
-            for rec in batch:
-                self._faults.apply(
-                    rec.s1, dev, w, partial(self._event, rec.s1, "info", source="engine")
-                )
-        # health checks cost system calls: a few times per second is well within the 1 s target
-        ticks = s1 // self._health_every - s0 // self._health_every
-        if ticks:
-            self._check_health(s1, ticks)
-        for rec in batch:
-            if self._listeners:
-                live = LiveChunk(
-                    rec.s0,
-                    rec.chunk[:, :2].copy(),
-                    swim_power(rec.var, rec.threshold),
-                    rec.power_samples,
-                    rec.threshold,
-                    rec.velocity,
-                    rec.gain,
-                    self.timeline.condition_at(rec.s0),
-                    rec.swimming,
-                    rec.bouts,
-                    rec.frames,
-                )
-                for cb in self._listeners:
-                    cb(live)
-        if self._record_lane is not None and self._record_lane.threaded:
-            self.costs.seconds["record lane"] += self.costs.clock() - t0  # inline: _step times it
-
-    def _write_frames(self, frames: np.ndarray) -> None:
-        """Frames go to the file once their light is known (at once without a photodiode)."""
-        if len(frames) and self.writer is not None:
-            self.writer.table("stimulus/frames", frames)
-        light = self._light
-        if light is not None and light.problem and not self._n.light_warned:
-            self._n.light_warned = True
-            self._event(self._sample, "warning", light.problem, "photodiode")
+        return step
 
     def _microscope_event(self, kind: Kind, message: str, sample: int = -1) -> None:
         """From the image lane: log it at the sample the camera found it (else the loop's
         current one); a fault stops the run."""
-        self._event(sample if sample >= 0 else self._sample, kind, message, "camera")
-        if kind == "fault" and not self._fault:
-            self._fault = message
-
-    def _send_traces(self) -> None:
-        """Ground-truth traces go to the file as they accrue (memory stays flat)."""
-        fish = self.devices.fish if self.devices else None
-        if fish is None or self.writer is None:
-            return
-        q = fish.brain.traces  # the loop lane appends, this lane takes: popleft is atomic
-        rows = [q.popleft() for _ in range(len(q))]
-        if rows:
-            traces = np.stack(rows)
-            self.writer.traces(traces, fish.brain.true_dff(traces))
-
-    def _device_fault(self, sample: int, message: str, source: Source) -> None:
-        """A device's standing fault: logged once (the record lane checks again until the
-        loop has stopped), and the run stops on it."""
-        if (source, message) in self._reported_faults:
-            return
-        self._reported_faults.add((source, message))
-        self._event(sample, "fault", message, source)
-        if not self._fault:
-            self._fault = message
-
-    def _check_health(self, s1: int, ticks: int = 1) -> None:
-        """``ticks``: how many 0.1 s checks are due (more than one when chunks came in a batch)."""
-        dev, w = self.devices, self.writer
-        assert dev is not None and w is not None
-        before = self._health_ticks
-        self._health_ticks += ticks
-        if self._health_ticks // 100 != before // 100:
-            self._send_traces()  # every 10 s of recording
-        for err in w.poll():
-            self._event(s1, "fault", f"writer: {err}", "writer")
-            self._fault = err
-        if w.proc is not None and not w.alive() and not self._fault:
-            self._fault = "the writer process died; the file holds everything up to its last flush"
-        if msg := dev.renderer.check():
-            self._device_fault(s1, msg, "renderer")
-        if self._laser_watch is not None and (
-            msg := self._laser_watch.check(s1, self._health_every)
-        ):
-            self._device_fault(s1, msg, "laser")
-            self._laser_state = "unknown"  # it no longer answers: we cannot know it is off
-        # In virtual time the image lane waits for a free slot (back-pressure), so a full ring
-        # only means the simulation outran the writer: nothing can be dropped, and saying "the
-        # disk is not keeping up" there would be a false alarm in every test session.
-        fill = 0.0 if self._virtual else w.buffer_fill()
-        if fill >= self.rig.writer.warn_fill and not self._fill_warned:
-            self._fill_warned = True
-            self._event(
-                s1,
-                "warning",
-                f"writer buffer {fill:.0%} full: the disk is not keeping up; volumes will be "
-                "dropped (and recorded) if it fills",
-                "writer",
-            )
-        elif fill < self.rig.writer.warn_fill / 2:
-            self._fill_warned = False
+        at = sample if sample >= 0 else self._sample
+        if kind == "fault":
+            self.health.report(at, Fault("camera", message))
+        else:
+            self._event(at, kind, message, "camera")
 
     # -- ending ------------------------------------------------------------------------------
     def _safe_state(self) -> None:
@@ -860,28 +461,7 @@ class Engine:
         if dev is None:
             return
         self.stopping_step = "switching the laser off"
-        if self._laser_watch is not None:
-            self._laser_watch.stop()
-        failures_before = len(getattr(dev.laser, "off_failures", ()))
-        confirmed = True
-        try:
-            dev.laser.off()
-        except Exception as e:  # off() must not raise; if it does, say so loudly
-            confirmed = False
-            self._event(
-                self._sample, "fault", f"laser may still be on: laser off failed: {e}", "laser"
-            )
-        for msg in getattr(dev.laser, "off_failures", [])[failures_before:]:
-            confirmed = False
-            self._event(self._sample, "fault", f"laser may still be on: {msg}", "laser")
-        # "laser off" only when the driver confirmed it: after a failed off it would be a lie
-        if confirmed:
-            if self._laser_on:
-                self._event(self._sample, "info", "laser off", "laser")
-            self._laser_state = "off"
-        else:
-            self._laser_state = "unknown"
-        self._laser_on = False
+        self.health.laser_off(dev.laser, self._sample)
         self.stopping_step = "stopping the DAQ, camera and stimulus"
         for stop in (dev.daq.stop, self._stop_image_lane, dev.microscope.stop, dev.renderer.stop):
             try:
@@ -896,12 +476,8 @@ class Engine:
         """After the DAQ stopped: frames still arriving are moved, then the lane ends."""
         lane = self._image_lane
         if lane is not None and not lane.stop(timeout_s=10.0):
-            self._event(
-                self._sample,
-                "warning",
-                "the image lane did not finish within 10 s; volumes still in it are not saved",
-                "image lane",
-            )
+            msg = "the image lane did not finish within 10 s; volumes still in it are not saved"
+            self._event(self._sample, "warning", msg, "image lane")
 
     def _stop_record_lane(self) -> None:
         """Every chunk the loop handed on is recorded before the file is closed (bounded)."""
@@ -909,49 +485,39 @@ class Engine:
         if lane is None:
             return
         if not lane.stop(timeout_s=60.0):
-            self._event(
-                self._sample, "fault", "the record lane did not finish within 60 s", "record lane"
-            )
+            msg = "the record lane did not finish within 60 s"
+            self.health.report(self._sample, Fault("record lane", msg))
         if lane.error is not None:
-            self._event(
-                self._sample, "fault", f"record lane: {describe_error(lane.error)}", "record lane"
-            )
+            msg = f"record lane: {describe_error(lane.error)}"
+            self.health.report(self._sample, Fault("record lane", msg))
 
     def _finish(self, final: RunState) -> None:
         w = self.writer
         assert w is not None
-        tl = self.timeline
         self.stopping_step = "writing the last rows, tables and events"
         self._stop_record_lane()
-        self._stop_readout()
-        rc = self._recorder
-        if w.alive() and rc is not None:
-            rc.emit(final=True)
-            if self._light is not None:
-                self._write_frames(self._light.flush())
-            last = rc.last_condition
-            if 0 <= last < tl.n_conditions:
-                rc.condition_row(last, min(self._sample, tl.end_sample))
-            if final is RunState.COMPLETE:
-                self._event(tl.end_sample, "protocol", "run complete", "protocol")
-            self._send_traces()
-            if self._live is not None:
-                self._live.on_frames(np.zeros(0, FRAME_DTYPE), final=True)
+        if self._live is not None:
+            self.stopping_step = "finishing the live readout"
+            self._live.stop()
+        if w.alive() and self._records is not None:
+            self._records.finish(final is RunState.COMPLETE, self._sample)
         status = {
             RunState.COMPLETE: "complete",
             RunState.STOPPED: "stopped",
             RunState.ABORTED: "aborted",
             RunState.FAILED: "failed",
         }[final]
-        if self._fault and final is RunState.FAILED:
-            self._event(self._sample, "fault", f"session failed: {self._fault}")
+        failed = self.health.final_fault()
+        if failed is not None and final is RunState.FAILED:
+            self._event(self._sample, "fault", failed.message, failed.source)
         self.stopping_step = "closing the session file"
+        rec = self._records
         w.close(
             {
                 "status": status,
                 "ended_at": utc_now_iso(),
-                "bouts_detected": self._n.bouts,
-                "frames_shown": self._n.frames,
+                "bouts_detected": rec.bouts if rec else 0,
+                "frames_shown": rec.frames if rec else 0,
                 "frames_dropped": self.devices.renderer.dropped_frames if self.devices else 0,
                 "volumes_dropped": w.volumes_dropped,
                 "planes_dropped": w.planes_missing,
@@ -962,22 +528,17 @@ class Engine:
             # the writer died: close the file from here, with what went wrong
             from rig.session.recover import recover
 
-            faults = [e for e in self._n.events if e[1] == "fault"]
+            faults = [e for e in self._events if e[1] == "fault"]
             try:
                 recover(self.path, events=faults)
             except ZaprigError as e:
-                self._n.events.append((self._sample, "fault", f"recovery failed: {e}"))
+                self._events.append((self._sample, "fault", f"recovery failed: {e}"))
             # recover() wrote status 'failed': say the same as the file does
             final = RunState.FAILED
         if self._log is not None:
             self._log.close()
         self.stopping_step = ""
         self.state = final
-
-    def _stop_readout(self) -> None:
-        if self._live is not None:
-            self.stopping_step = "finishing the live readout"
-            self._live.stop()
 
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         for cb in self._volume_listeners:
@@ -996,72 +557,12 @@ class Engine:
         event = Event(int(sample), self.clock.wall_time(), kind, message, source)
         with self._event_lock:
             if kind == "warning":
-                self._n.warnings += 1
+                self._warnings += 1
             elif kind == "fault":
-                self._n.faults += 1
-            self._n.events.append((sample, kind, message))
+                self._faults += 1
+            self._events.append((sample, kind, message))
             SessionLog.emit(event, self.rig.daq.sample_rate_hz)
             for cb in self._event_listeners:
                 cb(event)
             if self.writer is not None and not self.writer.closed:
                 self.writer.event(event)
-
-
-class _LaserWatch:
-    """Asks the laser for its status every 0.5 s, so a vanished port is noticed within 1 s.
-
-    On a real-time run the serial round trip happens on its own thread (a few ms
-    of blocking would show in the closed loop's latency); in virtual time it is
-    asked inline every 0.5 s of samples, so detection stays within 1 s of sim time.
-    """
-
-    PERIOD_S = 0.5
-
-    def __init__(self, laser: Laser, threaded: bool) -> None:
-        self.laser = laser
-        self.problem: str | None = None
-        self._last_sample = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if threaded:
-            self._thread = threading.Thread(target=self._loop, name="laser-watch", daemon=True)
-            self._thread.start()
-
-    def _ask(self) -> None:
-        # one late answer on a busy machine is not a lost laser: ask once more at once, and
-        # call it lost only if that fails too (a vanished port fails both at once)
-        for attempt in (1, 2):
-            try:
-                faults = self.laser.faults()
-            except ZaprigError as e:
-                problem = f"laser not answering: {e}"
-            except Exception as e:
-                problem = f"laser status failed: {type(e).__name__}: {e}"
-            else:
-                if faults:
-                    self.problem = f"laser reports faults: {', '.join(faults)}"
-                return
-            if attempt == 2:
-                self.problem = problem
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.PERIOD_S) and self.problem is None:
-            self._ask()
-
-    def check(self, sample: int, samples_per_check: int) -> str | None:
-        # inline (virtual time): samples_per_check is 0.1 s, so ask every fifth check
-        due = sample - self._last_sample >= 5 * samples_per_check
-        if self._thread is None and self.problem is None and due:
-            self._last_sample = sample
-            self._ask()
-        return self.problem
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-
-
-def describe_error(e: BaseException) -> str:
-    """One line for people: our errors as they are (they say what to do), others with their type."""
-    return str(e) if isinstance(e, ZaprigError) else f"{type(e).__name__}: {e}"

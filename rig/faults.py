@@ -51,9 +51,7 @@ class FaultInjector:
             if what == "renderer":
                 devices.renderer.kill()
             elif what == "laser":
-                device = getattr(devices.laser, "device", None)
-                if device is not None:
-                    device.disconnect()
+                devices.laser.simulate_disconnect()
             elif what == "disk":
                 writer.inject_disk_full()
             elif what == "writer":

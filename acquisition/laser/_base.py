@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from acquisition._device import Device
@@ -44,6 +45,23 @@ class Laser(Device):
         asks 14,400 times.
         """
         return self.status().faults
+
+    @property
+    def off_failures(self) -> Sequence[str]:
+        """Every failed attempt to switch the emission off, oldest first.
+
+        :meth:`off` never raises (it runs on every stop path): a driver that can fail to
+        switch off keeps each failure here, and the runner reports the new ones as faults
+        ("laser may still be on") instead of saying the laser is off.
+        """
+        return ()
+
+    def simulate_disconnect(self) -> bool:
+        """Fault injection: lose the link as a pulled cable would; False where it cannot.
+
+        Only a simulated laser can (the rig config's ``[faults] laser_disconnects_at_s``).
+        """
+        return False
 
     @abstractmethod
     def close(self) -> None:

@@ -158,12 +158,16 @@ class ObisLaser(Laser):
         self.identity = ""
         self.model = ""
         self.max_power_mw: float | None = None
-        #: Every failed attempt to switch the emission off, for the engine to report.
-        self.off_failures: list[str] = []
+        self._off_failures: list[str] = []
 
     @classmethod
     def from_config(cls, cfg: LaserConfig, *, guard: bool = True) -> ObisLaser:
         return cls(cfg.port, baudrate=cfg.baudrate, timeout_s=cfg.timeout_s, guard=guard)
+
+    @property
+    def off_failures(self) -> list[str]:
+        """Every failed attempt to switch the emission off, for the runner to report."""
+        return self._off_failures
 
     @property
     def is_open(self) -> bool:
@@ -385,7 +389,7 @@ class ObisLaser(Laser):
 
     def _record_off_failure(self, message: str) -> None:
         log.error("%s", message)
-        self.off_failures.append(message)
+        self._off_failures.append(message)
 
     # ------------------------------------------------------------------ guard
     def _start_guard(self) -> None:

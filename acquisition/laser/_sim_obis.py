@@ -342,6 +342,13 @@ class SimulatedObisLaser(ObisLaser):
             self.device.close()
             raise
 
+    def simulate_disconnect(self) -> bool:
+        """The simulated laser's port vanishes (fault injection)."""
+        if self.device is None:
+            return False
+        self.device.disconnect()
+        return True
+
     def close(self) -> None:
         try:
             super().close()

@@ -9,6 +9,7 @@ the engine, and reports frames that went missing or arrived extra as events.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -77,6 +78,14 @@ class Microscope(Device):
         Runs on the image lane (rig/lanes), beside the loop; :meth:`on_triggers` runs on
         the loop lane and must stay cheap (bookkeeping, never image data).
         """
+
+    #: Seconds this microscope spent making or moving frames on the image lane, as timed
+    #: by the clock given to :meth:`use_cost_clock` (0 where it keeps no count).
+    render_seconds: float = 0.0
+
+    def use_cost_clock(self, clock: Callable[[], float]) -> None:
+        """Time its own work (:attr:`render_seconds`) with ``clock`` (the benchmarks' cost
+        breakdown: a thread's CPU time); a microscope that keeps no count ignores it."""
 
     @property
     def backlog(self) -> int:

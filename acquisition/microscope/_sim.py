@@ -62,6 +62,9 @@ class SimMicroscope(Microscope):
         self.render_seconds = 0.0
         self.clock: Callable[[], float] = time.perf_counter
 
+    def use_cost_clock(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+
     @property
     def shape_zyx(self) -> tuple[int, int, int]:
         return self.cfg.shape_zyx

@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 from acquisition.tables import concat_records
 from acquisition.writer._process import writer_main
 from acquisition.writer._ring import QUEUED, VolumeRing
+from acquisition.writer._spec import WriterSpec
 from rig.core.errors import SessionFileError
 from rig.core.events import Event, event_columns
 
@@ -40,16 +41,16 @@ class WriterClient:
     def __init__(
         self,
         path: Path,
-        create_kwargs: dict[str, Any],
+        spec: WriterSpec | Mapping[str, Any],
         n_slots: int,
         flush_interval_s: float = 1.0,
         batch_samples: int = 600,
         wait_for_buffers: bool = False,
     ) -> None:
         self.path = Path(path)
-        self._create_kwargs = create_kwargs
+        self.spec = spec if isinstance(spec, WriterSpec) else WriterSpec.from_mapping(spec)
         self._ctx = mp.get_context("spawn")
-        shape = create_kwargs["shape_zyx"]
+        shape = self.spec.shape_zyx
         self.ring = VolumeRing(shape, n_slots)
         self._inbox: mp.Queue = self._ctx.Queue(maxsize=4096)
         self._status: mp.Queue = self._ctx.Queue()
@@ -88,7 +89,7 @@ class WriterClient:
             name="zaprig-writer",
             args=(
                 str(self.path),
-                self._create_kwargs,
+                self.spec.create_kwargs(),
                 self.ring.spec(),
                 self.ring.states,
                 self._inbox,

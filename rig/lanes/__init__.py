@@ -32,8 +32,10 @@ lanes run inline on the loop's thread (``threaded=False``), where lanes gain not
 
 from __future__ import annotations
 
-from rig.lanes._costs import PARTS, ChunkCosts
+from rig.lanes._costs import PARTS, ChunkCosts, TimedLoop
 from rig.lanes._image import ImageLane
+from rig.lanes._loop import LoopLane, LoopParts
+from rig.lanes._record_step import LiveChunk, Notes, RecordParts, RecordStep
 from rig.lanes._records import ChunkRecord, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
 
@@ -42,7 +44,14 @@ __all__ = [
     "ChunkCosts",
     "ChunkRecord",
     "ImageLane",
+    "LiveChunk",
+    "LoopLane",
+    "LoopParts",
+    "Notes",
     "RecordLane",
+    "RecordParts",
+    "RecordStep",
     "StreamRecorder",
+    "TimedLoop",
     "loop_lane_priority",
 ]
