@@ -29,11 +29,11 @@ from rig import __version__
 from rig.core.clock import Clock, utc_now_iso
 from rig.core.config import RigConfig
 from rig.core.errors import ConfigError, SessionFileError
-from rig.core.events import Source
+from rig.core.events import Kind, Source
 from rig.core.layout import FORMAT, FORMAT_VERSION
 from rig.core.lock import lock_path
 from rig.devices import Devices
-from rig.readout import LabelIndex, live_layout, prepare_labels
+from rig.readout import LabelIndex, LiveRow, SessionReadout, live_layout, prepare_labels
 from stimuli.protocol import Protocol
 from stimuli.schedule import Schedule
 from stimuli.state import FRAME_DTYPE
@@ -218,6 +218,31 @@ class SessionSetup:
             ground_truth_tuning=fish.brain.tuning if fish is not None else None,
             tuning_names=TUNINGS,
             live=live,
+        )
+
+    def session_readout(
+        self,
+        writer: WriterClient,
+        labels: LabelIndex | None,
+        brain_triggered_steps: int,
+        fish: VirtualFish | None,
+        event: Callable[[int, Kind, str], None],
+        now: Callable[[], int],
+        listeners: list[Callable[[LiveRow], None]],
+    ) -> SessionReadout:
+        """The live readout's side of the session (its lane, /live, brain triggers)."""
+        return SessionReadout(
+            self.rig,
+            self.schedule,
+            writer,
+            labels,
+            virtual=self.virtual,
+            brain_triggers=bool(brain_triggered_steps),
+            tuning=fish.brain.tuning if fish is not None else None,
+            tuning_names=TUNINGS,
+            event=event,
+            now=now,
+            listeners=listeners,
         )
 
     def writer(self, path: Path, spec: WriterSpec) -> WriterClient:

@@ -10,6 +10,8 @@ and switching rigs is a config change.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +36,24 @@ class Devices:
     fish: VirtualFish | None
     #: The simulated projector the simulated photodiode looks at (sim DAQ with a photodiode).
     projector: SimProjector | None = None
+
+    def stop(self, after_daq: Callable[[], None] | None, warn: Callable[[str], None]) -> None:
+        """Outputs to zero: the DAQ, then ``after_daq`` (the image lane's last frames), the
+        camera and the stimulus; each failure is a ``warn`` and the others still stop."""
+        stops = (self.daq.stop, after_daq, self.microscope.stop, self.renderer.stop)
+        for stop in stops:
+            if stop is None:
+                continue
+            try:
+                stop()
+            except Exception as e:
+                warn(f"{stop.__qualname__}: {e}")
+
+    def close(self) -> None:
+        """Release the laser, the DAQ and the camera (never raises)."""
+        for close in (self.laser.close, self.daq.close, self.microscope.close):
+            with contextlib.suppress(Exception):
+                close()
 
 
 def make_fish(rig: RigConfig, seed: int) -> VirtualFish | None:

@@ -18,42 +18,33 @@ zero first, then the file is closed with a status that says how it ended.
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from acquisition.daq import LightDecoder
 from acquisition.swims import OnlineSwimDetector, SwimParams
 from acquisition.writer import WriterClient
 from rig.arming import SessionSetup, open_devices
 from rig.core.clock import Clock, VirtualClock, make_clock, utc_now_iso
 from rig.core.config import RigConfig
 from rig.core.errors import ConfigError, ZaprigError
-from rig.core.events import Event, Fault, Kind, SessionLog, Source
+from rig.core.events import Event, Fault, SessionLog, Source
 from rig.devices import Devices, make_devices
-from rig.faults import FaultInjector
+from rig.event_log import EventLog
 from rig.health import FaultRaised, HealthMonitor, describe_error, fault_of
 from rig.lanes import (
     ChunkCosts,
-    ImageLane,
+    LaneParts,
     LiveChunk,
-    LoopLane,
-    LoopParts,
     Notes,
-    RecordLane,
-    RecordParts,
-    RecordStep,
-    StreamRecorder,
-    TimedLoop,
+    SessionLanes,
     loop_lane_priority,
 )
 from rig.readout import LiveRow, ReadoutLane, SessionReadout
+from rig.run_state import FILE_STATUS, RunState, RunStatus
 from stimuli.protocol import Protocol
 from stimuli.schedule import Schedule
 
@@ -61,52 +52,6 @@ __all__ = ["SEED_MAX", "Engine", "LiveChunk", "RunState", "RunStatus", "describe
 
 #: Seeds are stored as an unsigned 32-bit attribute and seed numpy's generators.
 SEED_MAX = 2**32 - 1
-
-
-class RunState(enum.Enum):
-    IDLE = "idle"
-    ARMED = "armed"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    COMPLETE = "complete"
-    #: Ended early on purpose, at the end of a condition block (the blocks recorded are whole).
-    STOPPED = "stopped"
-    ABORTED = "aborted"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class RunStatus:
-    """A snapshot for progress bars and the GUI's session bar."""
-
-    state: RunState
-    sample: int
-    end_sample: int
-    volumes_acquired: int
-    volumes_expected: int
-    condition: int
-    condition_name: str
-    bouts: int
-    dropped_frames: int
-    dropped_volumes: int
-    writer_fill: float
-    warnings: int
-    path: str
-    sample_rate_hz: float = 6000.0
-    #: Camera planes never delivered (left as zeros in their volume), as the file counts them.
-    dropped_planes: int = 0
-    #: Faults only (``warnings`` counts warnings only).
-    faults: int = 0
-    #: What the laser driver last confirmed: "on", "off", or "unknown" (it may still be on).
-    laser: str = "off"
-
-    @property
-    def elapsed_s(self) -> float:
-        return self.sample / self.sample_rate_hz
-
-    @property
-    def remaining_s(self) -> float:
-        return max(0, self.end_sample - self.sample) / self.sample_rate_hz
 
 
 class Engine:
@@ -155,23 +100,17 @@ class Engine:
         self._clean_stop = False
         self._stop_at_sample: int | None = None  # a clean stop at a block's end
         self._notes = Notes()
-        self._warnings = 0
-        self._faults = 0
-        self._events: list[tuple[int, Kind, str]] = []
+        #: Every event of the session, from any lane (the file, the subscribers, the log).
+        self._event = EventLog(self.clock, fs)
         self._listeners: list[Callable[[LiveChunk], None]] = []
         self._volume_listeners: list[Callable[[int, np.ndarray], None]] = []
-        self._event_listeners: list[Callable[[Event], None]] = []
         self._readout_listeners: list[Callable[[LiveRow], None]] = []
         self._live: SessionReadout | None = None
         self._log: SessionLog | None = None
-        self._event_lock = threading.RLock()  # events come from every lane
         self.health = HealthMonitor(
             self._event, max(1, round(0.1 * fs)), rig.writer.warn_fill, self._virtual
         )
-        self._loop: LoopLane | None = None
-        self._records: RecordStep | None = None
-        self._image_lane: ImageLane | None = None
-        self._record_lane: RecordLane | None = None
+        self._lanes: SessionLanes | None = None
         #: What the stop is doing now, for "still saving ..." answers to a second Ctrl-C.
         self.stopping_step = ""
 
@@ -186,7 +125,7 @@ class Engine:
 
     def subscribe_events(self, callback: Callable[[Event], None]) -> None:
         """Called with every :class:`~rig.core.events.Event` as it is logged, from any lane."""
-        self._event_listeners.append(callback)
+        self._event.listeners.append(callback)
 
     def subscribe_readout(self, callback: Callable[[LiveRow], None]) -> None:
         """Called with each volume's :class:`~rig.readout.LiveRow` (from the readout lane)."""
@@ -203,26 +142,9 @@ class Engine:
         return self._live.labels if self._live is not None else None
 
     @property
-    def fish_meta(self) -> dict[str, Any]:
-        return dict(self.setup.fish_meta)
-
-    @property
-    def session_name(self) -> str | None:
-        return self.setup.session_name
-
-    @property
-    def rig_source(self) -> str:
-        return self.setup.rig_source
-
-    @property
-    def label_file(self) -> str | None:
-        """The session's own label volume for the live readout (overrides the rig's)."""
-        return self.setup.label_file
-
-    @property
     def _sample(self) -> int:
         """The loop's current DAQ sample (the next chunk's first)."""
-        return self._loop.sample if self._loop is not None else 0
+        return self._lanes.sample if self._lanes is not None else 0
 
     # -- stop and abort ----------------------------------------------------------------------
     def request_stop(self, reason: str = "stopped by the user") -> None:
@@ -252,7 +174,8 @@ class Engine:
         self._notes.add(text)
 
     def status(self) -> RunStatus:
-        w, dev, rec = self.writer, self.devices, self._records
+        w, dev = self.writer, self.devices
+        rec = self._lanes.records if self._lanes else None
         sample = self._sample
         c = self.timeline.condition_at(sample)
         names = [x.name for x in self.protocol.conditions]
@@ -268,11 +191,11 @@ class Engine:
             dropped_frames=dev.renderer.dropped_frames if dev else 0,
             dropped_volumes=w.volumes_dropped if w else 0,
             writer_fill=w.buffer_fill() if w and not w.closed else 0.0,
-            warnings=self._warnings,
+            warnings=self._event.warnings,
             path=str(self.path or ""),
             sample_rate_hz=self.rig.daq.sample_rate_hz,
             dropped_planes=w.planes_missing if w else 0,
-            faults=self._faults,
+            faults=self._event.faults,
             laser=self.health.laser,
         )
 
@@ -280,9 +203,6 @@ class Engine:
     def planned_bytes(self) -> int:
         """About how many bytes the session file will take (checked against disk free when arming)."""
         return self.setup.planned_bytes()
-
-    def _session_path(self) -> Path:
-        return self.setup.session_path()
 
     def arm(self) -> None:
         """Check, create the file, open the devices. Fails with a clear error before anything moves."""
@@ -300,22 +220,15 @@ class Engine:
         self.writer = setup.writer(self.path, spec)
         self.writer.on_commit = self._on_volume
         self.writer.start()
+        self._event.writer = self.writer
         if msg := setup.empty_labels_warning(labels):
             self._event(0, "warning", msg, "readout")
         if live is not None:
-            self._live = SessionReadout(
-                self.rig,
-                self.timeline,
-                self.writer,
-                labels,
-                virtual=self._virtual,
-                brain_triggers=bool(waits),
-                tuning=fish.brain.tuning if fish is not None else None,
-                tuning_names=spec.tuning_names,
-                event=lambda sample, kind, msg: self._event(sample, kind, msg, "readout"),
-                now=lambda: self._sample,
-                listeners=self._readout_listeners,
-            )
+            self._live = setup.session_readout(
+                self.writer, labels, waits, fish,
+                lambda at, kind, msg: self._event(at, kind, msg, "readout"),
+                lambda: self._sample, self._readout_listeners,
+            )  # fmt: skip
         self._log = SessionLog(self.path)
         try:
             open_devices(self.devices, self._arming_failed)
@@ -325,8 +238,8 @@ class Engine:
         self.state = RunState.ARMED
 
     def _arming_failed(self, source: Source, e: BaseException) -> None:
-        assert self.writer is not None and self._log is not None
-        self._close_devices()
+        assert self.devices is not None and self.writer is not None and self._log is not None
+        self.devices.close()
         self.health.report(0, Fault(source, f"arming failed: {describe_error(e)}"))
         self.writer.close({"status": "failed", "ended_at": utc_now_iso()})
         self._log.close()
@@ -403,56 +316,18 @@ class Engine:
         return [proc.pid] if proc is not None and proc.pid is not None else []
 
     def _start_lanes(self) -> Callable[[], None]:
-        """Build and start the lanes; the loop lane's step (timed when costs are enabled)."""
-        dev, w, rig = self.devices, self.writer, self.rig
+        """Build and start the lanes; the loop lane's step."""
+        dev, w = self.devices, self.writer
         assert dev is not None and w is not None
-        threaded = not self._virtual
-        recorder = StreamRecorder(self.timeline, w, [c.name for c in self.protocol.conditions])
-        patch = rig.display.sync_patch
-        light = None
-        if rig.daq.photodiode_channel and patch is not None and patch.mode == "code":
-            light = LightDecoder(rig.daq.sample_rate_hz, rig.display.refresh_hz)
-        self._records = RecordStep(
-            RecordParts(
-                w, recorder, self.timeline, dev, self.health,
-                FaultInjector(rig.simulation, rig.daq.sample_rate_hz), self._event,
-                lambda: self._sample, self._notes, self._listeners, light, self._live,
+        names = [c.name for c in self.protocol.conditions]
+        self._lanes = lanes = SessionLanes(
+            LaneParts(
+                self.rig, self.timeline, names, dev, w, self.detector, self.health, self._event,
+                self._notes, self._listeners, self._live, self.clock, self._virtual, self.costs,
             )
         )  # fmt: skip
-        handle: Callable[[list[Any]], None] = self._records
-        if self.costs.enabled and threaded:
-            handle = self.costs.timed("record lane", self._records)
-        self._image_lane = ImageLane(
-            dev.microscope,
-            lambda ev: self._microscope_event(ev.kind, ev.message, ev.sample),
-            threaded=threaded,
-        )
-        self._record_lane = RecordLane(handle, threaded=threaded)
-        viewers = tuple(v for v in (dev.fish, dev.projector) if v is not None)
-        self._loop = LoopLane(
-            LoopParts(
-                dev.daq, dev.renderer, dev.microscope, w, self.timeline, self.detector,
-                self._image_lane, self._record_lane, self.health, self.clock, viewers,
-                self._live, self._virtual,
-            )
-        )  # fmt: skip
-        step = self._loop.step
-        if self.costs.enabled:
-            step = TimedLoop(self._loop, self.costs, dev.fish, dev.microscope).step
-        if self._live is not None:
-            self._live.start()
-        self._image_lane.start()
-        self._record_lane.start()
-        return step
-
-    def _microscope_event(self, kind: Kind, message: str, sample: int = -1) -> None:
-        """From the image lane: log it at the sample the camera found it (else the loop's
-        current one); a fault stops the run."""
-        at = sample if sample >= 0 else self._sample
-        if kind == "fault":
-            self.health.report(at, Fault("camera", message))
-        else:
-            self._event(at, kind, message, "camera")
+        lanes.start()
+        return lanes.step
 
     # -- ending ------------------------------------------------------------------------------
     def _safe_state(self) -> None:
@@ -463,58 +338,36 @@ class Engine:
         self.stopping_step = "switching the laser off"
         self.health.laser_off(dev.laser, self._sample)
         self.stopping_step = "stopping the DAQ, camera and stimulus"
-        for stop in (dev.daq.stop, self._stop_image_lane, dev.microscope.stop, dev.renderer.stop):
-            try:
-                stop()
-            except Exception as e:
-                self._event(self._sample, "warning", f"{stop.__qualname__}: {e}", "engine")
+        lanes = self._lanes
+        at = self._sample
+        dev.stop(
+            lanes.stop_image_lane if lanes is not None else None,
+            lambda msg: self._event(at, "warning", msg, "engine"),
+        )
         # the microscope reports frames never delivered and volumes cut short when it stops
         for ev in dev.microscope.poll():
-            self._event(self._sample, ev.kind, ev.message, "camera")
-
-    def _stop_image_lane(self) -> None:
-        """After the DAQ stopped: frames still arriving are moved, then the lane ends."""
-        lane = self._image_lane
-        if lane is not None and not lane.stop(timeout_s=10.0):
-            msg = "the image lane did not finish within 10 s; volumes still in it are not saved"
-            self._event(self._sample, "warning", msg, "image lane")
-
-    def _stop_record_lane(self) -> None:
-        """Every chunk the loop handed on is recorded before the file is closed (bounded)."""
-        lane = self._record_lane
-        if lane is None:
-            return
-        if not lane.stop(timeout_s=60.0):
-            msg = "the record lane did not finish within 60 s"
-            self.health.report(self._sample, Fault("record lane", msg))
-        if lane.error is not None:
-            msg = f"record lane: {describe_error(lane.error)}"
-            self.health.report(self._sample, Fault("record lane", msg))
+            self._event(at, ev.kind, ev.message, "camera")
 
     def _finish(self, final: RunState) -> None:
         w = self.writer
         assert w is not None
         self.stopping_step = "writing the last rows, tables and events"
-        self._stop_record_lane()
+        lanes = self._lanes
+        if lanes is not None:
+            lanes.stop_record_lane()
         if self._live is not None:
             self.stopping_step = "finishing the live readout"
             self._live.stop()
-        if w.alive() and self._records is not None:
-            self._records.finish(final is RunState.COMPLETE, self._sample)
-        status = {
-            RunState.COMPLETE: "complete",
-            RunState.STOPPED: "stopped",
-            RunState.ABORTED: "aborted",
-            RunState.FAILED: "failed",
-        }[final]
+        rec = lanes.records if lanes is not None else None
+        if w.alive() and rec is not None:
+            rec.finish(final is RunState.COMPLETE, self._sample)
         failed = self.health.final_fault()
         if failed is not None and final is RunState.FAILED:
             self._event(self._sample, "fault", failed.message, failed.source)
         self.stopping_step = "closing the session file"
-        rec = self._records
         w.close(
             {
-                "status": status,
+                "status": FILE_STATUS[final],
                 "ended_at": utc_now_iso(),
                 "bouts_detected": rec.bouts if rec else 0,
                 "frames_shown": rec.frames if rec else 0,
@@ -523,16 +376,17 @@ class Engine:
                 "planes_dropped": w.planes_missing,
             }
         )
-        self._close_devices()
+        if self.devices is not None:
+            self.devices.close()
         if not w.closed_ok and self.path is not None:
             # the writer died: close the file from here, with what went wrong
             from rig.session.recover import recover
 
-            faults = [e for e in self._events if e[1] == "fault"]
+            faults = [e for e in self._event.rows if e[1] == "fault"]
             try:
                 recover(self.path, events=faults)
             except ZaprigError as e:
-                self._events.append((self._sample, "fault", f"recovery failed: {e}"))
+                self._event.rows.append((self._sample, "fault", f"recovery failed: {e}"))
             # recover() wrote status 'failed': say the same as the file does
             final = RunState.FAILED
         if self._log is not None:
@@ -543,26 +397,3 @@ class Engine:
     def _on_volume(self, t: int, volume: np.ndarray) -> None:
         for cb in self._volume_listeners:
             cb(t, volume)
-
-    def _close_devices(self) -> None:
-        dev = self.devices
-        if dev is None:
-            return
-        for close in (dev.laser.close, dev.daq.close, dev.microscope.close):
-            with contextlib.suppress(Exception):
-                close()
-
-    def _event(self, sample: int, kind: Kind, message: str, source: Source = "engine") -> None:
-        """Log an event (from any lane): to the file, the subscribers and the session log."""
-        event = Event(int(sample), self.clock.wall_time(), kind, message, source)
-        with self._event_lock:
-            if kind == "warning":
-                self._warnings += 1
-            elif kind == "fault":
-                self._faults += 1
-            self._events.append((sample, kind, message))
-            SessionLog.emit(event, self.rig.daq.sample_rate_hz)
-            for cb in self._event_listeners:
-                cb(event)
-            if self.writer is not None and not self.writer.closed:
-                self.writer.event(event)

@@ -95,7 +95,7 @@ def test_a_fish_id_with_a_slash_is_sanitised_into_the_file_name(tmp_path: Path) 
     e = Engine(
         load_config(), load_protocol(None), tmp_path, clock="virtual", fish={"fish_id": "a/../b c"}
     )
-    name = e._session_path().name
+    name = e.setup.session_path().name
     assert "/" not in name and name.endswith("_a_.._b_c.h5"), name
 
 

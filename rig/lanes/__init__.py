@@ -38,12 +38,14 @@ from rig.lanes._loop import LoopLane, LoopParts
 from rig.lanes._record_step import LiveChunk, Notes, RecordParts, RecordStep
 from rig.lanes._records import ChunkRecord, RecordLane, StreamRecorder
 from rig.lanes._rt import loop_lane_priority
+from rig.lanes._session import LaneParts, SessionLanes
 
 __all__ = [
     "PARTS",
     "ChunkCosts",
     "ChunkRecord",
     "ImageLane",
+    "LaneParts",
     "LiveChunk",
     "LoopLane",
     "LoopParts",
@@ -51,6 +53,7 @@ __all__ = [
     "RecordLane",
     "RecordParts",
     "RecordStep",
+    "SessionLanes",
     "StreamRecorder",
     "TimedLoop",
     "loop_lane_priority",
