@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     costs = engine.costs
     if not costs.lanes_inline:  # the image lane's own thread: its CPU time as the microscope saw it
         scope = engine.devices.microscope if engine.devices else None
-        costs.seconds["image lane"] = getattr(scope, "render_seconds", 0.0)
+        costs.seconds["image lane"] = scope.render_seconds if scope is not None else 0.0
     print(
         f"\nper-chunk cost ({chunks} chunks of {rig.daq.chunk_samples} samples; CPU time per thread):"
     )

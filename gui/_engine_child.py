@@ -157,6 +157,7 @@ def run_engine_process(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from rig.core.errors import ZaprigError
     from rig.engine import Engine, RunState, describe_error
+    from rig.health import source_of
 
     parent = os.getppid()
     ring = ChunkRing(shape, ring_name)
@@ -184,7 +185,8 @@ def run_engine_process(
             label_file=spec.label_file,
         )
     except Exception as e:
-        out.put("failed", f"the session could not start: {describe_error(e)}")
+        msg = f"the session could not start: {describe_error(e)}"
+        out.put("failed", msg, source_of(e))
         out.put("finished", RunState.FAILED.value)
         out.flush(FLUSH_S)
         return
@@ -265,7 +267,10 @@ def run_engine_process(
     except Exception as e:
         if not isinstance(e, ZaprigError):
             traceback.print_exc()
-        out.put("failed", f"the session could not start: {describe_error(e)}")
+        # the device that did not open (the health monitor has its fault), else by type
+        fault = eng.health.fault
+        source = fault.source if fault is not None else source_of(e)
+        out.put("failed", f"the session could not start: {describe_error(e)}", source)
     else:
         timer = _LoopTimer(eng) if spec.time_loop else None
         out.put("armed", str(eng.path))
@@ -275,7 +280,8 @@ def run_engine_process(
         except Exception as e:
             # the engine has already closed the file as 'failed'; this is a bug to report
             traceback.print_exc()
-            out.put("failed", f"the run stopped on an internal error: {describe_error(e)}")
+            msg = f"the run stopped on an internal error: {describe_error(e)}"
+            out.put("failed", msg, "engine")
             final = RunState.FAILED
     done.set()
     if timer is not None:

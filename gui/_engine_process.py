@@ -100,8 +100,9 @@ class EngineRunner(QtCore.QObject):
 
     #: The session file exists and the devices are open (its path).
     armed = QtCore.pyqtSignal(str)
-    #: The run could not start or hit an error (a message that says what and what to do).
-    failed = QtCore.pyqtSignal(str)
+    #: The run could not start or hit an error: (a message that says what and what to do,
+    #: the event source it comes from: the lamp it lights).
+    failed = QtCore.pyqtSignal(str, str)
     #: The session is over; the final state's value ("complete", "stopped", "aborted", "failed").
     finished = QtCore.pyqtSignal(str)
 
@@ -285,7 +286,8 @@ class EngineRunner(QtCore.QObject):
             self.error = f"the engine process ended unexpectedly (exit code {proc.exitcode})"
             self.failed.emit(
                 f"{self.error}; the file may be incomplete: zaprig recover --salvage "
-                f"{self.engine.path if self.engine and self.engine.path else '<file>'}"
+                f"{self.engine.path if self.engine and self.engine.path else '<file>'}",
+                "engine",
             )
             self._end(RunState.FAILED)
 
@@ -316,7 +318,7 @@ class EngineRunner(QtCore.QObject):
             self.armed.emit(str(msg[1]))
         elif kind == "failed":
             self.error = str(msg[1])
-            self.failed.emit(self.error)
+            self.failed.emit(self.error, str(msg[2]) if len(msg) > 2 else "engine")
         elif kind == "loop_lag":
             self.loop_lag_ms = np.asarray(msg[1])
         elif kind == "finished":

@@ -12,9 +12,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from rig.core.vocabulary import FAULT_DEVICES, SOURCE_DEVICES, device_of_fault
+from rig.core.vocabulary import SOURCE_DEVICES
 
-__all__ = ["FAULT_DEVICES", "Phase", "PhaseStyle", "device_of_fault", "fault_advice"]
+__all__ = ["Phase", "PhaseStyle", "device_of_source", "fault_advice"]
 
 
 class Phase(enum.Enum):
@@ -91,9 +91,18 @@ _ADVICE: dict[str, tuple[str, str]] = {
 SOURCE_LAMPS = SOURCE_DEVICES
 
 
-def fault_advice(message: str, source: str | None = None) -> tuple[str, str]:
-    """(what failed, what to do) for a fault, in words for the person at the rig."""
-    key = device_of_fault(message, source)
+def device_of_source(source: str | None) -> str | None:
+    """The Rig tab lamp (device) a fault's ``source`` lights; None for the run as a whole.
+
+    The app goes by the source alone, never by the words of a message: every fault
+    the engine reports carries the source that failed (rig/health.py).
+    """
+    return SOURCE_DEVICES.get(source) if source else None
+
+
+def fault_advice(source: str | None) -> tuple[str, str]:
+    """(what failed, what to do) for a fault from ``source``, in words for the person at the rig."""
+    key = device_of_source(source)
     if key is None:
         return "SESSION", "Read the event log for the cause; the session file is closed and valid."
     return _ADVICE[key]

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gui._engine_process import EngineRunner
-from gui._lifecycle import STYLES, Phase, device_of_fault, fault_advice
+from gui._lifecycle import STYLES, Phase, device_of_source, fault_advice
 from gui._notes import BEFORE_RUN, append_note
 from gui._past_session import read_past_session
 from gui._qt import QtCore, QtGui, QtWidgets
@@ -472,11 +472,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.phase is Phase.ARMING:
             self._set_phase(Phase.RUNNING)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, source: str = "engine") -> None:
         self._app_message("error", message)
         if not self._first_fault:  # the banner keeps saying this when the session ends
-            self._first_fault, self._first_fault_source = message, ""
-        self._show_fault(message)
+            self._first_fault, self._first_fault_source = message, source
+        self._show_fault(message, source)
 
     def _finished(self, state: str) -> None:
         self.runner.wait()
@@ -539,10 +539,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_fault(self, message: str, source: str | None = None) -> None:
         """The banner: what failed, the lamp and cable to check, whether the laser may be on."""
-        what, todo = fault_advice(message, source)
+        what, todo = fault_advice(source)
         eng = self.runner.engine
         laser_unknown = (eng is not None and eng.status().laser == "unknown") or (
-            device_of_fault(message, source) == "laser"
+            device_of_source(source) == "laser"
         )
         laser = (
             "<br><b>THE LASER MAY STILL BE ON</b>: switch it off at its key switch or controller."
@@ -563,7 +563,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # in words for people; the event log keeps the device's own message
         text = html.escape(plain_fault(message))
         self.fault_banner.show_message(f"{head}: {text}{more}<br>{todo}{laser}", "fault")
-        if key := device_of_fault(message, source):
+        if key := device_of_source(source):
             self.rig_panel.set_device_state(key, "fault", message)
 
     # -- timers -----------------------------------------------------------------------------
@@ -595,7 +595,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._first_fault = ev.message
             self._first_fault_source = ev.source
             self._show_fault(ev.message, ev.source)
-        elif key := device_of_fault(ev.message, ev.source):
+        elif key := device_of_source(ev.source):
             self.rig_panel.set_device_state(key, "fault", ev.message)
 
     def _tick_status(self) -> None:

@@ -312,7 +312,7 @@ class Engine:
         """Processes kept off the loop's CPU: the writer (a buffered write holds its CPU for
         milliseconds). The live readout stays free: it only computes, in user space, where
         the loop preempts it at once, and on the writer's CPU it starved the writer."""
-        proc = getattr(self.writer, "proc", None)
+        proc = self.writer.proc if self.writer is not None else None
         return [proc.pid] if proc is not None and proc.pid is not None else []
 
     def _start_lanes(self) -> Callable[[], None]:

@@ -21,10 +21,18 @@ from collections.abc import Callable
 from typing import Literal, Protocol
 
 from acquisition.laser import Laser
-from rig.core.errors import ZaprigError
+from rig.core.errors import SessionFileError, ZaprigError
 from rig.core.events import Fault, Kind, Source
 
-__all__ = ["FaultRaised", "HealthMonitor", "LaserState", "LaserWatch", "describe_error"]
+__all__ = [
+    "FaultRaised",
+    "HealthMonitor",
+    "LaserState",
+    "LaserWatch",
+    "describe_error",
+    "fault_of",
+    "source_of",
+]
 
 #: What the laser driver last confirmed; "unknown": it may still be on.
 LaserState = Literal["on", "off", "unknown"]
@@ -43,6 +51,15 @@ class FaultRaised(ZaprigError):
 def describe_error(e: BaseException) -> str:
     """One line for people: our errors as they are (they say what to do), others with their type."""
     return str(e) if isinstance(e, ZaprigError) else f"{type(e).__name__}: {e}"
+
+
+def source_of(e: BaseException) -> Source:
+    """Where a failure to start or run comes from, by its type (never by its words)."""
+    if isinstance(e, FaultRaised):
+        return e.fault.source
+    if isinstance(e, SessionFileError):
+        return "disk"
+    return "engine"
 
 
 def fault_of(e: BaseException, source: Source = "engine") -> Fault:
