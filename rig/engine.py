@@ -386,7 +386,7 @@ class Engine:
             try:
                 recover(self.path, events=faults)
             except ZaprigError as e:
-                self._event.rows.append((self._sample, "fault", f"recovery failed: {e}"))
+                self._event.rows.append((self._sample, "fault", f"recovery failed: {e}", "writer"))
             # recover() wrote status 'failed': say the same as the file does
             final = RunState.FAILED
         if self._log is not None:

@@ -26,8 +26,8 @@ class EventLog:
         self._lock = threading.RLock()
         self.warnings = 0
         self.faults = 0
-        #: (sample, kind, message) of every event, in order.
-        self.rows: list[tuple[int, Kind, str]] = []
+        #: (sample, kind, message, source) of every event, in order.
+        self.rows: list[tuple[int, Kind, str, Source]] = []
         self.listeners: list[Callable[[Event], None]] = []
         #: Where events are written, once the file exists.
         self.writer: WriterClient | None = None
@@ -39,7 +39,7 @@ class EventLog:
                 self.warnings += 1
             elif kind == "fault":
                 self.faults += 1
-            self.rows.append((sample, kind, message))
+            self.rows.append((sample, kind, message, source))
             SessionLog.emit(event, self._fs)
             for cb in self.listeners:
                 cb(event)

@@ -39,19 +39,19 @@ def laser_emission_ends_off(engine: Engine) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("fault", "words", "clock"),
+    ("fault", "words", "clock", "source"),
     [
-        ("camera_stops_at_s", "camera stopped delivering frames", "virtual"),
-        ("daq_overflow_at_s", "overflow", "virtual"),
-        ("renderer_dies_at_s", "renderer", "virtual"),
-        ("laser_disconnects_at_s", "laser not answering", "virtual"),
+        ("camera_stops_at_s", "camera stopped delivering frames", "virtual", "camera"),
+        ("daq_overflow_at_s", "overflow", "virtual", "daq"),
+        ("renderer_dies_at_s", "renderer", "virtual", "renderer"),
+        ("laser_disconnects_at_s", "laser not answering", "virtual", "laser"),
         # the writer's faults are timed against the wall clock: run those in real time
-        ("disk_full_at_s", "disk full", "realtime"),
-        ("writer_dies_at_s", "writer process died", "realtime"),
+        ("disk_full_at_s", "disk full", "realtime", "writer"),
+        ("writer_dies_at_s", "writer process died", "realtime", "writer"),
     ],
 )
 def test_fault_fails_the_session_cleanly(
-    tmp_path: Path, fault: str, words: str, clock: str
+    tmp_path: Path, fault: str, words: str, clock: str, source: str
 ) -> None:
     engine, final = run_with(tmp_path, clock, **{fault: FAULT_AT_S})
     assert final is RunState.FAILED
@@ -71,6 +71,14 @@ def test_fault_fails_the_session_cleanly(
             if k == "fault" and words in m
         ]
         assert hits, list(ev["message"])
+        # the device that failed is named by the event's source, and the final "session
+        # failed" event keeps it (the app lights that lamp without reading the words)
+        failed = [
+            str(src)
+            for k, m, src in zip(ev["kind"], ev["message"], ev["source"])
+            if k == "fault" and str(m).startswith("session failed:")
+        ]
+        assert failed == [source], list(zip(ev["message"], ev["source"]))
         # detected within 1 s of the fault (sim time)
         assert hits[0] <= (FAULT_AT_S + 1.0) * fs
         # nothing recorded before the fault is lost (the writer flushes at least every 1 s)

@@ -31,7 +31,7 @@ import numpy as np
 
 from rig.core.clock import utc_now_iso
 from rig.core.errors import SessionFileError
-from rig.core.events import Event, Kind, event_columns
+from rig.core.events import Event, Kind, Source, event_columns
 from rig.core.layout import FORMAT, append_columns
 from rig.core.lock import exclusive
 from rig.session._damage import check_file
@@ -57,21 +57,26 @@ def _clear_flags(path: Path) -> None:
         raise SessionFileError(f"{path}: h5clear failed: {r.stderr.strip() or r.stdout.strip()}")
 
 
-def _append_events(f: h5py.File, events: list[tuple[int, Kind, str]]) -> None:
+#: An event the engine could not log before the writer died: (sample, kind, message[, source]).
+RecoveredEvent = tuple[int, Kind, str] | tuple[int, Kind, str, Source]
+
+
+def _append_events(f: h5py.File, events: list[RecoveredEvent]) -> None:
     now = time.time()
-    rows = [Event(int(s), now, k, m, source="engine") for s, k, m in events]
+    rows = [Event(int(e[0]), now, e[1], e[2], e[3] if len(e) > 3 else "engine") for e in events]
     append_columns(f["events"], event_columns(rows), only_existing=True)
 
 
-def recover(path: str | Path, events: Sequence[tuple[int, Kind, str]] = ()) -> str:
-    """Set status ``failed`` on an interrupted file; ``events`` (sample, kind, message) are
-    appended too (the engine passes the faults the dead writer could not log)."""
+def recover(path: str | Path, events: Sequence[RecoveredEvent] = ()) -> str:
+    """Set status ``failed`` on an interrupted file; ``events`` (sample, kind, message[,
+    source]) are appended too (the engine passes the faults the dead writer could not log,
+    each with its source; without one, ``engine``)."""
     p = Path(path)
     with exclusive(p, "recovering"):
         return _recover(p, events)
 
 
-def _recover(p: Path, events: Sequence[tuple[int, Kind, str]]) -> str:
+def _recover(p: Path, events: Sequence[RecoveredEvent]) -> str:
     check = check_file(p)
     if (problem := check.problem()) is not None:
         hint = f"; {salvage_advice(check)[1]}" if check.truncated else ""
