@@ -25,6 +25,7 @@ from gui._qt import QtCore, QtWidgets
 from gui.app import SHORTCUTS, MainWindow
 from gui.panels.fish import next_fish_id
 from rig.core.config import DEFAULT_CONFIG
+from rig.core.events import Event
 from rig.session import ROW, read_table
 
 Yes = QtWidgets.QMessageBox.StandardButton.Yes
@@ -176,6 +177,20 @@ def test_a_lost_laser_shows_unknown_and_a_banner_naming_it(qtbot, make_window, t
     assert w.fault_banner.isVisible()
     qtbot.mouseClick(w.fault_banner.dismiss_button, QtCore.Qt.MouseButton.LeftButton)
     assert not w.fault_banner.isVisible()
+
+
+def test_the_lamp_and_the_banner_follow_the_fault_source_never_its_words(make_window):
+    w = make_window()
+    # a DAQ driver's message may name the camera and the laser it was triggering
+    words = "camera trigger line lost: the laser sync and the display stop"
+    w.on_event(Event(600, 0.0, "fault", words, "daq"), 6000.0)
+    lamps = {k: light.state for k, light in w.rig_panel.lights.items()}
+    assert lamps["daq"] == "fault"
+    assert [k for k, state in lamps.items() if state == "fault"] == ["daq"]
+    assert "DAQ FAULT" in w.fault_banner.text and "may still be on" not in w.fault_banner.text
+    # a later fault of the run as a whole lights no lamp, whatever its words
+    w.on_event(Event(700, 0.0, "fault", "internal error: the writer's laser", "engine"), 6000.0)
+    assert [k for k, li in w.rig_panel.lights.items() if li.state == "fault"] == ["daq"]
 
 
 def test_a_dropped_camera_plane_is_counted_the_same_in_the_bar_and_the_file(
