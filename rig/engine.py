@@ -6,14 +6,11 @@
                       |                 '--(device or disk fault)-> STOPPING --> FAILED
                       '--(preflight or file error: nothing started)------------> FAILED
 
-The runner owns only the states, stop and abort, and the final status; each job
-is elsewhere: the session set-up (``rig/arming.py``: disk check, file name, file
-attributes, the writer's spec), the loop lane's step (``rig/lanes/_loop.py``),
-the record lane's step (``rig/lanes/_record_step.py``) and the health monitor
-(``rig/health.py``: every fault through one path, the laser watch). ``run``
-steps the loop lane once per DAQ chunk; stop requests and faults take effect
-between chunks. Whatever ends the run, the laser goes off and the outputs go to
-zero first, then the file is closed with a status that says how it ended.
+The runner owns only the states, stop and abort, and the final status. The session
+set-up is ``rig/arming.py``, the lanes ``rig/lanes`` (loop and record steps), faults
+and the laser watch ``rig/health.py``. ``run`` steps the loop lane once per DAQ chunk;
+stops and faults take effect between chunks. Whatever ends the run, the laser goes off
+and the outputs go to zero first, then the file is closed with a status that says how.
 """
 
 from __future__ import annotations
@@ -309,9 +306,8 @@ class Engine:
         return self.state
 
     def _heavy_processes(self) -> list[int]:
-        """Processes kept off the loop's CPU: the writer (a buffered write holds its CPU for
-        milliseconds). The live readout stays free: it only computes, in user space, where
-        the loop preempts it at once, and on the writer's CPU it starved the writer."""
+        """Kept off the loop's CPU: the writer (a buffered write holds its CPU for ms); not the
+        readout (it only computes; on the writer's CPU it starved the writer)."""
         proc = self.writer.proc if self.writer is not None else None
         return [proc.pid] if proc is not None and proc.pid is not None else []
 
