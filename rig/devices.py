@@ -19,10 +19,12 @@ import numpy as np
 from acquisition.daq import Daq, SimProjector, make_daq
 from acquisition.fish import VirtualFish
 from acquisition.laser import Laser, make_laser
-from acquisition.microscope import Microscope, make_microscope
+from acquisition.microscope import Microscope, VolumeSink, make_microscope
 from rig.core.clock import Clock
 from rig.core.config import RigConfig
+from rig.health import as_fault
 from stimuli.render import Renderer, make_renderer
+from stimuli.schedule import Schedule
 
 __all__ = ["Devices", "make_devices", "make_fish", "make_projector"]
 
@@ -36,6 +38,19 @@ class Devices:
     fish: VirtualFish | None
     #: The simulated projector the simulated photodiode looks at (sim DAQ with a photodiode).
     projector: SimProjector | None = None
+
+    def start(self, schedule: Schedule, sample_rate_hz: float, sink: VolumeSink) -> None:
+        """The stimulus, then the camera's triggered sequence (before the laser and the DAQ);
+        a device that does not start raises its own fault."""
+        with as_fault("renderer"):
+            self.renderer.start(schedule, sample_rate_hz)
+        with as_fault("camera"):
+            self.microscope.start(schedule, sink)
+
+    def start_daq(self, schedule: Schedule) -> None:
+        """The DAQ's tasks on one trigger: the master clock starts, and with it the run."""
+        with as_fault("daq"):
+            self.daq.start(schedule)
 
     def stop(self, after_daq: Callable[[], None] | None, warn: Callable[[str], None]) -> None:
         """Outputs to zero: the DAQ, then ``after_daq`` (the image lane's last frames), the

@@ -253,12 +253,11 @@ class Engine:
         final = RunState.COMPLETE
         health = self.health
         try:
-            dev.renderer.start(tl, self.rig.daq.sample_rate_hz)
-            dev.microscope.start(tl, w)
+            dev.start(tl, self.rig.daq.sample_rate_hz, w)
             health.laser_on(dev.laser, self.rig.laser.power_mw, threaded=not self._virtual)
             step = self._start_lanes()
             self.state = RunState.RUNNING
-            dev.daq.start(tl)
+            dev.start_daq(tl)
             self._event(0, "protocol", f"run started: {self.protocol.name}", "protocol")
             tick = 0
             with loop_lane_priority(

@@ -17,7 +17,8 @@ is the first thing every stop does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal, Protocol
 
 from acquisition.laser import Laser
@@ -29,6 +30,7 @@ __all__ = [
     "HealthMonitor",
     "LaserState",
     "LaserWatch",
+    "as_fault",
     "describe_error",
     "fault_of",
     "source_of",
@@ -46,6 +48,17 @@ class FaultRaised(ZaprigError):
     def __init__(self, fault: Fault) -> None:
         super().__init__(fault.message)
         self.fault = fault
+
+
+@contextmanager
+def as_fault(source: Source, laser_may_be_on: bool = False) -> Iterator[None]:
+    """A device call inside: its error becomes that device's fault (:class:`FaultRaised`)."""
+    try:
+        yield
+    except FaultRaised:
+        raise
+    except ZaprigError as e:
+        raise FaultRaised(Fault(source, str(e), laser_may_be_on)) from e
 
 
 def describe_error(e: BaseException) -> str:
@@ -161,7 +174,8 @@ class HealthMonitor:
     def laser_on(self, laser: Laser, power_mw: float, threaded: bool) -> None:
         """Switch the laser on and start watching it (the state is unknown until it answers)."""
         self.laser = "unknown"  # a failed on() may have half-worked
-        laser.on(power_mw)
+        with as_fault("laser", laser_may_be_on=True):
+            laser.on(power_mw)
         self._laser_on = True
         self.laser = "on"
         self._log(0, "info", f"laser on at {power_mw:g} mW", "laser")

@@ -21,9 +21,8 @@ from acquisition.daq import Daq
 from acquisition.microscope import Microscope
 from acquisition.swims import OnlineSwimDetector
 from rig.core.clock import Clock
-from rig.core.errors import ZaprigError
 from rig.core.events import Fault
-from rig.health import FaultRaised, describe_error
+from rig.health import as_fault, describe_error
 from rig.lanes._records import ChunkRecord
 from stimuli.closed_loop import LoopState, SwimDelay, SwimInput
 from stimuli.library import Stimulus, StimulusLaw
@@ -165,10 +164,8 @@ class LoopLane:
 
     # -- the phases ------------------------------------------------------------------------
     def read(self) -> None:
-        try:
+        with as_fault("daq"):
             self._chunk = self.p.daq.read()
-        except ZaprigError as e:
-            raise FaultRaised(Fault("daq", str(e))) from e
         self._s1 = self.sample + len(self._chunk)
 
     def detect(self) -> None:
@@ -198,12 +195,10 @@ class LoopLane:
 
     def render(self) -> None:
         r = self.p.renderer
-        try:
+        with as_fault("renderer"):
             r.publish(self.loop, self._s1, len(self._chunk))
             # -- the closed loop's latency ends here; the rest only hands things on --
             self._frames = r.collect()
-        except ZaprigError as e:
-            raise FaultRaised(Fault("renderer", str(e))) from e
 
     def triggers(self) -> None:
         """The simulated world sees the frames; the camera learns the planes triggered."""
