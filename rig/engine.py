@@ -358,7 +358,7 @@ class Engine:
             rec.finish(final is RunState.COMPLETE, self._sample)
         failed = self.health.final_fault()
         if failed is not None and final is RunState.FAILED:
-            self._event(self._sample, "fault", failed.message, failed.source)
+            self.health.report(self._sample, failed)  # the failed source, restated
         self.stopping_step = "closing the session file"
         w.close(
             {
