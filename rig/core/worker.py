@@ -81,6 +81,8 @@ log = logging.getLogger("zaprig.worker")
 PARENT_POLL_S = 0.2
 #: The longest a child waits, at its end, for the parent to take its last messages.
 CHILD_FLUSH_S = 10.0
+#: The same after the child's main failed (its report is the one message that matters).
+FAILED_FLUSH_S = 1.0
 #: After ``terminate``, how long :meth:`Worker.stop` waits for the exit before ``kill``.
 TERMINATE_WAIT_S = 0.5
 #: After ``kill`` (and after a failure report), how long it waits for the exit.
@@ -121,7 +123,8 @@ class Failed(Lifecycle):
 
     @classmethod
     def from_exception(cls, worker: str, exc: BaseException) -> Failed:
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        text = str(exc)
+        last = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         try:
             pickle.loads(pickle.dumps(exc))
@@ -332,7 +335,8 @@ def _child_main(spec: _Spec) -> None:
     except BaseException as exc:  # reported to the parent, which says it its own way
         code = 1
         ctx.send(Failed.from_exception(spec.name, exc), timeout=1.0)
-    if not _bounded_join_feeder(spec.outbox, CHILD_FLUSH_S):
+    # after a failure, exit soon: the parent learns of it from the exit too
+    if not _bounded_join_feeder(spec.outbox, FAILED_FLUSH_S if code else CHILD_FLUSH_S):
         log.info("%s: the parent did not take the last messages", spec.name)
     log.info("%s: ended (exit code %d)", spec.name, code)
     if code:
