@@ -1,7 +1,8 @@
 """The engine's side of the writer: batches small records, lends volume buffers, never blocks.
 
 Stream rows and table rows are gathered and sent in batches (about every 0.1 s
-of samples) so inter-process overhead stays small even in virtual time.
+of samples), each batch one message, so inter-process overhead stays small even
+in virtual time.
 Volumes travel through the shared-memory :class:`VolumeRing`; only a slot
 number crosses the queue. If the queue is full the writer is far behind: the
 batch is kept and a warning raised, never a wait in the closed loop.
@@ -31,8 +32,8 @@ from acquisition.writer._messages import (
     Live,
     LiveLabels,
     Progress,
-    Stream,
-    Table,
+    Records,
+    TableRows,
     Traces,
     Volume,
     WriterProblem,
@@ -210,12 +211,14 @@ class WriterClient:
             self._flush()
 
     def _flush(self) -> None:
+        """The stream rows and every table's rows gathered so far, as one message."""
+        stream = None
         if self._stream:
-            rows = np.concatenate(self._stream) if len(self._stream) > 1 else self._stream[0]
+            stream = np.concatenate(self._stream) if len(self._stream) > 1 else self._stream[0]
             self._stream.clear()
             self._stream_n = 0
-            self._send(Stream(rows))
-        for path, parts in list(self._tables.items()):
+        tables: list[tuple[str, TableRows]] = []
+        for path, parts in self._tables.items():
             if not parts:
                 continue
             if isinstance(parts[0], np.ndarray):
@@ -223,7 +226,9 @@ class WriterClient:
             else:
                 merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             parts.clear()
-            self._send(Table(path, merged))
+            tables.append((path, merged))
+        if stream is not None or tables:
+            self._send(Records(stream, tuple(tables)))
 
     def _send(self, msg: Message, force: bool = False) -> None:
         """Queue a message without waiting; ``force`` (closing, attributes) may wait, in order."""

@@ -22,8 +22,8 @@ __all__ = [
     "Live",
     "LiveLabels",
     "Progress",
-    "Stream",
-    "Table",
+    "Records",
+    "TableRows",
     "Traces",
     "Volume",
     "WriterProblem",
@@ -32,19 +32,20 @@ __all__ = [
 
 
 # -- engine -> writer ---------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class Stream(Message):
-    """Stream rows (n, 10 + k): the 10-row stream, then the rig's k extra analog inputs."""
-
-    rows: np.ndarray
+#: One table's new rows: a record array, or named columns of equal length
+TableRows = np.ndarray | dict[str, np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
-class Table(Message):
-    """Rows to append to the table at ``path`` (a record array or named columns)."""
+class Records(Message):
+    """The records gathered since the last batch, in one message (one queue transit).
 
-    path: str
-    rows: np.ndarray | dict[str, np.ndarray]
+    ``stream``: rows (n, 10 + k), the 10-row stream then the rig's k extra analog inputs, or
+    None; ``tables``: (table path, rows) in the order they are to be appended.
+    """
+
+    stream: np.ndarray | None
+    tables: tuple[tuple[str, TableRows], ...]
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,8 +30,7 @@ from acquisition.writer._messages import (
     Live,
     LiveLabels,
     Progress,
-    Stream,
-    Table,
+    Records,
     Traces,
     Volume,
     WriterProblem,
@@ -74,8 +73,7 @@ class _Writer:
         self._columns: dict[str, tuple[dict[str, h5py.Dataset], dict[str, int]]] = {}
         #: The one dispatch table of the engine's messages
         self.handlers: Handlers = {
-            Stream: self._stream,
-            Table: self._table,
+            Records: self._records,
             Volume: self._volume,
             Dropped: self._dropped,
             Traces: self._traces,
@@ -87,8 +85,13 @@ class _Writer:
             Stop: self._stop,
         }
 
-    def _stream(self, msg: Stream) -> None:
-        rows = msg.rows
+    def _records(self, msg: Records) -> None:
+        if msg.stream is not None:
+            self._stream(msg.stream)
+        for path, rows in msg.tables:
+            self.append(path, rows)
+
+    def _stream(self, rows: np.ndarray) -> None:
         n0 = self.stream.shape[0]
         self.stream.resize((n0 + len(rows), 10))
         self.stream[n0:] = rows[:, :10]
@@ -99,9 +102,6 @@ class _Writer:
             a[n0:] = rows[:, 10:]
         self.stream_rows += len(rows)
         self.bytes_written += rows.nbytes
-
-    def _table(self, msg: Table) -> None:
-        self.append(msg.path, msg.rows)
 
     def _volume(self, msg: Volume) -> None:
         self._volume_meta(msg.t, msg.start, msg.planes, msg.marker)
