@@ -23,6 +23,7 @@ from acquisition.fish._brain import Brain
 from acquisition.writer._ring import VolumeRing
 from rig.core.config import ReadoutConfig, RigConfig, load_config
 from rig.core.errors import ConfigError
+from rig.core.worker import Ready, Stop, WorkerContext
 from rig.engine import Engine, RunState
 from rig.readout import (
     LabelIndex,
@@ -33,6 +34,7 @@ from rig.readout import (
     load_label_file,
     trace_means,
 )
+from rig.readout._messages import Read, Row, Skipped
 from rig.readout._process import readout_main
 from rig.session import read_table
 from stimuli.library import Dark, Flash
@@ -254,19 +256,20 @@ def test_a_reused_slot_is_skipped_not_read() -> None:
         assert slot is not None
         ring.slot(slot)[...] = 120
         gen = int(ring.generations[slot])
-        inbox.put((0, slot, 0, gen))  # read: the reference
-        inbox.put((1, slot, 1, gen - 1))  # the slot holds a newer volume than this message says
-        inbox.put(None)
-        args = (ring.spec(), ring.states, ring.generations, settings, index)
-        th = threading.Thread(target=readout_main, args=(*args, inbox, outbox, done, os.getppid()))
+        inbox.put(Read(0, slot, 0, gen))  # read: the reference
+        inbox.put(Read(1, slot, 1, gen - 1))  # the slot holds a newer volume than this says
+        inbox.put(Stop())
+        ctx = WorkerContext("readout", inbox, outbox, threading.Event(), os.getppid())
+        args = (ring.spec(), ring.states, ring.generations, settings, index, done)
+        th = threading.Thread(target=readout_main, args=(ctx, *args))
         th.start()
         th.join(30)
         msgs = []
         while not outbox.empty():
             msgs.append(outbox.get_nowait())
-        kinds = [m[0] for m in msgs]
-        assert kinds == ["row", "skipped"], msgs
-        assert msgs[1][1] == 1
+        kinds = [type(m) for m in msgs]
+        assert kinds == [Ready, Row, Skipped], msgs
+        assert msgs[2].t == 1
         assert done.value == 1
     finally:
         ring.close()

@@ -1,7 +1,8 @@
 """The engine's side of the writer: batches small records, lends volume buffers, never blocks.
 
 Stream rows and table rows are gathered and sent in batches (about every 0.1 s
-of samples) so inter-process overhead stays small even in virtual time.
+of samples), each batch one message, so inter-process overhead stays small even
+in virtual time.
 Volumes travel through the shared-memory :class:`VolumeRing`; only a slot
 number crosses the queue. If the queue is full the writer is far behind: the
 batch is kept and a warning raised, never a wait in the closed loop.
@@ -13,11 +14,7 @@ held for bookkeeping only, never while a volume is copied or a slot waited for.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import queue
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,11 +23,27 @@ from typing import Any
 import numpy as np
 
 from acquisition.tables import concat_records
+from acquisition.writer._messages import (
+    Attrs,
+    Close,
+    Closed,
+    Dropped,
+    InjectDiskFull,
+    Live,
+    LiveLabels,
+    Progress,
+    Records,
+    TableRows,
+    Traces,
+    Volume,
+    WriterProblem,
+)
 from acquisition.writer._process import writer_main
 from acquisition.writer._ring import QUEUED, VolumeRing
 from acquisition.writer._spec import WriterSpec
 from rig.core.errors import SessionFileError
 from rig.core.events import Event, event_columns
+from rig.core.worker import Failed, Handlers, Message, Worker, WorkerError
 
 __all__ = ["WriterClient", "concat_records"]
 
@@ -49,11 +62,8 @@ class WriterClient:
     ) -> None:
         self.path = Path(path)
         self.spec = spec if isinstance(spec, WriterSpec) else WriterSpec.from_mapping(spec)
-        self._ctx = mp.get_context("spawn")
         shape = self.spec.shape_zyx
         self.ring = VolumeRing(shape, n_slots)
-        self._inbox: mp.Queue = self._ctx.Queue(maxsize=4096)
-        self._status: mp.Queue = self._ctx.Queue()
         self._flush_s = flush_interval_s
         self._batch_samples = batch_samples
         # In virtual time nothing is real-time, so wait for the disk instead of dropping.
@@ -63,9 +73,17 @@ class WriterClient:
         self._tables: dict[str, list[Any]] = defaultdict(list)
         self._slots: dict[int, int] = {}
         self._volume_meta: dict[int, tuple[int, np.ndarray, int]] = {}
-        self._backlog: list[tuple[Any, ...]] = []
+        self._backlog: list[Message] = []
         self._lock = threading.RLock()
-        self.proc: Any = None
+        self._worker: Worker | None = None
+        #: The writer's messages, one handler each
+        self._handlers: Handlers = {
+            Progress: self._on_progress,
+            Closed: self._on_closed,
+            WriterProblem: self._on_problem,
+            Failed: self._on_failed,
+        }
+        self._new_errors: list[str] = []
         self.errors: list[str] = []
         self.volumes_written = 0
         self.bytes_written = 0
@@ -82,83 +100,73 @@ class WriterClient:
         self.slot_ready: Callable[[int], bool] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
+    @property
+    def proc(self) -> Any:
+        """The writer's process (None before :meth:`start`)."""
+        return self._worker.proc if self._worker is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._worker.pid if self._worker is not None else None
+
     def start(self, timeout_s: float = 30.0) -> None:
         """Start the process and wait until the file exists (fails before any device starts)."""
-        self.proc = self._ctx.Process(
-            target=writer_main,
-            name="zaprig-writer",
-            args=(
-                str(self.path),
-                self.spec.create_kwargs(),
-                self.ring.spec(),
-                self.ring.states,
-                self._inbox,
-                self._status,
-                self._flush_s,
-                os.getpid(),
-            ),
+        self._worker = Worker(
+            "writer",
+            writer_main,
+            str(self.path),
+            self.spec.create_kwargs(),
+            self.ring.spec(),
+            self.ring.states,
+            self._flush_s,
+            inbox=4096,
             daemon=False,
         )
-        self.proc.start()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                msg = self._status.get(timeout=0.1)
-            except queue.Empty:
-                if not self.proc.is_alive():
-                    break
-                continue
-            if msg[0] == "ready":
-                return
-            if msg[0] == "error":
-                self.proc.join(5)
-                self.ring.close()
-                raise SessionFileError(msg[1])
-        self.proc.kill()
-        self.ring.close()
-        raise SessionFileError(f"{self.path}: the writer process did not start")
+        try:
+            self._worker.start(timeout_s)
+        except WorkerError as e:
+            failure = e.failure
+            self._worker.stop(5.0 if failure is not None else 0.0, request=None)
+            self.ring.close()
+            if failure is not None and isinstance(failure.exception, SessionFileError):
+                raise SessionFileError(failure.message) from None
+            why = f" ({failure.error})" if failure is not None else ""
+            raise SessionFileError(f"{self.path}: the writer process did not start{why}") from None
 
     def close(self, final_attrs: dict[str, Any], timeout_s: float = 120.0) -> None:
         """Send everything still pending, set the final attributes, wait for the file to close."""
         if self.closed:
             return
-        if self.proc.is_alive():
+        worker = self._worker
+        assert worker is not None, "start() first"
+        if worker.alive():
             with self._lock:
                 self._flush()
-                self._send(("close", final_attrs), force=True)
-        deadline = time.monotonic() + timeout_s
-        while self.proc.is_alive() and time.monotonic() < deadline:
-            self.poll()
-            self.proc.join(0.1)
-        # the last status messages may still be in the pipe after the process ended
-        self.poll(wait_s=0.5 if self.proc.exitcode == 0 else 0.0)
-        if self.proc.is_alive():
+                self._send(Close(final_attrs), force=True)
+        # the writer's own end: it closes the file after the Close message, in order
+        if not worker.stop(timeout_s, self._handlers, request=None):
             self.errors.append(
                 "writer did not finish in time; killed (file readable up to last flush)"
             )
-            self.proc.kill()
-            self.proc.join(5)
-        # The writer is gone. Whatever it did not read stays in the queue's feeder thread,
-        # which would otherwise block this process's exit forever writing to a pipe
-        # nobody reads (multiprocessing joins it at exit): drop it instead.
-        self._inbox.cancel_join_thread()
+        # the last status messages may still be in the pipe after the process ended
+        self.poll(wait_s=0.5 if worker.exitcode == 0 else 0.0)
         self._backlog.clear()
         self.ring.close()
         self.closed = True
 
     def kill(self) -> None:
         """For fault injection: the writer process dies."""
-        if self.proc is not None:
-            self.proc.kill()
+        if self._worker is not None:
+            self._worker.kill()
 
     def inject_disk_full(self) -> None:
         """For fault injection: the writer's next write fails with ENOSPC."""
         with self._lock:
             self._flush()
-            self._send(("inject", "disk_full"), force=True)
+            self._send(InjectDiskFull(), force=True)
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
+        return self._worker is not None and self._worker.alive()
 
     # -- records -----------------------------------------------------------------------------
     def stream(self, rows: np.ndarray) -> None:
@@ -182,21 +190,21 @@ class WriterClient:
         with self._lock:
             self.flush()
             d = None if dff is None else np.asarray(dff, dtype=np.float32)
-            self._send(("traces", np.asarray(traces, dtype=np.float32), d))
+            self._send(Traces(np.asarray(traces, dtype=np.float32), d))
 
     def live(self, row: dict[str, Any]) -> None:
         """One volume's live readout: a row of each ``/live/...`` dataset (rig/readout)."""
         with self._lock:
-            self._send(("live", row))
+            self._send(Live(row))
 
     def live_labels(self, ids: np.ndarray, positions_zyx: np.ndarray) -> None:
         """The readout's labels, once known (cells detected on the reference volume)."""
         with self._lock:
-            self._send(("live_labels", ids, positions_zyx))
+            self._send(LiveLabels(ids, positions_zyx))
 
     def attrs(self, values: dict[str, Any]) -> None:
         with self._lock:
-            self._send(("attrs", values), force=True)
+            self._send(Attrs(values), force=True)
 
     def flush(self) -> None:
         """Send batched stream and table rows (call once per chunk or so)."""
@@ -204,12 +212,14 @@ class WriterClient:
             self._flush()
 
     def _flush(self) -> None:
+        """The stream rows and every table's rows gathered so far, as one message."""
+        stream = None
         if self._stream:
-            rows = np.concatenate(self._stream) if len(self._stream) > 1 else self._stream[0]
+            stream = np.concatenate(self._stream) if len(self._stream) > 1 else self._stream[0]
             self._stream.clear()
             self._stream_n = 0
-            self._send(("stream", rows))
-        for path, parts in list(self._tables.items()):
+        tables: list[tuple[str, TableRows]] = []
+        for path, parts in self._tables.items():
             if not parts:
                 continue
             if isinstance(parts[0], np.ndarray):
@@ -217,30 +227,25 @@ class WriterClient:
             else:
                 merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             parts.clear()
-            self._send(("table", path, merged))
+            tables.append((path, merged))
+        if stream is not None or tables:
+            self._send(Records(stream, tuple(tables)))
 
-    def _send(self, msg: tuple[Any, ...], force: bool = False) -> None:
+    def _send(self, msg: Message, force: bool = False) -> None:
         """Queue a message without waiting; ``force`` (closing, attributes) may wait, in order."""
-        if force and self.proc is not None and not self.proc.is_alive():
+        worker = self._worker
+        assert worker is not None, "start() first"
+        if force and not worker.alive():
             return  # nobody will read it: waiting for room would only delay the stop
+        wait = 10.0 if force else 0.0
         while self._backlog:
-            try:
-                if force:
-                    self._inbox.put(self._backlog[0], timeout=10)
-                else:
-                    self._inbox.put_nowait(self._backlog[0])
-            except queue.Full:
+            if not worker.send(self._backlog[0], timeout=wait):
                 break
             self._backlog.pop(0)
         if self._backlog:
             self._backlog.append(msg)
             return
-        try:
-            if force:
-                self._inbox.put(msg, timeout=10)
-            else:
-                self._inbox.put_nowait(msg)
-        except queue.Full:
+        if not worker.send(msg, timeout=wait):
             self._backlog.append(msg)
 
     @property
@@ -258,15 +263,15 @@ class WriterClient:
         slot = self.ring.take_free(ready)
         if slot is None and self._wait:
             self.flush()
-            while slot is None and self.alive():
-                self.proc.join(0.002)
+            while slot is None and self._worker is not None and self._worker.alive():
+                self._worker.join(0.002)
                 slot = self.ring.take_free(ready)
         with self._lock:
             if slot is None:
                 self.volumes_dropped += 1
                 start, planes, marker = self._volume_meta.pop(t)
                 self._flush()
-                self._send(("dropped", t, start, planes, marker, "writer buffer full"))
+                self._send(Dropped(t, start, planes, marker, "writer buffer full"))
                 return None
             self._slots[t] = slot
         return self.ring.slot(slot)
@@ -282,7 +287,7 @@ class WriterClient:
             self.ring.states[slot] = QUEUED
             # records before the volume, so the file's tables stay in time order
             self._flush()
-            self._send(("volume", slot, t, start, planes, marker, missing_planes))
+            self._send(Volume(slot, t, start, planes, marker, missing_planes))
         if self.on_queued is not None:
             self.on_queued(t, slot)
 
@@ -297,23 +302,25 @@ class WriterClient:
 
     # -- status -------------------------------------------------------------------------------
     def poll(self, wait_s: float = 0.0) -> list[str]:
-        """Drain the writer's status queue; return new error messages.
+        """Take the writer's status messages; return new error messages.
 
         ``wait_s`` > 0 waits that long for the writer's final "closed" report.
         """
-        new: list[str] = []
-        while True:
-            try:
-                if wait_s > 0 and not self.closed_ok:
-                    msg = self._status.get(timeout=wait_s)
-                else:
-                    msg = self._status.get_nowait()
-            except (queue.Empty, OSError, ValueError):
-                break
-            if msg[0] in ("progress", "closed"):
-                self.volumes_written, self.bytes_written = msg[1], msg[2]
-                self.closed_ok = self.closed_ok or msg[0] == "closed"
-            elif msg[0] == "error":
-                new.append(msg[1])
+        if self._worker is not None:
+            self._worker.receive_all(self._handlers, 0.0 if self.closed_ok else wait_s)
+        new, self._new_errors = self._new_errors, []
         self.errors.extend(new)
         return new
+
+    def _on_progress(self, msg: Progress) -> None:
+        self.volumes_written, self.bytes_written = msg.volumes_written, msg.bytes_written
+
+    def _on_closed(self, msg: Closed) -> None:
+        self.volumes_written, self.bytes_written = msg.volumes_written, msg.bytes_written
+        self.closed_ok = True
+
+    def _on_problem(self, msg: WriterProblem) -> None:
+        self._new_errors.append(msg.message)
+
+    def _on_failed(self, msg: Failed) -> None:
+        self._new_errors.append(f"writer crashed:\n{msg.traceback}")

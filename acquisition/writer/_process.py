@@ -13,18 +13,29 @@ status ``failed`` and says why in ``/events``.
 from __future__ import annotations
 
 import errno
-import multiprocessing as mp
-import os
-import queue
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from acquisition.writer._messages import (
+    Attrs,
+    Close,
+    Closed,
+    Dropped,
+    InjectDiskFull,
+    Live,
+    LiveLabels,
+    Progress,
+    Records,
+    Traces,
+    Volume,
+    WriterProblem,
+    WriterReady,
+)
 from acquisition.writer._ring import FREE, VolumeRing
 from rig.core.clock import utc_now_iso
 from rig.core.errors import SessionFileError
@@ -32,16 +43,16 @@ from rig.core.events import Event, event_columns
 from rig.core.layout import create_session_file
 from rig.core.live_layout import append_live_row, set_live_labels
 from rig.core.lock import SessionLock
-from rig.core.stopping import ignore_stop_signals
+from rig.core.worker import Handlers, Stop, WorkerContext, dispatch
 
 __all__ = ["writer_main"]
 
 
 class _Writer:
-    def __init__(self, f: h5py.File, ring: VolumeRing, status: mp.Queue, flush_s: float) -> None:
+    def __init__(self, ctx: WorkerContext, f: h5py.File, ring: VolumeRing, flush_s: float) -> None:
+        self.ctx = ctx
         self.f = f
         self.ring = ring
-        self.status = status
         self.flush_s = flush_s
         # also flush every flush_s of *recorded* time, so crash safety holds in virtual time
         self.flush_rows = max(
@@ -52,6 +63,7 @@ class _Writer:
         self.volumes_written = 0
         self.bytes_written = 0
         self.stream_rows = 0
+        self.closing = False
         self.raw = f["volumes/raw"]
         self.start = f["volumes/start_sample"]
         self.plane = f["volumes/plane_sample"]
@@ -59,66 +71,86 @@ class _Writer:
         self.stream = f["stimuli_and_ephys"]
         #: Per table group: its column datasets and their lengths, looked up once
         self._columns: dict[str, tuple[dict[str, h5py.Dataset], dict[str, int]]] = {}
+        #: The one dispatch table of the engine's messages
+        self.handlers: Handlers = {
+            Records: self._records,
+            Volume: self._volume,
+            Dropped: self._dropped,
+            Traces: self._traces,
+            Live: self._live,
+            LiveLabels: self._live_labels,
+            Attrs: self._attrs,
+            InjectDiskFull: self._inject_disk_full,
+            Close: self._close,
+            Stop: self._stop,
+        }
 
-    def handle(self, msg: tuple[Any, ...]) -> bool:
-        kind = msg[0]
-        if kind == "stream":
-            rows = msg[1]
-            n0 = self.stream.shape[0]
-            self.stream.resize((n0 + len(rows), 10))
-            self.stream[n0:] = rows[:, :10]
-            if rows.shape[1] > 10:
-                # the photodiode and other extra inputs, on the same sample index
-                a = self.f["analog_inputs"]
-                a.resize((n0 + len(rows), a.shape[1]))
-                a[n0:] = rows[:, 10:]
-            self.stream_rows += len(rows)
-            self.bytes_written += rows.nbytes
-        elif kind == "table":
-            self.append(msg[1], msg[2])
-        elif kind == "volume":
-            _, slot, t, start, planes, marker, missing = msg
-            self._volume_meta(t, start, planes, marker)
-            self.raw[t] = self.ring.slot(slot)
-            self.ring.states[slot] = FREE
-            self.volumes_written += 1
-            self.bytes_written += self.ring.slot_bytes
-            if missing:
-                self.f.attrs["frames_missing"] = int(self.f.attrs.get("frames_missing", 0)) + len(
-                    missing
-                )
-        elif kind == "dropped":
-            _, t, start, planes, marker, reason = msg
-            # the chunk is left unwritten: it reads as zeros and costs no disk
-            self._volume_meta(t, start, planes, marker)
-            self.append(
-                "volumes/dropped",
-                {"volume": np.array([t]), "reason": np.array([reason], dtype=object)},
+    def _records(self, msg: Records) -> None:
+        if msg.stream is not None:
+            self._stream(msg.stream)
+        for path, rows in msg.tables:
+            self.append(path, rows)
+
+    def _stream(self, rows: np.ndarray) -> None:
+        n0 = self.stream.shape[0]
+        self.stream.resize((n0 + len(rows), 10))
+        self.stream[n0:] = rows[:, :10]
+        if rows.shape[1] > 10:
+            # the photodiode and other extra inputs, on the same sample index
+            a = self.f["analog_inputs"]
+            a.resize((n0 + len(rows), a.shape[1]))
+            a[n0:] = rows[:, 10:]
+        self.stream_rows += len(rows)
+        self.bytes_written += rows.nbytes
+
+    def _volume(self, msg: Volume) -> None:
+        self._volume_meta(msg.t, msg.start, msg.planes, msg.marker)
+        self.raw[msg.t] = self.ring.slot(msg.slot)
+        self.ring.states[msg.slot] = FREE
+        self.volumes_written += 1
+        self.bytes_written += self.ring.slot_bytes
+        if msg.missing:
+            self.f.attrs["frames_missing"] = int(self.f.attrs.get("frames_missing", 0)) + len(
+                msg.missing
             )
-        elif kind == "traces":
-            for name, rows in (("traces", msg[1]), ("dff", msg[2] if len(msg) > 2 else None)):
-                if rows is None or f"ground_truth/{name}" not in self.f:
-                    continue
-                tr = self.f[f"ground_truth/{name}"]
-                n0 = tr.shape[0]
-                tr.resize((n0 + len(rows), tr.shape[1]))
-                tr[n0:] = rows
-        elif kind == "live":
-            append_live_row(self.f["live"], msg[1])
-        elif kind == "live_labels":
-            set_live_labels(self.f["live/labels"], msg[1], msg[2])
-        elif kind == "attrs":
-            for k, v in msg[1].items():
-                self.f.attrs[k] = v
-        elif kind == "inject" and msg[1] == "disk_full":
-            raise OSError(errno.ENOSPC, "No space left on device (injected fault)")
-        elif kind == "flush":
-            self.flush()
-        elif kind == "close":
-            for k, v in msg[1].items():
-                self.f.attrs[k] = v
-            return False
-        return True
+
+    def _dropped(self, msg: Dropped) -> None:
+        # the chunk is left unwritten: it reads as zeros and costs no disk
+        self._volume_meta(msg.t, msg.start, msg.planes, msg.marker)
+        self.append(
+            "volumes/dropped",
+            {"volume": np.array([msg.t]), "reason": np.array([msg.reason], dtype=object)},
+        )
+
+    def _traces(self, msg: Traces) -> None:
+        for name, rows in (("traces", msg.traces), ("dff", msg.dff)):
+            if rows is None or f"ground_truth/{name}" not in self.f:
+                continue
+            tr = self.f[f"ground_truth/{name}"]
+            n0 = tr.shape[0]
+            tr.resize((n0 + len(rows), tr.shape[1]))
+            tr[n0:] = rows
+
+    def _live(self, msg: Live) -> None:
+        append_live_row(self.f["live"], msg.row)
+
+    def _live_labels(self, msg: LiveLabels) -> None:
+        set_live_labels(self.f["live/labels"], msg.ids, msg.positions_zyx)
+
+    def _attrs(self, msg: Attrs) -> None:
+        for k, v in msg.values.items():
+            self.f.attrs[k] = v
+
+    def _inject_disk_full(self, msg: InjectDiskFull) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device (injected fault)")
+
+    def _close(self, msg: Close) -> None:
+        for k, v in msg.attrs.items():
+            self.f.attrs[k] = v
+        self.closing = True
+
+    def _stop(self, msg: Stop) -> None:
+        self.closing = True
 
     def append(
         self, path: str, rows: dict[str, np.ndarray] | np.ndarray, only_existing: bool = False
@@ -164,8 +196,8 @@ class _Writer:
         self.f.flush()
         self.last_flush = time.monotonic()
         self.rows_at_flush = self.stream_rows
-        self.status.put(
-            ("progress", self.volumes_written, self.bytes_written, self.stream_rows, time.time())
+        self.ctx.send(
+            Progress(self.volumes_written, self.bytes_written, self.stream_rows, time.time())
         )
 
     def maybe_flush(self) -> None:
@@ -184,101 +216,86 @@ def _finish_orphaned(w: _Writer, why: str) -> None:
     w.f.attrs["ended_at"] = utc_now_iso()
 
 
-def _orphan_watch(
-    w: _Writer, ring: VolumeRing, parent_pid: int, lock: threading.Lock, owner: SessionLock
-) -> None:
-    """Finish the file if the engine dies.
-
-    Runs on its own thread because the engine may die half-way through sending a
-    message, leaving the main thread blocked forever in the queue's read.
-    h5py serialises calls, so closing the file from here is safe.
-    """
-    while os.getppid() == parent_pid:
-        time.sleep(0.2)
-    with lock:
-        try:
-            _finish_orphaned(w, "engine process died; file closed by the writer")
-            w.f.close()
-        finally:
-            ring.close()
-            owner.release()
-            os._exit(0)
-
-
 def writer_main(
+    ctx: WorkerContext,
     path: str,
     create_kwargs: dict[str, Any],
     ring_spec: dict[str, Any],
     states: Any,
-    inbox: mp.Queue,
-    status: mp.Queue,
     flush_s: float,
-    parent_pid: int,
 ) -> None:
-    """Entry point of the writer process."""
-    # Ctrl-C and SIGTERM reach the whole process group: the engine stops us, in order.
-    ignore_stop_signals()
+    """The writer process's main (run by :class:`rig.core.worker.Worker`).
+
+    A file that cannot be made raises :class:`SessionFileError`: the engine's start fails
+    with its message. Other errors are reported as :class:`WriterProblem` and end the
+    writer with the file readable up to its last flush.
+    """
     ring = VolumeRing(ring_spec["shape"], ring_spec["n_slots"], ring_spec["name"], states)
     # One owner per file: the lock is taken before the file exists and held until it is closed.
-    owner = SessionLock(path, parent_pid)
+    owner = SessionLock(path, ctx.parent_pid)
     try:
         owner.acquire()
-    except SessionFileError as e:
-        status.put(("error", str(e)))
-        return
-    try:
-        f = create_session_file(Path(path), **create_kwargs)
-    except FileExistsError:
-        owner.release()
-        status.put(("error", f"{path}: exists already; a session file is never overwritten"))
-        return
-    except OSError as e:
-        owner.release()
-        status.put(("error", f"{path}: cannot create the session file: {e}"))
-        return
-    try:
-        owner.bind()  # the file exists now: every other name of it meets the lock too
-    except SessionFileError as e:
-        f.close()
-        owner.release()
-        status.put(("error", str(e)))
-        return
-    w = _Writer(f, ring, status, flush_s)
-    status.put(("ready", path))
-    closing_normally = False
+        try:
+            f = create_session_file(Path(path), **create_kwargs)
+        except FileExistsError:
+            owner.release()
+            raise SessionFileError(
+                f"{path}: exists already; a session file is never overwritten"
+            ) from None
+        except OSError as e:
+            owner.release()
+            raise SessionFileError(f"{path}: cannot create the session file: {e}") from None
+        try:
+            owner.bind()  # the file exists now: every other name of it meets the lock too
+        except SessionFileError:
+            f.close()
+            owner.release()
+            raise
+    except BaseException:
+        ring.close()
+        raise
+    w = _Writer(ctx, f, ring, flush_s)
     finishing = threading.Lock()
-    threading.Thread(
-        target=_orphan_watch, args=(w, ring, parent_pid, finishing, owner), daemon=True
-    ).start()
-    try:
-        while True:
+
+    def orphaned() -> None:
+        """The engine died (perhaps half-way through a message): close the file ourselves.
+
+        On the parent watch's thread; h5py serialises calls, so closing from here is safe.
+        """
+        with finishing:
             try:
-                msg = inbox.get(timeout=0.2)
-            except queue.Empty:
-                w.maybe_flush()
-                continue
-            if not w.handle(msg):
-                closing_normally = True
-                break
+                _finish_orphaned(w, "engine process died; file closed by the writer")
+                w.f.close()
+            finally:
+                ring.close()
+                owner.release()
+
+    ctx.on_parent_death(orphaned)
+    ctx.ready(WriterReady(path))
+    handlers = w.handlers
+    try:
+        while not w.closing:
+            msg = ctx.receive(0.2)
+            if msg is not None:
+                dispatch(handlers, msg, ctx.name)
             w.maybe_flush()
     except OSError as e:
         full = e.errno == errno.ENOSPC or "No space" in str(e)
         reason = "disk full" if full else f"write failed: {e}"
-        status.put(("error", f"{path}: {reason}; the file holds everything up to the last flush"))
+        ctx.send(WriterProblem(f"{path}: {reason}; the file holds everything up to the last flush"))
         try:
             f.attrs["status"] = "failed"
             f.attrs["ended_at"] = utc_now_iso()
             f.flush()
         except Exception:  # the disk may refuse even this; the SWMR file stays readable
             pass
-    except Exception:
-        status.put(("error", f"writer crashed:\n{traceback.format_exc()}"))
     finally:
+        # an error other than the disk's goes on to the worker's report (with its traceback)
         try:
             f.close()
         except Exception as e:  # reported, never raised: the process is ending
-            status.put(("error", f"{path}: close failed: {e}"))
+            ctx.send(WriterProblem(f"{path}: close failed: {e}"))
         ring.close()
         owner.release()
-    if closing_normally:
-        status.put(("closed", w.volumes_written, w.bytes_written))
+    if w.closing:
+        ctx.send(Closed(w.volumes_written, w.bytes_written))

@@ -12,12 +12,8 @@ and every volume gets its row, the same in every run.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
-import os
-import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +21,9 @@ import numpy as np
 
 from acquisition.writer import VolumeRing
 from rig.core.events import Kind
+from rig.core.worker import Failed, Handlers, Ready, Worker, WorkerError, dispatch
 from rig.readout._compute import LabelIndex, LiveRow
+from rig.readout._messages import Labels, Read, Row, Skipped
 from rig.readout._process import readout_main
 from rig.readout._state import ReadoutSettings
 
@@ -43,7 +41,6 @@ class ReadoutLane:
         on_labels: Callable[[np.ndarray, np.ndarray], None],
         on_problem: Callable[[Kind, str], None],
     ) -> None:
-        self._ctx = mp.get_context("spawn")
         self.settings = settings
         self.ring = ring
         self.labels = labels
@@ -51,17 +48,23 @@ class ReadoutLane:
         self._on_row = on_row
         self._on_labels = on_labels
         self._on_problem = on_problem
-        self._inbox: Any = self._ctx.Queue(maxsize=max(4, 2 * ring.n_slots))
-        self._outbox: Any = self._ctx.Queue(maxsize=64)
-        self._done: Any = self._ctx.RawValue("q", -1)
-        self._ready: Any = self._ctx.Event()
+        self._worker: Worker | None = None
+        #: The newest request the readout is done with (it no longer reads that slot).
+        self._done: Any = mp.get_context("spawn").RawValue("q", -1)
         self._seq = 0
         self._slot_seq = [-1] * ring.n_slots
         self._collector = threading.Thread(
             target=self._collect, name="zaprig-readout-lane", daemon=True
         )
         self._stopping = threading.Event()
-        self.proc: Any = None
+        #: The readout's messages, one handler each
+        self._handlers: Handlers = {
+            Row: self._on_row_msg,
+            Labels: lambda m: self._on_labels(m.ids, m.positions_zyx),
+            Skipped: self._on_skipped,
+            Failed: self._on_failed,
+            Ready: lambda m: None,  # a late handshake (after start gave up waiting)
+        }
         self.rows = 0
         self.skipped = 0
         #: The first volume read out (those before it, past the reference, went by while the
@@ -71,51 +74,49 @@ class ReadoutLane:
         #: CPU seconds of the readout per volume (rows only), for the cost figures.
         self.seconds: list[float] = []
 
+    @property
+    def proc(self) -> Any:
+        """The readout's process (None before :meth:`start`)."""
+        return self._worker.proc if self._worker is not None else None
+
     def start(self, timeout_s: float = 60.0) -> bool:
         """Start the process and wait until it can read volumes (a spawned process imports
         numpy and scipy first: seconds, during which every volume would be skipped).
 
         False if it was not ready in time (the run goes on; its volumes are skipped).
         """
-        self.proc = self._ctx.Process(
-            target=readout_main,
-            name="zaprig-readout",
-            args=(
-                self.ring.spec(),
-                self.ring.states,
-                self.ring.generations,
-                self.settings,
-                self.labels,
-                self._inbox,
-                self._outbox,
-                self._done,
-                os.getpid(),
-                self._ready,
-            ),
-            daemon=True,
+        self._worker = worker = Worker(
+            "readout",
+            readout_main,
+            self.ring.spec(),
+            self.ring.states,
+            self.ring.generations,
+            self.settings,
+            self.labels,
+            self._done,
+            inbox=max(4, 2 * self.ring.n_slots),
+            outbox=64,
         )
-        self.proc.start()
+        try:
+            worker.start(timeout_s)
+            ok = True
+        except WorkerError as e:
+            if e.failure is not None:
+                self._on_failed(e.failure)
+            ok = False
         self._collector.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._ready.wait(0.1):
-            if not self.proc.is_alive() or time.monotonic() > deadline:
-                return False
-        return True
+        return ok
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
+        return self._worker is not None and self._worker.alive()
 
     # -- the image lane's side ---------------------------------------------------------------
     def submit(self, t: int, slot: int) -> None:
         """Volume ``t`` was committed in ``slot`` (called right after the commit)."""
-        gen = int(self.ring.generations[slot])
-        msg = (self._seq, slot, t, gen)
-        try:
-            if self.virtual and self.alive():
-                self._inbox.put(msg, timeout=30.0)
-            else:
-                self._inbox.put_nowait(msg)
-        except queue.Full:
+        worker = self._worker
+        assert worker is not None, "start() first"
+        msg = Read(self._seq, slot, t, int(self.ring.generations[slot]))
+        if not worker.send(msg, timeout=30.0 if self.virtual and worker.alive() else 0):
             self.skipped += 1
             return
         self._slot_seq[slot] = self._seq
@@ -127,51 +128,40 @@ class ReadoutLane:
 
     # -- results ----------------------------------------------------------------------------
     def _collect(self) -> None:
+        worker = self._worker
+        assert worker is not None
         while True:
-            try:
-                msg = self._outbox.get(timeout=0.1)
-            except queue.Empty:
-                if self._stopping.is_set() and not self.alive():
+            msg = worker.receive(0.1)
+            if msg is None:
+                if self._stopping.is_set() and not worker.alive():
                     return
                 continue
-            except (OSError, ValueError, EOFError):
-                return
             try:
-                self._handle(msg)
+                dispatch(self._handlers, msg, worker.name)
             except Exception as e:  # a broken consumer must not end the collection
                 self._on_problem("warning", f"readout results: {type(e).__name__}: {e}")
 
-    def _handle(self, msg: tuple[Any, ...]) -> None:
-        kind = msg[0]
-        if kind == "row":
-            row: LiveRow = msg[1]
-            self.rows += 1
-            if self.first_row is None:
-                self.first_row = row.volume
-            self.seconds.append(row.seconds)
-            self._on_row(row)
-        elif kind == "labels":
-            self._on_labels(msg[1], msg[2])
-        elif kind == "skipped":
-            self.skipped += 1
-        elif kind == "error":
-            self.error = msg[1]
-            self._on_problem("warning", f"the readout stopped: {msg[1].strip().splitlines()[-1]}")
+    def _on_row_msg(self, msg: Row) -> None:
+        row = msg.row
+        self.rows += 1
+        if self.first_row is None:
+            self.first_row = row.volume
+        self.seconds.append(row.seconds)
+        self._on_row(row)
+
+    def _on_skipped(self, msg: Skipped) -> None:
+        self.skipped += 1
+
+    def _on_failed(self, msg: Failed) -> None:
+        self.error = msg.traceback
+        self._on_problem("warning", f"the readout stopped: {msg.error}")
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Let the readout finish what it was given (bounded), then end it; True if it ended."""
         self._stopping.set()
-        if self.proc is None:
+        if self._worker is None:
             return True
-        with contextlib.suppress(queue.Full):
-            self._inbox.put(None, timeout=1.0)
-        self.proc.join(timeout_s)
-        ended = not self.proc.is_alive()
-        if not ended:
-            self.proc.kill()
-            self.proc.join(5)
+        # the collector takes the results meanwhile
+        ended = self._worker.stop(timeout_s)
         self._collector.join(5.0)
-        # whatever the process never read must not keep this process from exiting
-        self._inbox.cancel_join_thread()
-        self._inbox.close()
         return ended

@@ -25,7 +25,6 @@ import contextlib
 import math
 import multiprocessing as mp
 import os
-import queue
 import select
 import shutil
 import subprocess
@@ -33,13 +32,14 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.context import SpawnContext, SpawnProcess
+from multiprocessing.context import SpawnContext
 from typing import Any
 
 import numpy as np
 
 from rig.core.config import DisplayConfig
 from rig.core.errors import DeviceError
+from rig.core.worker import Failed, Handlers, Message, Ready, Worker, WorkerContext, WorkerError
 from stimuli.closed_loop import LoopState
 from stimuli.render._base import Renderer
 from stimuli.schedule import Schedule
@@ -160,9 +160,21 @@ class _Job:
     realtime_priority: bool
     state: LoopStateBlock
     counters: Any
-    frames: Any
-    status: Any
-    stop: Any
+
+
+@dataclass(frozen=True)
+class RendererReady(Ready):
+    """The window is open: whether flips wait for the display, and whether it got priority."""
+
+    vsync: bool
+    realtime: bool
+
+
+@dataclass(frozen=True)
+class Frame(Message):
+    """One shown frame's record (FRAME_DTYPE bytes, its flip's DAQ sample filled in)."""
+
+    record: bytes
 
 
 def _has_vsync(win: Any, period: float, flips: int = 12) -> bool:
@@ -181,27 +193,14 @@ def _sleep_until(t: float) -> None:
         time.sleep(delay)
 
 
-def _renderer_main(job: _Job) -> None:
-    """The renderer process: open the window, then draw, pace, flip and report until told to stop."""
-    from rig.core.stopping import ignore_stop_signals
-
-    # Ctrl-C and SIGTERM reach the whole process group: the engine stops us, in order.
-    ignore_stop_signals()
-    try:
-        _render_loop(job)
-    except BaseException as err:
-        with contextlib.suppress(Exception):
-            job.status.put(("error", f"{type(err).__name__}: {err}"), timeout=1.0)
-        # Exit now rather than wait for the engine to read the last records: it
-        # learns of the death from check() and must not find the process hanging.
-        job.frames.cancel_join_thread()
-        raise
-    # Exit once stop() has drained what is still buffered, so no record is lost.
-    job.frames.close()
-    job.frames.join_thread()
+def _renderer_main(ctx: WorkerContext, job: _Job) -> None:
+    """The renderer process (under :class:`rig.core.worker.Worker`: signals, parent watch and
+    error report are the worker's): open the window, then draw, pace, flip and report until
+    told to stop. Its end waits (bounded) for the engine to take the records still queued."""
+    _render_loop(ctx, job)
 
 
-def _render_loop(job: _Job) -> None:
+def _render_loop(ctx: WorkerContext, job: _Job) -> None:
     # The drawing module needs an X display at import, so it is imported here only.
     from stimuli.render._psychopy_draw import FrameDrawer, open_window
     from stimuli.render.frames import FrameMaker
@@ -223,9 +222,8 @@ def _render_loop(job: _Job) -> None:
         maker.set_sync_patch(display.sync_patch)
         clock = SampleClock(job.sample_rate_hz)
         vsync = _has_vsync(win, period)
-        job.status.put(("ready", vsync, rushed))
+        ctx.ready(RendererReady(vsync, rushed))
         counters = job.counters
-        parent = mp.parent_process()
         black = blank_frame()
         loop = LoopState()
         last_seq = 0
@@ -233,9 +231,7 @@ def _render_loop(job: _Job) -> None:
         last_flip_sample = -1
         t0 = time.monotonic() + period
         slot = 0
-        while not job.stop.is_set():
-            if frame % 30 == 0 and parent is not None and not parent.is_alive():
-                break
+        while not ctx.stop_requested:
             slot_t = t0 + slot * period
             got = job.state.read()
             if got is not None and got[0] != last_seq:
@@ -265,9 +261,7 @@ def _render_loop(job: _Job) -> None:
             counters[_DROPPED] += missed
             counters[_SHOWN] += 1
             frame += 1
-            try:
-                job.frames.put_nowait(rec.tobytes())
-            except queue.Full:
+            if not ctx.send(Frame(rec.tobytes()), timeout=0):
                 counters[_LOST] += 1
         drawer.draw(black)
         win.flip()
@@ -303,9 +297,10 @@ class PsychopyRenderer(Renderer):
         self.queue_frames = queue_frames
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
-        self._ctx = mp.get_context("spawn")
-        self._proc: SpawnProcess | None = None
+        self._worker: Worker | None = None
         self._job: _Job | None = None
+        #: The renderer's messages, one handler each
+        self._handlers: Handlers = {Frame: self._on_frame, Failed: self._on_failed}
         self._pending: list[bytes] = []
         self._stopping = False
         self._error: str | None = None
@@ -317,9 +312,9 @@ class PsychopyRenderer(Renderer):
     # -- Renderer -----------------------------------------------------------------------------
 
     def start(self, timeline: Schedule, sample_rate_hz: float) -> None:
-        if self._proc is not None:
+        if self._worker is not None:
             raise RuntimeError("PsychopyRenderer.start() called twice; make a new renderer")
-        ctx = self._ctx
+        ctx = mp.get_context("spawn")
         job = _Job(
             display=self.display,
             timeline=timeline,
@@ -328,22 +323,34 @@ class PsychopyRenderer(Renderer):
             realtime_priority=self.realtime_priority,
             state=LoopStateBlock(ctx),
             counters=ctx.RawArray("q", _N_COUNTERS),
-            frames=ctx.Queue(maxsize=self.queue_frames),
-            status=ctx.Queue(),
-            stop=ctx.Event(),
         )
-        proc = ctx.Process(target=_renderer_main, args=(job,), name="zaprig-renderer", daemon=True)
-        self._job, self._proc = job, proc
-        proc.start()
-        self._wait_ready()
+        self._job = job
+        self._worker = Worker("renderer", _renderer_main, job, outbox=self.queue_frames)
+        try:
+            ready = self._worker.start(self.start_timeout_s, self._handlers)
+        except WorkerError as e:
+            if e.failure is not None:
+                self._error = e.failure.error
+            self.stop()
+            why = self._error or (
+                f"the process exited with code {self._worker.exitcode}"
+                if self._worker.exitcode is not None
+                else f"no window after {self.start_timeout_s:.0f} s"
+            )
+            raise DeviceError(
+                f"display: the PsychoPy renderer did not start ({why}); check the display "
+                "settings in the hardware config, or use display.backend = 'headless'"
+            ) from None
+        assert isinstance(ready, RendererReady)
+        self.vsync, self.realtime = ready.vsync, ready.realtime
 
     def publish(self, loop: LoopState, sample: int, chunk_samples: int) -> None:
         assert self._job is not None, "start() first"
         self._job.state.write(loop, sample, time.monotonic())
 
     def collect(self) -> np.ndarray:
-        if self._job is not None:
-            self._drain(self._job.frames)
+        if self._worker is not None:
+            self._worker.receive_all(self._handlers)
         if not self._pending:
             return np.zeros(0, dtype=FRAME_DTYPE)
         out = np.frombuffer(b"".join(self._pending), dtype=FRAME_DTYPE).copy()
@@ -362,7 +369,7 @@ class PsychopyRenderer(Renderer):
     @property
     def pid(self) -> int | None:
         """The renderer process's id (None before start)."""
-        return self._proc.pid if self._proc is not None else None
+        return self._worker.pid if self._worker is not None else None
 
     @property
     def lost_records(self) -> int:
@@ -371,85 +378,31 @@ class PsychopyRenderer(Renderer):
 
     def kill(self) -> None:
         """Fault injection: the renderer process dies (SIGKILL), as a crash would."""
-        if self._proc is not None:
-            self._proc.kill()
+        if self._worker is not None:
+            self._worker.kill()
 
     def check(self) -> str | None:
-        proc = self._proc
-        if proc is None or self._stopping or proc.exitcode is None:
+        worker = self._worker
+        if worker is None or self._stopping or worker.exitcode is None:
             return None
-        self._read_status()
+        worker.receive_all(self._handlers)  # its last frames, and why it ended
         why = f": {self._error}" if self._error else ""
-        return f"display: the PsychoPy renderer process died (exit code {proc.exitcode}){why}"
+        return f"display: the PsychoPy renderer process died (exit code {worker.exitcode}){why}"
 
     def stop(self) -> None:
-        proc, job = self._proc, self._job
-        if proc is None or job is None or self._stopping:
+        if self._worker is None or self._stopping:
             return
         self._stopping = True
-        job.stop.set()
-        # The process cannot exit while its queue holds records nobody reads: keep draining.
-        deadline = time.monotonic() + self.stop_timeout_s
-        while proc.is_alive() and time.monotonic() < deadline:
-            self._drain(job.frames)
-            proc.join(0.02)
-        self._drain(job.frames)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(1.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(1.0)
-        for q in (job.frames, job.status):
-            q.close()
-            q.join_thread()
+        # the process cannot exit while its queue holds records nobody reads: stop() takes them
+        self._worker.stop(self.stop_timeout_s, self._handlers)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _drain(self, frames: Any) -> None:
-        while True:
-            try:
-                self._pending.append(frames.get_nowait())
-            except (queue.Empty, OSError, ValueError):
-                return
+    def _on_frame(self, msg: Frame) -> None:
+        self._pending.append(msg.record)
 
-    def _read_status(self) -> None:
-        assert self._job is not None
-        while True:
-            try:
-                msg = self._job.status.get_nowait()
-            except (queue.Empty, OSError, ValueError):
-                return
-            if msg[0] == "error":
-                self._error = str(msg[1])
-
-    def _wait_ready(self) -> None:
-        assert self._proc is not None and self._job is not None
-        proc, job = self._proc, self._job
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            try:
-                msg = job.status.get(timeout=0.1)
-            except queue.Empty:
-                if proc.exitcode is not None:
-                    break
-                continue
-            if msg[0] == "ready":
-                self.vsync, self.realtime = bool(msg[1]), bool(msg[2])
-                return
-            if msg[0] == "error":
-                self._error = str(msg[1])
-                break
-        self.stop()
-        why = self._error or (
-            f"the process exited with code {proc.exitcode}"
-            if proc.exitcode is not None
-            else f"no window after {self.start_timeout_s:.0f} s"
-        )
-        raise DeviceError(
-            f"display: the PsychoPy renderer did not start ({why}); check the display "
-            "settings in the hardware config, or use display.backend = 'headless'"
-        )
+    def _on_failed(self, msg: Failed) -> None:
+        self._error = msg.error
 
 
 @dataclass(frozen=True)
