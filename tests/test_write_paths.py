@@ -157,3 +157,30 @@ def test_the_appender_refuses_rows_that_leave_a_column_out(noted_run: Path, tmp_
     assert _unequal_tables(path) == {}
     with h5py.File(path, "r") as f:
         assert f["events/sample"].shape[0] == n + 1
+
+
+def test_salvage_mends_a_file_left_by_the_old_notes_bug(
+    noted_run: Path, tmp_path: Path, check_session: Checker
+) -> None:
+    """A note the old GUI appended wrote 4 of the 6 event columns: salvage gives the file
+    back whole, the other events keeping their sources, the note's the engine's."""
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(noted_run.read_bytes())
+    with h5py.File(broken, "a") as f:
+        ev = f["events"]
+        n = ev["sample"].shape[0]
+        sources = [s.decode() for s in ev["source"][...]]
+        for name, value in (("sample", 5), ("wall_time", 1.0), ("kind", "note"),
+                            ("message", "the old bug's note")):  # fmt: skip
+            ev[name].resize((n + 1,))
+            ev[name][n] = value
+    assert "events" in _unequal_tables(broken)
+    out = tmp_path / "mended.h5"
+    assert main(["recover", "--salvage", str(out), str(broken)]) == 0
+    _checked(out, check_session)
+    with h5py.File(out, "r") as f:
+        got = [s.decode() for s in f["events/source"][...]]
+        severity = [s.decode() for s in f["events/severity"][...]]
+        messages = [m.decode() for m in f["events/message"][...]]
+    assert got[:n] == sources
+    assert messages[n] == "the old bug's note" and got[n] == "engine" and severity[n] == "info"

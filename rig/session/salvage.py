@@ -326,6 +326,13 @@ def _default_column(table: str, col: str, rows: dict[str, np.ndarray], n: int) -
     return np.full(n, np.nan if dt.kind == "f" else -1, dtype=dt)
 
 
+def _decoded(data: np.ndarray) -> np.ndarray:
+    """Strings as ``str`` objects (h5py reads them as bytes)."""
+    if h5py.check_string_dtype(data.dtype) is None and data.dtype.kind not in "OS":
+        return data
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in data], dtype=object)
+
+
 def _table(
     src: h5py.File, app: SessionAppender, readable: Readable, table: str, copied: list[str]
 ) -> list[str]:
@@ -346,17 +353,17 @@ def _table(
     n = min(full.values()) if full else 0
     rows: dict[str, np.ndarray] = {}
     for c in full:
-        data = read_prefix(src[f"{table}/{c}"], n)
-        if h5py.check_string_dtype(data.dtype) is not None or data.dtype.kind in "OS":
-            data = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in data],
-                            dtype=object)  # fmt: skip
-        rows[c] = data
+        rows[c] = _decoded(read_prefix(src[f"{table}/{c}"], n))
         copied.append(f"{table}/{c}")
     n = min((len(v) for v in rows.values()), default=0)  # a block that failed part-way
     rows = {c: v[:n] for c, v in rows.items()}
     for c in cols:
         if c not in rows:
             rows[c] = _default_column(table, c, rows, n)
+            if c in filled:  # the rows it has keep their values
+                kept = _decoded(read_prefix(src[f"{table}/{c}"], min(n, have[c][0])))
+                rows[c][: len(kept)] = kept
+                copied.append(f"{table}/{c}")
     app.append(table, rows)
     lost = []
     if n < total:
