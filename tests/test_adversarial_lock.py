@@ -63,6 +63,9 @@ def test_recover_salvage_and_note_through_any_name_of_a_live_file_are_refused(
         other.mkdir()
         (other / "link.h5").symlink_to(live)
         os.link(live, other / "hard.h5")
+        # the writer binds the lock keyed on the file's inode just after it creates the file:
+        # a hard link meets the run's lock from then on (before, only the path's lock)
+        assert _wait(lambda: live_owner(other / "hard.h5") is not None, 10)
         names = {
             "symlink": other / "link.h5",
             "hard link": other / "hard.h5",
