@@ -29,7 +29,7 @@ from acquisition.writer._ring import FREE, VolumeRing
 from rig.core.clock import utc_now_iso
 from rig.core.errors import SessionFileError
 from rig.core.events import Event, event_columns
-from rig.core.layout import TABLES, columns_to_write, create_session_file
+from rig.core.layout import LIVE_TABLES, TABLES, columns_to_write, create_session_file
 from rig.core.live_layout import append_live_row, set_live_labels
 from rig.core.lock import SessionLock
 from rig.core.stopping import ignore_stop_signals
@@ -131,11 +131,11 @@ class _Writer:
         rows a message holds (the frames table has ~25 columns): they were most of the
         writer's time. Only this process appends to the session's tables while it runs.
         The columns are checked as the appender checks them (``columns_to_write``, against
-        the layout's ``TABLES``), once per kind of message.
+        the layout's ``TABLES`` and ``LIVE_TABLES``), once per kind of message.
         """
         cached = self._columns.get(path)
         if cached is None:
-            if path not in TABLES:
+            if path not in TABLES and path not in LIVE_TABLES:
                 raise ValueError(f"{path}: not a table of the session layout")
             g = self.f[path]
             sets = {k: v for k, v in g.items() if isinstance(v, h5py.Dataset)}

@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rig.core.live_layout import create_live_group
+from rig.core.live_layout import TRIGGER_COLUMNS, create_live_group
 from rig.core.records import BOUT_DTYPE, FRAME_DTYPE, Look
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "FORMAT",
     "FORMAT_VERSION",
+    "LIVE_TABLES",
     "ROW",
     "TABLES",
     "append_columns",
@@ -87,6 +88,8 @@ TABLES: dict[str, dict[str, Any]] = {
     "events": EVENT_COLUMNS,
     "volumes/dropped": {"volume": "i8", "reason": _STR},
 }
+#: Tables of the ``/live`` group (rig/core/live_layout.py), in files made with the live readout.
+LIVE_TABLES: dict[str, dict[str, Any]] = {"live/triggers": dict(TRIGGER_COLUMNS)}
 
 
 def _compression(kind: str) -> dict[str, Any]:
