@@ -13,6 +13,7 @@ condition's index on every sample it ran.
 It never touches a file a live run owns (the session lock names its process),
 an empty or foreign file, or a truncated one: those it diagnoses, and a
 truncated file's readable part can be copied into a new file with ``salvage``.
+Its rows and attributes go in through the one appender (rig/session/appender.py).
 """
 
 from __future__ import annotations

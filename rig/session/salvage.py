@@ -12,6 +12,10 @@ volume's marker pulse, so that the new file's volumes and TTL pulses agree; the
 conditions that started in the salvaged part keep their rows (rebuilt from the
 protocol if their table is lost). The new file says ``failed``, where it came
 from, and exactly what was lost, in rows.
+
+The damaged file is read through the one reader (``SessionReader.damaged``); the new
+file is made and filled through the one appender (rig/session/appender.py): each table
+of the layout gets whole rows, a column an older file lacks filled, never left short.
 """
 
 from __future__ import annotations
