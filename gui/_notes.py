@@ -12,12 +12,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import h5py
-
 from rig.core.errors import SessionFileError
-from rig.core.events import Event, event_columns
-from rig.core.layout import append_columns
+from rig.core.events import Event
 from rig.core.lock import exclusive
+from rig.session.appender import SessionAppender
 
 __all__ = ["AFTER_RUN", "BEFORE_RUN", "append_note"]
 
@@ -29,16 +27,15 @@ def append_note(path: str | Path, text: str) -> int:
     """Append a note to a closed session file; returns the sample it was logged at."""
     p = Path(path)
     try:
-        with exclusive(p, "a note after the run"), h5py.File(p, "a") as f:
-            if str(f.attrs.get("status", "")) == "recording":
+        with exclusive(p, "a note after the run"), SessionAppender.open(p) as a:
+            if a.status == "recording":
                 raise SessionFileError(
                     f"{p}: the session is still recording (or was interrupted: run "
                     "`zaprig recover` first); notes go in through the running session"
                 )
-            sample = int(f["stimuli_and_ephys"].shape[0])
-            # the one definition of the event columns (rig.core.events), as the writer uses it
-            note = Event(sample, time.time(), "note", AFTER_RUN + text, "user")
-            append_columns(f["events"], event_columns([note]), only_existing=True)
+            sample = a.n_samples
+            # the one appender: the event columns as the writer makes them (rig.core.events)
+            a.append_events([Event(sample, time.time(), "note", AFTER_RUN + text, "user")])
     except OSError as e:
         raise SessionFileError(f"{p}: cannot add the note: {e}") from None
     return sample

@@ -4,8 +4,9 @@ The engine hands the GUI its fast streams and its events directly (events never
 come from the file: a read that races the writer could lose them). Volumes come
 from the file only when the engine has not handed one over for a while.
 
-The file is opened afresh for every read (about 2 ms): an SWMR reader that
-stays open keeps the file's end-of-allocation from when it opened. A read that
+The file is opened afresh for every read (about 2 ms), through the one reader
+(``rig.session.SessionReader.live``: bounded SWMR reads, the format checked):
+an SWMR reader that stays open keeps the file's end-of-allocation from when it opened. A read that
 races the writer's flush fails with ``OSError`` now and then; it is retried on
 the next tick, and only a run of failures is reported.
 """
@@ -14,11 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from rig.core.errors import SessionFileError
-from rig.session import ATTEMPTS_LIVE, FORMAT, open_swmr_bounded
+from rig.session import SessionReader
 
 __all__ = ["LiveSessionFile", "volume_stride"]
 
@@ -45,11 +45,9 @@ class LiveSessionFile:
         if not self.path.exists():
             return None
         try:
-            # bounded SWMR reads (rig/session/_damage.py): never wait on a damaged file
-            with open_swmr_bounded(self.path, ATTEMPTS_LIVE) as f:
-                if str(f.attrs.get("format", "")) != FORMAT:
-                    raise SessionFileError(f"{self.path}: not a zaprig session file")
-                volume = self._volume(f)
+            # bounded SWMR reads (never wait on a damaged file); a foreign one is refused
+            with SessionReader.live(self.path) as r:
+                volume = self._volume(r)
         except (OSError, SessionFileError) as e:
             self.failures += 1
             if self.failures % FAILURES_TO_REPORT == 0:
@@ -61,12 +59,11 @@ class LiveSessionFile:
         self.failures = 0
         return volume
 
-    def _volume(self, f: h5py.File) -> tuple[int, np.ndarray] | None:
-        raw = f["volumes/raw"]
-        t = raw.shape[0] - 1
+    def _volume(self, r: SessionReader) -> tuple[int, np.ndarray] | None:
+        t_n, _, y, x = r.shape_tzyx
+        t = t_n - 1
         if t < 0 or t == self.last_volume:
             return None
-        s = volume_stride(raw.shape[2:], self.max_side)
-        vol = raw[t, :, ::s, ::s] if s > 1 else raw[t]
+        vol = r.volume(t, volume_stride((y, x), self.max_side))
         self.last_volume = t
-        return t, np.asarray(vol)
+        return t, vol

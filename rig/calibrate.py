@@ -131,7 +131,7 @@ def _sweep(
 ) -> _Sweep:
     """Run the sweep (a white probe step, then the levels) and read the photodiode."""
     from rig.engine import Engine, RunState
-    from rig.session import open_session, read_table
+    from rig.session import SessionReader
 
     patch = _check_rig(rig, source)
     display = rig.display.model_copy(
@@ -155,9 +155,11 @@ def _sweep(
         )
     fs = rig.daq.sample_rate_hz
     step_n = round(seconds_per_level * fs)
-    with open_session(engine.path) as f:
-        pd = f["analog_inputs"][:, 0]
-        c0 = int(read_table(f["protocol/conditions"])["start_sample"][0])
+    with SessionReader(engine.path) as r:
+        if r.analog_inputs is None:
+            raise DeviceError(f"display calibration: {engine.path} recorded no photodiode")
+        pd = r.analog_inputs[:, 0]
+        c0 = int(r.table("protocol/conditions")["start_sample"][0])
     # step i starts i step lengths into the condition (stimuli/schedule.py, Schedule.step_at)
     starts = c0 + np.round(np.arange(1, len(steps)) * seconds_per_level * fs).astype(np.int64)
     if int(starts[-1]) + step_n > len(pd):

@@ -21,7 +21,7 @@ from acquisition.swims import (
     OfflineSwims,
     compare,
 )
-from rig.session import ROW, open_session, read_table
+from rig.session import ROW, SessionReader
 
 __all__ = ["cli_swims", "detect_session_bouts", "format_comparison", "read_online_bouts"]
 
@@ -36,10 +36,10 @@ def detect_session_bouts(
     progress: Callable[[int, int], None] | None = None,
 ) -> OfflineSwims:
     """Re-detect the swims of a session file from its tail rows (0, 1), a block at a time."""
-    with open_session(path) as f:
-        s = f["stimuli_and_ephys"]
-        fs = float(s.attrs["sample_rate_hz"])
-        n = int(s.shape[0])
+    with SessionReader(path) as r:
+        s = r.stream
+        fs = r.sample_rate_hz
+        n = r.n_samples
         det = OfflineSwimDetector(fs, params)
         step = max(1, round(block_s * fs))
         cols = [ROW["tail_left"], ROW["tail_right"]]
@@ -51,12 +51,11 @@ def detect_session_bouts(
     return OfflineSwims(bouts, det.thresholds, fs, n)
 
 
-
 def read_online_bouts(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The online bouts as (2, n): onsets and durations in samples, by onset; and the conditions."""
-    with open_session(path) as f:
-        bouts = read_table(f["behavior/bouts"])
-        conds = read_table(f["protocol/conditions"])
+    with SessionReader(path) as r:
+        bouts = r.table("behavior/bouts")
+        conds = r.table("protocol/conditions")
     start = bouts["start_sample"].astype(np.int64)
     order = np.argsort(start, kind="stable")
     dur = bouts["stop_sample"].astype(np.int64) - start

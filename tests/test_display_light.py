@@ -18,7 +18,7 @@ from acquisition.daq._sim_projector import SimProjector
 from rig.cli import main
 from rig.core.config import FaultConfig, RigConfig, load_config
 from rig.engine import Engine, RunState
-from rig.session import open_session, summarise
+from rig.session import SessionReader, summarise
 from rig.session.light import light_timing
 from stimuli.library import Flash, Flow
 from stimuli.protocol import Protocol, condition, step
@@ -53,15 +53,15 @@ def test_latency_of_a_one_percent_run_is_the_configured_one(
     """The built-in protocol at 1 %: measured flip -> light p50 within one sample of the model."""
     rig = load_config()
     want = expected_latency_samples(rig)
-    with open_session(short_session) as f:
-        a = f["analog_inputs"]
-        assert a.shape == (f["stimuli_and_ephys"].shape[0], 1)
+    with SessionReader(short_session) as r:
+        a = r.analog_inputs
+        assert a is not None and a.shape == (r.n_samples, 1)
         assert list(a.attrs["channel_names"]) == ["photodiode"]
         assert list(a.attrs["physical_channels"]) == [rig.daq.photodiode_channel]
-        fr = f["stimulus/frames"]
+        fr = r.file["stimulus/frames"]
         light = fr["light_sample"][...]
         flip = fr["flip_sample"][...]
-        t = light_timing(f)
+        t = light_timing(r.file)
     seen = light >= 0
     # all but the first frame (black, like the dark before it) and the last ones (light after the end)
     assert seen.sum() >= len(light) - 4
@@ -77,10 +77,10 @@ def test_frames_the_projector_drops_are_found_from_the_light(tmp_path: Path, cap
     assert engine.devices is not None and engine.devices.projector is not None
     skipped = engine.devices.projector.skipped
     assert len(skipped) == 2
-    with open_session(engine.path) as f:
-        t = light_timing(f)
+    with SessionReader(engine.path) as r:
+        t = light_timing(r.file)
         # the software saw nothing wrong: every frame was flipped on time
-        assert int(f.attrs["frames_dropped"]) == 0
+        assert int(r.attr("frames_dropped")) == 0
     assert t.dropped is not None
     assert t.dropped.tolist() == skipped
     # the frame before each dropped one stayed up for two refreshes

@@ -375,7 +375,7 @@ def test_a_brain_triggered_loom_starts_within_two_volumes_of_the_crossing(tmp_pa
     assert waiting.any() and np.all(frames["stim_id"][waiting] == 0)
     assert frames["stim_id"][looming][0] == 1 and frames["param3"][looming][0] > 0
     assert any("brain trigger" in m for m in events["message"])
-    from rig.session._reader import format_summary, summarise
+    from rig.session import format_summary, summarise
 
     text = format_summary(summarise(path))  # zaprig inspect
     assert "brain-triggered steps: 1 (0 timed out)" in text and "neurons traced" in text

@@ -28,7 +28,7 @@ from acquisition.swims import (
 )
 from rig.core.config import FishConfig
 from rig.core.errors import SessionFileError
-from rig.session import open_session, read_table
+from rig.session import SessionReader
 from rig.swims import cli_swims, detect_session_bouts
 from stimuli.state import FRAME_DTYPE, Look
 
@@ -166,9 +166,9 @@ def test_online_and_offline_agree_on_a_recorded_session(kind: str, short_session
     With the defaults these are the bouts the engine logged; with other parameters the
     session's recorded tail is replayed through the online detector chunk by chunk.
     """
-    with open_session(short_session) as f:
-        logged = read_table(f["behavior/bouts"])["start_sample"]
-        tail = f["stimuli_and_ephys"][:, :2]
+    with SessionReader(short_session) as r:
+        logged = r.bouts["start_sample"]
+        tail = r.stream[:, :2]
     online = logged if kind == "default" else _run_online(tail, _params(kind))
     off = detect_session_bouts(short_session)
     c = compare(online, off.bouts, TOL_S, off.sample_rate_hz)
@@ -179,8 +179,8 @@ def test_online_and_offline_agree_on_a_recorded_session(kind: str, short_session
 
 
 def test_cli_prints_the_comparison(short_session: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with open_session(short_session) as f:
-        n_online = f["behavior/bouts/start_sample"].shape[0]
+    with SessionReader(short_session) as r:
+        n_online = len(r.bouts["start_sample"])
     n_offline = len(detect_session_bouts(short_session).bouts)
     assert cli_swims(argparse.Namespace(session=short_session)) == 0
     out = capsys.readouterr().out

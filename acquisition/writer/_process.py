@@ -40,7 +40,7 @@ from acquisition.writer._ring import FREE, VolumeRing
 from rig.core.clock import utc_now_iso
 from rig.core.errors import SessionFileError
 from rig.core.events import Event, event_columns
-from rig.core.layout import create_session_file
+from rig.core.layout import LIVE_TABLES, TABLES, columns_to_write, create_session_file
 from rig.core.live_layout import append_live_row, set_live_labels
 from rig.core.lock import SessionLock
 from rig.core.worker import Handlers, Stop, WorkerContext, dispatch
@@ -84,6 +84,8 @@ class _Writer:
             Close: self._close,
             Stop: self._stop,
         }
+        #: (table, the rows' columns, only_existing) -> the columns to write, checked once
+        self._checked: dict[tuple[str, tuple[str, ...], bool], tuple[str, ...]] = {}
 
     def _records(self, msg: Records) -> None:
         if msg.stream is not None:
@@ -160,18 +162,24 @@ class _Writer:
         h5py's group lookup and ``shape`` cost more than the write itself for the few
         rows a message holds (the frames table has ~25 columns): they were most of the
         writer's time. Only this process appends to the session's tables while it runs.
+        The columns are checked as the appender checks them (``columns_to_write``, against
+        the layout's ``TABLES`` and ``LIVE_TABLES``), once per kind of message.
         """
         cached = self._columns.get(path)
         if cached is None:
+            if path not in TABLES and path not in LIVE_TABLES:
+                raise ValueError(f"{path}: not a table of the session layout")
             g = self.f[path]
             sets = {k: v for k, v in g.items() if isinstance(v, h5py.Dataset)}
             cached = self._columns[path] = (sets, {k: v.shape[0] for k, v in sets.items()})
         sets, lengths = cached
-        names = rows.dtype.names if isinstance(rows, np.ndarray) else tuple(rows.keys())
-        assert names
-        n = len(rows[names[0]])
-        if only_existing:
-            names = tuple(k for k in names if k in sets)
+        given = rows.dtype.names if isinstance(rows, np.ndarray) else tuple(rows.keys())
+        assert given
+        n = len(rows[given[0]])
+        key = (path, tuple(given), only_existing)
+        names = self._checked.get(key)
+        if names is None:
+            names = self._checked[key] = columns_to_write(path, sets, given, only_existing)
         if n == 0:
             return
         for name in names:

@@ -1,7 +1,7 @@
 """What a worker runs: one :class:`~rig.batch._layout.Task`, then its completion marker.
 
-Every task opens its session file itself, read-only and in SWMR mode (a file that is
-still being recorded, or was copied off a rig, reads the same), and reads only the
+Every task opens its session file itself, through the one reader (read-only; in SWMR
+mode while a run still records it), and reads only the
 volumes it owns, so no task holds a whole session in memory. Outputs are written
 through tensorstore in whole chunks that no other task writes: no lock is needed on a
 local disk or on a shared filesystem. A task that is run again (a worker was killed
@@ -21,20 +21,7 @@ import h5py
 
 from rig.batch._layout import Task, TaskResult, mark_done
 
-__all__ = ["open_read_only", "run_task"]
-
-
-def open_read_only(path: str) -> h5py.File:
-    """The session file, read-only, in SWMR mode where its format allows it."""
-    import hdf5plugin  # noqa: F401 - registers the Blosc filter of compressed sessions
-
-    try:
-        return h5py.File(path, "r", swmr=True)
-    except (OSError, ValueError):
-        # not SWMR-capable (an older libver): the ordinary checked read-only open
-        from rig.session import open_session
-
-        return open_session(path)
+__all__ = ["run_task"]
 
 
 def _export_range(task: Task, f: h5py.File) -> tuple[int, int]:
@@ -108,7 +95,10 @@ def run_task(task: Task, *after: Any) -> TaskResult:
     volumes = written = 0
     per_volume = int(task.option("volume_bytes", 0))
     if task.kind in ("range", "rest", "reference"):
-        with open_read_only(task.session) as f:
+        from rig.session import SessionReader
+
+        with SessionReader(task.session) as reader:
+            f = reader.file
             if task.command == "export" and task.kind == "range":
                 volumes, written = _export_range(task, f)
             elif task.kind == "rest":

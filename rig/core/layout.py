@@ -8,14 +8,14 @@ readable while it is written and after a crash up to the last flush.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from rig.core.live_layout import create_live_group
+from rig.core.live_layout import TRIGGER_COLUMNS, create_live_group
 from rig.core.records import BOUT_DTYPE, FRAME_DTYPE, Look
 
 __all__ = [
@@ -24,9 +24,11 @@ __all__ = [
     "EVENT_COLUMNS",
     "FORMAT",
     "FORMAT_VERSION",
+    "LIVE_TABLES",
     "ROW",
     "TABLES",
     "append_columns",
+    "columns_to_write",
     "create_session_file",
     "read_table",
 ]
@@ -86,6 +88,8 @@ TABLES: dict[str, dict[str, Any]] = {
     "events": EVENT_COLUMNS,
     "volumes/dropped": {"volume": "i8", "reason": _STR},
 }
+#: Tables of the ``/live`` group (rig/core/live_layout.py), in files made with the live readout.
+LIVE_TABLES: dict[str, dict[str, Any]] = {"live/triggers": dict(TRIGGER_COLUMNS)}
 
 
 def _compression(kind: str) -> dict[str, Any]:
@@ -214,6 +218,28 @@ def create_session_file(
     return f
 
 
+def columns_to_write(
+    where: str,
+    present: Collection[str],
+    names: Sequence[str],
+    only_existing: bool = False,
+) -> tuple[str, ...]:
+    """Which of the columns ``names`` of some rows to write into a table whose columns are
+    ``present``: every one of them (``only_existing``: those the table has; a file of an
+    older format lacks the newer columns). Rows that leave one of the table's columns out
+    are refused (``ValueError``): a table is equal-length columns, and rows that skip one
+    would break every reader after. The writer process and the appender both ask this."""
+    if only_existing:
+        names = tuple(n for n in names if n in present)
+    missing = sorted(set(present) - set(names))
+    if missing:
+        raise ValueError(f"{where}: rows without the column(s) {', '.join(missing)}")
+    unknown = sorted(set(names) - set(present))
+    if unknown:
+        raise ValueError(f"{where}: rows with column(s) the table lacks: {', '.join(unknown)}")
+    return tuple(names)
+
+
 def append_columns(
     group: h5py.Group,
     rows: Mapping[str, np.ndarray] | np.ndarray,
@@ -223,15 +249,10 @@ def append_columns(
 
     ``only_existing``: skip columns the group lacks (a file of an older format).
     """
-    names = rows.dtype.names if isinstance(rows, np.ndarray) else tuple(rows.keys())
-    assert names
-    if only_existing:
-        names = tuple(n for n in names if n in group)
-    # a table is equal-length columns: rows that leave one out would break every reader after
-    missing = sorted(set(group.keys()) - set(names))
-    if missing:
-        raise ValueError(f"{group.name}: rows without the column(s) {', '.join(missing)}")
-    n = len(rows[names[0]])
+    given = rows.dtype.names if isinstance(rows, np.ndarray) else tuple(rows.keys())
+    assert given
+    names = columns_to_write(str(group.name), list(group.keys()), given, only_existing)
+    n = len(rows[given[0]])
     if n == 0:
         return 0
     for name in names:

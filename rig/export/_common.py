@@ -22,16 +22,6 @@ __all__ = [
     "time_unit",
 ]
 
-_REQUIRED = (
-    "stimuli_and_ephys",
-    "volumes/raw",
-    "volumes/start_sample",
-    "protocol/conditions",
-    "behavior/bouts",
-    "stimulus/frames",
-    "events",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
@@ -81,13 +71,8 @@ class SessionInfo:
 
 
 def session_info(r: SessionReader) -> SessionInfo:
-    """Read and check what an export needs; a missing part is a clear SessionFileError."""
-    f = r.file
-    missing = [p for p in _REQUIRED if p not in f]
-    if missing:
-        raise SessionFileError(
-            f"{r.path}: not a complete zaprig session file, missing {', '.join(missing)}"
-        )
+    """Read and check what an export needs; a wrong shape is a clear SessionFileError (the
+    reader has refused a file that lacks a dataset: ``rig.session.reader.REQUIRED``)."""
     if r.stream.ndim != 2 or r.stream.shape[1] != 10:
         raise SessionFileError(
             f"{r.path}: /stimuli_and_ephys has shape {r.stream.shape}, expected (n, 10)"
@@ -113,7 +98,7 @@ def session_info(r: SessionReader) -> SessionInfo:
         condition_offsets=r.condition_offsets,
         condition_start_samples=tuple(int(x) for x in r.conditions.get("start_sample", ())),
         dropped_volumes=r.dropped_volumes,
-        has_ground_truth="ground_truth/positions_zyx" in f and "ground_truth/traces" in f,
+        has_ground_truth=r.has("ground_truth/positions_zyx") and r.has("ground_truth/traces"),
     )
 
 

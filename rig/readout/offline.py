@@ -125,8 +125,8 @@ def _settings(f: h5py.File, config: ReadoutConfig | None) -> tuple[ReadoutSettin
     return settings, Readout(settings, labels)
 
 
-#: A session file's path, or the file already open (an export reads through its own handle:
-#: HDF5 refuses a second open of one file with other flags).
+#: A session file's path, or the file already open by the session reader (an export reads
+#: through its own reader's handle: HDF5 refuses a second open of one file with other flags).
 Source: TypeAlias = "str | Path | h5py.File"
 
 
@@ -135,8 +135,10 @@ def _opened(session: Source) -> Iterator[h5py.File]:
     if isinstance(session, h5py.File):
         yield session
         return
-    with h5py.File(session, "r") as f:
-        yield f
+    from rig.session import SessionReader
+
+    with SessionReader(session) as r:
+        yield r.file
 
 
 def _dropped(f: h5py.File) -> set[int]:

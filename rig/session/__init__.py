@@ -1,4 +1,9 @@
-"""The session file: layout (the contract), writing helpers, reading and summaries."""
+"""The session file: layout (the contract), the one reader, the one appender, summaries.
+
+Read a session file only through :class:`SessionReader` (live or closed); change a closed
+one only through :class:`~rig.session.appender.SessionAppender` (notes after a run,
+``recover``, ``salvage``). The writer process writes it while it runs.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,10 @@ from rig.core.layout import (
     TABLES,
     read_table,
 )
-from rig.session._damage import ATTEMPTS_LIVE, open_swmr_bounded
-from rig.session._reader import SessionSummary, format_summary, open_session, summarise
-from rig.session.reader import SessionReader
+from rig.session.reader import SessionReader, summarise
+from rig.session.summary import SessionSummary, format_summary
 
 __all__ = [
-    "ATTEMPTS_LIVE",
     "CHANNEL_NAMES",
     "FORMAT",
     "FORMAT_VERSION",
@@ -24,8 +27,6 @@ __all__ = [
     "SessionReader",
     "SessionSummary",
     "format_summary",
-    "open_session",
-    "open_swmr_bounded",
     "read_table",
     "summarise",
 ]

@@ -1,7 +1,14 @@
-"""The one reader of session files: ``inspect``, ``report``, both exports and the app use it.
+"""The one reader of session files, live (SWMR) or closed: every part of zaprig reads through it.
 
-A session file is opened once (:func:`open_session`: diagnosed before HDF5 sees
-it, bounded SWMR reads for live or crashed files) and its metadata parsed once:
+``inspect``, ``swims``, ``report``, ``forecast``, both exports, ``calibrate``, the offline
+readout, the batch tasks and the app (its live view of a recording file, a past session,
+its summary) open a session file only as a :class:`SessionReader`. The files a run
+writes are written by the writer process (acquisition/writer/_process.py) alone, and
+changed after it by the one appender (rig/session/appender.py) alone.
+
+A session file is opened once (diagnosed before HDF5 sees it, bounded SWMR reads
+for live or crashed files, refused with a diagnosis when truncated or foreign;
+:meth:`SessionReader.damaged` opens a damaged one for salvage) and its metadata parsed once:
 the attributes (JSON ones checked), the stream's rate and channels, the volume
 geometry, and the tables, each read at most once and cached. What a caller then
 needs in bulk (stream blocks, volumes) it reads through :attr:`SessionReader.file`
@@ -22,14 +29,106 @@ import numpy as np
 
 from rig.core.errors import SessionFileError
 from rig.core.events import Event
-from rig.core.layout import read_table
+from rig.core.layout import FORMAT, read_table
 from rig.core.live_layout import live_summary
 from rig.core.vocabulary import fault_incidents
-from rig.session._damage import FileCheck, check_file
-from rig.session._reader import SessionSummary, open_session, ttl_layout
+from rig.session._damage import (
+    ATTEMPTS_DAMAGED,
+    ATTEMPTS_LIVE,
+    FileCheck,
+    Readable,
+    check_file,
+    open_swmr_bounded,
+    readable_rows,
+)
 from rig.session.light import light_timing
+from rig.session.summary import SessionSummary, ttl_layout
 
-__all__ = ["SessionReader"]
+__all__ = ["REQUIRED", "SessionReader", "damage_report", "salvage_advice", "summarise"]
+
+
+#: What every session file has; a file without them cannot be summarised or exported.
+REQUIRED = (
+    "stimuli_and_ephys",
+    "volumes/raw",
+    "volumes/start_sample",
+    "volumes/plane_sample",
+    "protocol/conditions",
+    "stimulus/frames",
+    "behavior/bouts",
+    "events",
+)
+
+
+def salvage_advice(check: FileCheck) -> tuple[list[str], str]:
+    """What of a damaged file can still be read (lines), and whether salvage can help."""
+    from rig.session.salvage import salvage_blocker
+
+    lines: list[str] = []
+    blocker: str | None = "the file holds no HDF5 data"
+    if check.is_hdf5 and check.size > 0:
+        try:
+            with SessionReader.damaged(check.path, ATTEMPTS_DAMAGED) as r:
+                readable = r.readable()
+                blocker = salvage_blocker(r.file)
+            lines.append("what can still be read:")
+            lines.extend(readable.lines() or ["  nothing"])
+        except SessionFileError as e:
+            lines.append(f"nothing can be read: {e}")
+            blocker = "nothing can be read"
+    if blocker is None:
+        return lines, (
+            f"to keep what is readable: zaprig recover --salvage NEW.h5 {check.path}  "
+            "(writes a new file; this one is left untouched)"
+        )
+    return lines, (
+        f"salvage cannot help: {blocker}; restore the file from a copy (a backup, or "
+        "the acquisition disk) if there is one"
+    )
+
+
+def damage_report(check: FileCheck) -> str:
+    """What is wrong with a damaged file, what can still be read, and what to do."""
+    lines, advice = salvage_advice(check)
+    return "\n".join([f"{check.path}: {check.problem()}", *lines, advice])
+
+
+def _open_checked(path: str | Path, check: FileCheck | None = None) -> h5py.File:
+    """Open read-only, never waiting on a damaged file.
+
+    Files a live run is writing, or that a crash left marked open, open in SWMR
+    mode with a bounded number of read attempts; a truncated or foreign file is
+    refused with a diagnosis (:func:`damage_report`).
+    """
+    import hdf5plugin  # noqa: F401 - registers the Blosc filter compressed sessions need
+
+    c = check or check_file(path)
+    p = c.path
+    if c.problem() is not None:
+        raise SessionFileError(damage_report(c))
+    if c.needs_swmr:
+        f = open_swmr_bounded(p, ATTEMPTS_LIVE)
+    else:
+        try:
+            f = h5py.File(p, "r")
+        except OSError as e:
+            raise SessionFileError(f"{p}: not a readable HDF5 file: {e}") from None
+    try:
+        fmt = str(f.attrs.get("format", ""))
+    except (OSError, RuntimeError, KeyError) as e:
+        f.close()
+        raise SessionFileError(f"{p}: its attributes cannot be read ({e}): damaged") from None
+    if fmt != FORMAT:
+        f.close()
+        raise SessionFileError(f"{p}: not a zaprig session file (format attribute missing)")
+    missing = [name for name in REQUIRED if name not in f]
+    if missing:
+        f.close()
+        raise SessionFileError(
+            f"{p}: a zaprig.session file without its data: missing {', '.join(missing)}; "
+            "it was not written by zaprig run, or its creation failed"
+        )
+    return f
 
 
 class SessionReader:
@@ -37,9 +136,51 @@ class SessionReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.check: FileCheck = check_file(self.path)
-        self.file: h5py.File = open_session(self.path, self.check)
+        self.check = check_file(self.path)
+        self.file: h5py.File = _open_checked(self.path, self.check)
         self._tables: dict[str, dict[str, np.ndarray]] = {}
+
+    @classmethod
+    def live(cls, path: str | Path) -> SessionReader:
+        """The file a run is writing now, for one quick read (the app's live view): opened in
+        SWMR mode with a bounded number of read attempts, its format checked, no diagnosis
+        (a read that races the writer's flush may fail: try again later). Open it afresh for
+        each read: an SWMR reader that stays open keeps the file's end from when it opened."""
+        import hdf5plugin  # noqa: F401 - compressed sessions need the Blosc filter
+
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.file = open_swmr_bounded(self.path, ATTEMPTS_LIVE)
+        self._tables = {}
+        try:
+            fmt = str(self.file.attrs.get("format", ""))
+        except (OSError, RuntimeError, KeyError):
+            fmt = ""
+        if fmt != FORMAT:
+            self.file.close()
+            raise SessionFileError(f"{self.path}: not a zaprig session file")
+        return self
+
+    @cached_property
+    def check(self) -> FileCheck:
+        """What the file's first bytes say (read when the reader opens it, or when asked)."""
+        return check_file(self.path)
+
+    @classmethod
+    def damaged(cls, path: str | Path, attempts: int | None = None) -> SessionReader:
+        """A file that may be cut short or half-written, for salvage: opened in SWMR mode with
+        ``attempts`` metadata reads at most (one for a truncated file, whose bad metadata never
+        heal), never refused, nothing checked. Read what answers (:meth:`readable`)."""
+        import hdf5plugin  # noqa: F401 - compressed sessions need the Blosc filter
+
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.check = check_file(self.path)
+        if attempts is None:
+            attempts = ATTEMPTS_DAMAGED if self.check.truncated else ATTEMPTS_LIVE
+        self.file = open_swmr_bounded(self.path, attempts)
+        self._tables = {}
+        return self
 
     def __enter__(self) -> SessionReader:
         return self
@@ -49,6 +190,29 @@ class SessionReader:
 
     def close(self) -> None:
         self.file.close()
+
+    def readable(self) -> Readable:
+        """How many rows of each dataset lie inside the file (all of them, unless it is cut)."""
+        return readable_rows(self.file, self.check.size)
+
+    # -- any dataset -------------------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        """Whether the file holds ``name`` (``ground_truth/traces``, ``live``, ...)."""
+        return name in self.file
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        """The dataset ``name``, for reading in blocks (a stream, volumes, traces)."""
+        d = self.file[name]
+        if not isinstance(d, h5py.Dataset):
+            raise SessionFileError(f"{self.path}: /{name} is a group, not a dataset")
+        return d
+
+    def group(self, name: str) -> h5py.Group:
+        """The group ``name`` (``live``, ``ground_truth``), for its datasets and attributes."""
+        g = self.file[name]
+        if not isinstance(g, h5py.Group):
+            raise SessionFileError(f"{self.path}: /{name} is a dataset, not a group")
+        return g
 
     # -- attributes --------------------------------------------------------------------------
     def attr(self, name: str, default: Any = "") -> Any:
@@ -135,6 +299,22 @@ class SessionReader:
     def volume(self, t: int, stride: int = 1) -> np.ndarray:
         """Volume ``t`` (z, y, x), every ``stride``-th pixel in y and x."""
         return np.asarray(self.raw[t, :, ::stride, ::stride] if stride > 1 else self.raw[t])
+
+    def volumes(self, start: int, stop: int) -> np.ndarray:
+        """Volumes ``[start, stop)`` (t, z, y, x), cut to the volumes the file holds."""
+        stop = min(stop, self.shape_tzyx[0])
+        return np.asarray(self.raw[start : max(start, stop)])
+
+    @property
+    def analog_inputs(self) -> h5py.Dataset | None:
+        """``/analog_inputs`` (the photodiode first, on the stream's sample index), if any."""
+        return self.dataset("analog_inputs") if "analog_inputs" in self.file else None
+
+    @property
+    def ground_truth_positions(self) -> np.ndarray | None:
+        """The virtual brain's neurons (n, 3) zyx in voxels; None for a real rig's session."""
+        name = "ground_truth/positions_zyx"
+        return np.asarray(self.file[name][...]) if name in self.file else None
 
     # -- tables ------------------------------------------------------------------------------
     def table(self, name: str) -> dict[str, np.ndarray]:
@@ -237,3 +417,9 @@ class SessionReader:
             planes_dropped=self.planes_dropped,
             incidents=fault_incidents((e.sample, e.kind, e.message, e.source) for e in self.events),
         )
+
+
+def summarise(path: str | Path) -> SessionSummary:
+    """The summary ``zaprig inspect`` prints."""
+    with SessionReader(path) as r:
+        return r.summary()

@@ -13,6 +13,7 @@ condition's index on every sample it ran.
 It never touches a file a live run owns (the session lock names its process),
 an empty or foreign file, or a truncated one: those it diagnoses, and a
 truncated file's readable part can be copied into a new file with ``salvage``.
+Its rows and attributes go in through the one appender (rig/session/appender.py).
 """
 
 from __future__ import annotations
@@ -31,21 +32,20 @@ import numpy as np
 
 from rig.core.clock import utc_now_iso
 from rig.core.errors import SessionFileError
-from rig.core.events import Event, Kind, Source, event_columns
-from rig.core.layout import FORMAT, append_columns
+from rig.core.events import Event, Kind, Source
 from rig.core.lock import exclusive
-from rig.session._damage import check_file
-from rig.session._reader import salvage_advice
+from rig.session._damage import FileCheck, check_file
+from rig.session.appender import SessionAppender
+from rig.session.reader import salvage_advice
 
 __all__ = ["recover"]
 
 
-def _clear_flags(path: Path) -> None:
-    try:
-        with h5py.File(path, "r"):
-            return
-    except OSError:
-        pass
+def _clear_flags(check: FileCheck) -> None:
+    """Clear the 'open for writing' flags a crash leaves in the superblock (read without HDF5)."""
+    if not check.open_for_write:
+        return
+    path = check.path
     tool = shutil.which("h5clear")
     if tool is None:
         raise SessionFileError(
@@ -61,10 +61,11 @@ def _clear_flags(path: Path) -> None:
 RecoveredEvent = tuple[int, Kind, str] | tuple[int, Kind, str, Source]
 
 
-def _append_events(f: h5py.File, events: list[RecoveredEvent]) -> None:
+def _append_events(a: SessionAppender, events: list[RecoveredEvent]) -> None:
     now = time.time()
-    rows = [Event(int(e[0]), now, e[1], e[2], e[3] if len(e) > 3 else "engine") for e in events]
-    append_columns(f["events"], event_columns(rows), only_existing=True)
+    a.append_events(
+        [Event(int(e[0]), now, e[1], e[2], e[3] if len(e) > 3 else "engine") for e in events]
+    )
 
 
 def recover(path: str | Path, events: Sequence[RecoveredEvent] = ()) -> str:
@@ -81,30 +82,23 @@ def _recover(p: Path, events: Sequence[RecoveredEvent]) -> str:
     if (problem := check.problem()) is not None:
         hint = f"; {salvage_advice(check)[1]}" if check.truncated else ""
         raise SessionFileError(f"{p}: {problem}; not changed{hint}")
-    _clear_flags(p)
-    try:
-        f = h5py.File(p, "r+")
-    except OSError as e:
-        raise SessionFileError(f"{p}: cannot open for recovery: {e}") from None
-    with f:
-        if str(f.attrs.get("format", "")) != FORMAT:
-            raise SessionFileError(f"{p}: not a zaprig session file")
-        status = str(f.attrs.get("status", ""))
-        n = int(f["stimuli_and_ephys"].shape[0])
+    _clear_flags(check)
+    with SessionAppender.open(p) as a:
+        f = a.file
+        status = a.status
+        n = a.n_samples
         ended = _last_sample_time(f, n)  # before our own events, which are stamped now
         if events:
-            _append_events(f, list(events))
+            _append_events(a, list(events))
         if status != "recording":
             return f"{p}: status is already '{status}'; nothing to recover"
         t = int(f["volumes/raw"].shape[0])
         msg = f"recovered after an interruption: {n} samples and {t} volumes reached the disk"
-        rebuilt = _rebuild_conditions(f, n)
+        rebuilt = _rebuild_conditions(a, n)
         if rebuilt:
             msg += f"; rebuilt the row of condition {', '.join(rebuilt)} from row 4"
-        _append_events(f, [(n, "fault", msg)])
-        f.attrs["status"] = "failed"
-        f.attrs["ended_at"] = ended
-        f.attrs["recovered_at"] = utc_now_iso()
+        _append_events(a, [(n, "fault", msg)])
+        a.set_attrs(status="failed", ended_at=ended, recovered_at=utc_now_iso())
     return f"{p}: {msg}; status set to 'failed'"
 
 
@@ -150,10 +144,11 @@ def _condition_names(f: h5py.File) -> dict[int, str]:
     return out
 
 
-def _rebuild_conditions(f: h5py.File, n: int, block: int = 1 << 20) -> list[str]:
+def _rebuild_conditions(app: SessionAppender, n: int, block: int = 1 << 20) -> list[str]:
     """Rows of ``/protocol/conditions`` for the conditions the crash left without one (the one
     running, or more if their rows had not reached the disk), from row 4 of the stream:
     1 + the condition's index from its first sample to its last."""
+    f = app.file
     table = f["protocol/conditions"]
     done = table["stop_sample"][...]
     have = set(int(i) for i in table["index"][...])
@@ -187,7 +182,7 @@ def _rebuild_conditions(f: h5py.File, n: int, block: int = 1 << 20) -> list[str]
         have.add(c)
     if not rows["index"]:
         return []
-    append_columns(table, {
+    app.append("protocol/conditions", {
         "name": np.array(rows["name"], dtype=object),
         "index": np.array(rows["index"], dtype=np.int32),
         **{k: np.array(rows[k], dtype=np.int64)

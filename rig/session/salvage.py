@@ -12,6 +12,10 @@ volume's marker pulse, so that the new file's volumes and TTL pulses agree; the
 conditions that started in the salvaged part keep their rows (rebuilt from the
 protocol if their table is lost). The new file says ``failed``, where it came
 from, and exactly what was lost, in rows.
+
+The damaged file is read through the one reader (``SessionReader.damaged``); the new
+file is made and filled through the one appender (rig/session/appender.py): each table
+of the layout gets whole rows, a column an older file lacks filled, never left short.
 """
 
 from __future__ import annotations
@@ -27,18 +31,12 @@ import numpy as np
 
 from rig.core.clock import utc_now_iso
 from rig.core.errors import SessionFileError, check_writable
-from rig.core.events import Event, event_columns, severity_of
-from rig.core.layout import FORMAT, append_columns, create_session_file
+from rig.core.events import Event, severity_of
+from rig.core.layout import FORMAT, TABLES
 from rig.core.lock import SessionLock, exclusive
-from rig.session._damage import (
-    ATTEMPTS_DAMAGED,
-    ATTEMPTS_LIVE,
-    Readable,
-    check_file,
-    open_swmr_bounded,
-    read_prefix,
-    readable_rows,
-)
+from rig.session._damage import Readable, check_file, read_prefix
+from rig.session.appender import SessionAppender
+from rig.session.reader import SessionReader
 
 __all__ = ["salvage", "salvage_blocker"]
 
@@ -137,12 +135,12 @@ def _salvage(src_path: Path, dst_path: Path) -> str:
         raise SessionFileError(f"{src_path}: {check.problem()}; nothing to salvage")
     if os.path.realpath(dst_path) == os.path.realpath(src_path):
         raise SessionFileError(f"{dst_path}: salvage into a new file, not the original")
-    attempts = ATTEMPTS_DAMAGED if check.truncated else ATTEMPTS_LIVE
-    with open_swmr_bounded(src_path, attempts) as src:
+    with SessionReader.damaged(src_path) as reader:
+        src = reader.file
         if (why := salvage_blocker(src)) is not None:
             raise SessionFileError(f"{src_path}: {why}; salvage cannot help, nothing was written")
         attrs = _attrs(src)
-        readable = readable_rows(src, check.size)
+        readable = reader.readable()
         raw = src["volumes/raw"]
         shape_zyx = tuple(int(x) for x in raw.shape[1:])
         raw_attrs = dict(raw.attrs)
@@ -155,31 +153,26 @@ def _salvage(src_path: Path, dst_path: Path) -> str:
             salvaged_from=str(src_path),
             salvaged_at=utc_now_iso(),
         )
+        # every table of the layout, through the one appender; the datasets the layout
+        # does not make (ground truth, /live) are added out of SWMR mode, as the source's
+        dst = SessionAppender.create(
+            dst_path,
+            attrs,
+            shape_zyx=shape_zyx,
+            voxel_size_um=tuple(float(x) for x in raw_attrs.get("voxel_size_um", (1.0, 1.0, 1.0))),
+            volume_period_s=float(raw_attrs.get("volume_period_s", 1.0)),
+            sample_rate_hz=stream_fs,
+            compression=str(raw_attrs.get("compression", "none")),
+        )
         try:
-            dst = create_session_file(
-                dst_path,
-                attrs,
-                shape_zyx,  # type: ignore[arg-type]
-                tuple(float(x) for x in raw_attrs.get("voxel_size_um", (1.0, 1.0, 1.0))),  # type: ignore[arg-type]
-                float(raw_attrs.get("volume_period_s", 1.0)),
-                stream_fs,
-                str(raw_attrs.get("compression", "none")),
-            )
-        except OSError as e:
-            raise SessionFileError(
-                f"{dst_path}: cannot create the salvaged file: {e.strerror or e}"
-            ) from None
-        dst.close()  # made in SWMR mode, where no dataset can be added: reopen to add them
-        try:
-            with h5py.File(dst_path, "r+") as dst:
+            with dst:
                 lost = _copy(src, dst, readable, tl, n_rows, n_vol)
                 msg = (
                     f"salvaged from {src_path} ({check.problem() or 'damaged'}): "
                     f"{n_rows} samples and {n_vol} volumes copied"
                     + (f"; lost: {'; '.join(lost)}" if lost else "; nothing else lost")
                 )
-                ev = Event(n_rows, time.time(), "fault", msg, source="engine")
-                append_columns(dst["events"], event_columns([ev]), only_existing=True)
+                dst.append_events([Event(n_rows, time.time(), "fault", msg, source="engine")])
         except BaseException:
             dst_path.unlink(missing_ok=True)  # half a salvage is not a session file
             raise
@@ -279,8 +272,9 @@ def _table_groups(readable: Readable) -> dict[str, int]:
 
 
 def _copy(
-    src: h5py.File, dst: h5py.File, readable: Readable, tl: Any, n_rows: int, n_vol: int
+    src: h5py.File, app: SessionAppender, readable: Readable, tl: Any, n_rows: int, n_vol: int
 ) -> list[str]:
+    dst = app.file
     lost: list[str] = [f"{name}: unreadable ({why})" for name, why in readable.lost.items()]
     tables = _table_groups(readable)
     copied: list[str] = []
@@ -288,6 +282,8 @@ def _copy(
         group = name.rsplit("/", 1)[0] if "/" in name else ""
         if name in _VOLUME_SAMPLES or group == "protocol/conditions":
             continue  # below: they must agree with the volumes and the stream kept
+        if group in TABLES:
+            continue  # below: whole rows, through the appender
         want = (
             n_rows if name in _PER_SAMPLE
             else min(n_vol, ok) if name in _PER_VOLUME
@@ -310,25 +306,76 @@ def _copy(
             lost.append(f"{name}: {total - got} of {total} rows")
     for g, n in tables.items():
         total = max(t for k, (_, t) in readable.rows.items() if k.rsplit("/", 1)[0] == g)
-        if g != "protocol/conditions" and n < total:
+        if g not in TABLES and n < total:
             lost.append(f"{g}: {total - n} of {total} rows")
+    for table in TABLES:
+        if table != "protocol/conditions":
+            lost += _table(src, app, readable, table, copied)
     _groups_and_attrs(src, dst, copied)
-    _fill_old_event_columns(dst)
     lost += _volume_samples(src, dst, readable, tl, n_vol)
-    lost += _conditions(src, dst, readable, tl, n_rows, n_vol)
+    lost += _conditions(src, app, readable, tl, n_rows, n_vol)
     return lost
 
 
-def _fill_old_event_columns(dst: h5py.File) -> None:
-    """Events of an older file have no source and severity: the engine's, by their kind."""
-    ev = dst["events"]
-    n = ev["sample"].shape[0]
-    for col in ("source", "severity"):
-        if col in ev and ev[col].shape[0] < n:
-            kinds = [k.decode() if isinstance(k, bytes) else str(k) for k in ev["kind"][...]]
-            vals = ["engine"] * n if col == "source" else [severity_of(k) for k in kinds]
-            ev[col].resize((n,))
-            ev[col][...] = np.array(vals, dtype=object)
+def _default_column(table: str, col: str, rows: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """A column the source lacks (an older format's table): events get the engine as their
+    source and the severity of their kind; other columns -1, NaN or "" (not recorded)."""
+    if table == "events" and col == "source":
+        return np.array(["engine"] * n, dtype=object)
+    if table == "events" and col == "severity":
+        return np.array([severity_of(str(k)) for k in rows["kind"][:n]], dtype=object)
+    dt = np.dtype(TABLES[table][col])
+    if dt.kind == "O":
+        return np.array([""] * n, dtype=object)
+    return np.full(n, np.nan if dt.kind == "f" else -1, dtype=dt)
+
+
+def _decoded(data: np.ndarray) -> np.ndarray:
+    """Strings as ``str`` objects (h5py reads them as bytes)."""
+    if h5py.check_string_dtype(data.dtype) is None and data.dtype.kind not in "OS":
+        return data
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in data], dtype=object)
+
+
+def _table(
+    src: h5py.File, app: SessionAppender, readable: Readable, table: str, copied: list[str]
+) -> list[str]:
+    """A layout table's readable rows, whole (every column cut to the same length), appended
+    through the appender; a column an older file lacks (or left short: a note once wrote
+    4 of the 6 event columns) is filled as :func:`_default_column` says."""
+    cols = TABLES[table]
+    if any(name.rsplit("/", 1)[0] == table for name in readable.lost):
+        return []  # the lost column is already listed: the table is lost with it
+    have = {c: readable.rows[f"{table}/{c}"] for c in cols if f"{table}/{c}" in readable.rows}
+    if not have:
+        return []
+    total = max(t for _, t in have.values())
+    # columns an older writer left out or short are rebuilt, not allowed to cut the table
+    filled = {c for c, (_, t) in have.items() if t < total and table == "events"
+              and c in ("source", "severity")}  # fmt: skip
+    full = {c: ok for c, (ok, _) in have.items() if c not in filled}
+    n = min(full.values()) if full else 0
+    rows: dict[str, np.ndarray] = {}
+    for c in full:
+        rows[c] = _decoded(read_prefix(src[f"{table}/{c}"], n))
+        copied.append(f"{table}/{c}")
+    n = min((len(v) for v in rows.values()), default=0)  # a block that failed part-way
+    rows = {c: v[:n] for c, v in rows.items()}
+    for c in cols:
+        if c not in rows:
+            rows[c] = _default_column(table, c, rows, n)
+            if c in filled:  # the rows it has keep their values
+                kept = _decoded(read_prefix(src[f"{table}/{c}"], min(n, have[c][0])))
+                rows[c][: len(kept)] = kept
+                copied.append(f"{table}/{c}")
+    app.append(table, rows)
+    lost = []
+    if n < total:
+        lost.append(f"{table}: {total - n} of {total} rows")
+    extra = sorted(name for name in readable.rows if name.rsplit("/", 1)[0] == table
+                   and name.rsplit("/", 1)[1] not in cols)  # fmt: skip
+    lost += [f"{name}: not a column of this version's layout" for name in extra]
+    return lost
 
 
 def _volume_samples(
@@ -358,12 +405,14 @@ def _volume_samples(
 
 
 def _conditions(
-    src: h5py.File, dst: h5py.File, readable: Readable, tl: Any, n_rows: int, n_vol: int
+    src: h5py.File, app: SessionAppender, readable: Readable, tl: Any, n_rows: int, n_vol: int
 ) -> list[str]:
     """The conditions that started in the salvaged samples: the file's rows where they read,
     the protocol's where they do not (a crash also loses the running condition's row)."""
     n = readable.table_rows("protocol/conditions")
-    cols = {c: read_prefix(src[f"protocol/conditions/{c}"], n) for c in dst["protocol/conditions"]}
+    cols = {
+        c: read_prefix(src[f"protocol/conditions/{c}"], n) for c in app.file["protocol/conditions"]
+    }
     n = min(len(v) for v in cols.values())
     have = {c: v[:n] for c, v in cols.items()}
     keep = have["start_sample"] < n_rows
@@ -391,5 +440,5 @@ def _conditions(
             }
             rows = {c: np.concatenate([rows[c], extra[c].astype(rows[c].dtype)]) for c in rows}
             lost.append(f"protocol/conditions: {len(missing)} rows (rebuilt from the protocol)")
-    append_columns(dst["protocol/conditions"], rows)
+    app.append("protocol/conditions", rows)
     return lost

@@ -1,29 +1,22 @@
-"""Reading session files: open (also while recording or after a crash) and summarise."""
+"""The summary of a session that ``zaprig inspect`` prints, the report opens with and the app shows.
+
+:class:`SessionSummary` holds the numbers; :meth:`rig.session.SessionReader.summary` fills
+it (the one reader computes every derived number) and :func:`format_summary` words it.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import h5py
 
-from rig.core.errors import SessionFileError
-from rig.core.layout import FORMAT
 from rig.core.lock import LockInfo
 from rig.core.vocabulary import Incident, format_drops, plain_fault
-from rig.session._damage import (
-    ATTEMPTS_DAMAGED,
-    ATTEMPTS_LIVE,
-    FileCheck,
-    check_file,
-    open_swmr_bounded,
-    readable_rows,
-)
 from rig.session.light import LightTiming, format_light_timing
 
-__all__ = ["SessionSummary", "open_session", "summarise", "ttl_layout"]
+__all__ = ["TTL_LAYOUTS", "SessionSummary", "format_summary", "ttl_layout"]
 
 
 def ttl_layout(f: h5py.File) -> int:
@@ -41,90 +34,6 @@ TTL_LAYOUTS = {
     "counts z - 1 plane pulses per volume and puts conditions one timestep early",
     2: "layout 2: a volume-start marker, then z plane pulses (the dataset's)",
 }
-
-
-#: What every session file has; a file without them cannot be summarised or exported.
-REQUIRED = (
-    "stimuli_and_ephys",
-    "volumes/raw",
-    "volumes/start_sample",
-    "volumes/plane_sample",
-    "protocol/conditions",
-    "stimulus/frames",
-    "behavior/bouts",
-    "events",
-)
-
-
-def salvage_advice(check: FileCheck) -> tuple[list[str], str]:
-    """What of a damaged file can still be read (lines), and whether salvage can help."""
-    from rig.session.salvage import salvage_blocker
-
-    lines: list[str] = []
-    blocker: str | None = "the file holds no HDF5 data"
-    if check.is_hdf5 and check.size > 0:
-        try:
-            with open_swmr_bounded(check.path, ATTEMPTS_DAMAGED) as f:
-                readable = readable_rows(f, check.size)
-                blocker = salvage_blocker(f)
-            lines.append("what can still be read:")
-            lines.extend(readable.lines() or ["  nothing"])
-        except SessionFileError as e:
-            lines.append(f"nothing can be read: {e}")
-            blocker = "nothing can be read"
-    if blocker is None:
-        return lines, (
-            f"to keep what is readable: zaprig recover --salvage NEW.h5 {check.path}  "
-            "(writes a new file; this one is left untouched)"
-        )
-    return lines, (
-        f"salvage cannot help: {blocker}; restore the file from a copy (a backup, or "
-        "the acquisition disk) if there is one"
-    )
-
-
-def damage_report(check: FileCheck) -> str:
-    """What is wrong with a damaged file, what can still be read, and what to do."""
-    lines, advice = salvage_advice(check)
-    return "\n".join([f"{check.path}: {check.problem()}", *lines, advice])
-
-
-def open_session(path: str | Path, check: FileCheck | None = None) -> h5py.File:
-    """Open read-only, never waiting on a damaged file.
-
-    Files a live run is writing, or that a crash left marked open, open in SWMR
-    mode with a bounded number of read attempts; a truncated or foreign file is
-    refused with a diagnosis (:func:`damage_report`).
-    """
-    import hdf5plugin  # noqa: F401 - registers the Blosc filter compressed sessions need
-
-    c = check or check_file(path)
-    p = c.path
-    if c.problem() is not None:
-        raise SessionFileError(damage_report(c))
-    if c.needs_swmr:
-        f = open_swmr_bounded(p, ATTEMPTS_LIVE)
-    else:
-        try:
-            f = h5py.File(p, "r")
-        except OSError as e:
-            raise SessionFileError(f"{p}: not a readable HDF5 file: {e}") from None
-    try:
-        fmt = str(f.attrs.get("format", ""))
-    except (OSError, RuntimeError, KeyError) as e:
-        f.close()
-        raise SessionFileError(f"{p}: its attributes cannot be read ({e}): damaged") from None
-    if fmt != FORMAT:
-        f.close()
-        raise SessionFileError(f"{p}: not a zaprig session file (format attribute missing)")
-    missing = [name for name in REQUIRED if name not in f]
-    if missing:
-        f.close()
-        raise SessionFileError(
-            f"{p}: a zaprig.session file without its data: missing {', '.join(missing)}; "
-            "it was not written by zaprig run, or its creation failed"
-        )
-    return f
 
 
 @dataclass
@@ -169,14 +78,6 @@ class SessionSummary:
     @property
     def warnings(self) -> list[tuple[int, str, str]]:
         return [e for e in self.events if e[1] in ("warning", "fault")]
-
-
-def summarise(path: str | Path) -> SessionSummary:
-    """The summary ``zaprig inspect`` prints (read through :class:`SessionReader`)."""
-    from rig.session.reader import SessionReader
-
-    with SessionReader(path) as r:
-        return r.summary()
 
 
 def format_summary(s: SessionSummary) -> str:
