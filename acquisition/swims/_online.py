@@ -122,9 +122,11 @@ class OnlineSwimDetector:
         # lab units: evaluations per lab loop (the sum's length)
         self._lab_evals = LAB_LOOP_SAMPLES / self.p.step
         self.fs = sample_rate_hz
-        self._carry = np.zeros((0, 2))
+        self._n_carry = 0  # samples of the last chunk(s) kept for the next window (<= window)
         self._xx = np.zeros((0, 4))
         self._sums = np.zeros((1, 4))
+        self._ends_step = np.zeros(0, dtype=np.int64)  # 0, step, 2 step, ...: ends less first
+        self._no_swim = SwimInput(False, 0.0, 0.0)  # most chunks' answer, one shared value
         n_hist = int(self.p.history_s * sample_rate_hz / self.p.step)
         self._hist = np.zeros((n_hist, 2))
         self._hist_n = 0
@@ -155,36 +157,44 @@ class OnlineSwimDetector:
     def process(self, tail: np.ndarray, s0: int) -> tuple[SwimInput, np.ndarray]:
         """Feed samples [s0, s0+n) of (n, 2) tail voltages; return the chunk's swim input
         and the bouts that ended in it (BOUT_DTYPE)."""
-        n_carry = len(self._carry)
-        m = n_carry + len(tail)
-        # (samples, [x_left, x_right, x_left^2, x_right^2]) and its running sums with a leading
-        # zero row, kept between chunks: one cumsum for both sums, no allocation per chunk
-        if self._xx.shape[0] != m:
-            self._xx = np.empty((m, 4))
-            self._sums = np.zeros((m + 1, 4))
-        xx, sums = self._xx, self._sums
-        x = xx[:, :2]
-        x[:n_carry] = self._carry
-        x[n_carry:] = tail
-        base = s0 - n_carry
+        n = len(tail)
         w, st = self.p.window, self.p.step
+        xx, sums = self._xx, self._sums
+        # (samples, [x_left, x_right, x_left^2, x_right^2]): the last ``w`` samples (the
+        # carry, squares included) then this chunk's, and their running sums with a leading
+        # zero row, kept between chunks. After the first chunk the carry moves down inside
+        # the buffer (no copy out and back) and only the new samples are squared.
+        if self._n_carry == w and xx.shape[0] == w + n:
+            xx[:w] = xx[n:]  # numpy copies overlapping rows correctly
+        else:
+            n_carry = self._n_carry
+            new = np.empty((n_carry + n, 4))
+            new[:n_carry] = xx[xx.shape[0] - n_carry :]
+            self._xx = xx = new
+            self._sums = sums = np.zeros((n_carry + n + 1, 4))
+        n_carry = self._n_carry
+        m = n_carry + n
+        x_new = xx[n_carry:, :2]
+        x_new[...] = tail
+        np.multiply(x_new, x_new, out=xx[n_carry:, 2:])
+        base = s0 - n_carry
         # evaluation points: global samples e (multiple of step) with a full window [e-w, e)
         first = max(base + w, ((s0 + st - 1) // st) * st)
         if first % st:
             first += st - first % st
-        last = s0 + len(tail)
+        last = s0 + n
         done = _NO_BOUTS
         if first <= last:
-            ends = np.arange(first, last + 1, st, dtype=np.int64)
+            k = (last - first) // st + 1
+            if self._ends_step.shape[0] != k:
+                self._ends_step = np.arange(0, k * st, st, dtype=np.int64)
+            ends = self._ends_step + first
             # running sums; the window sums are differences of them (slices, not index
             # arrays). Each column is summed in order from the carry's first sample, so the
             # numbers are those of one cumsum per quantity, whatever the buffer's layout.
-            np.multiply(x, x, out=xx[:, 2:])
             np.cumsum(xx, axis=0, out=sums[1:])
             hi0 = first - base
-            hi = slice(hi0, last - base + 1, st)
-            lo = slice(hi0 - w, last - base + 1 - w, st)
-            d = sums[hi] - sums[lo]
+            d = sums[hi0 : last - base + 1 : st] - sums[hi0 - w : last - base + 1 - w : st]
             d /= w
             mean = d[:, :2]
             var = d[:, 2:] - mean * mean
@@ -194,9 +204,11 @@ class OnlineSwimDetector:
             self.last_var, self._last_thr, self._unit_power = var, self.threshold, None
             done = self._bouts(var, ends)
             self.last_eval_samples = ends
-        self._carry = x[-w:].copy()
+        self._n_carry = min(w, m)  # the carry: the buffer's last rows
+        if not self._in_bout:
+            return self._no_swim, done
         pl, pr = self._chunk_power()
-        return SwimInput(self._in_bout, pl, pr), done
+        return SwimInput(True, pl, pr), done
 
     @property
     def last_power(self) -> np.ndarray:
