@@ -15,6 +15,7 @@ read-back input *measured* of both trigger lines: row 2 of the session stream.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,6 +48,20 @@ class Daq(Device):
 
         Raises DeviceError on a buffer overflow or a lost device.
         """
+
+    def defer_inputs(self) -> bool:
+        """Ask :meth:`read` for the tail columns only, the others to be filled in later by
+        :meth:`complete` (a batch of chunks at a time); True if this DAQ does that.
+
+        The closed loop needs only the tail; in virtual time the simulated board makes the
+        trigger read-back and photodiode columns, which only the record lane reads, for a
+        whole batch in one go. A real board reads every column at once: False.
+        """
+        return False
+
+    def complete(self, chunks: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Fill in what :meth:`read` left out after :meth:`defer_inputs`: ``(first sample,
+        chunk)`` for consecutive chunks, in order, each exactly once."""
 
     @property
     @abstractmethod

@@ -13,6 +13,7 @@ droop over each pulse plus input noise), and
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -57,6 +58,11 @@ class SimDaq(Daq):
         self._pulse_starts: list[int] = []
         self._next = 0
         self._open = False
+        #: read() returns the tail only; complete() fills in the rest (defer_inputs)
+        self._deferred = False
+        #: the timeline the read-back is made from (kept after stop(): chunks read before
+        #: it may still be completed while the session closes)
+        self._filled_timeline: Timeline | None = None
         self._overflow_at = (
             None if overflow_at_s is None else round(overflow_at_s * cfg.sample_rate_hz)
         )
@@ -75,7 +81,7 @@ class SimDaq(Daq):
     def start(self, timeline: Timeline) -> None:
         if not self._open:
             raise DeviceError("simulated DAQ: start() before open()")
-        self._timeline = timeline
+        self._timeline = self._filled_timeline = timeline
         self._next = 0
         self._pulse_width = pulse_width_samples(self.cfg)
         self._pulse_starts = sorted(
@@ -93,33 +99,85 @@ class SimDaq(Daq):
                 f"DAQ {self.cfg.device}: input buffer overflow at sample {s0} (simulated fault): "
                 "the engine did not read fast enough"
             )
-        n_inputs = self._n_inputs
-        out = np.empty((n, n_inputs), dtype=np.float32)
+        out = np.empty((n, self._n_inputs), dtype=np.float32)
         out[:, 0:2] = self.fish.tail(s0, n)
+        if not self._deferred:
+            self._fill(s0, out)
+        self._next = s0 + n
+        return out
+
+    def defer_inputs(self) -> bool:
+        self._deferred = True
+        return True
+
+    def complete(self, chunks: Sequence[tuple[int, np.ndarray]]) -> None:
+        """The read-back, photodiode and unconnected inputs of ``chunks`` (read while
+        deferred): each column made for the whole batch at once. Every value is the one a
+        chunk-by-chunk read gives: the noise streams hand out the same values however they
+        are cut, pulses and the projector's response are computed sample by sample, and
+        the projector's light for a chunk depends only on frames flipped after it ended
+        (a flip's light starts ``onset_delay`` later), all shown to it by now."""
+        if not chunks:
+            return
+        tl = self._filled_timeline
+        if tl is None:
+            raise DeviceError("simulated DAQ: complete() before start()")
+        s0 = chunks[0][0]
+        n = sum(len(c) for _, c in chunks)
+        if self._n_inputs > 3 + bool(self.cfg.photodiode_channel):
+            # unconnected inputs draw from the read-back's stream after it, chunk by chunk
+            for c0, c in chunks:
+                self._fill(c0, c)
+            return
+        noise = self._noise.take(n)
+        if self._pulse_in(s0, n):
+            readback = ttl_readback(tl, self.cfg, s0, n, droop=0.05) + noise
+        else:
+            readback = noise
+        light = self._projector_read(s0, n) if self.cfg.photodiode_channel else None
+        at = s0
+        for c0, c in chunks:
+            if c0 != at:
+                raise DeviceError(f"simulated DAQ: complete() got sample {c0}, expected {at}")
+            i, k = c0 - s0, len(c)
+            c[:, 2] = readback[i : i + k]
+            if light is not None:
+                c[:, 3] = light[i : i + k]
+            at += k
+
+    def _pulse_in(self, s0: int, n: int) -> bool:
+        """Whether a trigger or marker pulse reaches into samples [s0, s0 + n)."""
+        k = bisect.bisect_left(self._pulse_starts, s0 - self._pulse_width + 1)
+        return k < len(self._pulse_starts) and self._pulse_starts[k] < s0 + n
+
+    def _projector_read(self, s0: int, n: int) -> np.ndarray:
+        if self.projector is None:
+            raise DeviceError(
+                "simulated DAQ: daq.photodiode_channel is set but no simulated projector "
+                "was given (rig/devices.py builds one)"
+            )
+        return self.projector.read(s0, n)
+
+    def _fill(self, s0: int, out: np.ndarray) -> None:
+        """Columns 2 on of one chunk: the read-back, the photodiode, unconnected inputs."""
+        tl = self._filled_timeline
+        assert tl is not None
+        n, n_inputs = out.shape
         noise = self._noise.take(n)
         # most chunks hold no pulse (a plane every 13-114 ms, a chunk is 10 ms): then the
         # read-back is its noise alone, without building two empty waveforms
-        w = self._pulse_width
-        k = bisect.bisect_left(self._pulse_starts, s0 - w + 1)
-        if k < len(self._pulse_starts) and self._pulse_starts[k] < s0 + n:
-            out[:, 2] = ttl_readback(self._timeline, self.cfg, s0, n, droop=0.05) + noise
+        if self._pulse_in(s0, n):
+            out[:, 2] = ttl_readback(tl, self.cfg, s0, n, droop=0.05) + noise
         else:
             out[:, 2] = noise
         col = 3
         if self.cfg.photodiode_channel:
-            if self.projector is None:
-                raise DeviceError(
-                    "simulated DAQ: daq.photodiode_channel is set but no simulated projector "
-                    "was given (rig/devices.py builds one)"
-                )
-            out[:, col] = self.projector.read(s0, n)
+            out[:, col] = self._projector_read(s0, n)
             col += 1
         # other extra inputs are left unconnected: input noise around 0 V (after the
         # read-back's, from the same stream, as one draw per chunk made them)
         if n_inputs > col:
             out[:, col:] = self._noise.take(n * (n_inputs - col)).reshape(n, n_inputs - col)
-        self._next = s0 + n
-        return out
 
     def stop(self) -> None:
         self._timeline = None

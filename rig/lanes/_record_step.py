@@ -90,6 +90,9 @@ class RecordParts:
     #: Decodes each frame's light from the photodiode (rigs with one and a coded patch).
     light: LightDecoder | None = None
     readout: SessionReadout | None = None
+    #: Virtual time: the DAQ read the tail only; its other columns are filled in here, for
+    #: the whole batch at once (``Daq.defer_inputs``), before anything reads them.
+    daq_deferred: bool = False
 
 
 class RecordStep:
@@ -113,6 +116,8 @@ class RecordStep:
         """
         p = self.p
         w, rc, log = p.writer, p.recorder, p.log
+        if p.daq_deferred:
+            p.devices.daq.complete([(r.s0, r.chunk) for r in batch])
         frames = [r.frames for r in batch if len(r.frames)]
         if p.light is not None:
             # frames wait for their light; the photodiode column decodes it (the batch at

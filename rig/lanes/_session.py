@@ -79,6 +79,9 @@ class SessionLanes:
                 live_views=p.live_views,
                 light=light,
                 readout=p.readout,
+                # virtual time: the loop reads the tail only; the record lane has the
+                # simulated board fill in the read-back and photodiode for its whole batch
+                daq_deferred=p.virtual and dev.daq.defer_inputs(),
             )
         )
         handle: Callable[[list[ChunkRecord]], None] = self.records
