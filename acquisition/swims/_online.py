@@ -123,8 +123,8 @@ class OnlineSwimDetector:
         self._lab_evals = LAB_LOOP_SAMPLES / self.p.step
         self.fs = sample_rate_hz
         self._n_carry = 0  # samples of the last chunk(s) kept for the next window (<= window)
-        self._xx = np.zeros((0, 4))
-        self._sums = np.zeros((1, 4))
+        self._xx = np.zeros((4, 0))
+        self._sums = np.zeros((4, 1))
         self._ends_step = np.zeros(0, dtype=np.int64)  # 0, step, 2 step, ...: ends less first
         self._no_swim = SwimInput(False, 0.0, 0.0)  # most chunks' answer, one shared value
         n_hist = int(self.p.history_s * sample_rate_hz / self.p.step)
@@ -160,23 +160,25 @@ class OnlineSwimDetector:
         n = len(tail)
         w, st = self.p.window, self.p.step
         xx, sums = self._xx, self._sums
-        # (samples, [x_left, x_right, x_left^2, x_right^2]): the last ``w`` samples (the
-        # carry, squares included) then this chunk's, and their running sums with a leading
-        # zero row, kept between chunks. After the first chunk the carry moves down inside
-        # the buffer (no copy out and back) and only the new samples are squared.
-        if self._n_carry == w and xx.shape[0] == w + n:
-            xx[:w] = xx[n:]  # numpy copies overlapping rows correctly
+        # ([x_left, x_right, x_left^2, x_right^2], samples): the last ``w`` samples (the carry,
+        # squares included) then this chunk's, and their running sums after a leading zero
+        # column, kept between chunks. After the first chunk the carry moves down inside the
+        # buffer (no copy out and back) and only the new samples are squared. One row per
+        # quantity: the squares and running sums run over contiguous memory (numpy's
+        # accumulate along rows of a (samples, 4) array took twice as long).
+        if self._n_carry == w and xx.shape[1] == w + n:
+            xx[:, :w] = xx[:, n:]  # numpy copies overlapping columns correctly
         else:
             n_carry = self._n_carry
-            new = np.empty((n_carry + n, 4))
-            new[:n_carry] = xx[xx.shape[0] - n_carry :]
+            new = np.empty((4, n_carry + n))
+            new[:, :n_carry] = xx[:, xx.shape[1] - n_carry :]
             self._xx = xx = new
-            self._sums = sums = np.zeros((n_carry + n + 1, 4))
+            self._sums = sums = np.zeros((4, n_carry + n + 1))
         n_carry = self._n_carry
         m = n_carry + n
-        x_new = xx[n_carry:, :2]
-        x_new[...] = tail
-        np.multiply(x_new, x_new, out=xx[n_carry:, 2:])
+        x_new = xx[:2, n_carry:]
+        x_new[...] = tail.T
+        np.multiply(x_new, x_new, out=xx[2:, n_carry:])
         base = s0 - n_carry
         # evaluation points: global samples e (multiple of step) with a full window [e-w, e)
         first = max(base + w, ((s0 + st - 1) // st) * st)
@@ -192,12 +194,14 @@ class OnlineSwimDetector:
             # running sums; the window sums are differences of them (slices, not index
             # arrays). Each column is summed in order from the carry's first sample, so the
             # numbers are those of one cumsum per quantity, whatever the buffer's layout.
-            np.cumsum(xx, axis=0, out=sums[1:])
+            np.add.accumulate(xx, axis=1, out=sums[:, 1:])  # = np.cumsum(xx, axis=1)
             hi0 = first - base
-            d = sums[hi0 : last - base + 1 : st] - sums[hi0 - w : last - base + 1 - w : st]
+            d = (
+                sums[:, hi0 : last - base + 1 : st] - sums[:, hi0 - w : last - base + 1 - w : st]
+            ).T
             d /= w
             mean = d[:, :2]
-            var = d[:, 2:] - mean * mean
+            var = np.subtract(d[:, 2:], mean * mean, order="C")  # (evals, 2), as handed on
             np.maximum(var, 0.0, out=var)
             self._remember(var)
             # the powers are made only when a bout needs them (most chunks: no swim at all)
