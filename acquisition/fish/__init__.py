@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 
@@ -15,7 +14,11 @@ from acquisition.fish._dynamics import FEATURES
 from acquisition.fish._segmentation import label_plane
 from acquisition.fish._vision import Seen, see
 from rig.core.simulation import FishConfig
-from stimuli.state import Look, empty_frame
+from stimuli.state import FRAME_DTYPE, Look, empty_frame
+
+#: Where the fields the fish needs first are in a frame record's ``item()`` tuple.
+_NAMES = FRAME_DTYPE.names or ()
+_FLIP, _LOOK, _ANGLE = (_NAMES.index(k) for k in ("flip_sample", "look", "angle_deg"))
 
 __all__ = [
     "DARK_LEVEL",
@@ -65,6 +68,7 @@ class VirtualFish:
         )
         self._latency = round(cfg.visual_latency_s * sample_rate_hz)
         self._queue: list[np.void] = []
+        self._flips: list[int] = []  # the queued frames' flip samples
         self._seen = see(empty_frame())
         self._prev_frame: tuple[int, float, int] | None = None  # look, angle, flip sample
         self._rotation = 0.0
@@ -84,28 +88,32 @@ class VirtualFish:
         """Frames the projector displayed (FRAME_DTYPE, by flip_sample)."""
         t0 = self.clock()
         self._queue.extend(frames)
+        self._flips.extend(frames["flip_sample"].tolist())
         self.seconds += self.clock() - t0
 
     def _catch_up(self, sample: int) -> None:
         due = sample - self._latency
+        flips = self._flips
         i = 0
-        while i < len(self._queue) and int(self._queue[i]["flip_sample"]) <= due:
+        while i < len(flips) and flips[i] <= due:
             i += 1
         if i:
             rec = self._queue[i - 1]
-            seen = see(rec)
-            self._rotation = self._rotation_of(seen, int(rec["flip_sample"]))
-            self._seen = replace(seen, rotation_deg_s=self._rotation) if self._rotation else seen
+            f = rec.item()
+            flip = int(f[_FLIP])
+            self._rotation = self._rotation_of(int(f[_LOOK]), float(f[_ANGLE]), flip)
+            self._seen = see(rec, self._rotation or 0.0)  # never -0.0: as before
             del self._queue[:i]
+            del flips[:i]
 
-    def _rotation_of(self, seen: Seen, flip: int) -> float:
+    def _rotation_of(self, look: int, angle_deg: float, flip: int) -> float:
         """Whole-field angular velocity (deg/s) from this grating frame's angle and the last's.
 
         Jumps (a new direction, more than 10 degrees in a frame) are no rotation."""
-        prev, self._prev_frame = self._prev_frame, (seen.look, seen.angle_deg, flip)
-        if prev is None or seen.look != Look.GRATING or prev[0] != Look.GRATING:
+        prev, self._prev_frame = self._prev_frame, (look, angle_deg, flip)
+        if prev is None or look != Look.GRATING or prev[0] != Look.GRATING:
             return 0.0
-        d_angle = math.remainder(seen.angle_deg - prev[1], 360.0)
+        d_angle = math.remainder(angle_deg - prev[1], 360.0)
         gap = (flip - prev[2]) / self.fs
         if gap <= 0.0:
             return self._rotation
