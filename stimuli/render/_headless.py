@@ -34,7 +34,12 @@ class HeadlessRenderer(Renderer):
         self._maker: FrameMaker | None = None
         self._next_frame = 0
         self._fs = 6000.0
-        self._pending: list[np.void] = []
+        # frames made since the last collect(), written straight into the rows of a table
+        # (zeroed when collected): no record per frame made, then copied into a new array
+        self._pending = np.zeros(4, dtype=FRAME_DTYPE)
+        self._n_pending = 0
+        # its bytes: copied and zeroed as bytes (a structured copy goes field by field, ~15x slower)
+        self._pending_raw = self._pending.view(np.uint8).reshape(4, FRAME_DTYPE.itemsize)
         self._dead = False
 
     def start(self, timeline: Schedule, sample_rate_hz: float) -> None:
@@ -55,14 +60,21 @@ class HeadlessRenderer(Renderer):
         # is published, too late to show it, so the previous publish made that frame
         horizon = sample + chunk_samples
         while (f := self._flip_sample(self._next_frame)) <= horizon:
-            self._pending.append(self._maker.make(self._next_frame, f, loop))
+            if self._n_pending == len(self._pending):
+                more = np.zeros(len(self._pending), dtype=FRAME_DTYPE)
+                self._pending = np.concatenate([self._pending, more])
+                self._pending_raw = self._pending.view(np.uint8).reshape(-1, FRAME_DTYPE.itemsize)
+            self._maker.make_into(self._pending[self._n_pending], self._next_frame, f, loop)
+            self._n_pending += 1
             self._next_frame += 1
 
     def collect(self) -> np.ndarray:
-        if not self._pending:
+        k = self._n_pending
+        if not k:
             return _NO_FRAMES
-        out = np.array(self._pending, dtype=FRAME_DTYPE)
-        self._pending.clear()
+        out = np.frombuffer(bytearray(self._pending_raw[:k].tobytes()), dtype=FRAME_DTYPE)
+        self._pending_raw[:k] = 0
+        self._n_pending = 0
         return out
 
     @property
@@ -76,4 +88,5 @@ class HeadlessRenderer(Renderer):
         return "renderer stopped showing frames (it died)" if self._dead else None
 
     def stop(self) -> None:
-        self._pending.clear()
+        self._pending_raw[: self._n_pending] = 0
+        self._n_pending = 0

@@ -63,19 +63,24 @@ class FrameMaker:
         self._patch = patch
 
     def make(self, frame: int, flip_sample: int, loop: LoopState) -> np.void:
-        rec = self._make(frame, flip_sample, loop)
-        rec["sync_level"] = patch_level(self._patch, frame, float(rec["luminance"]))
-        rec["light_sample"] = -1  # measured later, from the photodiode
+        rec = empty_frame()
+        self.make_into(rec, frame, flip_sample, loop)
         return rec
 
-    def _make(self, frame: int, flip_sample: int, loop: LoopState) -> np.void:
-        rec = empty_frame()
+    def make_into(self, rec: np.void, frame: int, flip_sample: int, loop: LoopState) -> None:
+        """:meth:`make` written into ``rec``, an all-zero record (a row of the caller's table:
+        no record of its own made and copied per frame)."""
+        self._fill(rec, frame, flip_sample, loop)
+        rec["sync_level"] = patch_level(self._patch, frame, float(rec["luminance"]))
+        rec["light_sample"] = -1  # measured later, from the photodiode
+
+    def _fill(self, rec: np.void, frame: int, flip_sample: int, loop: LoopState) -> None:
         rec["frame"] = frame
         rec["flip_sample"] = flip_sample
         at = self.timeline.step_at(flip_sample)
         if at is None:
             rec["condition"] = -1
-            return rec
+            return
         stim = self._resolve(at.condition, at.step, at.stimulus)
         rec["condition"] = at.condition
         rec["stim_id"] = stim.stim_id
@@ -95,7 +100,6 @@ class FrameMaker:
         name = self.timeline.protocol.conditions[at.condition].name
         if name in self._replayed:
             self._history.setdefault(name, []).append(float(rec["velocity"]))
-        return rec
 
     def _resolve(self, c: int, s: int, stim: Stimulus) -> Stimulus:
         if not (isinstance(stim, Replay) and stim.from_condition):
