@@ -12,6 +12,7 @@ import numpy as np
 from rig.core.config import SyncPatchConfig
 from stimuli.closed_loop import LoopState
 from stimuli.library import Replay, Stimulus
+from stimuli.protocol import WaitFor
 from stimuli.render.sync_patch import patch_level
 from stimuli.schedule import Schedule
 from stimuli.state import Look, empty_frame
@@ -54,6 +55,12 @@ class FrameMaker:
         }
 
         self._patch: SyncPatchConfig | None = None
+        #: Per (condition, step): its stimulus (a replay bound to its trace), the step's
+        #: wait, the feedback delay and the history to extend (None: not replayed). Looked
+        #: up once per step, not per frame (~430,000 frames in the full protocol).
+        self._steps: dict[
+            tuple[int, int], tuple[Stimulus, WaitFor | None, float, list[float] | None]
+        ] = {}
 
     def set_frame_rate(self, hz: float) -> None:
         self._history_rate = hz
@@ -81,13 +88,15 @@ class FrameMaker:
         if at is None:
             rec["condition"] = -1
             return
-        stim = self._resolve(at.condition, at.step, at.stimulus)
+        step = self._steps.get((at.condition, at.step))
+        if step is None:
+            step = self._step_info(at.condition, at.step, at.stimulus)
+        stim, wait, delay_ms, history = step
         rec["condition"] = at.condition
         rec["stim_id"] = stim.stim_id
         if loop.condition != at.condition:
             # the newest state is still the previous condition's: this one starts from rest
             loop = self.timeline.initial_loop(at.condition)
-        wait = self.timeline.steps_of(at.condition)[at.step].wait_for
         if wait is None:
             stim.fill(rec, at.t_in_step, loop)
         else:
@@ -96,10 +105,26 @@ class FrameMaker:
                 _waiting(rec, stim)
             else:
                 stim.fill(rec, (flip_sample - start) / self.fs, loop)
-        rec["feedback_delay_ms"] = stim.applied_feedback_delay_ms()
-        name = self.timeline.protocol.conditions[at.condition].name
-        if name in self._replayed:
-            self._history.setdefault(name, []).append(float(rec["velocity"]))
+        rec["feedback_delay_ms"] = delay_ms
+        if history is not None:
+            history.append(float(rec["velocity"]))
+
+    def _step_info(
+        self, c: int, s: int, stimulus: Stimulus
+    ) -> tuple[Stimulus, WaitFor | None, float, list[float] | None]:
+        """What :meth:`_fill` needs of step ``s`` of condition ``c``, at its first frame (a
+        replay is bound to the trace recorded by then, as before)."""
+        stim = self._resolve(c, s, stimulus)
+        name = self.timeline.protocol.conditions[c].name
+        history = self._history.setdefault(name, []) if name in self._replayed else None
+        info = (
+            stim,
+            self.timeline.steps_of(c)[s].wait_for,
+            stim.applied_feedback_delay_ms(),
+            history,
+        )
+        self._steps[(c, s)] = info
+        return info
 
     def _resolve(self, c: int, s: int, stim: Stimulus) -> Stimulus:
         if not (isinstance(stim, Replay) and stim.from_condition):
