@@ -32,6 +32,10 @@ from stimuli.schedule import Schedule, StepAt
 __all__ = ["FaultSink", "LoopLane", "LoopParts"]
 
 
+#: No stimulus on: no feedback law, no delay.
+_NO_LAW: tuple[StimulusLaw | None, int] = (None, 0)
+
+
 class FaultSink(Protocol):
     """The session's one fault path (:class:`rig.health.HealthMonitor`)."""
 
@@ -134,7 +138,7 @@ class LoopLane:
         self.sample = 0
         self.loop = LoopState()
         self._swim_delay = SwimDelay()  # swims on their way to the law (a feedback delay)
-        self._laws: dict[int, StimulusLaw] = {}
+        self._laws: dict[int, tuple[StimulusLaw | None, int]] = {}
         self._triggers: list[int] = parts.schedule.all_plane_samples.tolist()
         self._cursor = 0
         # this chunk, between the phases
@@ -182,10 +186,8 @@ class LoopLane:
             self._swim_delay.reset()
         if self.p.readout is not None:
             self.p.readout.on_chunk(at, self.loop, s1)  # a brain-triggered step's decision
-        law = self._law_of(at.stimulus) if at is not None else None
+        law, delay = self._law_of(at.stimulus) if at is not None else _NO_LAW
         if law is not None:
-            assert at is not None
-            delay = round(at.stimulus.applied_feedback_delay_ms() * 1e-3 * self.fs)
             law.step(self.loop, self._swim_delay(swim, s1, delay), n / self.fs)
             self.loop.swimming = swim.swimming  # the detector's now; only the feedback waits
         else:
@@ -262,9 +264,12 @@ class LoopLane:
             msg = f"record lane: {describe_error(records.error)}"
             faults.report(self.sample, Fault("record lane", msg), log=False)
 
-    def _law_of(self, stimulus: Stimulus) -> StimulusLaw:
-        """The stimulus's feedback law, made once per stimulus (laws are frozen values)."""
+    def _law_of(self, stimulus: Stimulus) -> tuple[StimulusLaw | None, int]:
+        """The stimulus's feedback law and its feedback delay in samples, made once per
+        stimulus (laws are frozen values, and so are stimuli)."""
         key = id(stimulus)  # the protocol holds its stimuli for the whole run
-        if key not in self._laws:
-            self._laws[key] = stimulus.law()
-        return self._laws[key]
+        got = self._laws.get(key)
+        if got is None:
+            delay = round(stimulus.applied_feedback_delay_ms() * 1e-3 * self.fs)
+            got = self._laws[key] = (stimulus.law(), delay)
+        return got
