@@ -140,6 +140,7 @@ def test_forecast_mean_baseline_matches_hand_computation(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the session takes ~3.5 min on an idle core, >10 min under load
 def test_forecast_mean_baseline_matches_hand_computation_on_a_full_length_session(
     full_session: Path, tmp_path: Path
 ) -> None:
