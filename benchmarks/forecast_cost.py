@@ -3,7 +3,7 @@
 70,000 neurons (the dataset's 71,721, rounded as ``simulated-fullsize.toml``), ΔF/F made
 of 12 slow shared rhythms plus each neuron's own noise, fed volume by volume to
 :class:`rig.forecast._online.OnlineForecaster` with the readout's defaults (horizon 4,
-8 components, 128 volumes of history, components refitted every 16 volumes) on this
+8 components, 128 volumes of history, components refitted every 4 volumes) on this
 thread, BLAS pinned to one thread. Printed: p50, p99 and max of the CPU seconds per
 volume (update + forecast of the next 4 volumes) against the 0.2 s limit (issue 28), the
 ratio, and the forecaster's and mean baseline's 1-volume-ahead MAE on the second half.

@@ -51,21 +51,31 @@ def zaprig(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def fitting_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built-in protocol at the smallest time scale whose conditions fit the windows."""
+def _session(d: Path, scale: float) -> Path:
+    """The built-in protocol at ``scale`` of its length on the fast rig, in virtual time."""
     from rig.core.config import load_config
     from rig.engine import Engine, RunState
     from stimuli.builtin import dataset_protocol
 
-    d = tmp_path_factory.mktemp("forecast")
     (d / "fast.toml").write_text(FAST_RIG)
     engine = Engine(
-        load_config(d / "fast.toml"), dataset_protocol().scaled(0.45), d, clock="virtual", seed=5
+        load_config(d / "fast.toml"), dataset_protocol().scaled(scale), d, clock="virtual", seed=5
     )
     assert engine.run() is RunState.COMPLETE
     assert engine.path is not None
     return engine.path
+
+
+@pytest.fixture(scope="module")
+def fitting_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in protocol at the smallest time scale whose conditions fit the windows."""
+    return _session(tmp_path_factory.mktemp("forecast"), 0.45)
+
+
+@pytest.fixture(scope="module")
+def full_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in protocol at its full length (7,879 volumes; ~3.5 min on an idle core)."""
+    return _session(tmp_path_factory.mktemp("forecast_full"), 1.0)
 
 
 def hand_mean_mae(path: Path) -> dict[int, float]:
@@ -100,16 +110,14 @@ def hand_mean_mae(path: Path) -> dict[int, float]:
     return out
 
 
-def test_forecast_mean_baseline_matches_hand_computation(
-    fitting_session: Path, tmp_path: Path
-) -> None:
+def _check_mean_baseline_against_hand(session: Path, tmp_path: Path) -> dict[int, float]:
     out = tmp_path / "f.json"
     png = tmp_path / "f.png"
-    r = zaprig("forecast", str(fitting_session), "--out", str(out), "--png", str(png))
+    r = zaprig("forecast", str(session), "--out", str(out), "--png", str(png))
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
     assert result["traces"] == "live" and result["context"] == 4 and result["horizon"] == 32
-    hand = hand_mean_mae(fitting_session)
+    hand = hand_mean_mae(session)
     got = {s["condition"]: s["mean"]["mae"] for s in result["sets"]}
     assert sorted(got) == list(range(9))
     for c in range(9):
@@ -122,6 +130,26 @@ def test_forecast_mean_baseline_matches_hand_computation(
     assert result["too_short"] == []
     assert "test_holdout_condition_3" in r.stdout
     assert png.stat().st_size > 10_000
+    return got
+
+
+def test_forecast_mean_baseline_matches_hand_computation(
+    fitting_session: Path, tmp_path: Path
+) -> None:
+    _check_mean_baseline_against_hand(fitting_session, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # the session takes ~3.5 min on an idle core, >10 min under load
+def test_forecast_mean_baseline_matches_hand_computation_on_a_full_length_session(
+    full_session: Path, tmp_path: Path
+) -> None:
+    """Issue 28's acceptance as written: the full-length session (time scale 1)."""
+    with h5py.File(full_session, "r") as f:
+        assert f["volumes/raw"].shape[0] > 7_800
+    got = _check_mean_baseline_against_hand(full_session, tmp_path)
+    print("mean baseline MAE per condition (zaprig forecast):", got)
+    _check_live_forecaster_beats_the_mean_baseline(full_session)
 
 
 def test_plan_and_export_name_the_smallest_time_scale_that_fits(
@@ -165,11 +193,9 @@ def test_forecast_refuses_a_missing_trace_source(short_session: Path, tmp_path: 
     assert "/live/traces_dff" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_the_live_forecaster_matches_or_beats_the_mean_baseline_on_the_second_half(
-    fitting_session: Path,
-) -> None:
+def _check_live_forecaster_beats_the_mean_baseline(session: Path) -> None:
     """Every forecast is made from the past only; the second half is scored per lead."""
-    with h5py.File(fitting_session, "r") as f:
+    with h5py.File(session, "r") as f:
         mae = f["live/forecast/mae"][...]
         base = f["live/forecast/baseline_mae"][...]
         assert f["live/forecast"].attrs["horizon"] == 4
@@ -177,9 +203,14 @@ def test_the_live_forecaster_matches_or_beats_the_mean_baseline_on_the_second_ha
     half = len(mae) // 2
     model, mean = np.nanmean(mae[half:], axis=0), np.nanmean(base[half:], axis=0)
     assert model.shape == (4,) and np.all(np.isfinite(model))
-    # The simulated brain has shared slow dynamics but also fast, unpredictable parts (sparse
-    # events of each cell, assemblies crossing their threshold, stimulus onsets; issue 27):
-    # there the forecaster stays within a few per cent of the mean baseline (measured
-    # +2.0 %, seed of the fixture), as ZAPBench's short-context models do.
-    assert np.mean(model) <= 1.03 * np.mean(mean)
-    assert np.all(model <= 1.04 * mean)
+    print("live forecaster / mean baseline MAE, second half, leads 1..4:", model / mean)
+    # strictly better at every lead, and by a margin over all of them (measured 5.0 %
+    # better on the 0.45 session of the fixture's seed; 5 to 7 % on seeds 5 to 7)
+    assert np.all(model < mean)
+    assert np.mean(model) <= 0.98 * np.mean(mean)
+
+
+def test_the_live_forecaster_beats_the_mean_baseline_on_the_second_half(
+    fitting_session: Path,
+) -> None:
+    _check_live_forecaster_beats_the_mean_baseline(fitting_session)

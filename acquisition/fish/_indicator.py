@@ -31,11 +31,27 @@ published half-rise and half-decay times, :data:`PUBLISHED_MS`):
   rise than the cytosolic indicator (a model choice of that order, not a measured
   value).
 
-The numbers above are the papers' figures as recalled for this model; the
-validation page (docs/simulated-fish.md) tabulates them beside what the
-simulated neurons show. ``dff_max`` (the in vivo saturating ΔF/F of a strongly
-driven cell) and ``K`` are model choices: whole-brain light-sheet traces rarely
-exceed ΔF/F of a few units.
+**Verification (2026-12-04).** The numbers above are the papers' figures as recalled
+when the model was written. A search of stored copies of the papers and their abstracts
+confirmed none of them exactly; :data:`VERIFIED` records, per indicator, what was found
+stated, and the validation page (docs/simulated-fish.md) prints it beside the figures:
+
+* Chen et al. 2013: spikes in a burst are resolvable "if they were separated by an
+  interval on the order of the rise time of the sensor or more (100-150 ms, GCaMP6s;
+  75-100 ms, GCaMP6m; 50-75 ms, GCaMP6f ...)". The model's times to peak (180 ms, 45 ms)
+  are of that order but are a different measure; the half-decay times and Hill
+  coefficients were not found.
+* Zhang et al. 2023 (abstract): the jGCaMP8 sensors "have ultra-fast kinetics (half-rise
+  times of 2 ms)", for the family, not jGCaMP8m alone; its introduction: "In response to
+  single APs in pyramidal neurons, most widely used GCaMPs have fluorescent half-rise times
+  on the order of 100 ms" (in vivo, slower than the cultured-neuron figures used here for
+  jGCaMP7f). jGCaMP8m's own half-rise (7 ms) and half-decay (120 ms) were not found.
+* Dana et al. 2019 (jGCaMP7f): nothing found; unverified.
+* The dataset's indicator: the ZAPBench pages found (abstract, blog) do not name the line;
+  the default H2B-jGCaMP7f is unverified.
+
+``dff_max`` (the in vivo saturating ΔF/F of a strongly driven cell) and ``K`` are model
+choices: whole-brain light-sheet traces rarely exceed ΔF/F of a few units.
 """
 
 from __future__ import annotations
@@ -44,7 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["INDICATORS", "PUBLISHED_MS", "Indicator", "exp_filter_matrix"]
+__all__ = ["INDICATORS", "PUBLISHED_MS", "VERIFIED", "Indicator", "exp_filter_matrix"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +124,26 @@ PUBLISHED_MS: dict[str, tuple[float, str, float]] = {
     "GCaMP6f": (45.0, "time to peak", 140.0),
     "jGCaMP7f": (27.0, "half-rise", 265.0),
     "jGCaMP8m": (7.0, "half-rise", 120.0),
+}
+#: Per indicator of :data:`PUBLISHED_MS`, what a search of the sources found stated
+#: (2026-12-04; module docstring): "unverified" where nothing was found.
+VERIFIED: dict[str, str] = {
+    "GCaMP6s": (
+        "unverified; Chen et al. 2013 state a rise time on the order of 100-150 ms "
+        "(spikes resolvable at that interval)"
+    ),
+    "GCaMP6f": (
+        "unverified; Chen et al. 2013 state a rise time on the order of 50-75 ms "
+        "(spikes resolvable at that interval)"
+    ),
+    "jGCaMP7f": (
+        "unverified; Zhang et al. 2023 state half-rise times on the order of 100 ms for "
+        "widely used GCaMPs in pyramidal neurons in vivo"
+    ),
+    "jGCaMP8m": (
+        "unverified; Zhang et al. 2023 state half-rise times of 2 ms for the jGCaMP8 sensors "
+        "(the family)"
+    ),
 }
 # The time constants (s) reproduce those two figures exactly (solved by least squares on
 # :func:`_impulse_times`; tests/test_simulated_fish.py checks them against PUBLISHED_MS).

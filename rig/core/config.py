@@ -287,8 +287,9 @@ class ReadoutConfig(Model):
     #: (measured on the simulated brain: 3 let noise through, 74 % precision; 5: 100 %).
     detect_threshold_sd: float = Field(5.0, gt=0.0, le=100.0)
     #: The live forecaster (rig/forecast/_online.py): volumes ahead it forecasts every
-    #: traced neuron (0: off), principal components it corrects the mean baseline in, and
-    #: the past volumes it fits them on. ``/live/forecast`` records it.
+    #: traced neuron (0: off), principal components it projects each volume on (the
+    #: neurons' shared activity), and the past volumes it takes them from.
+    #: ``/live/forecast`` records it.
     forecast_horizon: int = Field(4, ge=0, le=64)
     forecast_components: int = Field(8, ge=1, le=256)
     forecast_history: int = Field(128, ge=16, le=4096)

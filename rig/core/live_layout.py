@@ -119,8 +119,10 @@ def create_forecast_group(g: h5py.Group, n: int, horizon: int) -> None:
     fc = g.create_group("forecast")
     fc.attrs["horizon"] = horizon
     fc.attrs["method"] = (
-        "mean of the last 4 volumes (the ZAPBench mean baseline) corrected by ridge regression "
-        "in the top principal components of the recent past, fitted online (rig/forecast/_online.py)"
+        "mean of the last 4 volumes (the ZAPBench mean baseline) plus a ridge regression, shared "
+        "by all neurons and fitted online, on each neuron's last volumes, their projection on the "
+        "top principal components of the recent past and its running mean; the ridge penalty, or "
+        "no correction, chosen per lead by recent error (rig/forecast/_online.py)"
     )
     col_chunk = max(1, min(n, 8192)) if n else 1024
     nx = fc.create_dataset(
