@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from gui._qt import QtCore
 
 if TYPE_CHECKING:
-    from gui.app import MainWindow
+    from gui._window_layout import WindowLayout
 
 __all__ = ["default_settings", "restore_setup", "save_setup"]
 
@@ -27,7 +27,7 @@ def default_settings() -> QtCore.QSettings:
     return QtCore.QSettings("zaprig", "zaprig")
 
 
-def save_setup(s: QtCore.QSettings, w: MainWindow) -> None:
+def save_setup(s: QtCore.QSettings, w: WindowLayout) -> None:
     s.setValue("rig/config", str(w.rig_panel.config_path))
     p = w.protocol_panel
     s.setValue("protocol/builtin", p.builtin.isChecked())
@@ -49,7 +49,7 @@ def _str(s: QtCore.QSettings, key: str) -> str | None:
     return None if v is None else str(v)
 
 
-def restore_setup(s: QtCore.QSettings, w: MainWindow, *, config: bool, out_dir: bool) -> None:
+def restore_setup(s: QtCore.QSettings, w: WindowLayout, *, config: bool, out_dir: bool) -> None:
     """Put the remembered set-up back; ``config``/``out_dir``: also those (not given explicitly)."""
     if config and (path := _str(s, "rig/config")) and Path(path).is_file():
         w.rig_panel.load(Path(path))
