@@ -62,6 +62,8 @@ class TaskResult:
     volumes: int  # volumes (or for dff: 0) this task processed
     wall_s: float
     cpu_s: float  # CPU time of the worker process over the task (all its threads)
+    thread_cpu_s: float  # CPU time of the thread that ran the task (not tensorstore's pool)
+    minor_faults: int  # page faults of the worker process over the task (heap reuse)
     bytes_read: int
     bytes_written: int
     worker: str

@@ -10,8 +10,11 @@ under it) rewrites the same chunks with the same bytes.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import glob
 import os
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +24,47 @@ import h5py
 
 from rig.batch._layout import Task, TaskResult, mark_done
 
-__all__ = ["run_task"]
+__all__ = ["heap_as_one_process", "run_task"]
+
+#: glibc's mallopt parameters, and the values a plain process's dynamic thresholds reach
+#: once it has freed a big array: 32 MiB (the most glibc allows) and twice that.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 << 20, 64 << 20
+_heap_set: bool | None = None
+
+
+def heap_as_one_process() -> bool:
+    """In a Dask worker, give malloc back the thresholds it has in ``zaprig readout``.
+
+    Dask's nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (its config
+    ``distributed.nanny.pre-spawn-environ``) so that freed memory goes back to the system.
+    Setting it also freezes glibc's mmap threshold at 128 KiB (a threshold set by hand
+    turns off its dynamic growth), so every array above that, each plane read and each
+    temporary, is a fresh mmap whose pages the kernel faults in and zeroes, and which is
+    unmapped when freed. At full size that is ~130,000 page faults per volume for the
+    readout and ~1,000,000 for the export, and twice the CPU per volume of one process
+    (docs/batch.md, "Scaling"). This sets the two thresholds (once per process) to where a
+    plain process's end up, so the heap is reused; memory above 64 MiB free at the top of
+    the heap still goes back. Only when the worker has that setting and no mmap
+    threshold of its own, and only with glibc; True when it changed them.
+    """
+    global _heap_set
+    if _heap_set is not None:
+        return _heap_set
+    _heap_set = False
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None  # not glibc (musl, macOS): nothing to set
+    if mallopt is None:
+        return False
+    _heap_set = bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    )
+    return _heap_set
 
 
 def _export_range(task: Task, f: h5py.File) -> tuple[int, int]:
@@ -91,7 +134,9 @@ def run_task(task: Task, *after: Any) -> TaskResult:
     """Run ``task`` (``after``: results of the tasks it waits for, unused) and mark it done."""
     from rig.batch._readout import readout_dff, readout_range, readout_reference
 
-    w0, c0 = time.perf_counter(), time.process_time()
+    heap_as_one_process()
+    w0, c0, t0 = time.perf_counter(), time.process_time(), time.thread_time()
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     volumes = written = 0
     per_volume = int(task.option("volume_bytes", 0))
     if task.kind in ("range", "rest", "reference"):
@@ -129,6 +174,8 @@ def run_task(task: Task, *after: Any) -> TaskResult:
         volumes=volumes,
         wall_s=time.perf_counter() - w0,
         cpu_s=time.process_time() - c0,
+        thread_cpu_s=time.thread_time() - t0,
+        minor_faults=resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0,
         bytes_read=volumes * per_volume,
         bytes_written=written,
         worker=worker,
