@@ -38,6 +38,8 @@ __all__ = ["COLUMN_BLOCK", "readout_dff", "readout_range", "readout_reference"]
 
 #: Label columns per chunk (and per ΔF/F task).
 COLUMN_BLOCK = 8192
+#: The readout's settings, beside the ready state (what a ΔF/F task needs of it).
+_CONFIG = "config.json"
 _STATE = "reference.pickle"
 
 
@@ -105,6 +107,7 @@ def readout_reference(task: Task, f: Any) -> int:
     tmp = state.with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(readout, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(state)
+    atomic_write(task.book / _CONFIG, readout.s.config.model_dump_json())
     atomic_write(task.book / "columns", f"{n}\n")
     return readout.s.config.reference_volumes
 
@@ -135,10 +138,18 @@ def readout_range(task: Task, f: Any) -> int:
 
 def readout_dff(task: Task) -> int:
     """Label columns ``task.start:task.stop``: dropped rows filled, ΔF/F over the session."""
+    from rig.core.config import ReadoutConfig
     from rig.readout import Baseline
     from rig.readout.offline import _fill
 
-    cfg = _state(task).s.config
+    # the settings alone, not the ready state: unpickling its ~190 MB (at full size) cost
+    # each ΔF/F task more than its own work (a job begun before they were saved: the state)
+    saved = task.book / _CONFIG
+    cfg = (
+        ReadoutConfig.model_validate_json(saved.read_text(encoding="utf-8"))
+        if saved.exists()
+        else _state(task).s.config
+    )
     a, b = task.start, task.stop
     arrays = {
         n: _array(task.out / n, (), "", (), create=False)
