@@ -1,5 +1,5 @@
 """The swim detector's rule is a rig setting: the lab's rule (DATASET.md) or zaprig's, whose
-two differences are documented options (rig/core/config.py ``SwimsConfig``; issue 26)."""
+two differences are documented options (rig/core/_devices.py ``SwimsConfig``; issue 26)."""
 
 from __future__ import annotations
 

@@ -32,26 +32,41 @@ Python devices) and pycromanager (:meth:`attach_pycromanager` attaches to the
 experimenter's running Micro-Manager). :meth:`simulated` builds a UniMMCore
 with the Python camera of :mod:`acquisition.microscope._sim_camera`, so the
 whole real code path runs without hardware.
+Where the code is, split by job: this module is the microscope itself (its factories, its
+life cycle: open, start, on_triggers, poll, stop, close; arming the trigger mode; wiring a
+Python camera loaded from a hardware config to the DAQ's triggers). Making and releasing a
+connected core (the two connectors and the simulated UniMMCore) is in
+:mod:`acquisition.microscope._mm_connect`; reading the running sequence (the circular buffer,
+frame numbers, the checks above) is :class:`~acquisition.microscope._mm_sequence.SequenceReader`,
+a mixin of :class:`MMCoreMicroscope`. The public names stay importable from here.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import numpy as np
 
 from acquisition._memory import prefault_sequence_buffer
-from acquisition.microscope._assembler import VolumeAssembler, describe_frames
+from acquisition.microscope._assembler import VolumeAssembler
 from acquisition.microscope._base import Microscope, MicroscopeEvent, VolumeSink
+from acquisition.microscope._mm_connect import (
+    TRIGGER_PROPERTIES,
+    MMCore,
+    PycromanagerCore,
+    _external_value,
+    _strings,
+    attach_pycromanager_core,
+    load_mm_config,
+    release_core,
+    simulated_core,
+)
+from acquisition.microscope._mm_sequence import FRAME_RECORD_DTYPE, SequenceReader
 from rig.core.config import MicroscopeConfig
 from rig.core.errors import ConfigError, DeviceError
-from rig.core.optional import require
 from rig.core.timeline import Timeline
 
 __all__ = [
@@ -65,164 +80,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Camera properties that select the trigger source, as common adapters spell them.
-TRIGGER_PROPERTIES = ("TriggerMode", "Trigger", "TRIGGER SOURCE", "Triggermode", "TriggerSource")
-#: Values meaning "one exposure per external edge", best first. Level/"external
-#: exposure" modes are avoided: with 1 ms trigger pulses they would expose 1 ms.
-_EXTERNAL_VALUES = ("external", "edge trigger", "external edge", "ext", "ext trig")
-_NOT_EDGE_WORDS = ("start", "exposure", "level", "bulb", "gate", "width")
 
-#: One row per armed frame: what arrived, with the camera's own numbers.
-FRAME_RECORD_DTYPE = np.dtype(
-    [
-        ("received", "?"),
-        ("counter", "<i8"),  # frame number used to place it (hardware counter or ImageNumber)
-        ("camera_time_us", "<f8"),  # the camera's timestamp, NaN if it gives none
-        ("core_time_ms", "<f8"),  # MMCore's ElapsedTime-ms when it received the frame
-    ]
-)
-
-_IMAGE_NUMBER = "ImageNumber"
-_ELAPSED = "ElapsedTime-ms"
 #: The trigger input of zaprig's simulated camera (acquisition.microscope._sim_camera).
 _SIM_TRIGGER_PROPERTY = "SimulatedTriggerPulses"
 
 
-class MMCore(Protocol):
-    """The part of Micro-Manager's core API this backend uses (camelCase, as in CMMCore)."""
-
-    def setCameraDevice(self, cameraLabel: str, /) -> None: ...
-    def getDevicePropertyNames(self, label: str, /) -> Sequence[str]: ...
-    def getAllowedPropertyValues(self, label: str, propName: str, /) -> Sequence[str]: ...
-    def setProperty(self, label: str, propName: str, propValue: Any, /) -> None: ...
-    def setExposure(self, exp: float, /) -> None: ...
-    def getImageWidth(self) -> int: ...
-    def getImageHeight(self) -> int: ...
-    def startSequenceAcquisition(
-        self, numImages: int, intervalMs: float, stopOnOverflow: bool, /
-    ) -> None: ...
-    def stopSequenceAcquisition(self) -> None: ...
-    def isSequenceRunning(self) -> bool: ...
-    def getRemainingImageCount(self) -> int: ...
-    def isBufferOverflowed(self) -> bool: ...
-    def setCircularBufferMemoryFootprint(self, sizeMB: int, /) -> None: ...
-    def popNextImageAndMD(self) -> tuple[np.ndarray, Any]:
-        """The next frame and its metadata (a str -> str mapping)."""
-        ...
-
-
-def _strings(values: Any) -> list[str]:
-    """A Python list from a Python sequence or a Java ``StrVector`` seen through pycromanager."""
-    size = getattr(values, "size", None)
-    if callable(size) and hasattr(values, "get"):
-        return [str(values.get(i)) for i in range(int(size()))]
-    return [str(v) for v in values]
-
-
-class PycromanagerCore:
-    """pycromanager's Java core (snake_case methods, tagged images) seen as :class:`MMCore`."""
-
-    def __init__(self, java_core: Any) -> None:
-        self._j = java_core
-
-    def setCameraDevice(self, cameraLabel: str, /) -> None:
-        self._j.set_camera_device(cameraLabel)
-
-    def getDevicePropertyNames(self, label: str, /) -> list[str]:
-        return _strings(self._j.get_device_property_names(label))
-
-    def getAllowedPropertyValues(self, label: str, propName: str, /) -> list[str]:
-        return _strings(self._j.get_allowed_property_values(label, propName))
-
-    def setProperty(self, label: str, propName: str, propValue: Any, /) -> None:
-        self._j.set_property(label, propName, propValue)
-
-    def setExposure(self, exp: float, /) -> None:
-        self._j.set_exposure(float(exp))
-
-    def getImageWidth(self) -> int:
-        return int(self._j.get_image_width())
-
-    def getImageHeight(self) -> int:
-        return int(self._j.get_image_height())
-
-    def startSequenceAcquisition(
-        self, numImages: int, intervalMs: float, stopOnOverflow: bool, /
-    ) -> None:
-        self._j.start_sequence_acquisition(int(numImages), float(intervalMs), bool(stopOnOverflow))
-
-    def stopSequenceAcquisition(self) -> None:
-        self._j.stop_sequence_acquisition()
-
-    def setCircularBufferMemoryFootprint(self, sizeMB: int, /) -> None:
-        self._j.set_circular_buffer_memory_footprint(int(sizeMB))
-
-    def isSequenceRunning(self) -> bool:
-        return bool(self._j.is_sequence_running())
-
-    def getRemainingImageCount(self) -> int:
-        return int(self._j.get_remaining_image_count())
-
-    def isBufferOverflowed(self) -> bool:
-        return bool(self._j.is_buffer_overflowed())
-
-    def popNextImageAndMD(self) -> tuple[np.ndarray, dict[str, Any]]:
-        tagged = self._j.pop_next_tagged_image()
-        tags = dict(tagged.tags)
-        pix = np.asarray(tagged.pix)
-        # Java has no unsigned 16-bit type: 16-bit pixels cross the bridge as short[].
-        if pix.dtype == np.int16:
-            pix = pix.view(np.uint16)
-        height = int(tags["Height"]) if "Height" in tags else self.getImageHeight()
-        width = int(tags["Width"]) if "Width" in tags else self.getImageWidth()
-        return pix.reshape(height, width), tags
-
-
-def release_core(core: Any) -> None:
-    """Stop, unload and detach a core this program made, while the interpreter is alive.
-
-    pymmcore's CMMCore delivers callbacks on a thread of its own; if that is
-    still torn down at interpreter exit (CMMCorePlus.__del__), the thread can
-    die mid-callback and abort the process ("FATAL: exception not rethrown").
-    Detaching the callback here, deterministically, avoids that.
-    """
-    try:
-        if core.isSequenceRunning():
-            core.stopSequenceAcquisition()
-    except Exception as e:  # the core may already be broken: still release the rest
-        log.warning("stopping the camera sequence while releasing the core failed: %s", e)
-    try:
-        core.unloadAllDevices()
-    except Exception as e:
-        log.warning("unloading Micro-Manager devices failed: %s", e)
-    try:
-        import pymmcore
-    except ImportError:
-        return
-    if isinstance(core, pymmcore.CMMCore):
-        pymmcore.CMMCore.registerCallback(core, None)
-
-
-def _port_answers(host: str, port: int, timeout_s: float) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def _external_value(allowed: Sequence[str]) -> str | None:
-    by_lower = {v.strip().lower(): v for v in allowed}
-    for want in _EXTERNAL_VALUES:
-        if want in by_lower:
-            return by_lower[want]
-    for low, v in by_lower.items():
-        if low.startswith("external") and not any(w in low for w in _NOT_EDGE_WORDS):
-            return v
-    return None
-
-
-class MMCoreMicroscope(Microscope):
+class MMCoreMicroscope(SequenceReader, Microscope):
     """A Micro-Manager camera in a DAQ-triggered sequence, assembled into volumes.
 
     ``core`` is an already connected MMCore (dependency injection); use the
@@ -233,27 +96,6 @@ class MMCoreMicroscope(Microscope):
     :meth:`on_triggers` passes it the number of pulses the DAQ fired. On a real
     rig it is None: the camera hears the DAQ directly.
     """
-
-    # Per-run state, reset by _reset_run_state() at every start().
-    _z: int
-    _n_total: int
-    _plane_samples: np.ndarray
-    _fs: float
-    _records: np.ndarray
-    _assembler: VolumeAssembler | None  # frames -> volumes (shared with every camera)
-    _received: int  # frames popped from the core
-    _accounted: int  # frame numbers seen so far: highest + 1
-    _index_key: str | None  # the metadata key frames are numbered by ("" = arrival order)
-    _index_base: int
-    _n_triggered: int  # triggers the DAQ reported (global plane index + 1)
-    _latest_sample: int  # DAQ sample of the newest reported trigger
-    _extra: int  # frames beyond the triggers (spurious pulses)
-    _extra_reported: int
-    _ahead_since: int | None  # DAQ sample since when frames outnumber triggers
-    _stall_reported: bool
-    _overflow_reported: bool
-    _link_fault_reported: bool
-    _last_frame_wall: float
 
     def __init__(
         self,
@@ -307,69 +149,15 @@ class MMCoreMicroscope(Microscope):
     @classmethod
     def from_mm_config(cls, cfg: MicroscopeConfig, **options: Any) -> MMCoreMicroscope:
         """Load ``cfg.mm_config`` into an in-process pymmcore-plus ``UniMMCore``."""
-        if cfg.mm_config is None:
-            raise ConfigError(
-                "microscope.mm_config is not set: give the path of the Micro-Manager hardware "
-                "configuration (.cfg) to load with backend = 'pymmcore', or use backend = "
-                "'pycromanager' to attach to a running Micro-Manager"
-            )
-        path = Path(cfg.mm_config).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"microscope.mm_config = {cfg.mm_config!r}: no such file (save your hardware "
-                "configuration from Micro-Manager's Hardware Configuration Wizard and give its path)"
-            )
-        require("pymmcore_plus", "microscope.backend = 'pymmcore'")
-        from pymmcore_plus.experimental.unicore import UniMMCore
-
-        core = UniMMCore()
-        try:
-            core.loadSystemConfiguration(str(path))
-        except Exception as e:
-            release_core(core)
-            raise DeviceError(
-                f"Micro-Manager could not load {path} (microscope.mm_config): {e}. Check that "
-                "the devices it names are connected and powered, and that Micro-Manager's device "
-                "adapters are installed (pymmcore-plus: `mmcore install`)"
-            ) from None
-        return cls(core, cfg, connector="pymmcore", owns_core=True, **options)
+        return cls(load_mm_config(cfg), cfg, connector="pymmcore", owns_core=True, **options)
 
     @classmethod
     def attach_pycromanager(
         cls, cfg: MicroscopeConfig, *, host: str = "127.0.0.1", **options: Any
     ) -> MMCoreMicroscope:
         """Attach to the experimenter's running Micro-Manager through pycromanager."""
-        port = cfg.pycromanager_port
-        problems: list[str] = []
-        if not _port_answers(host, port, timeout_s=1.0):
-            problems.append(
-                f"no Micro-Manager answers on {host}:{port} (microscope.pycromanager_port): "
-                "start Micro-Manager and tick Tools > Options > 'Run pycro-manager server on "
-                f"port {port}'"
-            )
-        core_cls: Any = None
-        try:
-            from pycromanager import Core as core_cls  # type: ignore[import-not-found, no-redef]
-        except ImportError:
-            problems.append(
-                "the pycromanager package is not installed: `pip install pycromanager` "
-                "(or install zaprig with the [hardware] extra)"
-            )
-        if problems:
-            raise DeviceError(
-                "cannot attach to Micro-Manager through pycromanager (microscope.backend = "
-                "'pycromanager'):\n  - " + "\n  - ".join(problems) + "\nOr set microscope.backend "
-                "= 'pymmcore' and microscope.mm_config to run the camera in-process without Java."
-            )
-        try:
-            java_core = core_cls(port=port)
-        except Exception as e:
-            raise DeviceError(
-                f"Micro-Manager on port {port} (microscope.pycromanager_port) did not answer "
-                f"pycromanager: {e}. Update Micro-Manager and pycromanager together and restart "
-                "Micro-Manager."
-            ) from None
-        return cls(PycromanagerCore(java_core), cfg, connector="pycromanager", **options)
+        core = attach_pycromanager_core(cfg, host)
+        return cls(core, cfg, connector="pycromanager", **options)
 
     @classmethod
     def simulated(
@@ -382,24 +170,14 @@ class MMCoreMicroscope(Microscope):
         **options: Any,
     ) -> MMCoreMicroscope:
         """A real UniMMCore with the simulated triggered camera, wired to :meth:`on_triggers`."""
-        from pymmcore_plus.experimental.unicore import UniMMCore
+        from acquisition.microscope._sim_camera import CAMERA_TIME_KEY, FRAME_COUNTER_KEY
 
-        from acquisition.microscope._sim_camera import (
-            CAMERA_TIME_KEY,
-            FRAME_COUNTER_KEY,
-            TriggeredCamera,
-        )
-
-        camera = TriggeredCamera(
-            cfg.width,
-            cfg.height,
+        core, camera = simulated_core(
+            cfg,
             drop_frames=drop_frames,
             spurious_pulses_after=spurious_pulses_after,
             stop_after=stop_after,
         )
-        core = UniMMCore()
-        core.loadPyDevice(cfg.camera_device, camera)
-        core.initializeDevice(cfg.camera_device)
         options.setdefault("frame_counter_key", FRAME_COUNTER_KEY)
         options.setdefault("counter_starts_at", 0)
         options.setdefault("timestamp_key", CAMERA_TIME_KEY)
@@ -440,11 +218,6 @@ class MMCoreMicroscope(Microscope):
     def frames_extra(self) -> int:
         a = self._assembler
         return self._extra + (a.extra + a.late + a.duplicates if a else 0)
-
-    @property
-    def _located(self) -> bool:
-        """Whether frames are placed by the camera's own counter (losses located exactly)."""
-        return self._counter_key is not None and self._index_key == self._counter_key
 
     @property
     def frame_records(self) -> np.ndarray:
@@ -663,164 +436,5 @@ class MMCoreMicroscope(Microscope):
                 f"camera {label!r} has no trigger-mode property zaprig knows "
                 f"({', '.join(TRIGGER_PROPERTIES)}): make sure it is set to external edge "
                 "triggering, or it will free-run and its frames will not match the planes",
-            )
-        )
-
-    def _drain(self, events: list[MicroscopeEvent]) -> int:
-        """Move every frame waiting in the circular buffer into its volume; return how many."""
-        n = 0
-        try:
-            while self._core.getRemainingImageCount() > 0:
-                image, md = self._core.popNextImageAndMD()
-                self._take(image, md, events)
-                n += 1
-        except Exception as e:
-            if not self._link_fault_reported:
-                self._link_fault_reported = True
-                events.append(
-                    MicroscopeEvent("fault", f"lost the camera's frames from Micro-Manager: {e}")
-                )
-        return n
-
-    def _frame_number(self, md: Mapping[str, Any], events: list[MicroscopeEvent]) -> int:
-        if self._index_key is None:
-            if self._counter_key is not None and self._counter_key in md:
-                self._index_key = self._counter_key
-                first = int(md[self._counter_key])
-                self._index_base = first if self._counter_origin is None else self._counter_origin
-                how = f"the camera's hardware frame counter ({self._counter_key!r})"
-            elif _IMAGE_NUMBER in md:
-                self._index_key = _IMAGE_NUMBER
-                how = (
-                    "Micro-Manager's ImageNumber (no hardware frame counter in the metadata: a "
-                    "trigger the camera misses can be counted but not located)"
-                )
-            else:
-                self._index_key = ""
-                how = "arrival order (no frame numbers in the metadata)"
-            events.append(MicroscopeEvent("info", f"frames are placed by {how}"))
-        if self._index_key:
-            with suppress(KeyError, TypeError, ValueError):
-                return int(md[self._index_key]) - self._index_base
-        return self._received - 1
-
-    def _take(
-        self, image: np.ndarray, md: Mapping[str, Any], events: list[MicroscopeEvent]
-    ) -> None:
-        self._received += 1
-        i = self._frame_number(md, events)
-        h, w = self._cfg.height, self._cfg.width
-        if image.shape != (h, w):
-            events.append(
-                MicroscopeEvent(
-                    "fault",
-                    f"the camera sent a {image.shape} frame; the rig config expects ({h}, {w})",
-                )
-            )
-            return
-        assert self._assembler is not None
-        if not self._assembler.put(i, image):
-            return
-        self._accounted = max(self._accounted, i + 1)
-        rec = self._records[i]
-        rec["received"] = True
-        rec["counter"] = i + self._index_base
-        rec["camera_time_us"] = self._float_tag(md, self._timestamp_key)
-        rec["core_time_ms"] = self._float_tag(md, _ELAPSED)
-
-    @staticmethod
-    def _float_tag(md: Mapping[str, Any], key: str | None) -> float:
-        if key is None:
-            return float("nan")
-        try:
-            return float(md[key])
-        except (KeyError, TypeError, ValueError):
-            return float("nan")
-
-    def _check_extra(self, events: list[MicroscopeEvent], *, final: bool) -> None:
-        """More frames than triggers, for longer than a frame's normal latency."""
-        surplus = self._accounted - self._n_triggered - self._extra_reported
-        if surplus <= 0:
-            self._ahead_since = None
-            return
-        if self._ahead_since is None:
-            self._ahead_since = self._latest_sample
-        settled = self._latest_sample - self._ahead_since >= self._settle_s * self._fs
-        if not (settled or final):
-            return
-        self._extra_reported += surplus
-        self._extra += surplus
-        self._ahead_since = None
-        last = self._accounted - 1
-        events.append(
-            MicroscopeEvent(
-                "warning",
-                f"extra frame{'s' if surplus > 1 else ''}: the camera made {self._accounted} "
-                f"frames for {self._n_triggered} triggers ({surplus} more, by "
-                f"{describe_frames([last], self._z)}); a spurious trigger shifts the planes "
-                "after it: check the trigger cable",
-                volume=last // self._z,
-            )
-        )
-
-    def _check_stall(self, events: list[MicroscopeEvent]) -> None:
-        if self._stall_reported or self._n_triggered <= self._accounted:
-            return
-        next_trigger = int(self._plane_samples[self._accounted])
-        daq_wait_s = (self._latest_sample - next_trigger) / self._fs
-        wall_wait_s = self._monotonic() - self._last_frame_wall
-        if daq_wait_s > self._stall_s and wall_wait_s > self._stall_s:
-            self._stall_reported = True
-            waiting = self._n_triggered - self._accounted
-            last = (
-                f"the last frame was {describe_frames([self._accounted - 1], self._z)}"
-                if self._accounted
-                else "no frame has arrived since the sequence started"
-            )
-            events.append(
-                MicroscopeEvent(
-                    "fault",
-                    f"camera stopped delivering frames: none for {wall_wait_s:.1f} s while the "
-                    f"DAQ sent {waiting} triggers ({last}); check the camera, its trigger cable "
-                    "and that it is in external trigger mode",
-                    volume=self._accounted // self._z,
-                )
-            )
-
-    def _check_overflow(self, events: list[MicroscopeEvent]) -> None:
-        if self._overflow_reported:
-            return
-        try:
-            overflowed = self._core.isBufferOverflowed()
-        except Exception:
-            return  # a broken link is reported by _drain
-        if overflowed:
-            self._overflow_reported = True
-            events.append(
-                MicroscopeEvent(
-                    "fault",
-                    "Micro-Manager's circular buffer overflowed and the sequence stopped: frames "
-                    "were lost. Give it more memory (Tools > Options > Sequence buffer size) and "
-                    "make sure nothing else is holding the engine up",
-                )
-            )
-
-    def _report_undelivered(self, events: list[MicroscopeEvent]) -> None:
-        """At stop: triggers that never got a frame."""
-        if self._n_triggered <= self._accounted:
-            return
-        if self._located:
-            return  # the assembler names the missing planes when it settles their volumes
-        lost = list(range(self._accounted, self._n_triggered))
-        what = (
-            f"{len(lost)} frame{'s' if len(lost) > 1 else ''} (which planes is unknown "
-            "without a hardware frame counter: the planes after a missed trigger were "
-            "filled one frame early)"
-        )
-        events.append(
-            MicroscopeEvent(
-                "warning",
-                f"missing frames at stop: {what} were triggered but never arrived",
-                volume=lost[0] // self._z,
             )
         )

@@ -64,7 +64,7 @@ class SwimParams:
     step: int = 10
     # 2.5 rather than the lab's 1.8 (rule "lab"): on the virtual fish's tail 1.8 made 12 false
     # bouts in 300 s of noise and precision 0.92; 2.5 gave 0 and 1.00, full recall
-    # (rig/core/config.py SwimsConfig; benchmarks/README.md)
+    # (rig/core/_devices.py SwimsConfig; benchmarks/README.md)
     threshold_k: float = 2.5
     low_tail_percentile: float = 0.05
     # a 10 s window follows a change of electrode noise within ~10 s (60 s took ~30 s)
@@ -87,7 +87,7 @@ class SwimParams:
         """The parameters of a named rule (rig config ``[swims]``), with values set over it.
 
         ``"lab"``: the Ahrens lab's online rule as DATASET.md gives it (threshold factor
-        1.8, bouts split at 0.4 s gaps); ``"zaprig"``: these defaults (rig/core/config.py,
+        1.8, bouts split at 0.4 s gaps); ``"zaprig"``: these defaults (rig/core/_devices.py,
         ``SwimsConfig``, says why each differs).
         """
         base = cls(threshold_k=LAB_THRESHOLD_K, gap_s=LAB_GAP_S) if rule == "lab" else cls()

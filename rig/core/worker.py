@@ -1,5 +1,11 @@
 """One way to run a worker process: the writer, the readout and the renderer all use it.
 
+This module is the parent's side (:class:`Worker`) and the one place to import from; the
+child's side (:class:`WorkerContext` and the bootstrap that runs in the spawned process) is in
+:mod:`rig.core._worker_child` and the messages both sides exchange (with :func:`dispatch`
+and the log of every message) in :mod:`rig.core._worker_messages`. The split follows the
+process boundary: each file is the code one process runs, plus the vocabulary they share.
+
 A :class:`Worker` (the parent's side) spawns its child with the ``spawn`` start
 method, so the child starts clean (no Qt, no copied locks). The child's entry
 point gets a :class:`WorkerContext` and the worker's own arguments::
@@ -43,24 +49,29 @@ What every worker gets, said once here:
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import multiprocessing as mp
 import os
-import pickle
 import queue
-import sys
-import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
-from rig.core.errors import ZaprigError
-from rig.core.stopping import ignore_stop_signals
+from rig.core._worker_child import WorkerContext, _child_main, _Spec
+from rig.core._worker_messages import (
+    _STOP,
+    Failed,
+    Handlers,
+    Lifecycle,
+    Message,
+    Ready,
+    Stop,
+    WorkerError,
+    _log_message,
+    _put,
+    dispatch,
+)
 
 __all__ = [
     "Failed",
@@ -77,273 +88,12 @@ __all__ = [
 
 log = logging.getLogger("zaprig.worker")
 
-#: How often the child's watch thread looks for its parent.
-PARENT_POLL_S = 0.2
-#: The longest a child waits, at its end, for the parent to take its last messages.
-CHILD_FLUSH_S = 10.0
-#: The same after the child's main failed (its report is the one message that matters).
-FAILED_FLUSH_S = 1.0
 #: After ``terminate``, how long :meth:`Worker.stop` waits for the exit before ``kill``.
 TERMINATE_WAIT_S = 0.5
 #: After ``kill`` (and after a failure report), how long it waits for the exit.
 SIGNAL_WAIT_S = 2.0
 
 
-# -- messages ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Message:
-    """Base of every message between a process and its worker; logged at DEBUG."""
-
-
-@dataclass(frozen=True)
-class Lifecycle(Message):
-    """A message about the worker's life rather than its data; logged at INFO."""
-
-
-@dataclass(frozen=True)
-class Ready(Lifecycle):
-    """The child can work. A worker may subclass it to say more (the renderer: vsync)."""
-
-
-@dataclass(frozen=True)
-class Stop(Lifecycle):
-    """Finish what was sent before this, then return from the worker's main."""
-
-
-@dataclass(frozen=True, eq=False)
-class Failed(Lifecycle):
-    """The child's main raised: what (``TypeName: message``), the message alone, where
-    (the traceback), and the exception itself when it could cross (None if not picklable)."""
-
-    worker: str
-    error: str
-    message: str
-    traceback: str
-    exception: BaseException | None = None
-
-    @classmethod
-    def from_exception(cls, worker: str, exc: BaseException) -> Failed:
-        text = str(exc)
-        last = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        try:
-            pickle.loads(pickle.dumps(exc))
-            crossing: BaseException | None = exc
-        except Exception:
-            crossing = None
-        return cls(worker, last, str(exc), tb, crossing)
-
-
-_STOP = Stop()
-#: A receiver's one dispatch table: each message type to the function that handles it.
-Handlers = Mapping[type[Any], Callable[[Any], object]]
-
-
-class WorkerError(ZaprigError):
-    """A worker process failed to start or reported its failure; :attr:`failure` says how."""
-
-    def __init__(self, message: str, failure: Failed | None = None) -> None:
-        super().__init__(message)
-        self.failure = failure
-
-
-def _describe(msg: object) -> str:
-    """A short account of a message for the log (array shapes, not their contents)."""
-    if not dataclasses.is_dataclass(msg):
-        return repr(msg)
-    parts = []
-    for f in dataclasses.fields(msg):
-        v = getattr(msg, f.name)
-        shape = getattr(v, "shape", None)
-        if shape is not None:
-            text = f"array{tuple(shape)}"
-        elif isinstance(v, (bytes, bytearray)):
-            text = f"<{len(v)} bytes>"
-        elif isinstance(v, dict):
-            text = "{" + ", ".join(map(str, v)) + "}"
-        else:
-            text = repr(v)
-            if len(text) > 200:
-                text = text[:200] + "..."
-        parts.append(f"{f.name}={text}")
-    return f"{type(msg).__name__}({', '.join(parts)})"
-
-
-def _log_message(worker: str, arrow: str, msg: object) -> None:
-    level = logging.INFO if isinstance(msg, Lifecycle) else logging.DEBUG
-    if log.isEnabledFor(level):
-        log.log(level, "%s %s %s", worker, arrow, _describe(msg))
-
-
-def dispatch(handlers: Handlers, msg: object, worker: str = "") -> bool:
-    """Call the table's handler for ``msg``'s type (or its nearest base's); False if none.
-
-    A message no table knows is logged (WARNING) and dropped: the receiver goes on.
-    """
-    handler = handlers.get(type(msg))
-    if handler is None:
-        for base in type(msg).__mro__[1:]:
-            handler = handlers.get(base)
-            if handler is not None:
-                break
-        else:
-            log.warning("%s: no handler for %s; dropped", worker, _describe(msg))
-            return False
-    handler(msg)
-    return True
-
-
-def _put(q: Any, msg: object, timeout: float | None) -> bool:
-    """``None`` waits for room, 0 never waits, else waits that long; False if it found none."""
-    try:
-        if timeout == 0:
-            q.put_nowait(msg)
-        else:
-            q.put(msg, timeout=timeout)
-    except queue.Full:
-        return False
-    return True
-
-
-# -- the child's side -------------------------------------------------------------------------
-class WorkerContext:
-    """What a worker's main gets as its first argument: its queues, the stop flag, its parent.
-
-    Built by the child's bootstrap; a test may build one over ``queue.Queue`` objects to run a
-    worker's main on a thread.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        inbox: Any,
-        outbox: Any,
-        stop: Any,
-        parent_pid: int,
-    ) -> None:
-        self.name = name
-        self.parent_pid = parent_pid
-        self._inbox = inbox
-        self._outbox = outbox
-        self._stop = stop
-        self._on_parent_death: Callable[[], None] | None = None
-
-    def ready(self, msg: Ready | None = None) -> None:
-        """Tell the parent the worker can work (:meth:`Worker.start` returns ``msg``)."""
-        self.send(msg if msg is not None else Ready())
-
-    def send(self, msg: Message, timeout: float | None = None) -> bool:
-        """To the parent. ``timeout``: None waits for room, 0 never waits; False if full."""
-        _log_message(self.name, "->", msg)
-        if _put(self._outbox, msg, timeout):
-            return True
-        log.debug("%s: outbox full, %s dropped", self.name, type(msg).__name__)
-        return False
-
-    def receive(self, timeout: float | None = None) -> Message | None:
-        """The parent's next message, or None if none came within ``timeout``."""
-        try:
-            msg: Message = self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        _log_message(self.name, "<-", msg)
-        return msg
-
-    @property
-    def stop_requested(self) -> bool:
-        """The parent asked the worker to stop (:meth:`Worker.stop`), message or not."""
-        return bool(self._stop.is_set())
-
-    def parent_alive(self) -> bool:
-        return os.getppid() == self.parent_pid
-
-    def on_parent_death(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` (on the watch thread) when the parent is gone, before the child ends."""
-        self._on_parent_death = hook
-
-    def _watch_parent(self) -> None:
-        while self.parent_alive():
-            time.sleep(PARENT_POLL_S)
-        log.info("%s: parent process %d is gone; ending", self.name, self.parent_pid)
-        code = 0
-        try:
-            if self._on_parent_death is not None:
-                self._on_parent_death()
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
-            os._exit(code)
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """What the child's bootstrap gets (pickled into the spawned process)."""
-
-    name: str
-    target: Callable[..., None]
-    args: tuple[Any, ...]
-    inbox: Any
-    outbox: Any
-    stop: Any
-    parent_pid: int
-    log_level: int | None
-
-
-def _configure_child_logging(level: int | None) -> None:
-    if level is None:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
-    )
-    log.addHandler(handler)
-    log.setLevel(level)
-    log.propagate = False
-
-
-def _bounded_join_feeder(q: Any, timeout_s: float) -> bool:
-    """Close ``q`` and wait up to ``timeout_s`` for its feeder to hand over what it holds.
-
-    ``join_thread`` alone waits until the reader takes it, forever if the reader is gone.
-    """
-    q.close()
-    t = threading.Thread(target=q.join_thread, daemon=True)
-    t.start()
-    t.join(timeout_s)
-    if t.is_alive():
-        q.cancel_join_thread()
-        return False
-    return True
-
-
-def _child_main(spec: _Spec) -> None:
-    """The bootstrap in the child: signals, logging, the parent watch, the main, the report."""
-    ignore_stop_signals()
-    _configure_child_logging(spec.log_level)
-    ctx = WorkerContext(spec.name, spec.inbox, spec.outbox, spec.stop, spec.parent_pid)
-    threading.Thread(
-        target=ctx._watch_parent, name=f"{spec.name}-parent-watch", daemon=True
-    ).start()
-    log.info("%s: started (pid %d)", spec.name, os.getpid())
-    code = 0
-    try:
-        spec.target(ctx, *spec.args)
-    except BaseException as exc:  # reported to the parent, which says it its own way
-        code = 1
-        ctx.send(Failed.from_exception(spec.name, exc), timeout=1.0)
-    # after a failure, exit soon: the parent learns of it from the exit too
-    if not _bounded_join_feeder(spec.outbox, FAILED_FLUSH_S if code else CHILD_FLUSH_S):
-        log.info("%s: the parent did not take the last messages", spec.name)
-    log.info("%s: ended (exit code %d)", spec.name, code)
-    if code:
-        sys.exit(code)
-
-
-# -- the parent's side ------------------------------------------------------------------------
 class Worker:
     """A worker process seen from its parent: start, send, receive, stop, kill.
 

@@ -13,14 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rig.export._common import SessionInfo, session_info
-from rig.export._zapbench import (
-    ZapbenchExport,
-    export_zapbench,
-    raw_array,
-    write_rest,
-    write_volume_range,
-    zarr_codecs,
-)
+from rig.export._zapbench import ZapbenchExport, export_zapbench, write_rest
+from rig.export._zarr import raw_array, write_volume_range, zarr_codecs
 
 if TYPE_CHECKING:
     from rig.export._nwb import NwbExport

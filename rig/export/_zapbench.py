@@ -22,50 +22,48 @@ the volume). By default they are stored inside one zarr3 shard per volume
 (``sharding_indexed``): a reader sees the same chunks, but a two-hour session
 is ~7,900 files instead of ~6.8 million. ``shard_volumes=False`` writes one
 file per chunk, exactly like the released dataset.
+
+The arrays themselves (codecs, specs, the raw volume array and its volume-range writer that
+``zaprig batch`` shares) are in :mod:`rig.export._zarr`; this module writes the rest of the
+layout (the stream, conditions, trace and label tables, metadata) and runs the export.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
-import tensorstore as ts
-from tqdm import tqdm
 
 from acquisition.fish import label_plane
 from rig.core.errors import SessionFileError
 from rig.export._common import (
     SessionInfo,
-    dimension_units_xyzt,
     length_unit,
     refuse_existing,
     session_info,
     time_unit,
 )
 from rig.export._forecasting import write_forecasting_files
+from rig.export._zarr import DATASET_CHUNK_XY, progress_bar, write_volumes, zarr3
 from rig.session import SessionReader
 
 __all__ = [
+    "STREAM_FILE",
     "ZapbenchExport",
     "export_zapbench",
-    "raw_array",
     "write_rest",
-    "write_volume_range",
-    "zarr_codecs",
+    "write_stream",
+    "write_volumes",
 ]
 
 STREAM_FILE = "stimuli_raw/stimuli_and_ephys.10chFlt"
 #: rows of the 10-row stream per block: 40 MB of float32
 _BLOCK_ROWS = 1 << 20
-_IN_FLIGHT = 2
-_DATASET_CHUNK_XY = 512
 
 
 @dataclass
@@ -89,80 +87,6 @@ class ZapbenchExport:
     @property
     def stream_path(self) -> Path:
         return self.out / STREAM_FILE
-
-
-def zarr_codecs(dtype_bytes: int) -> list[dict[str, Any]]:
-    # bitshuffle + zstd: camera images and label volumes shrink several-fold at little CPU cost
-    return [
-        {"name": "bytes", "configuration": {"endian": "little"}},
-        {
-            "name": "blosc",
-            "configuration": {
-                "cname": "zstd",
-                "clevel": 3,
-                "shuffle": "bitshuffle",
-                "typesize": dtype_bytes,
-            },
-        },
-    ]
-
-
-def _zarr3(
-    path: Path,
-    shape: tuple[int, ...],
-    dtype: str,
-    labels: list[str],
-    units: list[str | None],
-    read_chunk: tuple[int, ...],
-    write_chunk: tuple[int, ...] | None = None,
-    create: bool = True,
-) -> ts.TensorStore:
-    size = np.dtype(dtype).itemsize
-    if write_chunk is None or write_chunk == read_chunk:
-        grid, codecs = read_chunk, zarr_codecs(size)
-    else:
-        grid = write_chunk
-        codecs = [
-            {
-                "name": "sharding_indexed",
-                "configuration": {
-                    "chunk_shape": list(read_chunk),
-                    "codecs": zarr_codecs(size),
-                    "index_codecs": [
-                        {"name": "bytes", "configuration": {"endian": "little"}},
-                        {"name": "crc32c"},
-                    ],
-                },
-            }
-        ]
-    spec: dict[str, Any] = {
-        "driver": "zarr3",
-        "kvstore": {"driver": "file", "path": str(path)},
-        "metadata": {
-            "shape": list(shape),
-            "data_type": dtype,
-            "dimension_names": labels,
-            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(grid)}},
-            "codecs": codecs,
-            "fill_value": 0,
-        },
-        "schema": {"dimension_units": units},
-    }
-    # opening checks the stored metadata against this spec's: a mismatch is an error
-    spec["create" if create else "open"] = True
-    return ts.open(spec).result()
-
-
-def _bar(total: int, unit: str, desc: str, show: bool) -> tqdm:
-    return tqdm(
-        total=total,
-        unit=unit,
-        desc=desc,
-        disable=not show,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        unit_scale=unit == "sample",
-    )
 
 
 #: Anything above this on the trigger row is a pulse (plane pulses peak at 1-3.55 V).
@@ -207,68 +131,12 @@ def write_stream(
     ds = f["stimuli_and_ephys"]
     n = stream_end(f)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("wb") as fh, _bar(n, "sample", "stream", progress) as bar:
+    with out.open("wb") as fh, progress_bar(n, "sample", "stream", progress) as bar:
         for a in range(0, n, block_rows):
             block = ds[a : min(n, a + block_rows)]
             fh.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
             bar.update(len(block))
     return n
-
-
-def raw_array(
-    info: SessionInfo, out: Path, shard_volumes: bool, create: bool = True
-) -> ts.TensorStore:
-    """The raw/ array (x, y, z, t): created empty, or (``create`` False) opened as it is.
-
-    Its chunks along t are one volume, so a writer of whole volumes owns whole chunks
-    (and whole shards): ``zaprig batch export`` writes ranges of volumes in parallel
-    without a lock.
-    """
-    t_n, z, y, x = info.shape_tzyx
-    cx, cy = min(_DATASET_CHUNK_XY, x), min(_DATASET_CHUNK_XY, y)
-    # a shard must hold whole chunks: 1328 rows of 512-row chunks make a 1536-row shard
-    shard = (-(-x // cx) * cx, -(-y // cy) * cy, z, 1)
-    return _zarr3(
-        out,
-        (x, y, z, t_n),
-        "uint16",
-        ["x", "y", "z", "t"],
-        list(dimension_units_xyzt(info)),
-        (cx, cy, 1, 1),
-        shard if shard_volumes else None,
-        create=create,
-    )
-
-
-def write_volume_range(
-    raw: h5py.Dataset, arr: ts.TensorStore, start: int, stop: int, bar: tqdm | None = None
-) -> None:
-    """Volumes ``start:stop`` of /volumes/raw (t, z, y, x) into ``arr`` (x, y, z, t).
-
-    One volume at a time with a few writes in flight: HDF5 reads overlap compression,
-    and memory stays at a few volumes whatever the range.
-    """
-    pending: deque[ts.WriteFutures] = deque()
-    for t in range(start, stop):
-        vol = raw[t]
-        pending.append(arr[:, :, :, t].write(vol.transpose(2, 1, 0)))
-        while len(pending) >= _IN_FLIGHT:
-            pending.popleft().result()
-        if bar is not None:
-            bar.update(1)
-    while pending:
-        pending.popleft().result()
-
-
-def write_volumes(
-    f: h5py.File, info: SessionInfo, out: Path, progress: bool, shard_volumes: bool
-) -> tuple[int, int, int, int]:
-    """/volumes/raw (t, z, y, x) -> zarr3 (x, y, z, t), one volume at a time."""
-    arr = raw_array(info, out, shard_volumes)
-    t_n = info.shape_tzyx[0]
-    with _bar(t_n, "volume", "volumes", progress) as bar:
-        write_volume_range(f["volumes/raw"], arr, 0, t_n, bar)
-    return tuple(int(v) for v in arr.shape)  # type: ignore[return-value]
 
 
 def conditions_json(info: SessionInfo) -> dict[str, Any]:
@@ -296,15 +164,15 @@ def write_ground_truth(
         )
     _t, z, y, x = info.shape_tzyx
     vz, vy, vx = info.voxel_size_um_zyx
-    seg = _zarr3(
+    seg = zarr3(
         out / "segmentation",
         (x, y, z),
         "int32",
         ["x", "y", "z"],
         [length_unit(vx), length_unit(vy), length_unit(vz)],
-        (min(_DATASET_CHUNK_XY, x), min(_DATASET_CHUNK_XY, y), 1),
+        (min(DATASET_CHUNK_XY, x), min(DATASET_CHUNK_XY, y), 1),
     )
-    with _bar(z, "plane", "segmentation", progress) as bar:
+    with progress_bar(z, "plane", "segmentation", progress) as bar:
         for k in range(z):
             seg[:, :, k].write(label_plane(pos, k, (x, y), radius_px)).result()
             bar.update(1)
@@ -326,7 +194,7 @@ def write_ground_truth(
 def _write_tf(path: Path, data: Any, info: SessionInfo) -> None:
     """A (t, f) float32 array (numpy or an h5py dataset) in the dataset's traces layout."""
     t_n, n = (int(v) for v in data.shape)
-    tr = _zarr3(
+    tr = zarr3(
         path,
         (t_n, n),
         "float32",
@@ -401,7 +269,7 @@ def write_live_traces(f: h5py.File, info: SessionInfo, out: Path) -> int:
         full = np.full((t_n, n), np.nan, dtype=np.float32)
         if n and keep.any():
             full[volumes[keep]] = g[name][...][keep]
-        tr = _zarr3(
+        tr = zarr3(
             out / quantity,
             (t_n, n),
             "float32",
