@@ -66,6 +66,41 @@ def _readout_config(folder: Path) -> Path:
     return path
 
 
+def _schedstat() -> tuple[int, int]:
+    """The calling thread's time on a CPU and waiting for one, ns (Linux), else zeros."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            ran, waited, _ = f.read().split()
+        return int(ran), int(waited)
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def _where_late_went(late: np.ndarray, sched: list[tuple[int, int]]) -> str:
+    """Split the late ticks' intervals into running, waiting for a CPU, and neither.
+
+    Neither is the thread blocked (a lock, the GIL, a pipe) or asleep in the event loop.
+    This says whether lateness is the app's own work, the machine's other processes (the
+    CPUs were busy), or a wait the app could remove.
+    """
+    s = np.array(sched, dtype=np.float64)
+    if len(s) < 2 or not s.any():
+        return "Late ticks: no scheduler statistics on this system."
+    ran = np.diff(s[:, 0]) / 1e6
+    waited = np.diff(s[:, 1]) / 1e6
+    bad = late > UI_P99_MS
+    if not bad.any():
+        return f"Late ticks: none more than {UI_P99_MS:g} ms late."
+    span = late[bad] + UI_TICK_MS
+    r, w = ran[bad].sum(), waited[bad].sum()
+    rest = span.sum() - r - w
+    return (
+        f"Late ticks: {int(bad.sum())} more than {UI_P99_MS:g} ms late; of their intervals "
+        f"({span.sum():.0f} ms), the window's thread ran {r:.0f} ms, waited for a CPU "
+        f"{w:.0f} ms (the CPUs busy with other threads), and was blocked or idle {rest:.0f} ms."
+    )
+
+
 def _pct(x: np.ndarray) -> tuple[float, float, float]:
     if not len(x):
         return (float("nan"),) * 3
@@ -235,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         ui = QtCore.QTimer()
         ui.setInterval(UI_TICK_MS)
         ui.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
-        ui.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        sched: list[tuple[int, int]] = []  # the window thread's (ran, waited for a CPU), ns
+
+        def probe() -> None:
+            ticks.append(time.perf_counter())
+            sched.append(_schedstat())
+
+        ui.timeout.connect(probe)
         # the live tick's CPU time on the window's thread (not its wall time: preemption by
         # the engine's real-time lanes and other processes is not the app's work)
         tick_cpu: list[float] = []
@@ -310,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     lag = lag[-int(wall * fs_chunks) :]
     late = np.diff(np.array(ticks)) * 1e3 - UI_TICK_MS
     late = np.maximum(late, 0.0)
+    where = _where_late_went(late, sched)
     lp50, lp99, lmax = _pct(lag)
     up50, up99, umax = _pct(late)
     cp50, cp99, cmax = _pct(cpu)
@@ -333,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{rows} readout rows shown; volumes {st.volumes_acquired} acquired, "
         f"{st.dropped_volumes} dropped, {st.dropped_planes} planes dropped. "
         f"Verdict: {'pass' if ok else 'FAIL'}.",
+        "",
+        where,
         "",
     ]
     text = "\n".join(lines)
