@@ -56,6 +56,7 @@ system-deps:
 test: system-deps $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict -p rig.core -p rig.lanes  # the floor and the lanes, and all they import
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -91,12 +91,16 @@ class Projection:
             below = self.screen_mm(mid) < r
             lo = np.where(below, mid, lo)
             hi = np.where(below, hi, mid)
-        return 0.5 * (lo + hi)
+        result: np.ndarray = 0.5 * (lo + hi)
+        return result
 
     def true_deg(self, screen_mm: ArrayLike) -> np.ndarray:
         """Where the point would be seen with no refraction (straight line from the eye)."""
         depth = sum(d for d, _ in self._layers)
-        return np.degrees(np.arctan(np.abs(np.asarray(screen_mm, dtype=np.float64)) / depth))
+        result: np.ndarray = np.degrees(
+            np.arctan(np.abs(np.asarray(screen_mm, dtype=np.float64)) / depth)
+        )
+        return result
 
 
 def resolve_angles(protocol: Protocol, projection: ProjectionConfig | None) -> Protocol:

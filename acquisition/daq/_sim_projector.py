@@ -75,7 +75,8 @@ class SimProjector:
     def light_v(self, drawn: float) -> float:
         """Photodiode volts for a drawn level 0..1 (settled)."""
         m = self.model
-        return m.full_scale_v * (m.black + (1.0 - m.black) * float(drawn) ** m.gamma)
+        result: float = m.full_scale_v * (m.black + (1.0 - m.black) * float(drawn) ** m.gamma)
+        return result
 
     def show(self, frames: np.ndarray) -> None:
         """Frames the renderer flipped (FRAME_DTYPE, by flip_sample)."""
@@ -135,9 +136,10 @@ class SimProjector:
         self._y, self._t, self._level = y[-1], t0[-1], level[-1]
         seg = np.searchsorted(np.array(first), self._ramp[: len(t)], side="right")
         lv_a = np.array(level)[seg]
-        return lv_a + (np.array(y)[seg] - lv_a) * np.exp(
+        result: np.ndarray = lv_a + (np.array(y)[seg] - lv_a) * np.exp(
             -np.maximum(t - t0_a[seg], 0.0) / self._tau
         )
+        return result
 
     def _relax(self, t: np.ndarray) -> np.ndarray:
         """The first-order response towards the current level at times ``t`` (>= its start)."""

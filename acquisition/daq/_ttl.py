@@ -69,10 +69,11 @@ def ttl_readback(
     timeline: Timeline, cfg: DaqConfig, s0: int, n: int, droop: float = 0.0
 ) -> np.ndarray:
     """What the read-back input sees of both lines through the diode-OR: the larger of the two."""
-    return np.maximum(
+    result: np.ndarray = np.maximum(
         camera_trigger_waveform(timeline, cfg, s0, n, droop),
         volume_marker_waveform(timeline, cfg, s0, n, droop),
     )
+    return result
 
 
 def galvo_waveform(timeline: Timeline, cfg: DaqConfig, s0: int, n: int) -> np.ndarray:

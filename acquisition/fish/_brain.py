@@ -298,7 +298,7 @@ class Brain:
     def background_plane(self, p: int) -> np.ndarray:
         """Plane ``p``'s mean without neurons (camera offset + autofluorescence), float32."""
         cz, ay, bx = self._profiles
-        inside = np.subtract(cz[p], ay, dtype=np.float32) - bx
+        inside: np.ndarray = np.subtract(cz[p], ay, dtype=np.float32) - bx
         np.maximum(inside, 0.0, out=inside)
         np.sqrt(inside, out=inside)
         inside *= _AUTOFLUORESCENCE

@@ -112,7 +112,7 @@ class Activity:
             x = a[p] * x + eps[p]
             out[p] = x
         self._latent = x
-        rect = np.empty_like(out)
+        rect: np.ndarray = np.empty_like(out)
         rect[:, :-1] = np.maximum(out[:, :-1] - _ASSEMBLY_THRESHOLD, 0.0) * 1.5
         # the global state too is off half the time, so a cell's quiet periods are at rest
         rect[:, -1] = np.maximum(np.tanh(out[:, -1]), 0.0)
@@ -158,4 +158,5 @@ class Activity:
         pd *= ad
         pd += (1.0 - ad) * ev
         self._t_prev = float(times[-1])
-        return np.maximum(shared + (td * pd - tr * pr) / (td - tr), 0.0)
+        result: np.ndarray = np.maximum(shared + (td * pd - tr * pr) / (td - tr), 0.0)
+        return result

@@ -82,7 +82,8 @@ class Indicator:
         kn = self.k_half**n
         x = (np.maximum(c, 0.0) + self.c_rest) ** n
         h0 = self.c_rest**n / (self.c_rest**n + kn)
-        return self.dff_max * (x / (x + kn) - h0) / (1.0 - h0)
+        result: np.ndarray = self.dff_max * (x / (x + kn) - h0) / (1.0 - h0)
+        return result
 
     def step_response(self, t: np.ndarray) -> np.ndarray:
         """Filtered activity after a unit step of activity at t = 0 (0 before, -> 1)."""

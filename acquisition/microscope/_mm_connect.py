@@ -220,7 +220,7 @@ def attach_pycromanager_core(cfg: MicroscopeConfig, host: str) -> PycromanagerCo
         )
     core_cls: Any = None
     try:
-        from pycromanager import Core as core_cls  # type: ignore[import-not-found, no-redef]
+        from pycromanager import Core as core_cls  # type: ignore[import-not-found, no-redef, unused-ignore]
     except ImportError:
         problems.append(
             "the pycromanager package is not installed: `pip install pycromanager` "

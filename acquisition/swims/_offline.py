@@ -79,7 +79,8 @@ class OfflineParams:
     def kernel(self) -> np.ndarray:
         x = np.arange(-self.kernel_half_width, self.kernel_half_width + 1, dtype=np.float64)
         k = np.exp(-(x**2) / (2.0 * self.kernel_sigma**2))
-        return k / k.sum()
+        result: np.ndarray = k / k.sum()
+        return result
 
 
 class _PowerFilter:
@@ -131,7 +132,8 @@ class _PowerFilter:
         hp = buf[h:-h] - smooth
         flt = oaconvolve(hp * hp, self._k, mode="valid", axes=0)
         # FFT round-off can leave tiny negatives where the power is ~0
-        return np.maximum(flt, 0.0)
+        result: np.ndarray = np.maximum(flt, 0.0)
+        return result
 
 
 @dataclass

@@ -106,7 +106,8 @@ def swim_power(var: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     Before the first threshold estimate the threshold is infinite and this is 0 for
     every (finite) variance, as it should be.
     """
-    return np.sqrt(np.maximum(var - threshold, 0.0) / threshold)
+    result: np.ndarray = np.sqrt(np.maximum(var - threshold, 0.0) / threshold)
+    return result
 
 
 class OnlineSwimDetector:
@@ -231,7 +232,8 @@ class OnlineSwimDetector:
         if self.power_units == "threshold" or not self._ready:
             return power
         # a lab loop whose every evaluation had this supra-threshold power
-        return np.sqrt(self._lab_evals * np.maximum(var - self.threshold, 0.0))
+        result: np.ndarray = np.sqrt(self._lab_evals * np.maximum(var - self.threshold, 0.0))
+        return result
 
     def _chunk_power(self) -> tuple[float, float]:
         if not self._in_bout:

@@ -13,11 +13,11 @@ while it read, and what it read is thrown away. Readers never hold a slot.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 from collections.abc import Callable
 from multiprocessing import shared_memory
-from multiprocessing.sharedctypes import SynchronizedArray
 
 import numpy as np
 
@@ -73,8 +73,8 @@ class VolumeRing:
         shape_zyx: tuple[int, int, int],
         n_slots: int,
         name: str | None = None,
-        states: SynchronizedArray | None = None,
-        generations: SynchronizedArray | None = None,
+        states: ctypes.Array[ctypes.c_byte] | None = None,
+        generations: ctypes.Array[ctypes.c_longlong] | None = None,
     ) -> None:
         self.shape = tuple(shape_zyx)
         self.n_slots = n_slots
@@ -106,7 +106,8 @@ class VolumeRing:
         return {"shape": self.shape, "n_slots": self.n_slots, "name": self.shm.name}
 
     def slot(self, i: int) -> np.ndarray:
-        return self._arr[i]
+        result: np.ndarray = self._arr[i]
+        return result
 
     def take_free(self, ready: Callable[[int], bool] | None = None) -> int | None:
         """A free slot, now FILLING; ``ready(i)`` may refuse slot ``i`` (a reader still on it).

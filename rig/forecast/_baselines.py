@@ -44,7 +44,8 @@ def valid_windows(values: np.ndarray, start: int, n: int, context: int, horizon:
     span = context + horizon
     rows = np.isfinite(values[start : start + n + span - 1]).all(axis=1)
     bad = np.concatenate([[0], np.cumsum(~rows)])
-    return (bad[span:] - bad[:-span]) == 0
+    result: np.ndarray = (bad[span:] - bad[:-span]) == 0
+    return result
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ class RingIndex:
 def _disk(radius: float) -> np.ndarray:
     r = max(0, int(np.ceil(radius)))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    return (yy**2 + xx**2) <= radius**2 + 1e-9
+    result: np.ndarray = (yy**2 + xx**2) <= radius**2 + 1e-9
+    return result
 
 
 def ring_index(

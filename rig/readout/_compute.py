@@ -120,7 +120,8 @@ def trace_means(volume: np.ndarray, index: LabelIndex) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     vals = np.take(volume.reshape(-1), index.flat)
     sums = np.add.reduceat(vals, index.starts, dtype=np.float64)
-    return (sums / index.counts).astype(np.float32)
+    result: np.ndarray = (sums / index.counts).astype(np.float32)
+    return result
 
 
 def bin_xy(volume: np.ndarray, factor: int) -> np.ndarray:
@@ -279,7 +280,8 @@ class CropRefiner:
                 found.append((iy + r[0], ix + r[1]))
         if not found:
             return None
-        return np.median(np.asarray(found), axis=0)
+        result: np.ndarray | None = np.median(np.asarray(found), axis=0)
+        return result
 
 
 def phase_shift(

@@ -52,7 +52,8 @@ def _fail(path: Path, why: str, fix: str) -> ConfigError:
 def _read(path: Path, dataset: str | None) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        result: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+        return result
     if suffix in (".h5", ".hdf5"):
         import h5py
 

@@ -137,7 +137,8 @@ class Readout:
         their brightness is NaN rather than a division by about zero."""
         if self._ref_planes is None:
             return []
-        return np.flatnonzero(~np.isfinite(self._ref_planes)).tolist()
+        result: list[int] = np.flatnonzero(~np.isfinite(self._ref_planes)).tolist()
+        return result
 
     def add_reference(self, volume: np.ndarray) -> bool:
         """Add a volume to the reference (in order, from the first); True once it is complete."""
@@ -222,7 +223,8 @@ class Readout:
         mask = np.zeros(shape, dtype=bool)
         mask[pz[ok], by[ok], bx[ok]] = True
         # a cell's light reaches past its label's disk
-        return scipy.ndimage.binary_dilation(mask, structure=np.ones((1, 3, 3), bool))
+        result: np.ndarray = scipy.ndimage.binary_dilation(mask, structure=np.ones((1, 3, 3), bool))
+        return result
 
     def _plane_levels(self, binned: np.ndarray) -> np.ndarray:
         """Per plane, the median over the sample (not the dark around it) less the dark level;

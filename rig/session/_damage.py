@@ -276,7 +276,7 @@ def _known_names(f: h5py.File) -> list[str]:
         if not isinstance(obj, h5py.Group):
             continue
         try:
-            obj.visit(lambda n, top=top: names.append(f"{top}/{n}"))  # type: ignore[misc]
+            obj.visit(lambda n, top=top: names.append(f"{top}/{n}"))
             continue
         except (OSError, RuntimeError, KeyError, ValueError):
             pass

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -382,7 +383,7 @@ def _volume_samples(
     src: h5py.File, dst: h5py.File, readable: Readable, tl: Any, n_vol: int
 ) -> list[str]:
     lost = []
-    rebuild = {
+    rebuild: dict[str, Callable[[], np.ndarray]] = {
         "volumes/start_sample": lambda: tl.volume_starts,
         "volumes/plane_sample": lambda: tl.plane_samples,
         "volumes/marker_sample": lambda: tl.marker_samples,

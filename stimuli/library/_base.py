@@ -31,7 +31,7 @@ StimulusLaw = FlowLaw | TurnLaw | None
 
 def Luminance(default: float) -> float:
     """A luminance field (0 = black, 1 = full projector brightness)."""
-    return Field(default, ge=0.0, le=1.0)  # type: ignore[no-any-return]
+    return Field(default, ge=0.0, le=1.0)
 
 
 #: Longest feedback delay a closed-loop stimulus may add (ms). Chosen: a delay of a second
@@ -47,7 +47,7 @@ DELAY_REASON = (
 
 def FeedbackDelay() -> float:
     """A closed-loop stimulus's added feedback delay (ms): swims reach the law this much later."""
-    return Field(0.0, ge=0.0, le=MAX_FEEDBACK_DELAY_MS)  # type: ignore[no-any-return]
+    return Field(0.0, ge=0.0, le=MAX_FEEDBACK_DELAY_MS)
 
 
 #: A field name that holds a speed or an acceleration (mm/s, deg/s, mm/s²): physical, not a time.

@@ -71,12 +71,14 @@ class FishFrame:
     def to_screen(self, xy_mm: ArrayLike) -> np.ndarray:
         """Fish-frame points (..., 2) in mm -> screen points (..., 2) in px."""
         p = np.asarray(xy_mm, dtype=np.float64)
-        return self.origin_px + self.px_per_mm * (p @ self._rot.T)
+        result: np.ndarray = self.origin_px + self.px_per_mm * (p @ self._rot.T)
+        return result
 
     def to_fish(self, xy_px: ArrayLike) -> np.ndarray:
         """Screen points (..., 2) in px -> fish-frame points (..., 2) in mm."""
         p = np.asarray(xy_px, dtype=np.float64) - self.origin_px
-        return (p @ self._rot) / self.px_per_mm
+        result: np.ndarray = (p @ self._rot) / self.px_per_mm
+        return result
 
     def screen_angle(self, angle_deg: float) -> float:
         """A direction in the fish frame -> the same direction on screen (deg ccw from +x)."""
