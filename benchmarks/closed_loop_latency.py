@@ -536,8 +536,7 @@ def markdown(
     )
     if series:
         return (
-            head
-            + f"; {args.repeat} rounds, {args.idle_between:g} s idle before every run but the "
+            head + f"; {args.repeat} rounds, {args.idle_between:g} s idle before every run but the "
             "first, the raw disk (write + fsync) measured after each run.\n\n"
             + series_table(results)
             + "\n\n"

@@ -53,7 +53,11 @@ def render_cost(volumes: int) -> tuple[float, float, tuple[int, int, int]]:
     rig = load_config(CONFIG)
     t = time.process_time()
     fish = VirtualFish(
-        rig.sim.fish, rig.daq.sample_rate_hz, rig.microscope.shape_zyx, 0, rig.microscope.voxel_size_um
+        rig.sim.fish,
+        rig.daq.sample_rate_hz,
+        rig.microscope.shape_zyx,
+        0,
+        rig.microscope.voxel_size_um,
     )
     setup = time.process_time() - t
     out = np.empty(rig.microscope.shape_zyx, dtype=np.uint16)

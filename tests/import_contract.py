@@ -199,7 +199,9 @@ def _layer_of(module: str, layers: list[list[str]]) -> int | None:
 
 def _lines(graph: ImportGraph, importer: str, imported: str) -> str:
     details = graph.get_import_details(importer=importer, imported=imported)
-    return ", ".join(f"l.{d['line_number']}" for d in sorted(details, key=lambda d: d["line_number"]))
+    return ", ".join(
+        f"l.{d['line_number']}" for d in sorted(details, key=lambda d: d["line_number"])
+    )
 
 
 class LayersContract(Contract):
@@ -304,8 +306,7 @@ class PrivateModulesContract(Contract):
     def render_broken_contract(self, check: ContractCheck) -> None:
         for b in check.metadata["broken"]:
             output.print_error(
-                f"{b['importer']} ({b['lines']}) imports {b['imported']}, private to "
-                f"{b['owner']}",
+                f"{b['importer']} ({b['lines']}) imports {b['imported']}, private to {b['owner']}",
                 bold=False,
             )
         output.new_line()

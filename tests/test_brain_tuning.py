@@ -38,7 +38,10 @@ def test_flash_cells_follow_the_flash_in_exported_traces(tmp_path: Path) -> None
         starts = f["volumes/start_sample"][...]
         frames = read_table(f["stimulus/frames"])
     out = export_zapbench(engine.path, tmp_path / "export", progress=False).out
-    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(out / "ground_truth_traces")}}
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(out / "ground_truth_traces")},
+    }
     traces = np.asarray(ts.open(spec).result().read().result())
     listed = json.loads((out / "tuning.json").read_text())
     assert listed["tuning"] == [names[i] for i in tuning]

@@ -54,7 +54,11 @@ def test_a_truncated_file_clears_the_views_and_says_why_in_full(window: MainWind
     assert not w.live.has_data and w.live.volume_t == -1 and w.live.plane_image.image is None
     assert GOOD.name not in w.windowTitle() and "damaged.h5" in w.windowTitle()
     assert "read-only" not in w.windowTitle()
-    for text in (w.live.status_text.text(), w.event_log.source_label.text(), w.summary.title.text()):
+    for text in (
+        w.live.status_text.text(),
+        w.event_log.source_label.text(),
+        w.summary.title.text(),
+    ):
         assert GOOD.name not in text and "damaged.h5" in text
     assert "complete" not in w.summary.fields["status"].text()
     assert w.summary.fields["volumes"].text() == "-"

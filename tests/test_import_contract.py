@@ -140,7 +140,11 @@ def layered(tmp_path: Path) -> Path:
         _write(tmp_path, f"{pkg}/__init__.py", "")
     _write(tmp_path, "base/floor/errors.py", "class Oops(Exception):\n    pass\n")
     _write(tmp_path, "mid/_inner.py", "VALUE = 1\n")
-    _write(tmp_path, "mid/device.py", "from base.floor.errors import Oops\nfrom mid._inner import VALUE\n")
+    _write(
+        tmp_path,
+        "mid/device.py",
+        "from base.floor.errors import Oops\nfrom mid._inner import VALUE\n",
+    )
     _write(tmp_path, "top/runner.py", "from mid.device import Oops\n")
     return tmp_path
 
@@ -152,9 +156,15 @@ def test_a_clean_floor_and_roof_keep_both_contracts(layered: Path):
 
 
 def test_the_floor_reaching_up_breaks_the_layers_even_inside_a_function(layered: Path):
-    _write(layered, "base/floor/clock.py", "def now():\n    from top.runner import Oops\n    return Oops\n")
+    _write(
+        layered,
+        "base/floor/clock.py",
+        "def now():\n    from top.runner import Oops\n    return Oops\n",
+    )
     out = " ".join(_lint(layered).stdout.split())
-    assert "base.floor.clock (l.2) imports top.runner: layer 'base.floor' reaches up into 'top'" in out
+    assert (
+        "base.floor.clock (l.2) imports top.runner: layer 'base.floor' reaches up into 'top'" in out
+    )
     assert "1 kept, 1 broken" in out
 
 
