@@ -236,8 +236,7 @@ class OnlineSwimDetector:
         return result
 
     def _chunk_power(self) -> tuple[float, float]:
-        if not self._in_bout:
-            return 0.0, 0.0
+        """The chunk's swim power, left and right (asked only while in a bout)."""
         p = self._unit()
         if not len(p):
             return 0.0, 0.0
