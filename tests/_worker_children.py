@@ -42,14 +42,6 @@ class Blob(Message):
     data: bytes
 
 
-def nice_main(ctx: WorkerContext) -> None:
-    """Answers Echo with its nice value after asking for its parent's priority back."""
-    ctx.ready(Hello(os.getpid(), str(os.nice(0))))
-    while (msg := ctx.receive(0.2)) is None or isinstance(msg, Echo):
-        if msg is not None:
-            ctx.send(Echoed(os.nice(0) if ctx.take_full_share() else -1000))
-
-
 def deep_failure(n: int) -> None:
     raise ValueError(f"boom {n}")
 

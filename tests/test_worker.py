@@ -20,7 +20,6 @@ from _worker_children import (
     deaf_main,
     echo_main,
     fails_before_ready,
-    nice_main,
     slow_to_start,
 )
 
@@ -164,27 +163,3 @@ def test_a_full_inbox_of_a_dead_child_does_not_hold_the_parent_at_exit() -> None
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "done"
-
-
-@pytest.mark.skipif(not hasattr(os, "nice"), reason="no nice values on this system")
-def test_a_background_worker_runs_behind_its_parent_and_can_take_its_share_back() -> None:
-    """The writer's and the readout's priority: nice +5 from the start, the parent's on demand."""
-    parent = os.nice(0)
-    w = Worker("nice", nice_main, nice=5)
-    got: list[int] = []
-    try:
-        ready = w.start(60.0)
-        assert isinstance(ready, Hello)
-        assert int(ready.greeting) == min(parent + 5, 19)  # lowered before its main ran
-        assert w.pid is not None and psutil.Process(w.pid).nice() == min(parent + 5, 19)
-        assert w.send(Echo(0))
-        deadline = time.monotonic() + 30
-        while not got and time.monotonic() < deadline:
-            w.receive_all({Echoed: lambda m: got.append(m.n)}, wait_s=0.1)
-        if os.geteuid() == 0:  # raising a priority needs privilege: root has it
-            assert got == [parent]
-            assert psutil.Process(w.pid).nice() == parent
-        else:  # refused: it says so and stays behind
-            assert got == [-1000]
-    finally:
-        w.stop(10.0)

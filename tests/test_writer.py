@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mmap
-import os
 import resource
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import h5py
 import hdf5plugin  # noqa: F401 - reads the lz4 volumes
 import numpy as np
-import psutil
 import pytest
 
 from acquisition.writer import WriterClient
@@ -45,9 +43,6 @@ def planes(t: int) -> tuple[int, np.ndarray, int]:
 def test_full_ring_drops_and_records_the_volume_without_shifting_the_others(tmp_path: Path) -> None:
     w = client(tmp_path / "s.h5", slots=2)
     w.start()
-    parent = os.nice(0)
-    writer = psutil.Process(w.proc.pid)
-    assert writer.nice() == min(parent + 5, 19)  # behind the window while it keeps up
     held = []
     for t in range(3):
         w.set_volume_meta(t, *planes(t))
@@ -65,8 +60,6 @@ def test_full_ring_drops_and_records_the_volume_without_shifting_the_others(tmp_
         if w.buffer_fill() < 1.0:
             break
         w.proc.join(0.01)
-    if os.geteuid() == 0:  # its ring was full: it took its parent's priority back
-        assert writer.nice() == parent
     w.set_volume_meta(3, *planes(3))
     buf = w.acquire(3)
     assert buf is not None

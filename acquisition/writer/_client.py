@@ -43,7 +43,7 @@ from acquisition.writer._ring import QUEUED, VolumeRing
 from acquisition.writer._spec import WriterSpec
 from rig.core.errors import SessionFileError
 from rig.core.events import Event, event_columns
-from rig.core.worker import BACKGROUND_NICE, Failed, Handlers, Message, Worker, WorkerError
+from rig.core.worker import Failed, Handlers, Message, Worker, WorkerError
 
 __all__ = ["WriterClient", "concat_records"]
 
@@ -121,7 +121,6 @@ class WriterClient:
             self._flush_s,
             inbox=4096,
             daemon=False,
-            nice=BACKGROUND_NICE,  # behind the window and the stimulus; boosted when behind
         )
         try:
             self._worker.start(timeout_s)

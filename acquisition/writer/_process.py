@@ -72,8 +72,6 @@ class _Writer:
         self.stream = f["stimuli_and_ephys"]
         #: The page cache behind the file kept small and warm (see _dropbehind)
         self.drop = DropBehind(_file_descriptor(f))
-        #: Whether the writer asked for its parent's priority back (see _take_full_share)
-        self.boosted = False
         #: Per table group: its column datasets and their lengths, looked up once
         self._columns: dict[str, tuple[dict[str, h5py.Dataset], dict[str, int]]] = {}
         #: The one dispatch table of the engine's messages
@@ -114,8 +112,6 @@ class _Writer:
         self._volume_meta(msg.t, msg.start, msg.planes, msg.marker)
         self.raw[msg.t] = self.ring.slot(msg.slot)
         self.ring.states[msg.slot] = FREE
-        if not self.boosted:
-            self._take_full_share()
         self.volumes_written += 1
         self.bytes_written += self.ring.slot_bytes
         self.drop.advance()
@@ -123,17 +119,6 @@ class _Writer:
             self.f.attrs["frames_missing"] = int(self.f.attrs.get("frames_missing", 0)) + len(
                 msg.missing
             )
-
-    def _take_full_share(self) -> None:
-        """Half the ring waits for the disk: stop yielding the CPU to the window.
-
-        The writer runs at a background priority (``BACKGROUND_NICE``) while it keeps up;
-        a ring half full means it did not, and a dropped volume costs more than a late
-        repaint. Once asked, it stays at the parent's priority for the session.
-        """
-        if 2 * self.ring.queued() >= self.ring.n_slots:
-            self.boosted = True
-            self.ctx.take_full_share()
 
     def _dropped(self, msg: Dropped) -> None:
         # the chunk is left unwritten: it reads as zeros and costs no disk

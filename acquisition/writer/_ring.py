@@ -128,10 +128,6 @@ class VolumeRing:
     def in_use(self) -> int:
         return sum(1 for i in range(self.n_slots) if self.states[i] != FREE)
 
-    def queued(self) -> int:
-        """Slots waiting for the writer."""
-        return sum(1 for i in range(self.n_slots) if self.states[i] == QUEUED)
-
     def close(self) -> None:
         del self._arr
         self.shm.close()

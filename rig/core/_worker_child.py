@@ -33,19 +33,6 @@ CHILD_FLUSH_S = 10.0
 FAILED_FLUSH_S = 1.0
 
 
-def _lower_priority(name: str, nice: int) -> bool:
-    """Raise this process's nice value by ``nice``; False where the system has no nice."""
-    if nice <= 0 or not hasattr(os, "nice"):
-        return False
-    try:
-        os.nice(nice)
-    except OSError as e:  # refused: the worker runs at its parent's priority
-        log.info("%s: could not lower its priority (%s)", name, e)
-        return False
-    log.info("%s: runs at nice +%d, behind the window and the renderer", name, nice)
-    return True
-
-
 class WorkerContext:
     """What a worker's main gets as its first argument: its queues, the stop flag, its parent.
 
@@ -60,12 +47,9 @@ class WorkerContext:
         outbox: Any,
         stop: Any,
         parent_pid: int,
-        parent_nice: int | None = None,
     ) -> None:
         self.name = name
         self.parent_pid = parent_pid
-        #: The parent's nice value when it started this worker (None: not known, or no nice)
-        self.parent_nice = parent_nice
         self._inbox = inbox
         self._outbox = outbox
         self._stop = stop
@@ -96,23 +80,6 @@ class WorkerContext:
     def stop_requested(self) -> bool:
         """The parent asked the worker to stop (:meth:`Worker.stop`), message or not."""
         return bool(self._stop.is_set())
-
-    def take_full_share(self) -> bool:
-        """Back to the parent's priority, from a background worker's (``Worker(nice=...)``).
-
-        Lowering a nice value needs privilege (root, ``CAP_SYS_NICE`` or an ``RLIMIT_NICE``
-        that allows it): where it is refused this returns False and nothing changes.
-        """
-        if self.parent_nice is None or not hasattr(os, "setpriority"):
-            return False
-        try:
-            if os.getpriority(os.PRIO_PROCESS, 0) <= self.parent_nice:
-                return True
-            os.setpriority(os.PRIO_PROCESS, 0, self.parent_nice)
-        except OSError:
-            return False
-        log.info("%s: back at its parent's priority (nice %d)", self.name, self.parent_nice)
-        return True
 
     def parent_alive(self) -> bool:
         return os.getppid() == self.parent_pid
@@ -151,8 +118,6 @@ class _Spec:
     stop: Any
     parent_pid: int
     log_level: int | None
-    nice: int = 0
-    parent_nice: int | None = None
 
 
 def _configure_child_logging(level: int | None) -> None:
@@ -186,10 +151,7 @@ def _child_main(spec: _Spec) -> None:
     """The bootstrap in the child: signals, logging, the parent watch, the main, the report."""
     ignore_stop_signals()
     _configure_child_logging(spec.log_level)
-    _lower_priority(spec.name, spec.nice)
-    ctx = WorkerContext(
-        spec.name, spec.inbox, spec.outbox, spec.stop, spec.parent_pid, spec.parent_nice
-    )
+    ctx = WorkerContext(spec.name, spec.inbox, spec.outbox, spec.stop, spec.parent_pid)
     threading.Thread(
         target=ctx._watch_parent, name=f"{spec.name}-parent-watch", daemon=True
     ).start()

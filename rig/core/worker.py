@@ -74,7 +74,6 @@ from rig.core._worker_messages import (
 )
 
 __all__ = [
-    "BACKGROUND_NICE",
     "Failed",
     "Handlers",
     "Lifecycle",
@@ -89,16 +88,6 @@ __all__ = [
 
 log = logging.getLogger("zaprig.worker")
 
-#: The nice value a background worker adds to its parent's (``Worker(nice=BACKGROUND_NICE)``).
-#: The writer and the readout have a volume period or more of slack (the ring's slots); the
-#: window and the stimulus have a frame. At the dataset's size on two CPUs, with both at the
-#: parent's priority, the window's 50 ms timer was late by 51-74 ms at p99, and waited for a
-#: CPU most of that time; at nice +5 it was 41.5-42.5 ms, with 0 volumes dropped
-#: (benchmarks/gui_fullsize.py). ``SCHED_BATCH`` at nice 0 (which keeps the whole share)
-#: gave 51.5-53.9 ms. Under contention, nice +5 still gives the worker a quarter of a CPU
-#: against one ordinary thread; the writer needs 0.14-0.3 of one (benchmarks/write_cost.py)
-#: and takes its full share back when its ring fills (``WorkerContext.take_full_share``).
-BACKGROUND_NICE = 5
 #: After ``terminate``, how long :meth:`Worker.stop` waits for the exit before ``kill``.
 TERMINATE_WAIT_S = 0.5
 #: After ``kill`` (and after a failure report), how long it waits for the exit.
@@ -110,8 +99,6 @@ class Worker:
 
     ``inbox``/``outbox`` bound the two queues (0: unbounded). ``daemon``: multiprocessing
     kills a daemon child when the parent exits normally; a non-daemon one is waited for.
-    ``nice``: the child adds it to its nice value as it starts (:data:`BACKGROUND_NICE` for
-    work that has slack), so the parent's interactive threads run first when both are ready.
     """
 
     def __init__(
@@ -122,10 +109,8 @@ class Worker:
         inbox: int = 0,
         outbox: int = 0,
         daemon: bool = True,
-        nice: int = 0,
     ) -> None:
         self.name = name
-        self._nice = nice
         self._target = target
         self._args = args
         self._daemon = daemon
@@ -177,8 +162,6 @@ class Worker:
             self._stop,
             os.getpid(),
             level,
-            self._nice,
-            os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else None,
         )
         proc = self.ctx.Process(
             target=_child_main, args=(spec,), name=f"zaprig-{self.name}", daemon=self._daemon
