@@ -21,7 +21,6 @@ from typing import Any
 import h5py
 import numpy as np
 
-from acquisition.writer._dropbehind import DropBehind
 from acquisition.writer._messages import (
     Attrs,
     Close,
@@ -70,8 +69,6 @@ class _Writer:
         self.plane = f["volumes/plane_sample"]
         self.marker = f["volumes/marker_sample"]
         self.stream = f["stimuli_and_ephys"]
-        #: The page cache behind the file kept small and warm (see _dropbehind)
-        self.drop = DropBehind(_file_descriptor(f))
         #: Per table group: its column datasets and their lengths, looked up once
         self._columns: dict[str, tuple[dict[str, h5py.Dataset], dict[str, int]]] = {}
         #: The one dispatch table of the engine's messages
@@ -114,7 +111,6 @@ class _Writer:
         self.ring.states[msg.slot] = FREE
         self.volumes_written += 1
         self.bytes_written += self.ring.slot_bytes
-        self.drop.advance()
         if msg.missing:
             self.f.attrs["frames_missing"] = int(self.f.attrs.get("frames_missing", 0)) + len(
                 msg.missing
@@ -206,7 +202,6 @@ class _Writer:
 
     def flush(self) -> None:
         self.f.flush()
-        self.drop.advance()
         self.last_flush = time.monotonic()
         self.rows_at_flush = self.stream_rows
         self.ctx.send(
@@ -219,14 +214,6 @@ class _Writer:
             or self.stream_rows - self.rows_at_flush >= self.flush_rows
         ):
             self.flush()
-
-
-def _file_descriptor(f: h5py.File) -> int:
-    """The OS file descriptor under HDF5's default (sec2) driver, which writes the session."""
-    fd = f.id.get_vfd_handle()
-    if not isinstance(fd, int):
-        raise SessionFileError(f"{f.filename}: HDF5 driver {f.driver!r} gives no file descriptor")
-    return fd
 
 
 def _finish_orphaned(w: _Writer, why: str) -> None:
