@@ -259,6 +259,8 @@ class Engine:
             self.state = RunState.RUNNING
             dev.start_daq(tl)
             self._event(0, "protocol", f"run started: {self.protocol.name}", "protocol")
+            if w.volume_writes:
+                self._event(0, "info", f"volumes written {w.volume_writes}", "writer")
             tick = 0
             with loop_lane_priority(
                 realtime=not self._virtual,

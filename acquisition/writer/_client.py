@@ -96,6 +96,8 @@ class WriterClient:
         self.on_commit: Callable[[int, np.ndarray], None] | None = None
         #: Called with (t, slot) once a volume is queued for the writer (the readout lane).
         self.on_queued: Callable[[int, int], None] | None = None
+        #: How the writer puts volumes on the disk, once started ("direct ..." or "buffered ...")
+        self.volume_writes = ""
         #: Virtual time: may a free slot be refilled yet? (the readout may still be reading it)
         self.slot_ready: Callable[[int], bool] | None = None
 
@@ -123,7 +125,7 @@ class WriterClient:
             daemon=False,
         )
         try:
-            self._worker.start(timeout_s)
+            ready = self._worker.start(timeout_s)
         except WorkerError as e:
             failure = e.failure
             self._worker.stop(5.0 if failure is not None else 0.0, request=None)
@@ -132,6 +134,7 @@ class WriterClient:
                 raise SessionFileError(failure.message) from None
             why = f" ({failure.error})" if failure is not None else ""
             raise SessionFileError(f"{self.path}: the writer process did not start{why}") from None
+        self.volume_writes = str(getattr(ready, "volume_writes", ""))
 
     def close(self, final_attrs: dict[str, Any], timeout_s: float = 120.0) -> None:
         """Send everything still pending, set the final attributes, wait for the file to close."""

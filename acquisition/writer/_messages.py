@@ -119,6 +119,8 @@ class WriterReady(Ready):
     """The session file exists, locked and open."""
 
     path: str
+    #: How volumes reach the disk (:attr:`acquisition.writer._direct.DirectVolumes.mode`)
+    volume_writes: str = ""
 
 
 @dataclass(frozen=True)

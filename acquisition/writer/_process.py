@@ -21,6 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from acquisition.writer._direct import DirectVolumes
 from acquisition.writer._messages import (
     Attrs,
     Close,
@@ -49,7 +50,9 @@ __all__ = ["writer_main"]
 
 
 class _Writer:
-    def __init__(self, ctx: WorkerContext, f: h5py.File, ring: VolumeRing, flush_s: float) -> None:
+    def __init__(
+        self, ctx: WorkerContext, f: h5py.File, ring: VolumeRing, flush_s: float, path: str
+    ) -> None:
         self.ctx = ctx
         self.f = f
         self.ring = ring
@@ -65,6 +68,8 @@ class _Writer:
         self.stream_rows = 0
         self.closing = False
         self.raw = f["volumes/raw"]
+        #: Whole volumes past the page cache where the file and the disk allow it
+        self.direct = DirectVolumes(path, self.raw)
         self.start = f["volumes/start_sample"]
         self.plane = f["volumes/plane_sample"]
         self.marker = f["volumes/marker_sample"]
@@ -107,7 +112,9 @@ class _Writer:
 
     def _volume(self, msg: Volume) -> None:
         self._volume_meta(msg.t, msg.start, msg.planes, msg.marker)
-        self.raw[msg.t] = self.ring.slot(msg.slot)
+        volume = self.ring.slot(msg.slot)
+        if not self.direct.write(msg.t, volume):
+            self.raw[msg.t] = volume
         self.ring.states[msg.slot] = FREE
         self.volumes_written += 1
         self.bytes_written += self.ring.slot_bytes
@@ -262,7 +269,7 @@ def writer_main(
     except BaseException:
         ring.close()
         raise
-    w = _Writer(ctx, f, ring, flush_s)
+    w = _Writer(ctx, f, ring, flush_s, path)
     finishing = threading.Lock()
 
     def orphaned() -> None:
@@ -275,11 +282,12 @@ def writer_main(
                 _finish_orphaned(w, "engine process died; file closed by the writer")
                 w.f.close()
             finally:
+                w.direct.close()
                 ring.close()
                 owner.release()
 
     ctx.on_parent_death(orphaned)
-    ctx.ready(WriterReady(path))
+    ctx.ready(WriterReady(path, w.direct.mode))
     handlers = w.handlers
     try:
         while not w.closing:
@@ -303,6 +311,7 @@ def writer_main(
             f.close()
         except Exception as e:  # reported, never raised: the process is ending
             ctx.send(WriterProblem(f"{path}: close failed: {e}"))
+        w.direct.close()
         ring.close()
         owner.release()
     if w.closing:

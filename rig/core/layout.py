@@ -74,6 +74,11 @@ _STR = h5py.string_dtype("utf-8")
 #: chunks, and the writer's memory grew over the 2-hour protocol until the ~45 columns'
 #: caches were full (+42 MB, 1.155 x the first 10 minutes' peak).
 CHUNK_CACHE_BYTES = 256 * 1024
+#: Objects of at least this many bytes start on a 4 KiB boundary of the file, where the
+#: writer can write them past the page cache: a plane of the dataset's volumes (5.4 MB) and
+#: of the simulated camera (20 kB); the tables' chunks of 4096 rows too (32 kB, padded by
+#: at most 4 kB each), not the file's small metadata.
+ALIGN_THRESHOLD = 16 * 1024
 #: ``source`` and ``severity`` (rig/core/events.py) since format 2; the first four are the contract's.
 EVENT_COLUMNS: dict[str, Any] = {
     "sample": "i8",
@@ -113,6 +118,18 @@ def _compression(kind: str) -> dict[str, Any]:
     )
 
 
+def _raw_allocation(compression: str) -> dict[str, Any]:
+    """Uncompressed volumes: each volume's chunks are allocated when the dataset grows to
+    hold it, and never filled by HDF5, so the writer can ask where they lie and write the
+    planes there itself. An unwritten (dropped) volume is a hole in the file: it reads as
+    zeros and takes no disk. Compressed chunks are sized by their filter: HDF5 places them."""
+    if compression != "none":
+        return _compression(compression)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return {"dcpl": dcpl, "fill_time": "never"}
+
+
 def create_session_file(
     path: Path,
     attrs: Mapping[str, Any],
@@ -132,7 +149,17 @@ def create_session_file(
     ``mode="w-"`` refuses an existing file: a session file is never overwritten.
     """
     # full chunks go first when the cache needs room (w0 = 1): they are done with
-    f = h5py.File(path, "w-", libver="latest", rdcc_nbytes=CHUNK_CACHE_BYTES, rdcc_w0=1.0)
+    # large objects (the volumes' plane chunks) start on a 4 KiB boundary, where the
+    # writer can place them itself with O_DIRECT (acquisition/writer/_direct.py)
+    f = h5py.File(
+        path,
+        "w-",
+        libver="latest",
+        rdcc_nbytes=CHUNK_CACHE_BYTES,
+        rdcc_w0=1.0,
+        alignment_threshold=ALIGN_THRESHOLD,
+        alignment_interval=4096,
+    )
     try:
         for k, v in attrs.items():
             f.attrs[k] = v
@@ -169,7 +196,7 @@ def create_session_file(
             dtype=np.uint16,
             chunks=(1, 1, y, x),
             fillvalue=0,
-            **_compression(compression),
+            **_raw_allocation(compression),
         )
         raw.attrs["axes"] = ["t", "z", "y", "x"]
         raw.attrs["voxel_size_um"] = list(voxel_size_um)
