@@ -23,7 +23,7 @@ from _worker_children import (
     slow_to_start,
 )
 
-from rig.core.worker import Failed, Handlers, Ready, Worker, WorkerError
+from rig.core.worker import BACKGROUND_NICE, Failed, Handlers, Ready, Worker, WorkerError
 
 REPO = Path(__file__).resolve().parents[1]
 CHILDREN = REPO / "tests" / "_worker_children.py"
@@ -67,6 +67,22 @@ def test_ready_handshake_echo_and_a_log_line_per_message(
     taken = [m for lvl, m in lines if lvl == logging.DEBUG and m.startswith("echo -> Echoed(")]
     assert len(sent) == 5 and len(taken) == 5
     assert (logging.INFO, "echo <- Stop()") in lines
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no nice values here")
+def test_a_background_worker_runs_behind_its_parent() -> None:
+    """``nice=BACKGROUND_NICE`` (the live readout): the window's thread wins a contended CPU."""
+    w = Worker("echo", echo_main, "hi", nice=BACKGROUND_NICE)
+    plain = Worker("echo", echo_main, "hi")
+    try:
+        w.start(60.0)
+        plain.start(60.0)
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert w.pid is not None and plain.pid is not None
+        assert os.getpriority(os.PRIO_PROCESS, w.pid) == min(19, ours + BACKGROUND_NICE)
+        assert os.getpriority(os.PRIO_PROCESS, plain.pid) == ours
+    finally:
+        assert w.stop(30.0) and plain.stop(30.0)
 
 
 def test_the_childs_exception_reaches_the_parent_with_its_traceback() -> None:

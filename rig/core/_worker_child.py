@@ -118,6 +118,19 @@ class _Spec:
     stop: Any
     parent_pid: int
     log_level: int | None
+    nice: int = 0
+
+
+def _lower_priority(name: str, nice: int) -> None:
+    """Add ``nice`` to this process's nice value (``Worker(nice=...)``); refused: unchanged."""
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        os.nice(nice)
+    except OSError as e:
+        log.info("%s: could not lower its priority (%s)", name, e)
+        return
+    log.info("%s: runs at nice +%d, behind the window and the renderer", name, nice)
 
 
 def _configure_child_logging(level: int | None) -> None:
@@ -151,6 +164,7 @@ def _child_main(spec: _Spec) -> None:
     """The bootstrap in the child: signals, logging, the parent watch, the main, the report."""
     ignore_stop_signals()
     _configure_child_logging(spec.log_level)
+    _lower_priority(spec.name, spec.nice)
     ctx = WorkerContext(spec.name, spec.inbox, spec.outbox, spec.stop, spec.parent_pid)
     threading.Thread(
         target=ctx._watch_parent, name=f"{spec.name}-parent-watch", daemon=True

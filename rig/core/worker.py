@@ -74,6 +74,7 @@ from rig.core._worker_messages import (
 )
 
 __all__ = [
+    "BACKGROUND_NICE",
     "Failed",
     "Handlers",
     "Lifecycle",
@@ -88,6 +89,15 @@ __all__ = [
 
 log = logging.getLogger("zaprig.worker")
 
+#: The nice value a background worker adds to its parent's (``Worker(nice=BACKGROUND_NICE)``):
+#: the live readout, whose rows are skipped when late. At the dataset's size on two CPUs,
+#: with the writer past the page cache (acquisition/writer/_direct.py), the readout was the
+#: largest user of a CPU (0.4-0.5 of one) and the app's 50 ms timer waited for a CPU: late
+#: by 35.5-60.3 ms at p99 at nice 0, by 23.4-30.8 ms at nice +10, with the same readout rows
+#: shown and no volume dropped (benchmarks/gui_fullsize.py, back to back). Against one busy
+#: ordinary thread, nice +10 still gets a tenth of a CPU, and any CPU left idle.
+BACKGROUND_NICE = 10
+
 #: After ``terminate``, how long :meth:`Worker.stop` waits for the exit before ``kill``.
 TERMINATE_WAIT_S = 0.5
 #: After ``kill`` (and after a failure report), how long it waits for the exit.
@@ -99,6 +109,9 @@ class Worker:
 
     ``inbox``/``outbox`` bound the two queues (0: unbounded). ``daemon``: multiprocessing
     kills a daemon child when the parent exits normally; a non-daemon one is waited for.
+    ``nice``: the child adds it to its nice value as it starts (:data:`BACKGROUND_NICE` for
+    work whose results may be skipped), so the interactive threads run first when both are
+    ready.
     """
 
     def __init__(
@@ -109,8 +122,10 @@ class Worker:
         inbox: int = 0,
         outbox: int = 0,
         daemon: bool = True,
+        nice: int = 0,
     ) -> None:
         self.name = name
+        self._nice = nice
         self._target = target
         self._args = args
         self._daemon = daemon
@@ -162,6 +177,7 @@ class Worker:
             self._stop,
             os.getpid(),
             level,
+            self._nice,
         )
         proc = self.ctx.Process(
             target=_child_main, args=(spec,), name=f"zaprig-{self.name}", daemon=self._daemon

@@ -21,7 +21,7 @@ import numpy as np
 
 from acquisition.writer import VolumeRing
 from rig.core.events import Kind
-from rig.core.worker import Failed, Handlers, Ready, Worker, WorkerError, dispatch
+from rig.core.worker import BACKGROUND_NICE, Failed, Handlers, Ready, Worker, WorkerError, dispatch
 from rig.readout._compute import LabelIndex, LiveRow
 from rig.readout._messages import Labels, Read, Row, Skipped
 from rig.readout._process import readout_main
@@ -96,6 +96,7 @@ class ReadoutLane:
             self._done,
             inbox=max(4, 2 * self.ring.n_slots),
             outbox=64,
+            nice=BACKGROUND_NICE,  # a late row is skipped; a late window is a frozen app
         )
         try:
             worker.start(timeout_s)
