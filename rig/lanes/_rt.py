@@ -32,6 +32,9 @@ scheduler expects an ordinary task to yield at once). A bare FIFO sleeper beside
 one. So where there are at least two CPUs, the engine's threads (the loop and
 the lanes that share its GIL) are pinned to CPUs of their own
 (:func:`cpu_split`) and the disk writer to the others; see docs/design-notes.md.
+The writer now puts uncompressed volumes on the disk with ``O_DIRECT``
+(acquisition/writer/_direct.py), which copies nothing; a compressed session's chunks
+still go through the page cache.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ def _pin(keep_off: Callable[[], list[int]], report: Callable[[str], None]) -> di
     old.update(_set_affinity(pids, others))
     report(
         f"engine threads on CPU {_cpus(mine)}; the writer process on CPU {_cpus(others)} "
-        "(a buffered disk write holds its CPU for milliseconds)"
+        "(a buffered disk write, as of compressed volumes, holds its CPU for milliseconds)"
     )
     return old
 
