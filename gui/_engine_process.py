@@ -38,6 +38,7 @@ from rig.core.clock import VirtualClock
 from rig.core.errors import ZaprigError
 from rig.core.events import Event
 from rig.engine import Engine, LiveChunk, RunState, RunStatus
+from rig.lanes import thread_off_engine_cpus
 
 __all__ = ["EngineRunner", "EngineView", "LiveBatch"]
 
@@ -124,6 +125,8 @@ class EngineRunner(QtCore.QObject):
         self._ring: ChunkRing | None = None
         self._volume: VolumeSlot | None = None
         self._volume_planes = 1
+        #: While a real-time session runs: the window's thread kept off the engine's CPU
+        self._cpus = contextlib.ExitStack()
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self.poll)
@@ -198,6 +201,9 @@ class EngineRunner(QtCore.QObject):
             daemon=False,  # the engine starts the writer's process; and it outlives a crashed app
         )
         proc.start()
+        if spec.clock == "realtime":
+            # off the CPU the engine's real-time lanes hold (the engine inherited ours above)
+            self._cpus.enter_context(thread_off_engine_cpus())
         # only the engine holds these ends: its death reads as end-of-file here, ours there
         cmd_read.close()
         msg_write.close()
@@ -256,6 +262,7 @@ class EngineRunner(QtCore.QObject):
     def close(self) -> None:
         """Free the shared memory of the last session (after its final :meth:`take`)."""
         self._timer.stop()
+        self._cpus.close()
         for part in (self._ring, self._volume):
             if part is not None:
                 part.close()
@@ -327,6 +334,7 @@ class EngineRunner(QtCore.QObject):
     def _end(self, final: RunState) -> None:
         self.final_state = final
         self._ended = True
+        self._cpus.close()
         self._timer.stop()
         self.finished.emit(final.value)
 

@@ -2,8 +2,8 @@
 
 ``python tests/_gui_kill_app.py OUT_DIR`` opens the app offscreen, starts the
 dataset protocol (time scale 0.003, real-time clock) and, 1.5 s after the
-session is armed, prints ``RUNNING <session file> <engine pid>`` and keeps
-running until it is killed.
+session is armed, prints ``RUNNING <session file> <engine pid> <CPUs>`` (the CPUs the
+window's thread may run on, comma-separated) and keeps running until it is killed.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ def main(out: Path) -> int:
     w.fish_panel.fish_id.setText("crash fish")
     w.show()
 
+    def running(path: str) -> None:
+        cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))  # this (the Qt) thread
+        print(f"RUNNING {path} {w.runner.pid} {cpus}", flush=True)
+
     def armed(path: str) -> None:
-        QtCore.QTimer.singleShot(1500, lambda: print(f"RUNNING {path} {w.runner.pid}", flush=True))
+        QtCore.QTimer.singleShot(1500, lambda: running(path))
 
     w.runner.armed.connect(armed)
     w.start_session()

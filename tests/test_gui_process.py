@@ -1,6 +1,7 @@
 """The engine runs in its own process when started from the app: the app's death (SIGKILL,
 mid-session) does not stop the recording badly. The session ends ``stopped`` (or
-``complete``), never ``failed``, and the file passes the session contract's check."""
+``complete``), never ``failed``, and the file passes the session contract's check. While
+it runs, the window's thread stays off the CPU the engine's real-time lanes hold."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 
 from gui._engine_child import PARENT_GONE
 from rig.core.lock import lock_path
+from rig.lanes import cpu_split
 from rig.session import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +49,13 @@ def test_killing_the_app_mid_session_ends_the_recording_stopped_and_whole(tmp_pa
         assert app.stdout is not None
         line = app.stdout.readline()  # blocks until the session runs (or the app exits)
         assert line.startswith("RUNNING "), f"the app did not start a session: {line!r}"
-        _, path_text, pid_text = line.split()
+        _, path_text, pid_text, cpus_text = line.split()
         path, engine_pid = Path(path_text), int(pid_text)
         assert engine_pid != app.pid and psutil.pid_exists(engine_pid)
+        # a real-time session: the window's thread stays off the engine's real-time CPU
+        split = cpu_split(os.sched_getaffinity(0))
+        window_cpus = {int(c) for c in cpus_text.split(",")}
+        assert window_cpus == (split[1] if split else os.sched_getaffinity(0))
         app.send_signal(signal.SIGKILL)
         app.wait(10)
         # the engine notices within 0.5 s, stops at the next chunk and closes the file

@@ -15,7 +15,13 @@ import threading
 
 import pytest
 
-from rig.lanes._rt import LANE_PRIORITY, LOOP_PRIORITY, cpu_split, loop_lane_priority
+from rig.lanes._rt import (
+    LANE_PRIORITY,
+    LOOP_PRIORITY,
+    cpu_split,
+    loop_lane_priority,
+    thread_off_engine_cpus,
+)
 
 
 def _policy(tid: int) -> tuple[int, int]:
@@ -130,6 +136,16 @@ def test_engine_threads_and_the_writer_run_on_separate_cpus_during_the_run() -> 
         writer.wait()
         lane.end()
     assert any("engine threads on CPU" in m for m in said)
+
+
+@needs_two_cpus
+def test_the_window_thread_leaves_the_engine_cpu_and_gets_its_cpus_back() -> None:
+    before = os.sched_getaffinity(0)
+    mine, others = cpu_split(before) or (set(), set())
+    with thread_off_engine_cpus() as given:
+        assert given == others and os.sched_getaffinity(0) == others
+        assert not os.sched_getaffinity(0) & mine
+    assert os.sched_getaffinity(0) == before
 
 
 def test_virtual_time_pins_nothing() -> None:

@@ -39,13 +39,20 @@ still go through the page cache.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["LANE_PRIORITY", "LOOP_PRIORITY", "cpu_split", "loop_lane_priority"]
+__all__ = [
+    "LANE_PRIORITY",
+    "LOOP_PRIORITY",
+    "cpu_split",
+    "loop_lane_priority",
+    "thread_off_engine_cpus",
+]
 
 #: SCHED_FIFO priority of the loop lane: above ordinary threads, below the kernel's own.
 LOOP_PRIORITY = 20
@@ -146,6 +153,40 @@ def _pin(keep_off: Callable[[], list[int]], report: Callable[[str], None]) -> di
         "(a buffered disk write, as of compressed volumes, holds its CPU for milliseconds)"
     )
     return old
+
+
+@contextmanager
+def thread_off_engine_cpus() -> Iterator[set[int] | None]:
+    """The calling thread runs on the CPUs a real-time engine leaves to others, inside the block.
+
+    For the control app's window thread while its engine process runs in real time. That
+    engine's threads are pinned to their CPU at ``SCHED_FIFO`` (:func:`loop_lane_priority`),
+    and an ordinary thread queued on that CPU waits for them: the app's 50 ms timer waited
+    for a CPU 359-503 ms in its late ticks, and was 37.5-50.3 ms late at p99 at the dataset's
+    size; kept on the other CPUs, 25.1-32.3 ms, with 34-110 ms of waiting
+    (benchmarks/gui_fullsize.py, back to back). The split is the engine's own
+    (:func:`cpu_split` of the same affinity), so call it after the engine's process started,
+    which inherits the caller's CPUs. Yields the CPUs given (None: nothing to split, or the
+    system refused); the old affinity comes back at the end.
+    """
+    old: set[int] | None = None
+    given: set[int] | None = None
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            old = os.sched_getaffinity(0)
+            split = cpu_split(old)
+            if split is not None:
+                os.sched_setaffinity(0, split[1])
+                given = split[1]
+        except OSError:
+            given = None
+    try:
+        yield given
+    finally:
+        if given is not None and old is not None:
+            # refused: the thread keeps the smaller set; nothing else depends on it
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, old)
 
 
 def _cpus(cpus: set[int]) -> str:
