@@ -163,8 +163,8 @@ def thread_off_engine_cpus() -> Iterator[set[int] | None]:
     engine's threads are pinned to their CPU at ``SCHED_FIFO`` (:func:`loop_lane_priority`),
     and an ordinary thread queued on that CPU waits for them: the app's 50 ms timer waited
     for a CPU 359-503 ms in its late ticks, and was 37.5-50.3 ms late at p99 at the dataset's
-    size; kept on the other CPUs, 25.1-32.3 ms, with 34-110 ms of waiting
-    (benchmarks/gui_fullsize.py, back to back). The split is the engine's own
+    size; kept on the other CPUs, 8.0-19.9 ms in four runs back to back
+    (benchmarks/gui_fullsize.py). The split is the engine's own
     (:func:`cpu_split` of the same affinity), so call it after the engine's process started,
     which inherits the caller's CPUs. Yields the CPUs given (None: nothing to split, or the
     system refused); the old affinity comes back at the end.
