@@ -12,15 +12,15 @@ CPU per MB, and the page cache never fills with the session, so neither writing 
 deleting a session churns the machine's memory. On a bare-metal rig PC it saves the
 same copy and keeps the cache for what the lab reads.
 
-How: the session's raw volumes are uncompressed chunks of one plane, allocated by HDF5
-as the dataset grows (allocation time *early*, fill time *never*,
+How: the session's raw volumes are uncompressed chunks of one volume each, allocated by
+HDF5 as the dataset grows (allocation time *early*, fill time *never*,
 :func:`rig.core.layout.create_session_file`) at 4 KiB-aligned addresses (the file's
-alignment). The writer asks HDF5 where the chunks of volume ``t`` lie and writes the
-planes there on a descriptor of its own. HDF5 writes all the metadata (the chunk index
-too) as before, so the file is an ordinary HDF5 file to every reader. Anything that
-does not fit (compressed chunks, a plane that is not a multiple of 4 KiB, a filesystem
-that refuses ``O_DIRECT``) is written through h5py, as before; :attr:`DirectVolumes.mode`
-says which path a session took.
+alignment). The writer asks HDF5 where volume ``t``'s chunk lies and writes the volume
+there on a descriptor of its own, in one ``pwrite``. HDF5 writes all the metadata (the
+chunk index too) as before, so the file is an ordinary HDF5 file to every reader.
+Anything that does not fit (compressed chunks, a volume that is not a multiple of
+4 KiB, a filesystem that refuses ``O_DIRECT``) is written through h5py, as before;
+:attr:`DirectVolumes.mode` says which path a session took.
 """
 
 from __future__ import annotations
@@ -40,19 +40,18 @@ ALIGN = 4096
 
 def _why_not(raw: h5py.Dataset) -> str | None:
     """Why the volumes of ``raw`` cannot be placed directly; None if they can."""
-    if raw.compression is not None or raw.id.get_create_plist().get_nfilters():
-        return "compressed chunks are written through HDF5's filters"
-    y, x = raw.shape[2:]
-    if raw.chunks != (1, 1, y, x):
-        return f"chunks {raw.chunks} are not one plane each"
     plist = raw.id.get_create_plist()
+    if raw.compression is not None or plist.get_nfilters():
+        return "compressed chunks are written through HDF5's filters"
+    if raw.chunks != (1, *raw.shape[1:]):
+        return f"chunks {raw.chunks} are not one volume each (an older layout)"
     if plist.get_alloc_time() != h5py.h5d.ALLOC_TIME_EARLY:
         return "the file's volumes are not allocated as the dataset grows (an older layout)"
     if plist.get_fill_time() != h5py.h5d.FILL_TIME_NEVER:
-        return "HDF5 would write fill values over the planes"
-    plane = y * x * raw.dtype.itemsize
-    if plane % ALIGN:
-        return f"a plane is {plane} bytes, not a multiple of {ALIGN}"
+        return "HDF5 would write fill values over the volumes"
+    size = int(np.prod(raw.shape[1:])) * raw.dtype.itemsize
+    if size % ALIGN:
+        return f"a volume is {size} bytes, not a multiple of {ALIGN}"
     return None
 
 
@@ -66,8 +65,7 @@ class DirectVolumes:
 
     def __init__(self, path: str, raw: h5py.Dataset) -> None:
         self.raw = raw
-        self.plane_bytes = int(np.prod(raw.shape[2:])) * raw.dtype.itemsize
-        self.n_planes = int(raw.shape[1])
+        self.volume_bytes = int(np.prod(raw.shape[1:])) * raw.dtype.itemsize
         self._fd: int | None = None
         self.why_not = _why_not(raw)
         if self.why_not is None:
@@ -84,18 +82,17 @@ class DirectVolumes:
         return f"buffered (through h5py: {self.why_not})"
 
     def write(self, t: int, volume: np.ndarray) -> bool:
-        """Write volume ``t`` (already allocated by the dataset's resize); False: use h5py."""
+        """Write volume ``t`` (allocated by the dataset's resize); False: use h5py instead."""
         if self._fd is None:
             return False
         if volume.ctypes.data % ALIGN or not volume.flags.c_contiguous:
             return False
-        runs = self._runs(t)
-        if runs is None:
+        offset = self.raw.id.get_chunk_info_by_coord((t, 0, 0, 0)).byte_offset
+        if offset is None or offset % ALIGN:
             return False
         data = memoryview(volume.data).cast("B")
         try:
-            for offset, start, length in runs:
-                self._pwrite_all(data[start : start + length], offset)
+            self._pwrite_all(data, offset)
         except OSError as e:
             if e.errno != errno.EINVAL:
                 raise  # the disk's own error: full, or failing
@@ -104,31 +101,6 @@ class DirectVolumes:
             self.close()
             return False
         return True
-
-    def _runs(self, t: int) -> list[tuple[int, int, int]] | None:
-        """(file offset, offset in the volume, length) for each contiguous run of planes."""
-        info = self.raw.id.get_chunk_info_by_coord
-        pb, z = self.plane_bytes, self.n_planes
-        first = info((t, 0, 0, 0)).byte_offset
-        last = info((t, z - 1, 0, 0)).byte_offset
-        if first is None or last is None:
-            return None
-        if last == first + (z - 1) * pb:
-            offsets = [first + k * pb for k in range(z)]
-        else:
-            offsets = [info((t, k, 0, 0)).byte_offset for k in range(z)]
-            if any(o is None for o in offsets):
-                return None
-        if any(o % ALIGN for o in offsets):
-            return None
-        runs: list[tuple[int, int, int]] = []
-        for k, off in enumerate(offsets):
-            if runs and runs[-1][0] + runs[-1][2] == off:
-                o, s, n = runs[-1]
-                runs[-1] = (o, s, n + pb)
-            else:
-                runs.append((off, k * pb, pb))
-        return runs
 
     def _pwrite_all(self, data: memoryview, offset: int) -> None:
         assert self._fd is not None
