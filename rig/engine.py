@@ -38,6 +38,7 @@ from rig.lanes import (
     LiveChunk,
     Notes,
     SessionLanes,
+    frozen_heap,
     loop_lane_priority,
 )
 from rig.readout import LiveRow, ReadoutLane, SessionReadout
@@ -262,10 +263,13 @@ class Engine:
             if w.volume_writes:
                 self._event(0, "info", f"volumes written {w.volume_writes}", "writer")
             tick = 0
-            with loop_lane_priority(
-                realtime=not self._virtual,
-                report=lambda m: self._event(0, "info", m, "loop lane"),
-                keep_off=self._heavy_processes,
+            with (
+                frozen_heap(enabled=not self._virtual),
+                loop_lane_priority(
+                    realtime=not self._virtual,
+                    report=lambda m: self._event(0, "info", m, "loop lane"),
+                    keep_off=self._heavy_processes,
+                ),
             ):
                 n = self.rig.daq.chunk_samples
                 while self._sample < tl.end_sample:

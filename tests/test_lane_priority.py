@@ -19,6 +19,7 @@ from rig.lanes._rt import (
     LANE_PRIORITY,
     LOOP_PRIORITY,
     cpu_split,
+    frozen_heap,
     loop_lane_priority,
     thread_off_engine_cpus,
 )
@@ -146,6 +147,19 @@ def test_the_window_thread_leaves_the_engine_cpu_and_gets_its_cpus_back() -> Non
         assert given == others and os.sched_getaffinity(0) == others
         assert not os.sched_getaffinity(0) & mine
     assert os.sched_getaffinity(0) == before
+
+
+def test_the_heap_a_session_starts_with_is_left_out_of_collections() -> None:
+    import gc
+
+    kept = [[i] for i in range(50_000)]  # what an armed engine holds: configs, devices, lanes
+    with frozen_heap():
+        assert gc.get_freeze_count() >= len(kept)
+        made = [[i] for i in range(100)]  # what the run makes is still collected as usual
+        assert gc.is_tracked(made[0])
+    assert gc.get_freeze_count() == 0  # given back: a process running many sessions keeps nothing
+    with frozen_heap(enabled=False):
+        assert gc.get_freeze_count() == 0
 
 
 def test_virtual_time_pins_nothing() -> None:

@@ -37,7 +37,7 @@ from rig.lanes._image import ImageLane
 from rig.lanes._loop import LoopLane, LoopParts
 from rig.lanes._record_step import LiveChunk, Notes, RecordParts, RecordStep
 from rig.lanes._records import ChunkRecord, RecordLane, StreamRecorder
-from rig.lanes._rt import cpu_split, loop_lane_priority, thread_off_engine_cpus
+from rig.lanes._rt import cpu_split, frozen_heap, loop_lane_priority, thread_off_engine_cpus
 from rig.lanes._session import LaneParts, SessionLanes
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "StreamRecorder",
     "TimedLoop",
     "cpu_split",
+    "frozen_heap",
     "loop_lane_priority",
     "thread_off_engine_cpus",
 ]
