@@ -15,6 +15,7 @@ and the outputs go to zero first, then the file is closed with a status that say
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -253,6 +254,9 @@ class Engine:
         dev, w, tl = self.devices, self.writer, self.timeline
         final = RunState.COMPLETE
         health = self.health
+        # before any device starts: the collection it begins with takes tens of ms
+        heap = contextlib.ExitStack()
+        heap.enter_context(frozen_heap(enabled=not self._virtual))
         try:
             dev.start(tl, self.rig.daq.sample_rate_hz, w)
             health.laser_on(dev.laser, self.rig.laser.power_mw, threaded=not self._virtual)
@@ -263,13 +267,10 @@ class Engine:
             if w.volume_writes:
                 self._event(0, "info", f"volumes written {w.volume_writes}", "writer")
             tick = 0
-            with (
-                frozen_heap(enabled=not self._virtual),
-                loop_lane_priority(
-                    realtime=not self._virtual,
-                    report=lambda m: self._event(0, "info", m, "loop lane"),
-                    keep_off=self._heavy_processes,
-                ),
+            with loop_lane_priority(
+                realtime=not self._virtual,
+                report=lambda m: self._event(0, "info", m, "loop lane"),
+                keep_off=self._heavy_processes,
             ):
                 n = self.rig.daq.chunk_samples
                 while self._sample < tl.end_sample:
@@ -306,6 +307,7 @@ class Engine:
             self.state = RunState.STOPPING
             self._safe_state()
             self._finish(final)
+            heap.close()
         if progress is not None:
             progress(self.status())
         return self.state
