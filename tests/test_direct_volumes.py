@@ -13,26 +13,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_writer import client
 
 from acquisition.writer import WriterClient
-from rig.core.layout import FORMAT
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="O_DIRECT and mincore are Linux's")
-
-
-def client(path: Path, shape: tuple[int, int, int], slots: int, compression: str) -> WriterClient:
-    return WriterClient(
-        path,
-        {
-            "attrs": {"format": FORMAT, "status": "recording"},
-            "shape_zyx": shape,
-            "voxel_size_um": (4.0, 1.0, 1.0),
-            "volume_period_s": 0.5,
-            "sample_rate_hz": 6000.0,
-            "compression": compression,
-        },
-        n_slots=slots,
-    )
 
 
 def cached_fraction(path: Path, start: int, stop: int) -> float:
@@ -97,7 +82,7 @@ def test_volumes_bypass_the_page_cache_and_read_back_exactly(tmp_path: Path) -> 
     rng = np.random.default_rng(7)
     volumes = {t: rng.integers(0, 65535, shape, dtype=np.uint16) for t in (0, 1, 3)}
     path = tmp_path / "s.h5"
-    w = client(path, shape, slots=2, compression="none")
+    w = client(path, slots=2, shape=shape, compression="none")
     w.start()
     assert w.volume_writes.startswith("direct"), w.volume_writes
     with h5py.File(path, "r", swmr=True) as f:
@@ -134,7 +119,7 @@ def test_volumes_that_cannot_go_direct_go_through_h5py(
     rng = np.random.default_rng(3)
     volumes = {t: rng.integers(0, 4000, shape, dtype=np.uint16) for t in (0, 1)}
     path = tmp_path / "s.h5"
-    w = client(path, shape, slots=4, compression=compression)
+    w = client(path, slots=4, shape=shape, compression=compression)
     w.start()
     assert w.volume_writes.startswith("buffered") and why in w.volume_writes, w.volume_writes
     record(w, volumes)

@@ -20,16 +20,22 @@ from rig.core.layout import FORMAT
 SHAPE = (4, 16, 24)
 
 
-def client(path: Path, slots: int = 2) -> WriterClient:
+def client(
+    path: Path,
+    slots: int = 2,
+    shape: tuple[int, int, int] = SHAPE,
+    compression: str = "lz4",
+) -> WriterClient:
+    """A writer client for a small session file (also tests/test_direct_volumes.py's)."""
     return WriterClient(
         path,
         {
             "attrs": {"format": FORMAT, "status": "recording"},
-            "shape_zyx": SHAPE,
+            "shape_zyx": shape,
             "voxel_size_um": (4.0, 1.0, 1.0),
             "volume_period_s": 0.5,
             "sample_rate_hz": 6000.0,
-            "compression": "lz4",
+            "compression": compression,
         },
         n_slots=slots,
     )

@@ -37,6 +37,7 @@ from acquisition.writer._messages import (
     Traces,
     Volume,
     WriterProblem,
+    WriterReady,
 )
 from acquisition.writer._process import writer_main
 from acquisition.writer._ring import QUEUED, VolumeRing
@@ -134,7 +135,8 @@ class WriterClient:
                 raise SessionFileError(failure.message) from None
             why = f" ({failure.error})" if failure is not None else ""
             raise SessionFileError(f"{self.path}: the writer process did not start{why}") from None
-        self.volume_writes = str(getattr(ready, "volume_writes", ""))
+        if isinstance(ready, WriterReady):
+            self.volume_writes = ready.volume_writes
 
     def close(self, final_attrs: dict[str, Any], timeout_s: float = 120.0) -> None:
         """Send everything still pending, set the final attributes, wait for the file to close."""

@@ -65,7 +65,6 @@ class DirectVolumes:
 
     def __init__(self, path: str, raw: h5py.Dataset) -> None:
         self.raw = raw
-        self.volume_bytes = int(np.prod(raw.shape[1:])) * raw.dtype.itemsize
         self._fd: int | None = None
         self.why_not = _why_not(raw)
         if self.why_not is None:

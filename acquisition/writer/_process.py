@@ -50,9 +50,7 @@ __all__ = ["writer_main"]
 
 
 class _Writer:
-    def __init__(
-        self, ctx: WorkerContext, f: h5py.File, ring: VolumeRing, flush_s: float, path: str
-    ) -> None:
+    def __init__(self, ctx: WorkerContext, f: h5py.File, ring: VolumeRing, flush_s: float) -> None:
         self.ctx = ctx
         self.f = f
         self.ring = ring
@@ -69,7 +67,7 @@ class _Writer:
         self.closing = False
         self.raw = f["volumes/raw"]
         #: Whole volumes past the page cache where the file and the disk allow it
-        self.direct = DirectVolumes(path, self.raw)
+        self.direct = DirectVolumes(f.filename, self.raw)
         self.start = f["volumes/start_sample"]
         self.plane = f["volumes/plane_sample"]
         self.marker = f["volumes/marker_sample"]
@@ -269,7 +267,7 @@ def writer_main(
     except BaseException:
         ring.close()
         raise
-    w = _Writer(ctx, f, ring, flush_s, path)
+    w = _Writer(ctx, f, ring, flush_s)
     finishing = threading.Lock()
 
     def orphaned() -> None:
